@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// pgkeep: a backup and restore engine for PostgreSQL.
+//
+// Dependencies are deliberately few: swift-system for typed POSIX calls. Option parsing is our own
+// (one option table drives the command line, PGKEEP_* variables and the INI file, see
+// Sources/PGKeep/Config), and JSON comes from FoundationEssentials, never full Foundation, because
+// PostgreSQL execs `archive-push` once per WAL segment and start-up time is latency.
+let package = Package(
+    name: "pgkeep",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pgkeep", targets: ["pgkeep"]),
+        .library(name: "PGKeep", targets: ["PGKeep"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // One system-library target per C library: a module map and pkg-config, nothing else.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+
+        .target(
+            name: "PGKeep",
+            dependencies: [
+                "CZstd", "CLZ4", "CCrypto", "CPQ",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "pgkeep",
+            dependencies: ["PGKeep"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["PGKeep"],
+            path: "Tests/TestSupport",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "PGKeepTests",
+            dependencies: ["PGKeep", "TestSupport"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PGKeep", "TestSupport"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+    ]
+)

@@ -1,0 +1,143 @@
+/// The one table of pgkeep's error codes.
+///
+/// Each code is also the process exit code, so every value stays in 1...125: PostgreSQL treats an
+/// `archive_command` or `restore_command` that exits above 125 (or dies by a signal) as fatal and
+/// restarts the archiver or aborts recovery (postgres-facts §5.1, §5.3). Codes are stable: scripts
+/// and monitoring match on them, so a code is never renumbered or reused, only added.
+public enum ErrorCode: Int32, CaseIterable, Sendable {
+    /// `archive-get`: the requested file is not in the archive. PostgreSQL asks for files that do not
+    /// exist (future timelines, the segment after the last one) and expects a quick 1.
+    case archiveFileMissing = 1
+
+    // Usage and configuration: 20-29
+    case optionInvalid = 20
+    case optionRequired = 21
+    case configFileInvalid = 22
+    case commandInvalid = 23
+    case runAsRoot = 24
+
+    // Files and paths: 30-39
+    case fileMissing = 30
+    case fileOpen = 31
+    case fileRead = 32
+    case fileWrite = 33
+    case fileSync = 34
+    case pathMissing = 35
+    case pathNotEmpty = 36
+    case pathCreate = 37
+    case diskFull = 38
+    case pathInvalid = 39
+
+    // Data integrity: 40-49
+    case checksumMismatch = 40
+    case formatInvalid = 41
+    case compression = 42
+    case crypto = 43
+    case archiveMismatch = 44
+    case archiveDuplicate = 45
+    case archiveTimeout = 46
+    case walInvalid = 47
+    case sizeMismatch = 48
+
+    // PostgreSQL: 50-59
+    case dbConnect = 50
+    case dbQuery = 51
+    case dbVersion = 52
+    case dbMismatch = 53
+    case pgControlInvalid = 54
+    case pgRunning = 55
+    case dbConfig = 56
+
+    // Repository: 60-69
+    case stanzaMissing = 60
+    case stanzaMismatch = 61
+    case backupMissing = 62
+    case lockHeld = 63
+    case repositoryInvalid = 64
+
+    // Anything else: 90-99
+    case interrupted = 90
+    case `internal` = 99
+
+    /// A short stable name, printed with the code (`ERROR [45] archive-duplicate: ...`).
+    public var name: String {
+        switch self {
+        case .archiveFileMissing: return "archive-file-missing"
+        case .optionInvalid: return "option-invalid"
+        case .optionRequired: return "option-required"
+        case .configFileInvalid: return "config-file-invalid"
+        case .commandInvalid: return "command-invalid"
+        case .runAsRoot: return "run-as-root"
+        case .fileMissing: return "file-missing"
+        case .fileOpen: return "file-open"
+        case .fileRead: return "file-read"
+        case .fileWrite: return "file-write"
+        case .fileSync: return "file-sync"
+        case .pathMissing: return "path-missing"
+        case .pathNotEmpty: return "path-not-empty"
+        case .pathCreate: return "path-create"
+        case .diskFull: return "disk-full"
+        case .pathInvalid: return "path-invalid"
+        case .checksumMismatch: return "checksum-mismatch"
+        case .formatInvalid: return "format-invalid"
+        case .compression: return "compression"
+        case .crypto: return "crypto"
+        case .archiveMismatch: return "archive-mismatch"
+        case .archiveDuplicate: return "archive-duplicate"
+        case .archiveTimeout: return "archive-timeout"
+        case .walInvalid: return "wal-invalid"
+        case .sizeMismatch: return "size-mismatch"
+        case .dbConnect: return "db-connect"
+        case .dbQuery: return "db-query"
+        case .dbVersion: return "db-version"
+        case .dbMismatch: return "db-mismatch"
+        case .pgControlInvalid: return "pg-control-invalid"
+        case .pgRunning: return "pg-running"
+        case .dbConfig: return "db-config"
+        case .stanzaMissing: return "stanza-missing"
+        case .stanzaMismatch: return "stanza-mismatch"
+        case .backupMissing: return "backup-missing"
+        case .lockHeld: return "lock-held"
+        case .repositoryInvalid: return "repository-invalid"
+        case .interrupted: return "interrupted"
+        case .internal: return "internal"
+        }
+    }
+}
+
+/// An error an operator can act on: a stable code, a message that names the operation and the
+/// path or object involved, and a hint that says what to do about it.
+public struct PGKeepError: Error, CustomStringConvertible, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    public var hint: String?
+
+    public init(_ code: ErrorCode, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String {
+        var text = "[\(code.rawValue)] \(code.name): \(message)"
+        if let hint { text += "\nHINT: \(hint)" }
+        return text
+    }
+
+    /// Wraps an `errno` from a failed system call on `path`. ENOSPC and EDQUOT get their own code
+    /// and hint because a full repository is the most common fault operators meet.
+    public static func system(_ code: ErrorCode, _ operation: String, path: String, errno: Int32, hint: String? = nil) -> PGKeepError {
+        let reason = String(cString: strerror(errno))
+        if errno == ENOSPC || errno == EDQUOT {
+            return PGKeepError(.diskFull, "\(operation) '\(path)': \(reason)",
+                               hint: "free space on the file system that holds '\(path)', then run the command again; nothing already stored was changed")
+        }
+        return PGKeepError(code, "\(operation) '\(path)': \(reason)", hint: hint)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

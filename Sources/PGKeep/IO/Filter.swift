@@ -1,0 +1,36 @@
+/// Streaming I/O: bytes flow from a `ByteSource` through a chain of `Filter`s into a `ByteSink`,
+/// one fixed, reused buffer at a time. No stage ever holds a whole file.
+///
+/// The model (after pgBackRest's IoFilter, see `../shared/style.md` item 6):
+/// 1. A *source* fills the caller's buffer (`read(into:)`, 0 means end of stream).
+/// 2. Each *filter* is handed a slice of bytes and pushes whatever output it has to the next stage.
+///    Observers (byte count, SHA-256) pass the same bytes on unchanged; transformers (compression)
+///    write into a buffer they own, allocated once, and push it downstream whenever it fills.
+/// 3. `finish` flushes every stage in order and runs end-of-stream checks (a truncated compressed
+///    frame is an error here, never silently short output).
+/// 4. Results (digest, count) are read from the observer objects after `finish`.
+/// 5. `reset` prepares a filter for the next file while keeping its C context and buffers, so a
+///    worker creates its contexts once and reuses them for every file it moves.
+
+/// Where bytes go: the next filter, or the final destination (a file being written).
+public protocol ByteSink: AnyObject {
+    /// Consumes all of `bytes` or throws. The memory is only valid for the duration of the call.
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+}
+
+/// Where bytes come from.
+public protocol ByteSource: AnyObject {
+    /// Reads up to `buffer.count` bytes into `buffer` and returns how many; 0 means end of stream.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+/// One stage of a chain.
+public protocol Filter: AnyObject {
+    /// Consumes `input` and pushes any output it produces to `next`.
+    func process(_ input: UnsafeRawBufferPointer, next: ByteSink) throws
+    /// The input has ended: pushes what the filter still holds to `next` and checks the stream was
+    /// complete. After `finish`, results are final until `reset`.
+    func finish(next: ByteSink) throws
+    /// Makes the filter ready for a new stream, reusing its contexts and buffers.
+    func reset() throws
+}

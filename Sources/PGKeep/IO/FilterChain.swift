@@ -1,0 +1,84 @@
+/// An ordered list of filters ending in a sink. Built once per worker and reused per file: only
+/// the terminal sink changes (`run(from:into:buffer:)` takes it as an argument).
+public final class FilterChain {
+    public let filters: [Filter]
+    private var links: [Link] = []
+    private let terminal = Terminal()
+
+    public init(_ filters: [Filter]) {
+        self.filters = filters
+        // links[i] feeds filters[i]; the link after the last filter feeds the terminal sink.
+        var next: ByteSink = terminal
+        var built: [Link] = []
+        for filter in filters.reversed() {
+            let link = Link(filter: filter, next: next)
+            built.append(link)
+            next = link
+        }
+        links = built.reversed()
+    }
+
+    /// The sink that feeds the first filter (or the terminal when the chain is empty).
+    private var head: ByteSink { links.first ?? terminal }
+
+    /// Resets every filter for a new stream.
+    public func reset() throws {
+        for filter in filters { try filter.reset() }
+    }
+
+    /// Pushes bytes into the chain; output lands in `sink`.
+    public func write(_ bytes: UnsafeRawBufferPointer, into sink: ByteSink) throws {
+        terminal.target = sink
+        defer { terminal.target = nil }
+        try head.write(bytes)
+    }
+
+    /// Finishes every filter in order, so each one's flushed output passes through the rest.
+    public func finish(into sink: ByteSink) throws {
+        terminal.target = sink
+        defer { terminal.target = nil }
+        for (index, filter) in filters.enumerated() {
+            let next: ByteSink = index + 1 < links.count ? links[index + 1] : terminal
+            try filter.finish(next: next)
+        }
+    }
+
+    /// Resets the chain, then streams `source` through it into `sink` using `buffer`, reading at
+    /// most `limit` bytes (nil: to the end). Returns the number of bytes read from the source.
+    @discardableResult
+    public func run(from source: ByteSource, into sink: ByteSink, buffer: IOBuffer, limit: UInt64? = nil) throws -> UInt64 {
+        try reset()
+        var total: UInt64 = 0
+        while true {
+            var want = buffer.count
+            if let limit {
+                if total >= limit { break }
+                want = Int(min(UInt64(want), limit - total))
+            }
+            let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<want]))
+            if n == 0 { break }
+            total += UInt64(n)
+            try write(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), into: sink)
+        }
+        try finish(into: sink)
+        return total
+    }
+
+    private final class Link: ByteSink {
+        let filter: Filter
+        let next: ByteSink
+        init(filter: Filter, next: ByteSink) { self.filter = filter; self.next = next }
+        func write(_ bytes: UnsafeRawBufferPointer) throws { try filter.process(bytes, next: next) }
+    }
+
+    private final class Terminal: ByteSink {
+        var target: ByteSink?
+        func write(_ bytes: UnsafeRawBufferPointer) throws { try target?.write(bytes) }
+    }
+}
+
+/// A sink that discards its input: for hashing or verifying a stream without storing it.
+public final class DiscardSink: ByteSink {
+    public init() {}
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {}
+}
