@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// The storage driver for a local (or mounted) file system.
+///
+/// Temporary files are named `<name>.pgkeep-tmp.<pid>.<n>` in the destination directory, so a
+/// rename is atomic (same file system) and concurrent writers of the same path (two archive-push
+/// processes) never share a temp file. Listings hide them.
+public final class PosixStorage: Storage, @unchecked Sendable {
+    /// Absolute path of the storage root.
+    public let root: String
+    /// Mode for new files and directories.
+    let fileMode: UInt32
+    let directoryMode: UInt32
+
+    static let temporaryMarker = ".pgkeep-tmp."
+
+    public init(root: String, fileMode: UInt32 = 0o640, directoryMode: UInt32 = 0o750) {
+        var root = Posix.absolute(root)
+        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
+        self.root = root
+        self.fileMode = fileMode
+        self.directoryMode = directoryMode
+    }
+
+    func absolute(_ path: StoragePath) -> String {
+        path.isRoot ? root : Posix.join(root, path.description)
+    }
+
+    public func describe(_ path: StoragePath) -> String { absolute(path) }
+
+    public func openRead(_ path: StoragePath) throws -> StorageReader? {
+        let full = absolute(path)
+        do {
+            let fd = try FileDescriptor.open(FilePath(full), .readOnly, options: [.closeOnExec])
+            return PosixReader(fd: fd, path: full)
+        } catch let error as Errno {
+            if error == .noSuchFileOrDirectory || error == .notDirectory { return nil }
+            throw PGKeepError.system(.fileOpen, "unable to open", path: full, errno: error.rawValue)
+        }
+    }
+
+    public func openWrite(_ path: StoragePath) throws -> StorageWriter {
+        guard !path.isRoot else { throw PGKeepError(.pathInvalid, "cannot write the storage root '\(root)'") }
+        let final = absolute(path)
+        let directory = Posix.dirname(final)
+        try Posix.mkdirs(directory, mode: directoryMode)
+        let temp = final + PosixStorage.temporaryMarker + "\(getpid()).\(PosixStorage.nextTemporaryNumber())"
+        let sink = try FileSink(creating: temp, mode: fileMode, exclusive: true)
+        return PosixWriter(sink: sink, temporary: temp, final: final, directory: directory)
+    }
+
+    public func info(_ path: StoragePath) throws -> StorageEntry? {
+        guard let st = try Posix.lstat(absolute(path)) else { return nil }
+        return StorageEntry(name: path.name, kind: st.kind == .directory ? .directory : .file, size: st.size)
+    }
+
+    public func list(_ path: StoragePath) throws -> [StorageEntry] {
+        let full = absolute(path)
+        guard let names = try Posix.listDirectory(full) else { return [] }
+        var entries: [StorageEntry] = []
+        entries.reserveCapacity(names.count)
+        for name in names where !name.contains(PosixStorage.temporaryMarker) {
+            guard let st = try Posix.lstat(Posix.join(full, name)) else { continue }  // removed meanwhile
+            entries.append(StorageEntry(name: name, kind: st.kind == .directory ? .directory : .file, size: st.size))
+        }
+        return entries
+    }
+
+    public func remove(_ path: StoragePath) throws {
+        let full = absolute(path)
+        try Posix.unlink(full)
+        try Posix.fsyncDirectory(Posix.dirname(full)) 
+    }
+
+    public func removeTree(_ path: StoragePath) throws {
+        let full = absolute(path)
+        guard let st = try Posix.lstat(full) else { return }
+        try PosixStorage.removeRecursively(full, kind: st.kind)
+        if !path.isRoot, (try Posix.lstat(Posix.dirname(full))) != nil {
+            try Posix.fsyncDirectory(Posix.dirname(full))
+        }
+    }
+
+    static func removeRecursively(_ path: String, kind: Posix.Kind) throws {
+        if kind == .directory {
+            for name in try Posix.listDirectory(path) ?? [] {
+                let child = Posix.join(path, name)
+                if let st = try Posix.lstat(child) { try removeRecursively(child, kind: st.kind) }
+            }
+            try Posix.rmdir(path)
+        } else {
+            try Posix.unlink(path)
+        }
+    }
+
+    private static let counterLock = Mutex()
+    nonisolated(unsafe) private static var counter = 0
+    private static func nextTemporaryNumber() -> Int {
+        counterLock.withLock { counter += 1; return counter }
+    }
+}
+
+final class PosixReader: StorageReader {
+    let source: FileSource
+    init(fd: FileDescriptor, path: String) { source = FileSource(fd: fd, path: path) }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try source.read(into: buffer) }
+}
+
+final class PosixWriter: StorageWriter {
+    let sink: FileSink
+    let temporary: String
+    let final: String
+    let directory: String
+    private var done = false
+
+    init(sink: FileSink, temporary: String, final: String, directory: String) {
+        self.sink = sink
+        self.temporary = temporary
+        self.final = final
+        self.directory = directory
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try sink.write(bytes) }
+
+    /// temp → fsync → close → rename → fsync directory: "complete or missing".
+    func commit() throws {
+        precondition(!done, "commit after commit or abort")
+        done = true
+        do {
+            try sink.sync()
+            try sink.close()
+            try Posix.rename(temporary, final)
+        } catch {
+            try? sink.close()
+            try? Posix.unlink(temporary)
+            throw error
+        }
+        try Posix.fsyncDirectory(directory)
+    }
+
+    func abort() {
+        guard !done else { return }
+        done = true
+        try? sink.close()
+        try? Posix.unlink(temporary)
+    }
+
+    deinit { abort() }
+}

@@ -1,0 +1,89 @@
+/// Repository storage: one small protocol that every driver (POSIX now; S3 and the remote agent
+/// later) implements, and that `StorageConformance` (Tests/TestSupport) checks.
+///
+/// The contract:
+/// 1. **Atomic writes.** `openWrite` returns a writer whose bytes are invisible at `path` until
+///    `commit()` returns; a crash or `abort()` before that leaves `path` as it was (missing or the
+///    old complete file), never a partial file. On POSIX: temp name in the same directory, write,
+///    fsync, rename, fsync the directory. After `commit()` returns, the file survives a crash.
+/// 2. **Missing files are not errors on read.** `openRead` and `info` return nil for a missing path;
+///    `list` returns an empty array for a missing directory. Removal of a missing path succeeds.
+/// 3. **Listing** returns the direct children of a directory, sorted by name byte-wise, without
+///    temporary files of writes in progress.
+/// 4. **Directories are implicit.** Writing `a/b/c` creates `a/b` as needed; callers never create
+///    directories (object stores have none).
+/// 5. **Paths never escape the root**: every path is a `StoragePath`.
+/// 6. Drivers are safe to use from several worker threads at once (distinct paths).
+public protocol Storage: AnyObject, Sendable {
+    /// Opens a file for streaming reads; nil when it does not exist.
+    func openRead(_ path: StoragePath) throws -> StorageReader?
+    /// Starts an atomic write of `path` (see the contract above).
+    func openWrite(_ path: StoragePath) throws -> StorageWriter
+    /// Size and kind of `path`; nil when it does not exist.
+    func info(_ path: StoragePath) throws -> StorageEntry?
+    /// The direct children of a directory, sorted by name; empty when the directory is missing.
+    func list(_ path: StoragePath) throws -> [StorageEntry]
+    /// Removes a file; succeeds when it is already missing.
+    func remove(_ path: StoragePath) throws
+    /// Removes a directory and everything under it; succeeds when it is already missing.
+    func removeTree(_ path: StoragePath) throws
+    /// A human-readable location for messages (an absolute path, a URL).
+    func describe(_ path: StoragePath) -> String
+}
+
+/// One entry of a listing or the answer of `info`.
+public struct StorageEntry: Hashable, Sendable {
+    public enum Kind: String, Sendable { case file, directory }
+    public var name: String
+    public var kind: Kind
+    public var size: UInt64
+
+    public init(name: String, kind: Kind, size: UInt64) {
+        self.name = name
+        self.kind = kind
+        self.size = size
+    }
+}
+
+/// A file open for reading.
+public protocol StorageReader: ByteSource {}
+
+/// A file being written atomically: bytes go to `write`, then exactly one of `commit` or `abort`.
+public protocol StorageWriter: ByteSink {
+    /// Makes the file durable and visible at its path, replacing any file there.
+    func commit() throws
+    /// Discards what was written; the path is left as it was. Never throws: it runs on error paths.
+    func abort()
+}
+
+extension Storage {
+    /// Reads a whole small file (metadata: info files, manifests), failing above `limit` bytes so a
+    /// damaged or hostile file cannot exhaust memory. nil when missing.
+    public func readSmallFile(_ path: StoragePath, limit: Int = 1 << 30) throws -> [UInt8]? {
+        guard let reader = try openRead(path) else { return nil }
+        var bytes: [UInt8] = []
+        let chunk = IOBuffer(size: 1 << 16)
+        while true {
+            let n = try reader.read(into: chunk.bytes)
+            if n == 0 { break }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]))
+            if bytes.count > limit {
+                throw PGKeepError(.formatInvalid, "file '\(describe(path))' is larger than \(limit) bytes",
+                                  hint: "the file is damaged or not a pgkeep metadata file")
+            }
+        }
+        return bytes
+    }
+
+    /// Writes a whole small file atomically.
+    public func writeSmallFile(_ path: StoragePath, _ bytes: [UInt8]) throws {
+        let writer = try openWrite(path)
+        do {
+            try bytes.withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+}

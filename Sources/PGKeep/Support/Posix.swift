@@ -1,0 +1,301 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// The handful of POSIX calls swift-system does not cover (fsync, rename, mkdir, readdir, lstat,
+/// symlinks, ownership and times), each turned into a `PGKeepError` that names the operation and
+/// the path. Everything that touches a file system goes through here or through `FileDescriptor`.
+public enum Posix {
+    /// The kind of a directory entry, from `lstat` (links are never followed).
+    public enum Kind: String, Sendable, Codable {
+        case file, directory, link, other
+    }
+
+    /// What `lstat` says about a path.
+    public struct Status: Sendable {
+        public var kind: Kind
+        public var size: UInt64
+        public var mode: UInt32          // permission bits only (07777)
+        public var uid: UInt32
+        public var gid: UInt32
+        public var mtime: Int64          // seconds since the epoch
+    }
+
+    public static func lstat(_ path: String) throws -> Status? {
+        var st = stat()
+        if Glibc.lstat(path, &st) != 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw PGKeepError.system(.fileOpen, "unable to stat", path: path, errno: errno)
+        }
+        return Status(st)
+    }
+
+    public static func fstat(_ fd: FileDescriptor, path: String) throws -> Status {
+        var st = stat()
+        if Glibc.fstat(fd.rawValue, &st) != 0 {
+            throw PGKeepError.system(.fileOpen, "unable to stat", path: path, errno: errno)
+        }
+        return Status(st)
+    }
+
+    /// Flushes a file's data and metadata to stable storage.
+    public static func fsync(_ fd: FileDescriptor, path: String) throws {
+        while Glibc.fsync(fd.rawValue) != 0 {
+            if errno == EINTR { continue }
+            throw PGKeepError.system(.fileSync, "unable to sync", path: path, errno: errno)
+        }
+    }
+
+    /// Flushes a directory so that entries created, renamed or removed in it survive a crash.
+    public static func fsyncDirectory(_ path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw PGKeepError.system(.fileSync, "unable to open directory for sync", path: path, errno: errno) }
+        defer { Glibc.close(fd) }
+        while Glibc.fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw PGKeepError.system(.fileSync, "unable to sync directory", path: path, errno: errno)
+        }
+    }
+
+    public static func rename(_ from: String, _ to: String) throws {
+        if Glibc.rename(from, to) != 0 {
+            throw PGKeepError.system(.fileWrite, "unable to rename '\(from)' to", path: to, errno: errno)
+        }
+    }
+
+    /// Removes a file; a missing file is not an error (removal is idempotent).
+    public static func unlink(_ path: String) throws {
+        if Glibc.unlink(path) != 0 && errno != ENOENT {
+            throw PGKeepError.system(.fileWrite, "unable to remove", path: path, errno: errno)
+        }
+    }
+
+    public static func rmdir(_ path: String) throws {
+        if Glibc.rmdir(path) != 0 && errno != ENOENT {
+            throw PGKeepError.system(.fileWrite, "unable to remove directory", path: path, errno: errno)
+        }
+    }
+
+    /// Creates a directory; returns false when it already existed.
+    @discardableResult
+    public static func mkdir(_ path: String, mode: UInt32 = 0o750) throws -> Bool {
+        if Glibc.mkdir(path, mode_t(mode)) == 0 { return true }
+        if errno == EEXIST, let st = try lstat(path), st.kind == .directory { return false }
+        throw PGKeepError.system(.pathCreate, "unable to create directory", path: path, errno: errno)
+    }
+
+    /// Creates a directory and any missing parents, syncing each parent that gained an entry so the
+    /// new directories survive a crash. Returns nothing; existing directories are left as they are.
+    public static func mkdirs(_ path: String, mode: UInt32 = 0o750) throws {
+        if let st = try lstat(path) {
+            if st.kind == .directory { return }
+            throw PGKeepError(.pathCreate, "unable to create directory '\(path)': a non-directory is in the way")
+        }
+        let parent = dirname(path)
+        if parent != path { try mkdirs(parent, mode: mode) }
+        if try mkdir(path, mode: mode) { try fsyncDirectory(parent) }
+    }
+
+    /// Names in a directory, without `.` and `..`, sorted byte-wise. nil when the directory is missing.
+    public static func listDirectory(_ path: String) throws -> [String]? {
+        guard let dir = opendir(path) else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw PGKeepError.system(.fileOpen, "unable to list directory", path: path, errno: errno)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw PGKeepError.system(.fileRead, "unable to read directory", path: path, errno: errno) }
+                break
+            }
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+        }
+        names.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return names
+    }
+
+    public static func readLink(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = Glibc.readlink(path, &buffer, buffer.count - 1)
+        if n < 0 { throw PGKeepError.system(.fileRead, "unable to read link", path: path, errno: errno) }
+        buffer[n] = 0
+        return String(cString: buffer)
+    }
+
+    public static func symlink(target: String, at path: String) throws {
+        if Glibc.symlink(target, path) != 0 {
+            throw PGKeepError.system(.pathCreate, "unable to create link to '\(target)' at", path: path, errno: errno)
+        }
+    }
+
+    public static func chmod(_ path: String, mode: UInt32) throws {
+        if Glibc.chmod(path, mode_t(mode)) != 0 {
+            throw PGKeepError.system(.fileWrite, "unable to set mode on", path: path, errno: errno)
+        }
+    }
+
+    /// Changes ownership without following a final link.
+    public static func lchown(_ path: String, uid: UInt32, gid: UInt32) throws {
+        if Glibc.lchown(path, uid, gid) != 0 {
+            throw PGKeepError.system(.fileWrite, "unable to set owner on", path: path, errno: errno)
+        }
+    }
+
+    /// Sets access and modification time (seconds) without following a final link.
+    public static func setModificationTime(_ path: String, seconds: Int64) throws {
+        var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+        if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
+            throw PGKeepError.system(.fileWrite, "unable to set modification time on", path: path, errno: errno)
+        }
+    }
+
+    public static func userName(uid: UInt32) -> String? {
+        guard let pw = getpwuid(uid) else { return nil }
+        return String(cString: pw.pointee.pw_name)
+    }
+
+    public static func groupName(gid: UInt32) -> String? {
+        guard let gr = getgrgid(gid) else { return nil }
+        return String(cString: gr.pointee.gr_name)
+    }
+
+    public static func userID(name: String) -> UInt32? {
+        guard let pw = getpwnam(name) else { return nil }
+        return pw.pointee.pw_uid
+    }
+
+    public static func groupID(name: String) -> UInt32? {
+        guard let gr = getgrnam(name) else { return nil }
+        return gr.pointee.gr_gid
+    }
+
+    /// The directory part of a path (`/a/b` → `/a`, `a` → `.`, `/` → `/`).
+    public static func dirname(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The last component of a path.
+    public static func basename(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// Joins two path pieces with exactly one slash.
+    public static func join(_ base: String, _ relative: String) -> String {
+        if relative.isEmpty { return base }
+        if base.hasSuffix("/") { return base + relative }
+        return base + "/" + relative
+    }
+
+    /// Makes a path absolute against the current directory.
+    public static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        return join(String(cString: buffer), path)
+    }
+}
+
+extension Posix.Status {
+    init(_ st: stat) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .file
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .link
+        default: kind = .other
+        }
+        size = UInt64(st.st_size)
+        mode = UInt32(st.st_mode & 0o7777)
+        uid = st.st_uid
+        gid = st.st_gid
+        mtime = Int64(st.st_mtim.tv_sec)
+    }
+}
+
+/// Reads a file through a `FileDescriptor`, retrying on EINTR; the source side of every chain.
+public final class FileSource: ByteSource {
+    public let fd: FileDescriptor
+    public let path: String
+
+    /// Opens `path` for reading; nil when it does not exist.
+    public static func open(_ path: String) throws -> FileSource? {
+        do {
+            return FileSource(fd: try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]), path: path)
+        } catch let error as Errno {
+            if error == .noSuchFileOrDirectory { return nil }
+            throw PGKeepError.system(.fileOpen, "unable to open", path: path, errno: error.rawValue)
+        }
+    }
+
+    init(fd: FileDescriptor, path: String) { self.fd = fd; self.path = path }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        // Fill the whole buffer unless the file ends: filters see fewer, larger slices.
+        while filled < buffer.count {
+            let n: Int
+            do {
+                n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            } catch let error as Errno {
+                throw PGKeepError.system(.fileRead, "unable to read", path: path, errno: error.rawValue)
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
+    deinit { try? fd.close() }
+}
+
+/// Writes a file through a `FileDescriptor`: the sink side of a restore chain.
+public final class FileSink: ByteSink {
+    public let fd: FileDescriptor
+    public let path: String
+    public private(set) var written: UInt64 = 0
+    private var closed = false
+
+    /// Creates (or truncates) `path` with `mode`.
+    public init(creating path: String, mode: UInt32 = 0o600, exclusive: Bool = false) throws {
+        var options: FileDescriptor.OpenOptions = [.create, .truncate, .closeOnExec]
+        if exclusive { options.insert(.exclusiveCreate) }
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .writeOnly, options: options, permissions: FilePermissions(rawValue: CModeT(mode)))
+        } catch let error as Errno {
+            throw PGKeepError.system(.fileOpen, "unable to create", path: path, errno: error.rawValue)
+        }
+        self.path = path
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            _ = try fd.writeAll(bytes)
+        } catch let error as Errno {
+            throw PGKeepError.system(.fileWrite, "unable to write", path: path, errno: error.rawValue)
+        }
+        written += UInt64(bytes.count)
+    }
+
+    public func sync() throws { try Posix.fsync(fd, path: path) }
+
+    public func close() throws {
+        guard !closed else { return }
+        closed = true
+        do { try fd.close() } catch let error as Errno {
+            throw PGKeepError.system(.fileWrite, "unable to close", path: path, errno: error.rawValue)
+        }
+    }
+
+    deinit { if !closed { try? fd.close() } }
+}
