@@ -1,1 +1,7 @@
-print("pgkeep")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+exit(CLI.run(Array(CommandLine.arguments.dropFirst())))

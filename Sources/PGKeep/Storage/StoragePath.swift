@@ -44,6 +44,24 @@ public struct StoragePath: Hashable, Comparable, Sendable, CustomStringConvertib
     public var parent: StoragePath { StoragePath(trusted: Array(components.dropLast())) }
     public var description: String { components.joined(separator: "/") }
 
+    /// Equality and hashing compare bytes, like `<` and like the file system: `String`'s own `==`
+    /// treats canonically equivalent text (precomposed "é" and "e" + U+0301) as equal, which would
+    /// merge two distinct files in a `Set` or `Dictionary` and contradict the byte-wise order.
+    public static func == (lhs: StoragePath, rhs: StoragePath) -> Bool {
+        lhs.components.count == rhs.components.count
+            && zip(lhs.components, rhs.components).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(components.count)
+        for component in components {
+            hasher.combine(component.utf8.count)
+            if component.utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+                for byte in component.utf8 { hasher.combine(byte) }
+            }
+        }
+    }
+
     public static func < (lhs: StoragePath, rhs: StoragePath) -> Bool {
         lhs.description.utf8.lexicographicallyPrecedes(rhs.description.utf8)
     }

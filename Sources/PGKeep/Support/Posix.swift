@@ -66,11 +66,13 @@ public enum Posix {
         }
     }
 
-    /// Removes a file; a missing file is not an error (removal is idempotent).
-    public static func unlink(_ path: String) throws {
-        if Glibc.unlink(path) != 0 && errno != ENOENT {
-            throw PGKeepError.system(.fileWrite, "unable to remove", path: path, errno: errno)
-        }
+    /// Removes a file; a missing file is not an error (removal is idempotent). Returns whether an
+    /// entry was removed. ENOTDIR (a parent is a file) counts as missing, as in `lstat`.
+    @discardableResult
+    public static func unlink(_ path: String) throws -> Bool {
+        if Glibc.unlink(path) == 0 { return true }
+        if errno == ENOENT || errno == ENOTDIR { return false }
+        throw PGKeepError.system(.fileWrite, "unable to remove", path: path, errno: errno)
     }
 
     public static func rmdir(_ path: String) throws {
@@ -79,10 +81,11 @@ public enum Posix {
         }
     }
 
-    /// Creates a directory; returns false when it already existed.
+    /// Creates a directory with exactly `mode` (the umask does not apply); returns false when it
+    /// already existed, leaving its mode as it was.
     @discardableResult
     public static func mkdir(_ path: String, mode: UInt32 = 0o750) throws -> Bool {
-        if Glibc.mkdir(path, mode_t(mode)) == 0 { return true }
+        if Glibc.mkdir(path, mode_t(mode)) == 0 { try chmod(path, mode: mode); return true }
         if errno == EEXIST, let st = try lstat(path), st.kind == .directory { return false }
         throw PGKeepError.system(.pathCreate, "unable to create directory", path: path, errno: errno)
     }
@@ -298,4 +301,16 @@ public final class FileSink: ByteSink {
     }
 
     deinit { if !closed { try? fd.close() } }
+}
+
+extension Posix {
+    /// `stat` following links; nil when the path (or a link's target) does not exist.
+    public static func statFollowing(_ path: String) throws -> Status? {
+        var st = stat()
+        if fstatat(AT_FDCWD, path, &st, 0) != 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw PGKeepError.system(.fileOpen, "unable to stat", path: path, errno: errno)
+        }
+        return Status(st)
+    }
 }

@@ -51,6 +51,13 @@ public final class PosixStorage: Storage, @unchecked Sendable {
         try Posix.mkdirs(directory, mode: directoryMode)
         let temp = final + PosixStorage.temporaryMarker + "\(getpid()).\(PosixStorage.nextTemporaryNumber())"
         let sink = try FileSink(creating: temp, mode: fileMode, exclusive: true)
+        do {
+            try Posix.chmod(temp, mode: fileMode)  // open(2) applies the umask; the mode is the storage's
+        } catch {
+            try? sink.close()
+            _ = try? Posix.unlink(temp)
+            throw error
+        }
         return PosixWriter(sink: sink, temporary: temp, final: final, directory: directory)
     }
 
@@ -73,8 +80,8 @@ public final class PosixStorage: Storage, @unchecked Sendable {
 
     public func remove(_ path: StoragePath) throws {
         let full = absolute(path)
-        try Posix.unlink(full)
-        try Posix.fsyncDirectory(Posix.dirname(full)) 
+        // Sync the directory only when an entry went away: a missing parent is a missing file.
+        if try Posix.unlink(full) { try Posix.fsyncDirectory(Posix.dirname(full)) }
     }
 
     public func removeTree(_ path: StoragePath) throws {
@@ -137,7 +144,7 @@ final class PosixWriter: StorageWriter {
             try Posix.rename(temporary, final)
         } catch {
             try? sink.close()
-            try? Posix.unlink(temporary)
+            _ = try? Posix.unlink(temporary)
             throw error
         }
         try Posix.fsyncDirectory(directory)
@@ -147,7 +154,7 @@ final class PosixWriter: StorageWriter {
         guard !done else { return }
         done = true
         try? sink.close()
-        try? Posix.unlink(temporary)
+        _ = try? Posix.unlink(temporary)
     }
 
     deinit { abort() }

@@ -1,0 +1,41 @@
+# pgkeep: make deps | build | test | demo
+SHELL := /bin/bash
+PG_BIN ?= /usr/lib/postgresql/15/bin
+SWIFT_BUILD_FLAGS ?=
+RELEASE_FLAGS := -c release --static-swift-stdlib
+
+.PHONY: deps build release test unit integration demo clean
+
+# Everything a fresh Debian 12 machine needs; idempotent (installs only what is missing).
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+# The shipped binary: static Swift runtime, so start-up (PostgreSQL execs archive-push per
+# segment) pays no dynamic loading of the Swift libraries.
+release: deps
+	swift build $(RELEASE_FLAGS)
+	@echo "binary: $$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
+
+# Unit tests, then integration tests against real PostgreSQL 15 clusters (one built binary shared).
+test: deps
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	swift test --skip-build --filter PGKeepTests
+	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep swift test --skip-build --filter IntegrationTests
+
+unit: deps
+	swift test $(SWIFT_BUILD_FLAGS) --filter PGKeepTests
+
+integration: deps
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep swift test --skip-build --filter IntegrationTests
+
+# The main job on a throwaway local cluster: stanza-create, archiving, full backup, more writes,
+# restore into a new directory, start it, show the rows came back, print info.
+demo: build
+	@bash scripts/demo.sh "$$(swift build --show-bin-path)/pgkeep"
+
+clean:
+	rm -rf .build

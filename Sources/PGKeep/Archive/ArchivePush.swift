@@ -1,0 +1,131 @@
+/// `archive-push %p`: stores one file PostgreSQL completed (a WAL segment, a partial segment, a
+/// timeline history file or a backup history file), durably, under a checksum-carrying name.
+///
+/// 1. The name must be one PostgreSQL archives; anything else is refused (it becomes a path).
+/// 2. A segment's first page header must carry the stanza's system identifier and version (and a
+///    page address that matches its name); other files are checked through pg_control when the
+///    data directory is known (PostgreSQL runs archive_command in it).
+/// 3. The file is hashed. An archived object of the same name and checksum means success without
+///    writing: PostgreSQL re-archives segments after a promotion, and refusing would stall it
+///    forever (postgres-facts §5.1). Another checksum is a refusal that writes nothing.
+/// 4. Otherwise it is stored atomically, the bytes hashed again on the way and checked against
+///    step 3, so the name always describes what is stored.
+public struct ArchivePush {
+    public enum Outcome: Equatable, Sendable {
+        case stored(object: String)
+        case alreadyArchived(object: String)
+    }
+
+    let storage: Storage
+    let layout: RepositoryLayout
+    let compression: CompressionType
+    let compressLevel: Int
+    let bufferSize: Int
+    let log: Log
+
+    public init(storage: Storage, layout: RepositoryLayout, compression: CompressionType, compressLevel: Int,
+                bufferSize: Int, log: Log) {
+        self.storage = storage
+        self.layout = layout
+        self.compression = compression
+        self.compressLevel = compressLevel
+        self.bufferSize = bufferSize
+        self.log = log
+    }
+
+    /// `walPath` is `%p`: relative to the current directory (PostgreSQL's data directory) or
+    /// absolute. `dataDirectory` is the cluster's data directory when known.
+    public func push(walPath: String, dataDirectory: String?) throws -> Outcome {
+        let name = Posix.basename(walPath)
+        guard let kind = WALFileName(name)?.kind else {
+            throw PGKeepError(.walInvalid, "'\(walPath)' is not a WAL file name PostgreSQL archives",
+                              hint: "archive_command must pass %p: archive_command = 'pgkeep --stanza=\(layout.stanza) archive-push %p'")
+        }
+        let info = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
+        try checkIdentity(walPath: walPath, name: name, kind: kind, info: info, dataDirectory: dataDirectory)
+
+        let buffer = IOBuffer(size: bufferSize)
+        let existing = try ArchiveLookup.find(walFile: name, archiveID: info.current.archiveID, storage: storage, layout: layout)
+        let checksum = try hash(walPath, buffer: buffer)
+        if let same = existing.first(where: { $0.checksum == checksum }) {
+            log.info("\(name) is already archived with the same content ('\(storage.describe(same.object))')")
+            return .alreadyArchived(object: storage.describe(same.object))
+        }
+        if let other = existing.first {
+            throw PGKeepError(.archiveDuplicate,
+                              "WAL file '\(name)' is already archived with different content ('\(storage.describe(other.object))'; pushed file SHA-256 \(checksum.hex))",
+                              hint: "two clusters may be archiving to stanza '\(layout.stanza)', or a server was promoted without a new timeline; the archived file was kept unchanged")
+        }
+
+        let parent = try layout.archiveParent(archiveID: info.current.archiveID, walFile: name)
+        let object = try parent.appending(RepositoryLayout.archiveObjectName(walFile: name, checksum: checksum, compression: compression))
+        guard let source = try FileSource.open(walPath) else {
+            throw PGKeepError(.fileMissing, "WAL file '\(walPath)' vanished while being archived")
+        }
+        let hasher = try SHA256Filter()
+        var filters: [Filter] = [hasher]
+        if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
+            filters.append(compressor)
+        }
+        let writer = try storage.openWrite(object)
+        do {
+            try FilterChain(filters).run(from: source, into: writer, buffer: buffer)
+            guard try hasher.finishedDigest() == checksum else {
+                throw PGKeepError(.checksumMismatch, "WAL file '\(walPath)' changed while being archived",
+                                  hint: "nothing was stored; PostgreSQL will retry")
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        log.info("pushed \(name) to '\(storage.describe(object))'")
+        return .stored(object: storage.describe(object))
+    }
+
+    private func hash(_ path: String, buffer: IOBuffer) throws -> SHA256Digest {
+        guard let source = try FileSource.open(path) else {
+            throw PGKeepError(.fileMissing, "WAL file '\(path)' does not exist",
+                              hint: "archive_command must pass %p, which is relative to the data directory PostgreSQL runs it in")
+        }
+        let hasher = try SHA256Filter()
+        try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: buffer)
+        return try hasher.finishedDigest()
+    }
+
+    private func checkIdentity(walPath: String, name: String, kind: WALFileKind, info: ArchiveInfo, dataDirectory: String?) throws {
+        switch kind {
+        case .segment, .partial:
+            guard let source = try FileSource.open(walPath) else {
+                throw PGKeepError(.fileMissing, "WAL file '\(walPath)' does not exist",
+                                  hint: "archive_command must pass %p, which is relative to the data directory PostgreSQL runs it in")
+            }
+            let size = try Posix.fstat(source.fd, path: walPath).size
+            var page = [UInt8](repeating: 0, count: 8192)
+            let n = try page.withUnsafeMutableBytes { try source.read(into: $0) }
+            let header = try WALPageHeader(bytes: Array(page[0..<n]), path: walPath)
+            // The segment size comes from the long header itself; validate checks it is sane and
+            // that the file, its name and its page address agree with it.
+            guard let segmentSize = header.segmentSize.flatMap({ WALSegmentSize(bytes: UInt64($0)) }),
+                  let version = PGVersion(major: info.current.version),
+                  let segment = WALSegmentName(name.prefix(24), segmentSize: segmentSize) else {
+                throw PGKeepError(.walInvalid, "WAL file '\(walPath)' has no valid segment size in its first page header",
+                                  hint: "the file is damaged or not a WAL segment")
+            }
+            try header.validate(fileSize: Int64(size), segment: segment, systemIdentifier: info.current.systemIdentifier,
+                                version: version, path: walPath)
+        case .history, .backupHistory:
+            // No header to check: compare the cluster we run in (PostgreSQL's cwd is its data
+            // directory) when its pg_control is readable.
+            let directory = dataDirectory ?? "."
+            let controlPath = Posix.join(directory, "global/pg_control")
+            guard (try Posix.lstat(controlPath)) != nil else { return }
+            let control = try PGControl.read(dataDirectory: directory)
+            guard info.current.matches(systemIdentifier: control.systemIdentifier, version: control.version.major) else {
+                throw PGKeepError(.archiveMismatch,
+                                  "'\(walPath)' comes from a cluster (system identifier \(control.systemIdentifier), PostgreSQL \(control.version.major)) that is not stanza '\(layout.stanza)' (system identifier \(info.current.systemIdentifier), PostgreSQL \(info.current.version))",
+                                  hint: "are you archiving to the correct stanza?")
+            }
+        }
+    }
+}

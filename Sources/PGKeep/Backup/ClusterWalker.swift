@@ -1,0 +1,164 @@
+/// Lists what a backup copies: walks the data directory and every tablespace, applies
+/// PostgreSQL's base-backup exclusions (`PGDataRules`, postgres-facts §2), and produces the
+/// manifest's targets, paths, links and the files to copy with the attributes `lstat` saw.
+///
+/// 1. The data directory is walked depth-first; each entry's path relative to it is classified.
+///    Skipped directories are not entered; "keep empty" directories are recorded but not entered.
+/// 2. In database directories the sibling names are known before classifying, so forks of
+///    unlogged relations (which have an `_init` fork) are left out and `_init` kept.
+/// 3. `pg_tblspc/<oid>` links become link entries and targets; their `PG_<major>_<catversion>`
+///    directory is walked with names `pg_tblspc/<oid>/...`, the same relative form PostgreSQL's
+///    own rules use.
+/// 4. `global/pg_control` is not listed: the backup copies it after everything else.
+/// 5. Other links (a symlinked `pg_wal`, linked config files) are followed: a symlinked `pg_wal`
+///    becomes an empty directory in the backup, as pg_basebackup does.
+/// 6. Entries that vanish while listing are skipped (PostgreSQL dropped them).
+struct ClusterWalker {
+    struct Listing {
+        var targets: [Manifest.Target] = []
+        var paths: [Manifest.PathEntry] = []
+        var links: [Manifest.LinkEntry] = []
+        var files: [ListedFile] = []
+        var skippedSpecial: [String] = []
+    }
+
+    /// A file to copy: its manifest name, absolute path, and attributes at listing time.
+    struct ListedFile {
+        var name: String
+        var path: String
+        var size: UInt64
+        var mtime: Int64
+        var mode: UInt32
+        var user: String?
+        var group: String?
+    }
+
+    let dataDirectory: String
+    let version: PGVersion
+    let tablespaces: [UInt32: (name: String, location: String)]
+    let rules: PGDataRules
+    var owners = OwnerNames()
+
+    init(dataDirectory: String, version: PGVersion, tablespaces: [UInt32: (name: String, location: String)]) {
+        self.dataDirectory = dataDirectory
+        self.version = version
+        self.tablespaces = tablespaces
+        rules = PGDataRules(version: version)
+    }
+
+    mutating func walk() throws -> Listing {
+        var listing = Listing()
+        guard let root = try Posix.lstat(dataDirectory), root.kind == .directory else {
+            throw PGKeepError(.pathMissing, "data directory '\(dataDirectory)' does not exist or is not a directory",
+                              hint: "check --pg1-path")
+        }
+        listing.targets.append(Manifest.Target(name: "pg_data", kind: .dataDirectory, path: dataDirectory,
+                                               tablespaceOID: nil, tablespaceName: nil))
+        listing.paths.append(pathEntry("pg_data", root))
+        try walkDirectory(absolute: dataDirectory, relative: "", into: &listing)
+        return listing
+    }
+
+    private mutating func pathEntry(_ name: String, _ st: Posix.Status) -> Manifest.PathEntry {
+        Manifest.PathEntry(name: name, mode: st.mode, user: owners.user(st.uid), group: owners.group(st.gid))
+    }
+
+    /// `relative` is the path PostgreSQL's rules see: relative to the data directory, with
+    /// tablespace contents under `pg_tblspc/<oid>/`.
+    private mutating func walkDirectory(absolute: String, relative: String, into listing: inout Listing) throws {
+        guard let names = try Posix.listDirectory(absolute) else { return }  // vanished
+        let siblings = Set(names)
+                for name in names {
+            let childAbsolute = Posix.join(absolute, name)
+            let childRelative = relative.isEmpty ? name : relative + "/" + name
+            guard var st = try Posix.lstat(childAbsolute) else { continue }  // vanished
+
+            if st.kind == .link {
+                if relative == "pg_tblspc", let oid = UInt32(name) {
+                    try walkTablespace(oid: oid, linkPath: childAbsolute, linkStatus: st, into: &listing)
+                    continue
+                }
+                // Follow other links; a dangling one is skipped like a vanished file.
+                guard let target = try Posix.statFollowing(childAbsolute) else { continue }
+                st = target
+            }
+
+            let manifestName = manifestName(forRelative: childRelative)
+            switch st.kind {
+            case .directory:
+                switch rules.rule(forRelativePath: childRelative, isDirectory: true, siblingNames: siblings) {
+                case .skip:
+                    continue
+                case .keepEmptyDirectory:
+                    listing.paths.append(pathEntry(manifestName, st))
+                    // pg_wal/archive_status: recorded with pg_wal's mode, as pg_basebackup does.
+                    for synthesized in rules.synthesizedDirectories(inside: childRelative) {
+                        listing.paths.append(pathEntry(self.manifestName(forRelative: synthesized), st))
+                    }
+                case .copy, .copyLast:
+                    listing.paths.append(pathEntry(manifestName, st))
+                    try walkDirectory(absolute: childAbsolute, relative: childRelative, into: &listing)
+                }
+            case .file:
+                switch rules.rule(forRelativePath: childRelative, isDirectory: false, siblingNames: siblings) {
+                case .skip, .keepEmptyDirectory, .copyLast:
+                    continue
+                case .copy:
+                    listing.files.append(ListedFile(name: manifestName, path: childAbsolute, size: st.size, mtime: st.mtime,
+                                                    mode: st.mode, user: owners.user(st.uid), group: owners.group(st.gid)))
+                }
+            case .link, .other:
+                // Sockets, FIFOs, devices: PostgreSQL's base backup skips them with a warning too.
+                listing.skippedSpecial.append(childAbsolute)
+            }
+        }
+    }
+
+    private mutating func walkTablespace(oid: UInt32, linkPath: String, linkStatus: Posix.Status, into listing: inout Listing) throws {
+        let destination = try Posix.readLink(linkPath)
+        let location = destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(linkPath), destination)
+        let name = tablespaces[oid]?.name
+        listing.links.append(Manifest.LinkEntry(name: "pg_data/pg_tblspc/\(oid)", destination: destination,
+                                                user: owners.user(linkStatus.uid), group: owners.group(linkStatus.gid)))
+        listing.targets.append(Manifest.Target(name: "pg_tblspc/\(oid)", kind: .tablespace, path: location,
+                                               tablespaceOID: oid, tablespaceName: name))
+        guard let locationStatus = try Posix.statFollowing(location), locationStatus.kind == .directory else {
+            throw PGKeepError(.pathMissing, "tablespace \(oid) location '\(location)' (link '\(linkPath)') is missing",
+                              hint: "fix or drop the tablespace before backing up")
+        }
+        listing.paths.append(pathEntry("pg_tblspc/\(oid)", locationStatus))
+        // Only this major version's directory belongs to this cluster; another version's (left
+        // by pg_upgrade) is not ours to copy.
+        let versionDirectory = version.tablespaceDirectoryName
+        let versionPath = Posix.join(location, versionDirectory)
+        guard let versionStatus = try Posix.lstat(versionPath), versionStatus.kind == .directory else { return }
+        let relative = "pg_tblspc/\(oid)/\(versionDirectory)"
+        listing.paths.append(pathEntry(relative, versionStatus))
+        try walkDirectory(absolute: versionPath, relative: relative, into: &listing)
+    }
+
+    /// Manifest names: data directory entries under `pg_data/`, tablespace entries as they are.
+    func manifestName(forRelative relative: String) -> String {
+        relative.hasPrefix("pg_tblspc/") && relative.split(separator: "/").count >= 3 ? relative : "pg_data/" + relative
+    }
+}
+
+/// Caches uid/gid → name lookups (getpwuid is slow and not thread-safe; the walk is one thread).
+struct OwnerNames {
+    private var users: [UInt32: String?] = [:]
+    private var groups: [UInt32: String?] = [:]
+
+    mutating func user(_ uid: UInt32) -> String? {
+        if let cached = users[uid] { return cached }
+        let name = Posix.userName(uid: uid)
+        users[uid] = name
+        return name
+    }
+
+    mutating func group(_ gid: UInt32) -> String? {
+        if let cached = groups[gid] { return cached }
+        let name = Posix.groupName(gid: gid)
+        groups[gid] = name
+        return name
+    }
+}

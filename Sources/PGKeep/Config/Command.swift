@@ -1,0 +1,93 @@
+/// The commands pgkeep understands, with what each one takes on the command line.
+///
+/// The raw value is the name typed by the user (pgBackRest's command names, `build/config.yaml`).
+/// Which options a command accepts lives in the option table (`OptionTable.swift`); this file only
+/// says what is positional and whether the command works on one stanza.
+public enum CommandName: String, CaseIterable, Sendable {
+    case stanzaCreate = "stanza-create"
+    case backup
+    case archivePush = "archive-push"
+    case archiveGet = "archive-get"
+    case restore
+    case info
+    case version
+    case help
+
+    /// One line for the command list in the general help.
+    public var summary: String {
+        switch self {
+        case .stanzaCreate: return "create the repository files for a stanza (run once per cluster)"
+        case .backup: return "take a full backup of the cluster into the repository"
+        case .archivePush: return "copy one WAL file into the repository (the archive_command target)"
+        case .archiveGet: return "fetch one WAL file from the repository (the restore_command target)"
+        case .restore: return "restore a backup into the cluster's data directory"
+        case .info: return "show the backups and WAL archive held in the repository"
+        case .version: return "print the pgkeep version"
+        case .help: return "show the commands, or the options of one command"
+        }
+    }
+
+    /// The positional arguments, in order. Required ones come first; `positionalCount` gives the
+    /// accepted range.
+    public var positionals: [PositionalArgument] {
+        switch self {
+        case .archivePush:
+            // PostgreSQL runs archive_command in the data directory and `%p` is relative to it
+            // (postgres-facts §5.1).
+            return [PositionalArgument(name: "wal-path", summary: "WAL file to archive, as PostgreSQL passes it in %p")]
+        case .archiveGet:
+            return [
+                PositionalArgument(name: "wal-file", summary: "name of the WAL file PostgreSQL wants, %f"),
+                PositionalArgument(name: "destination", summary: "where PostgreSQL wants it written, %p"),
+            ]
+        case .help:
+            return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
+        case .stanzaCreate, .backup, .restore, .info, .version:
+            return []
+        }
+    }
+
+    /// How many positional arguments the command accepts.
+    public var positionalCount: ClosedRange<Int> {
+        positionals.filter { !$0.isOptional }.count...positionals.count
+    }
+
+    /// Whether the command works on one stanza and so reads `--stanza`.
+    public var stanzaUse: StanzaUse {
+        switch self {
+        case .stanzaCreate, .backup, .archivePush, .archiveGet, .restore: return .required
+        case .info: return .optional
+        case .version, .help: return .notAccepted
+        }
+    }
+
+    /// The commands that work on a cluster or a repository: everything except `version` and `help`.
+    /// They share the general options (config file, log level, lock path, repository).
+    public static let operational: Set<CommandName> = Set(allCases.filter { $0.stanzaUse != .notAccepted })
+}
+
+/// One positional argument of a command, for validation and the usage line.
+public struct PositionalArgument: Sendable, Equatable {
+    /// The name shown in the usage line, `<wal-path>`.
+    public var name: String
+    /// One line for the help text.
+    public var summary: String
+    /// Whether the argument may be left out. Optional arguments come after required ones.
+    public var isOptional: Bool
+
+    public init(name: String, summary: String, isOptional: Bool = false) {
+        self.name = name
+        self.summary = summary
+        self.isOptional = isOptional
+    }
+}
+
+/// Whether a command needs `--stanza`.
+public enum StanzaUse: Sendable, Equatable {
+    /// The command fails with `.optionRequired` without a stanza.
+    case required
+    /// The command narrows its output to the stanza when one is given (`info`).
+    case optional
+    /// The command does not accept `--stanza`.
+    case notAccepted
+}

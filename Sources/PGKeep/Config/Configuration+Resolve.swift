@@ -1,0 +1,352 @@
+import SystemPackage
+
+/// Resolution: from argv, the environment and the config file to a checked `Configuration`.
+///
+/// 1. Parse the command line. Options (`--name=value`, `--name value`, `--name`, `--no-name`) may
+///    stand before or after the command name; other words are the command, then its positional
+///    arguments; `--` ends options. `--help`/`-h` anywhere means `help <command>` and `--version`
+///    means `version`; either skips every other check, so help always works.
+/// 2. Check the command line: each option known, given once, accepted by the command, allowed on
+///    the command line, with a valid value; the positional count matches the command.
+/// 3. Read `PGKEEP_*` variables. An unknown name is an error; an option the command does not accept
+///    is ignored, so one environment serves every command.
+/// 4. Read the config file: `--config`, else `PGKEEP_CONFIG`, else the default path (which may be
+///    absent). Every key in every section must be a known option that may live in the file; values
+///    are checked in the sections this command reads.
+/// 5. For each option the command accepts, the first source that sets it wins: command line,
+///    environment, `[stanza:command]`, `[stanza]`, `[global:command]`, `[global]`, default.
+/// 6. Options the command requires (`stanza`, `pg1-path`) must have a value.
+///
+/// Every error names the option, the value and where it came from (command line, environment
+/// variable, file:line), with a did-you-mean hint for a small typo.
+extension Configuration {
+    /// Resolves a configuration.
+    ///
+    /// - Parameters:
+    ///   - arguments: argv without the program name.
+    ///   - environment: the environment; only `PGKEEP_*` names are read.
+    ///   - readFile: reads the config file; tests pass a closure returning the text.
+    public static func resolve(arguments: [String], environment: [String: String],
+                               readFile: ConfigFileReader = Configuration.readFile) throws(PGKeepError) -> Configuration {
+        let commandLine = CommandLineParse(arguments)
+
+        if commandLine.helpRequested || commandLine.command == .help {
+            return try helpConfiguration(commandLine)
+        }
+        if commandLine.versionRequested {
+            return Configuration(command: .version, values: [:])
+        }
+        if let error = commandLine.errors.first { throw error }
+        guard let command = commandLine.command else {
+            // `pgkeep` alone, or options without a command: show what there is to run.
+            return Configuration(command: .help, values: [:])
+        }
+
+        var values: [OptionName: ResolvedOption] = [:]
+
+        // Step 2: the command line.
+        for option in commandLine.options {
+            let definition = option.definition
+            guard definition.sources.contains(.commandLine) else {
+                throw PGKeepError(.optionInvalid, "option '--\(definition.name.rawValue)' cannot be given on the command line",
+                                  hint: "set it in the config file or as \(definition.name.environmentVariable)")
+            }
+            guard definition.commands.contains(command) else {
+                let users = CommandName.allCases.filter(definition.commands.contains).map(\.rawValue)
+                throw PGKeepError(.optionInvalid, "option '--\(definition.name.rawValue)' is not valid for command '\(command.rawValue)'",
+                                  hint: "--\(definition.name.rawValue) applies to \(users.joined(separator: ", ")); "
+                                      + "run 'pgkeep help \(command.rawValue)' for the options \(command.rawValue) accepts")
+            }
+            values[definition.name] = ResolvedOption(value: try parse(option.text, for: definition, from: .commandLine),
+                                                     source: .commandLine)
+        }
+        let count = commandLine.positionals.count
+        guard command.positionalCount.contains(count) else {
+            let expected = command.positionalCount.lowerBound == command.positionalCount.upperBound
+                ? "\(command.positionalCount.lowerBound)" : "\(command.positionalCount.lowerBound) to \(command.positionalCount.upperBound)"
+            let given = count == 0 ? "none" : commandLine.positionals.map { "'\($0)'" }.joined(separator: " ")
+            throw PGKeepError(.commandInvalid, "command '\(command.rawValue)' takes \(expected) argument\(expected == "1" ? "" : "s"), given \(given)",
+                              hint: "usage: \(Help.usage(command))")
+        }
+
+        // `version` reads nothing else, so a broken environment or file never hides the version.
+        if command == .version { return Configuration(command: .version, values: values) }
+
+        // Step 3: the environment. Sorted so the first error is the same on every run.
+        for variable in environment.keys.sorted() where variable.hasPrefix(OptionName.environmentPrefix) {
+            let definition = try environmentOption(variable)
+            guard definition.commands.contains(command), values[definition.name] == nil else { continue }
+            let source = OptionSource.environment(variable: variable)
+            values[definition.name] = ResolvedOption(value: try parse(environment[variable]!, for: definition, from: source), source: source)
+        }
+
+        // Step 4 and 5: the config file, most specific section first.
+        let stanza = values[.stanza].flatMap { if case .string(let name) = $0.value { return name } else { return nil } }
+        let file = try loadConfigFile(values[.config], command: command, readFile: readFile)
+        if let file {
+            try checkFile(file)
+            var sections = ["global", "global:\(command.rawValue)"]
+            if let stanza { sections += [stanza, "\(stanza):\(command.rawValue)"] }
+            for sectionName in sections.reversed() {
+                guard let section = file.section(sectionName) else { continue }
+                for entry in section.entries {
+                    let definition = OptionTable.lookup(entry.key)!   // checkFile proved every key known
+                    guard definition.commands.contains(command) else { continue }
+                    let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
+                    let value = try parse(entry.value, for: definition, from: source)
+                    if values[definition.name] == nil { values[definition.name] = ResolvedOption(value: value, source: source) }
+                }
+            }
+        }
+
+        // Defaults.
+        for definition in OptionTable.options(for: command) where values[definition.name] == nil {
+            guard let text = definition.defaultValue.text(for: command) else { continue }
+            values[definition.name] = ResolvedOption(value: try parse(text, for: definition, from: .defaultValue), source: .defaultValue)
+        }
+
+        // Step 6: required options.
+        for definition in OptionTable.options(for: command) where definition.requiredFor.contains(command) && values[definition.name] == nil {
+            throw missing(definition, command: command, stanza: stanza,
+                          configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
+        }
+
+        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values)
+    }
+
+    // MARK: Steps
+
+    private static func helpConfiguration(_ commandLine: CommandLineParse) throws(PGKeepError) -> Configuration {
+        if let error = commandLine.commandError { throw error }
+        var topic: [String] = []
+        if let command = commandLine.command, command != .help {
+            topic = [command.rawValue]
+        } else if commandLine.command == .help {
+            guard commandLine.positionals.count <= 1 else {
+                throw PGKeepError(.commandInvalid, "command 'help' takes at most 1 argument, given \(commandLine.positionals.count)",
+                                  hint: "usage: \(Help.usage(.help))")
+            }
+            if let word = commandLine.positionals.first {
+                guard CommandName(rawValue: word) != nil else { throw unknownCommand(word) }
+                topic = [word]
+            }
+        }
+        return Configuration(command: .help, arguments: topic, values: [:])
+    }
+
+    /// Maps a `PGKEEP_*` variable to its option; the name must match exactly.
+    private static func environmentOption(_ variable: String) throws(PGKeepError) -> OptionDefinition {
+        let all = OptionName.allCases
+        guard let name = all.first(where: { $0.environmentVariable == variable }) else {
+            let suggestion = Suggestion.closest(to: variable, among: all.map(\.environmentVariable))
+            throw PGKeepError(.optionInvalid, "unknown option in environment variable \(variable)",
+                              hint: (suggestion.map { "did you mean \($0)? " } ?? "")
+                                  + "pgkeep reads every \(OptionName.environmentPrefix)* variable as an option; unset the ones that are not")
+        }
+        let definition = name.definition
+        guard definition.sources.contains(.environment) else {
+            throw PGKeepError(.optionInvalid, "option '\(name.rawValue)' cannot be set in environment variable \(variable)",
+                              hint: "set it on the command line or in the config file")
+        }
+        return definition
+    }
+
+    /// Reads and parses the config file. An explicit path (`--config`, `PGKEEP_CONFIG`) must be
+    /// readable; the default path may be absent, but not unreadable (a file we cannot read may hold
+    /// settings the operator relies on).
+    private static func loadConfigFile(_ option: ResolvedOption?, command: CommandName,
+                                       readFile: ConfigFileReader) throws(PGKeepError) -> IniFile? {
+        let explicit = option.map { $0.source != .defaultValue } ?? false
+        guard let path = option?.value.text ?? OptionName.config.definition.defaultValue.text(for: command) else { return nil }
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            if !explicit, error == .noSuchFileOrDirectory || error == .notDirectory { return nil }
+            let origin = option.map { $0.source == .commandLine ? "--config" : $0.source.description } ?? "the default"
+            throw PGKeepError.system(.configFileInvalid, "unable to read config file", path: path, errno: error.rawValue,
+                                     hint: explicit
+                                         ? "the path comes from \(origin); check it names a file the user running pgkeep can read"
+                                         : "make the file readable by the user running pgkeep, or point --config at another file")
+        }
+        return try IniFile(parsing: text, path: path)
+    }
+
+    /// Checks the whole file, whichever command runs, so a mistake anywhere is reported at once:
+    /// section names, unknown keys, keys that may not live in the file, and options in a
+    /// `[x:command]` section that the command does not read.
+    private static func checkFile(_ file: IniFile) throws(PGKeepError) {
+        for section in file.sections {
+            let parts = section.name.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            let sectionCommand: CommandName?
+            switch parts.count {
+            case 1: sectionCommand = nil
+            case 2:
+                guard let command = CommandName(rawValue: parts[1]) else {
+                    let suggestion = Suggestion.closest(to: parts[1], among: CommandName.allCases.map(\.rawValue))
+                    throw PGKeepError(.configFileInvalid, "config file \(file.path):\(section.line): unknown command '\(parts[1])' in section [\(section.name)]",
+                                      hint: suggestion.map { "did you mean [\(parts[0]):\($0)]?" } ?? "sections are [global], [global:<command>], [<stanza>] or [<stanza>:<command>]")
+                }
+                sectionCommand = command
+            default:
+                throw PGKeepError(.configFileInvalid, "config file \(file.path):\(section.line): section [\(section.name)] has more than one ':'",
+                                  hint: "sections are [global], [global:<command>], [<stanza>] or [<stanza>:<command>]")
+            }
+            if parts[0] != "global", case .failure(let problem) = OptionKind.name.parse(parts[0]) {
+                throw PGKeepError(.configFileInvalid, "config file \(file.path):\(section.line): '\(parts[0])' in section [\(section.name)] is not a valid stanza name: \(problem.reason)",
+                                  hint: "stanza names use \(problem.allowed)")
+            }
+
+            for entry in section.entries {
+                let location = "config file \(file.path):\(entry.line)"
+                guard let definition = OptionTable.lookup(entry.key) else {
+                    let suggestion = Suggestion.closest(to: entry.key, among: OptionName.allCases.map(\.rawValue))
+                    throw PGKeepError(.optionInvalid, "unknown option '\(entry.key)' in \(location) (section [\(section.name)])",
+                                      hint: suggestion.map { "did you mean '\($0)'?" } ?? "run 'pgkeep help <command>' to list the options")
+                }
+                guard definition.sources.contains(.configFile) else {
+                    throw PGKeepError(.optionInvalid, "option '\(entry.key)' cannot be set in a config file (\(location))",
+                                      hint: "remove the line; pass --\(entry.key) on the command line or set \(definition.name.environmentVariable)")
+                }
+                if let sectionCommand, !definition.commands.contains(sectionCommand) {
+                    throw PGKeepError(.optionInvalid, "option '\(entry.key)' in \(location) is not valid for command '\(sectionCommand.rawValue)' (section [\(section.name)])",
+                                      hint: "move it to a section the commands that read it use, e.g. [\(parts[0])]")
+                }
+            }
+        }
+    }
+
+    /// Checks `text` against the option's kind.
+    static func parse(_ text: String, for definition: OptionDefinition, from source: OptionSource) throws(PGKeepError) -> OptionValue {
+        switch definition.kind.parse(text) {
+        case .success(let value):
+            return value
+        case .failure(let problem):
+            let shown = definition.isSecret ? "<redacted>" : "'\(text)'"
+            throw PGKeepError(.optionInvalid, "invalid value \(shown) for option '\(definition.name.rawValue)' \(source.phrase): \(problem.reason)",
+                              hint: "\(definition.name.rawValue) takes \(definition.kind.allowedDescription)")
+        }
+    }
+
+    private static func missing(_ definition: OptionDefinition, command: CommandName, stanza: String?, configPath: String?) -> PGKeepError {
+        let name = definition.name.rawValue
+        var ways = ["--\(name)=\(definition.kind.placeholder)"]
+        if definition.sources.contains(.environment) { ways.append(definition.name.environmentVariable) }
+        if definition.sources.contains(.configFile) {
+            ways.append("\(name)= in the [\(stanza ?? "<stanza>")] or [global] section of the config file (\(configPath ?? "--config"))")
+        }
+        let list = ways.count > 1 ? ways.dropLast().joined(separator: ", ") + " or " + ways.last! : ways[0]
+        return PGKeepError(.optionRequired, "command '\(command.rawValue)' requires option '\(name)', which is not set",
+                           hint: "set it with \(list)")
+    }
+
+    static func unknownCommand(_ word: String) -> PGKeepError {
+        let suggestion = Suggestion.closest(to: word, among: CommandName.allCases.map(\.rawValue))
+        return PGKeepError(.commandInvalid, "unknown command '\(word)'",
+                           hint: (suggestion.map { "did you mean '\($0)'? " } ?? "") + "run 'pgkeep help' to list the commands")
+    }
+}
+
+/// The command line split into command, positionals and options, with the errors found on the way.
+/// Errors are collected rather than thrown so that `--help` and `--version` still work on a command
+/// line with mistakes in it.
+struct CommandLineParse {
+    struct Option {
+        var definition: OptionDefinition
+        /// The value text; `y`/`n` for a flag.
+        var text: String
+    }
+
+    var command: CommandName?
+    var positionals: [String] = []
+    var options: [Option] = []
+    var helpRequested = false
+    var versionRequested = false
+    /// Option and command errors in the order met.
+    var errors: [PGKeepError] = []
+    /// An unknown command word; reported even for `--help`.
+    var commandError: PGKeepError?
+
+    init(_ arguments: [String]) {
+        var index = 0
+        var optionsEnded = false
+        var seen: Set<OptionName> = []
+
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+
+            if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
+                if command == nil, commandError == nil {
+                    if let name = CommandName(rawValue: argument) {
+                        command = name
+                    } else {
+                        let error = Configuration.unknownCommand(argument)
+                        commandError = error
+                        errors.append(error)
+                    }
+                } else {
+                    positionals.append(argument)
+                }
+                continue
+            }
+            switch argument {
+            case "--": optionsEnded = true; continue
+            case "--help", "-h": helpRequested = true; continue
+            case "--version": versionRequested = true; continue
+            default: break
+            }
+            guard argument.hasPrefix("--") else {
+                errors.append(PGKeepError(.optionInvalid, "unknown option '\(argument)' on the command line",
+                                          hint: "pgkeep options are long, e.g. --stanza=main; the only short one is -h"))
+                continue
+            }
+
+            let body = argument.dropFirst(2)
+            let equals = body.firstIndex(of: "=")
+            let name = String(equals.map { body[..<$0] } ?? body)
+            let inline = equals.map { String(body[body.index(after: $0)...]) }
+
+            let definition: OptionDefinition
+            let text: String
+            if let known = OptionTable.lookup(name) {
+                definition = known
+                if known.kind == .bool {
+                    text = inline ?? "y"
+                } else if let inline {
+                    text = inline
+                } else if index < arguments.count, !arguments[index].hasPrefix("--") {
+                    text = arguments[index]
+                    index += 1
+                } else {
+                    errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line needs a value",
+                                              hint: "write --\(name)=\(known.kind.placeholder) (\(known.kind.allowedDescription))"))
+                    continue
+                }
+            } else if name.hasPrefix("no-"), let known = OptionTable.lookup(String(name.dropFirst(3))), known.kind == .bool {
+                guard inline == nil else {
+                    errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line takes no value, given '\(inline!)'",
+                                              hint: "write --\(name), or --\(known.name.rawValue)=y|n"))
+                    continue
+                }
+                definition = known
+                text = "n"
+            } else {
+                let candidates = OptionName.allCases.flatMap { option -> [String] in
+                    option.definition.kind == .bool ? [option.rawValue, "no-" + option.rawValue] : [option.rawValue]
+                }
+                let suggestion = Suggestion.closest(to: name, among: candidates)
+                errors.append(PGKeepError(.optionInvalid, "unknown option '--\(name)' on the command line",
+                                          hint: suggestion.map { "did you mean '--\($0)'?" } ?? "run 'pgkeep help <command>' to list the options a command accepts"))
+                continue
+            }
+
+            guard seen.insert(definition.name).inserted else {
+                errors.append(PGKeepError(.optionInvalid, "option '--\(definition.name.rawValue)' is given more than once on the command line",
+                                          hint: "keep one; the command line does not override itself"))
+                continue
+            }
+            options.append(Option(definition: definition, text: text))
+        }
+    }
+}

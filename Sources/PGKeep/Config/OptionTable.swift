@@ -1,0 +1,244 @@
+// The option table: every option pgkeep knows, in one place.
+//
+// One definition drives all three sources (command line, `PGKEEP_*` environment, INI file), the
+// help text and value validation, the way pgBackRest's `build/config.yaml` does. Names and defaults
+// follow pgBackRest (`anchor-pgbackrest.md` §1.2) so an operator's habits carry over.
+//
+// To add an option: add a case to `OptionName` (raw value = the option name), then a `case` in
+// `OptionTable.define`; the compiler refuses a name without a definition. A test checks that
+// every default parses and lies in range.
+
+/// The name of an option. The raw value is what users type (`repo1-path`); call sites use the case
+/// (`config.string(.repo1Path)`) so a typo is a compile error.
+public enum OptionName: String, CaseIterable, Sendable, Comparable {
+    case config
+    case stanza
+    case pg1Path = "pg1-path"
+    case pg1Port = "pg1-port"
+    case pg1SocketPath = "pg1-socket-path"
+    case pg1User = "pg1-user"
+    case pg1Database = "pg1-database"
+    case repo1Path = "repo1-path"
+    case lockPath = "lock-path"
+    case type
+    case processMax = "process-max"
+    case compressType = "compress-type"
+    case compressLevel = "compress-level"
+    case bufferSize = "buffer-size"
+    case startFast = "start-fast"
+    case archiveTimeout = "archive-timeout"
+    case output
+    case logLevelConsole = "log-level-console"
+    case allowRoot = "allow-root"
+    case set
+
+    /// Orders options as the table declares them, for help and log lines.
+    public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
+        order[lhs]! < order[rhs]!
+    }
+    private static let order: [OptionName: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+
+    /// The environment variable that sets this option: `PGKEEP_` + the name upper-cased with `-`
+    /// turned into `_` (`PGKEEP_REPO1_PATH`), as pgBackRest does with `PGBACKREST_`.
+    public var environmentVariable: String {
+        OptionName.environmentPrefix + String(rawValue.uppercased().map { $0 == "-" ? "_" : $0 })
+    }
+
+    /// The prefix that marks an environment variable as a pgkeep option.
+    public static let environmentPrefix = "PGKEEP_"
+
+    /// The definition of this option, from the table.
+    public var definition: OptionDefinition { OptionTable.definitions[self]! }
+}
+
+/// What an option holds and how its text is checked. Every source gives text; the kind turns it
+/// into an `OptionValue` or says what was expected.
+public enum OptionKind: Sendable, Equatable {
+    /// Any non-empty text.
+    case string
+    /// A name that ends up in file names and INI section headers (the stanza): letters, digits,
+    /// `-`, `_`, `.`, not starting with `.` or `-`.
+    case name
+    /// An absolute path without `//`; a trailing `/` is dropped (pgBackRest's rule).
+    case path
+    /// A whole number in the range.
+    case int(ClosedRange<Int>)
+    /// `y` or `n` (`--name` / `--no-name` on the command line).
+    case bool
+    /// A byte count, plain or with a k/kb/kib, m/mb/mib, g/gb/gib suffix (all powers of 1024), in
+    /// the range.
+    case size(ClosedRange<Int>)
+    /// One of the listed words, exactly.
+    case enumeration([String])
+    /// A number of seconds, fractions allowed, in the range.
+    case seconds(ClosedRange<Double>)
+}
+
+/// Where an option may be set.
+public struct OptionSources: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// `--name=value` on the command line.
+    public static let commandLine = OptionSources(rawValue: 1 << 0)
+    /// A `PGKEEP_NAME` environment variable.
+    public static let environment = OptionSources(rawValue: 1 << 1)
+    /// A `name=value` line in the INI file.
+    public static let configFile = OptionSources(rawValue: 1 << 2)
+    /// Anywhere.
+    public static let all: OptionSources = [.commandLine, .environment, .configFile]
+}
+
+/// An option's default, as text parsed by its kind (so the table reads like the documentation and a
+/// test proves every default valid).
+public enum OptionDefault: Sendable, Equatable {
+    /// No default: the option is unset unless given (required options fail instead).
+    case none
+    /// The same default for every command.
+    case value(String)
+    /// A default that depends on the command; commands not listed get `otherwise`.
+    case perCommand([CommandName: String], otherwise: String?)
+
+    /// The default text for `command`, or nil.
+    public func text(for command: CommandName) -> String? {
+        switch self {
+        case .none: return nil
+        case .value(let text): return text
+        case .perCommand(let table, let otherwise): return table[command] ?? otherwise
+        }
+    }
+}
+
+/// One row of the option table.
+public struct OptionDefinition: Sendable {
+    public var name: OptionName
+    public var kind: OptionKind
+    public var defaultValue: OptionDefault
+    /// The commands that read this option. Given on the command line to any other command it is an
+    /// error; set in the environment or the config file it is ignored for other commands, so one
+    /// file serves every command.
+    public var commands: Set<CommandName>
+    /// The commands that fail with `.optionRequired` when the option is not set anywhere.
+    public var requiredFor: Set<CommandName>
+    /// Where the option may be set (`config` and `stanza` never come from the config file).
+    public var sources: OptionSources
+    /// One line for the help text.
+    public var summary: String
+
+    public init(_ name: OptionName, _ kind: OptionKind, default defaultValue: OptionDefault = .none,
+                commands: Set<CommandName>, requiredFor: Set<CommandName> = [],
+                sources: OptionSources = .all, summary: String) {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.commands = commands
+        self.requiredFor = requiredFor
+        self.sources = sources
+        self.summary = summary
+    }
+
+    /// Whether the option's name marks it as a secret, to be redacted in logs.
+    public var isSecret: Bool { OptionDefinition.isSecret(name: name.rawValue) }
+
+    /// Whether an option called `name` holds a secret: its name contains `pass`, `key` or `secret`.
+    public static func isSecret(name: String) -> Bool {
+        name.contains("pass") || name.contains("key") || name.contains("secret")
+    }
+}
+
+/// The table itself.
+public enum OptionTable {
+    /// Every definition, keyed by name.
+    public static let definitions: [OptionName: OptionDefinition] =
+        Dictionary(uniqueKeysWithValues: OptionName.allCases.map { ($0, define($0)) })
+
+    /// Looks an option up by the name a user typed.
+    public static func lookup(_ name: String) -> OptionDefinition? {
+        OptionName(rawValue: name)?.definition
+    }
+
+    /// The options `command` accepts, in table order.
+    public static func options(for command: CommandName) -> [OptionDefinition] {
+        OptionName.allCases.map(\.definition).filter { $0.commands.contains(command) }
+    }
+
+    // Command groups the rows below refer to.
+    private static let operational = CommandName.operational
+    private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .backup, .archivePush, .archiveGet, .restore]
+    private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .backup]
+    private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore]
+    private static let compresses: Set<CommandName> = [.backup, .archivePush]
+
+    // The switch is exhaustive, so a new `OptionName` case does not compile without its row.
+    private static func define(_ name: OptionName) -> OptionDefinition {
+        switch name {
+        case .config:
+            return OptionDefinition(name, .path, default: .value("/etc/pgkeep/pgkeep.conf"), commands: operational,
+                                    sources: [.commandLine, .environment],
+                                    summary: "configuration file; an explicit one must exist, the default may be absent")
+        case .stanza:
+            return OptionDefinition(name, .name, commands: Set(CommandName.allCases.filter { $0.stanzaUse != .notAccepted }),
+                                    requiredFor: Set(CommandName.allCases.filter { $0.stanzaUse == .required }),
+                                    sources: [.commandLine, .environment],
+                                    summary: "name of the cluster this command works on")
+        case .pg1Path:
+            return OptionDefinition(name, .path, commands: touchesCluster, requiredFor: [.stanzaCreate, .backup, .restore],
+                                    summary: "data directory of the PostgreSQL cluster")
+        case .pg1Port:
+            return OptionDefinition(name, .int(1...65535), default: .value("5432"), commands: connectsToDatabase,
+                                    summary: "port PostgreSQL listens on")
+        case .pg1SocketPath:
+            return OptionDefinition(name, .path, default: .value("/var/run/postgresql"), commands: connectsToDatabase,
+                                    summary: "directory of PostgreSQL's Unix socket")
+        case .pg1User:
+            return OptionDefinition(name, .string, commands: connectsToDatabase,
+                                    summary: "database user to connect as (default: libpq's, the OS user)")
+        case .pg1Database:
+            return OptionDefinition(name, .string, default: .value("postgres"), commands: connectsToDatabase,
+                                    summary: "database to connect to")
+        case .repo1Path:
+            return OptionDefinition(name, .path, default: .value("/var/lib/pgkeep"), commands: operational,
+                                    summary: "path of the repository")
+        case .lockPath:
+            return OptionDefinition(name, .path, default: .value("/tmp/pgkeep"), commands: operational,
+                                    summary: "directory for lock files")
+        case .type:
+            // Only full backups exist so far; diff and incr join the list when they are implemented.
+            return OptionDefinition(name, .enumeration(["full"]), default: .value("full"), commands: [.backup],
+                                    summary: "backup type (only full for now)")
+        case .processMax:
+            return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore],
+                                    summary: "number of worker processes")
+        case .compressType:
+            return OptionDefinition(name, .enumeration(["none", "lz4", "zst"]), default: .value("lz4"), commands: compresses,
+                                    summary: "compression for files written to the repository")
+        case .compressLevel:
+            // The union of the codecs' ranges (lz4 -5...12, zst -7...22); the codec checks its own.
+            return OptionDefinition(name, .int(-7...22), commands: compresses,
+                                    summary: "compression level (default: the codec's own, lz4 1, zst 3)")
+        case .bufferSize:
+            return OptionDefinition(name, .size(16 * 1024...64 * 1024 * 1024), default: .value("1MiB"), commands: movesData,
+                                    summary: "size of the I/O buffers")
+        case .startFast:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup],
+                                    summary: "ask PostgreSQL for an immediate checkpoint when the backup starts")
+        case .archiveTimeout:
+            return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
+                                    commands: [.backup, .archivePush, .archiveGet],
+                                    summary: "seconds to wait for a WAL file to reach the archive")
+        case .output:
+            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info],
+                                    summary: "output format")
+        case .logLevelConsole:
+            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
+                                    default: .value("warn"), commands: operational,
+                                    summary: "how much to log to the console")
+        case .allowRoot:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
+                                    summary: "allow running as root (files it writes would then belong to root)")
+        case .set:
+            return OptionDefinition(name, .string, default: .value("latest"), commands: [.restore],
+                                    summary: "label of the backup to restore, or latest")
+        }
+    }
+}

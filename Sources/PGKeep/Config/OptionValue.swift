@@ -1,0 +1,147 @@
+/// A checked option value. Paths, names and enumeration words are `.string`.
+public enum OptionValue: Sendable, Equatable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    /// Bytes.
+    case size(Int)
+    case seconds(Double)
+
+    /// The value as it would be typed after `--name=` (sizes in the largest exact binary unit).
+    public var text: String {
+        switch self {
+        case .string(let text): return text
+        case .int(let value): return String(value)
+        case .bool(let value): return value ? "y" : "n"
+        case .size(let bytes): return OptionKind.formatSize(bytes)
+        case .seconds(let value):
+            // 60 rather than 60.0: whole seconds read as they were written.
+            if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
+            return String(value)
+        }
+    }
+}
+
+/// Why a text is not a valid value for a kind: says what was wrong and what is allowed, without
+/// naming the option or source (the caller adds those).
+public struct OptionValueProblem: Error, Sendable, Equatable {
+    /// What is wrong with the text (`not a size`).
+    public var reason: String
+    /// What is allowed (`a size from 16KiB to 64MiB, e.g. 1MiB`).
+    public var allowed: String
+}
+
+extension OptionKind {
+    /// Parses `text` as a value of this kind.
+    public func parse(_ text: String) -> Result<OptionValue, OptionValueProblem> {
+        func problem(_ reason: String) -> Result<OptionValue, OptionValueProblem> {
+            .failure(OptionValueProblem(reason: reason, allowed: allowedDescription))
+        }
+        if text.isEmpty { return problem("the value is empty") }
+        switch self {
+        case .string:
+            return .success(.string(text))
+
+        case .name:
+            guard let first = text.unicodeScalars.first, first != ".", first != "-",
+                  text.unicodeScalars.allSatisfy({ OptionKind.nameCharacters.contains($0) })
+            else { return problem("not a valid name") }
+            // `global` heads the shared INI sections, so no stanza may use it (pgBackRest reserves it too).
+            if text == "global" { return problem("'global' is reserved for the [global] section") }
+            return .success(.string(text))
+
+        case .path:
+            guard text.hasPrefix("/") else { return problem("not an absolute path") }
+            guard !text.contains("//") else { return problem("the path contains '//'") }
+            var path = text
+            while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+            return .success(.string(path))
+
+        case .int(let range):
+            guard let value = Int(text) else { return problem("not a whole number") }
+            guard range.contains(value) else { return problem("out of range") }
+            return .success(.int(value))
+
+        case .bool:
+            switch text {
+            case "y": return .success(.bool(true))
+            case "n": return .success(.bool(false))
+            default: return problem("not y or n")
+            }
+
+        case .size(let range):
+            guard let bytes = OptionKind.parseSize(text) else { return problem("not a size") }
+            guard range.contains(bytes) else { return problem("out of range") }
+            return .success(.size(bytes))
+
+        case .enumeration(let values):
+            guard values.contains(text) else { return problem("not an allowed value") }
+            return .success(.string(text))
+
+        case .seconds(let range):
+            guard let value = Double(text), value.isFinite else { return problem("not a number of seconds") }
+            guard range.contains(value) else { return problem("out of range") }
+            return .success(.seconds(value))
+        }
+    }
+
+    /// What the kind allows, for error hints and the help text.
+    public var allowedDescription: String {
+        switch self {
+        case .string: return "any non-empty text"
+        case .name: return "letters, digits, '-', '_' and '.', not starting with '.' or '-'"
+        case .path: return "an absolute path"
+        case .int(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
+        case .bool: return "y or n"
+        case .size(let range):
+            return "a size from \(OptionKind.formatSize(range.lowerBound)) to \(OptionKind.formatSize(range.upperBound)): "
+                + "bytes, or a number with a k/kb/kib, m/mb/mib or g/gb/gib suffix (powers of 1024)"
+        case .enumeration(let values): return values.joined(separator: ", ")
+        case .seconds(let range):
+            return "seconds from \(OptionValue.seconds(range.lowerBound).text) to \(OptionValue.seconds(range.upperBound).text)"
+        }
+    }
+
+    /// The placeholder after `--name=` in the help text.
+    public var placeholder: String {
+        switch self {
+        case .string: return "<text>"
+        case .name: return "<name>"
+        case .path: return "<path>"
+        case .int: return "<n>"
+        case .bool: return ""
+        case .size: return "<size>"
+        case .enumeration(let values): return values.joined(separator: "|")
+        case .seconds: return "<seconds>"
+        }
+    }
+
+    private static let nameCharacters: Set<Unicode.Scalar> =
+        Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.".unicodeScalars)
+
+    /// Parses a size: digits, then optionally one of b, k, kb, kib, m, mb, mib, g, gb, gib in any
+    /// case; every multiplier is a power of 1024 (pgBackRest's rule). No fractions, no spaces.
+    /// Returns nil for anything else or on overflow.
+    public static func parseSize(_ text: String) -> Int? {
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = Int(digits) else { return nil }
+        let multiplier: Int
+        switch text.dropFirst(digits.count).lowercased() {
+        case "", "b": multiplier = 1
+        case "k", "kb", "kib": multiplier = 1 << 10
+        case "m", "mb", "mib": multiplier = 1 << 20
+        case "g", "gb", "gib": multiplier = 1 << 30
+        default: return nil
+        }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : bytes
+    }
+
+    /// Writes a byte count in the largest binary unit that divides it exactly (`1MiB`, `1536KiB`).
+    public static func formatSize(_ bytes: Int) -> String {
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes != 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return String(bytes)
+    }
+}

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Executes file jobs with `processMax` worker threads.
+///
+/// 1. Jobs are sorted largest first, so a huge relation segment does not start last and leave the
+///    other workers idle at the end.
+/// 2. Each worker is a dedicated OS thread (blocking file I/O must not occupy Swift's cooperative
+///    pool) that owns one read buffer and its filters, C contexts included, created once and reset
+///    per file: memory is bounded by workers x (buffer + codec buffers), whatever the file count.
+/// 3. Workers take the next job under a lock; the first error stops new jobs, the running ones
+///    finish, and that error is thrown after every thread has joined.
+/// 4. Results are delivered on the worker's thread to `onResult`, serialized by the mover's lock.
+public final class Mover {
+    public let storage: Storage
+    public let processMax: Int
+    public let bufferSize: Int
+
+    public init(storage: Storage, processMax: Int, bufferSize: Int) {
+        self.storage = storage
+        self.processMax = max(1, processMax)
+        self.bufferSize = bufferSize
+    }
+
+    public func run(_ jobs: [FileJob], onResult: @escaping (FileJob, FileJobResult) throws -> Void) throws {
+        let ordered = jobs.sorted { ($0.size, $1.id) > ($1.size, $0.id) }
+        let state = SharedState(jobs: ordered)
+        let workerCount = min(processMax, max(1, ordered.count))
+        let body: (Int) -> Void = { [storage, bufferSize] _ in
+            let worker: Worker
+            do { worker = try Worker(storage: storage, bufferSize: bufferSize) } catch { state.fail(error); return }
+            while let job = state.next() {
+                do {
+                    let result = try worker.execute(job)
+                    try state.lock.withLock { try onResult(job, result) }
+                } catch {
+                    state.fail(error)
+                }
+            }
+        }
+        if workerCount == 1 {
+            body(0)
+        } else {
+            try WorkerThreads.run(count: workerCount, body)
+        }
+        if let error = state.firstError { throw error }
+    }
+
+    final class SharedState: @unchecked Sendable {
+        let lock = Mutex()
+        let jobs: [FileJob]
+        var index = 0
+        var firstError: Error?
+
+        init(jobs: [FileJob]) { self.jobs = jobs }
+
+        func next() -> FileJob? {
+            lock.withLock {
+                guard firstError == nil, index < jobs.count else { return nil }
+                defer { index += 1 }
+                return jobs[index]
+            }
+        }
+
+        func fail(_ error: Error) {
+            lock.withLock { if firstError == nil { firstError = error } }
+        }
+    }
+}
+
+/// Starts `count` OS threads running `body(index)` and joins them all.
+enum WorkerThreads {
+    final class Box {
+        let body: (Int) -> Void
+        let index: Int
+        init(_ body: @escaping (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
+    }
+
+    static func run(count: Int, _ body: @escaping (Int) -> Void) throws {
+        var threads: [pthread_t] = []
+        for index in 0..<count {
+            let box = Unmanaged.passRetained(Box(body, index)).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body(box.index)
+                return nil
+            }, box)
+            if rc != 0 {
+                Unmanaged<Box>.fromOpaque(box).release()
+                for t in threads { pthread_join(t, nil) }
+                throw PGKeepError(.internal, "unable to start worker thread: \(String(cString: strerror(rc)))")
+            }
+            threads.append(thread)
+        }
+        for t in threads { pthread_join(t, nil) }
+    }
+}
+
+extension Mover {
+    /// Stores a small in-memory buffer (pg_control, backup_label) through the same filters as a
+    /// file job, on the calling thread.
+    public func store(bytes: [UInt8], destination: StoragePath, compression: CompressionType,
+                      compressLevel: Int) throws -> (checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest) {
+        let worker = try Worker(storage: storage, bufferSize: bufferSize)
+        let result = try worker.store(source: MemorySource(bytes), destination: destination,
+                                      limit: UInt64(bytes.count), compression: compression, compressLevel: compressLevel)
+        guard case .stored(_, let checksum, let repoSize, let repoChecksum) = result else {
+            throw PGKeepError(.internal, "in-memory store of '\(destination)' produced no result")
+        }
+        return (checksum, repoSize, repoChecksum)
+    }
+}
+
+/// A byte source over an array in memory.
+public final class MemorySource: ByteSource {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(buffer.count, bytes.count - offset)
+        guard n > 0 else { return 0 }
+        bytes.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: n)
+        }
+        offset += n
+        return n
+    }
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One worker's reusable machinery: a read buffer, hash and count observers, and one codec per
+/// compression type, created on first use and reused for every later file.
+final class Worker {
+    let storage: Storage
+    let buffer: IOBuffer
+    let bufferSize: Int
+
+    private let originalCount = ByteCountFilter()
+    private let originalHash: SHA256Filter
+    private let storedCount = ByteCountFilter()
+    private let storedHash: SHA256Filter
+    private var storeChains: [String: FilterChain] = [:]
+    private var restoreChains: [CompressionType: FilterChain] = [:]
+
+    init(storage: Storage, bufferSize: Int) throws {
+        self.storage = storage
+        self.bufferSize = bufferSize
+        buffer = IOBuffer(size: bufferSize)
+        originalHash = try SHA256Filter()
+        storedHash = try SHA256Filter()
+    }
+
+    func execute(_ job: FileJob) throws -> FileJobResult {
+        switch job.operation {
+        case .store(let file): return try store(file)
+        case .restore(let file): return try restore(file)
+        }
+    }
+
+    /// cluster file → [count, sha256] → compress → [count, sha256] → repository (atomic).
+    private func store(_ file: FileJob.StoreFile) throws -> FileJobResult {
+        guard let source = try FileSource.open(file.source) else { return .vanished }
+        return try store(source: source, destination: file.destination, limit: file.limit,
+                         compression: file.compression, compressLevel: file.compressLevel)
+    }
+
+    func store(source: ByteSource, destination: StoragePath, limit: UInt64, compression: CompressionType,
+               compressLevel: Int) throws -> FileJobResult {
+        let key = "\(compression.rawValue)/\(compressLevel)"
+        let chain: FilterChain
+        if let cached = storeChains[key] {
+            chain = cached
+        } else {
+            var filters: [Filter] = [originalCount, originalHash]
+            if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
+                filters.append(compressor)
+            }
+            filters += [storedCount, storedHash]
+            chain = FilterChain(filters)
+            storeChains[key] = chain
+        }
+        let writer = try storage.openWrite(destination)
+        do {
+            try chain.run(from: source, into: writer, buffer: buffer, limit: limit)
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        return .stored(size: originalCount.count, checksum: try originalHash.finishedDigest(),
+                       repoSize: storedCount.count, repoChecksum: try storedHash.finishedDigest())
+    }
+
+    /// repository → [count, sha256] → decompress → [count, sha256] → cluster file; both checksums
+    /// and sizes must match the manifest or the file is removed and the restore fails.
+    private func restore(_ file: FileJob.RestoreFile) throws -> FileJobResult {
+        guard let source = try storage.openRead(file.source) else {
+            throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
+                              hint: "the backup is damaged; restore another backup with --set")
+        }
+        let chain: FilterChain
+        if let cached = restoreChains[file.compression] {
+            chain = cached
+        } else {
+            var filters: [Filter] = [storedCount, storedHash]
+            if let decompressor = try file.compression.makeDecompressFilter(bufferSize: bufferSize) {
+                filters.append(decompressor)
+            }
+            filters += [originalCount, originalHash]
+            chain = FilterChain(filters)
+            restoreChains[file.compression] = chain
+        }
+        let sink = try FileSink(creating: file.destination, mode: file.mode)
+        do {
+            try chain.run(from: source, into: sink, buffer: buffer)
+            try verify(file)
+            try sink.sync()
+            try sink.close()
+        } catch {
+            try? sink.close()
+            try? Posix.unlink(file.destination)
+            if let error = error as? PGKeepError, error.code == .compression {
+                throw PGKeepError(.checksumMismatch, "stored file '\(storage.describe(file.source))' is damaged: \(error.message)",
+                                  hint: "the backup is damaged; restore another backup with --set")
+            }
+            throw error
+        }
+        // open(2) applies the umask; set the recorded mode exactly.
+        try Posix.chmod(file.destination, mode: file.mode)
+        if let owner = file.owner { try Posix.lchown(file.destination, uid: owner.uid, gid: owner.gid) }
+        try Posix.setModificationTime(file.destination, seconds: file.mtime)
+        return .restored(size: originalCount.count)
+    }
+
+    private func verify(_ file: FileJob.RestoreFile) throws {
+        let where_ = storage.describe(file.source)
+        let hint = "the backup is damaged; restore another backup with --set"
+        guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
+            throw PGKeepError(.checksumMismatch,
+                              "stored file '\(where_)' does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
+                              hint: hint)
+        }
+        guard originalCount.count == file.size, try originalHash.finishedDigest() == file.checksum else {
+            throw PGKeepError(.checksumMismatch,
+                              "restored '\(file.destination)' from '\(where_)' does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
+                              hint: hint)
+        }
+    }
+}

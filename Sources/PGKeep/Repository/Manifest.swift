@@ -1,0 +1,139 @@
+/// `backup/<stanza>/<label>/backup.manifest`: everything needed to restore one backup and to prove
+/// what it holds (repo-layout.md §5). Sealed like the info files, with a `.copy` twin.
+///
+/// Names: every entry is named by where it lives in the cluster, relative to a *target*:
+/// `pg_data/...` for the data directory and `pg_tblspc/<oid>/...` for a tablespace (whose files
+/// sit under `PG_<major>_<catalog version>/` in its location).
+public struct Manifest: Codable, Sendable {
+    public var format: Int
+    public var backup: Backup
+    public var database: Database
+    public var options: Options
+    public var databases: [DatabaseEntry]
+    public var targets: [Target]
+    public var paths: [PathEntry]
+    public var links: [LinkEntry]
+    public var files: [FileEntry]
+
+    public init(backup: Backup, database: Database, options: Options) {
+        format = RepositoryFormat.current
+        self.backup = backup
+        self.database = database
+        self.options = options
+        databases = []
+        targets = []
+        paths = []
+        links = []
+        files = []
+    }
+
+    /// What, when and where in the WAL.
+    public struct Backup: Codable, Sendable {
+        public var label: BackupLabel
+        public var type: BackupType
+        public var prior: BackupLabel?
+        public var timestampStart: Int64
+        public var timestampStop: Int64
+        public var lsnStart: LSN
+        public var lsnStop: LSN
+        /// First and last WAL segment the backup needs to reach consistency.
+        public var walStart: String
+        public var walStop: String
+        public var timeline: UInt32
+    }
+
+    /// The cluster the backup was taken from.
+    public struct Database: Codable, Sendable {
+        public var id: Int
+        public var systemIdentifier: UInt64
+        public var version: Int
+        public var controlVersion: UInt32
+        public var catalogVersion: UInt32
+        public var walSegmentSize: UInt32
+        public var pageChecksums: Bool
+    }
+
+    /// The options the backup ran with.
+    public struct Options: Codable, Sendable {
+        public var compressType: CompressionType
+        public var compressLevel: Int
+        public var bufferSize: Int
+        public var processMax: Int
+        public var startFast: Bool
+    }
+
+    /// A database in the cluster at backup time (for selective restore later and for operators).
+    public struct DatabaseEntry: Codable, Sendable, Hashable {
+        public var oid: UInt32
+        public var name: String
+    }
+
+    /// The data directory or a tablespace: where its files came from.
+    public struct Target: Codable, Sendable, Hashable {
+        public enum Kind: String, Codable, Sendable { case dataDirectory, tablespace }
+        public var name: String             // "pg_data" or "pg_tblspc/<oid>"
+        public var kind: Kind
+        public var path: String             // absolute location on the database host
+        public var tablespaceOID: UInt32?
+        public var tablespaceName: String?
+    }
+
+    /// A directory to recreate (even when empty: PostgreSQL needs its skeleton).
+    public struct PathEntry: Codable, Sendable, Hashable {
+        public var name: String
+        public var mode: UInt32
+        public var user: String?
+        public var group: String?
+    }
+
+    /// A symbolic link (tablespace links under `pg_data/pg_tblspc`).
+    public struct LinkEntry: Codable, Sendable, Hashable {
+        public var name: String
+        public var destination: String
+        public var user: String?
+        public var group: String?
+    }
+
+    /// One file: its attributes in the cluster, its checksums, and where its bytes are stored.
+    public struct FileEntry: Codable, Sendable, Hashable {
+        public var name: String
+        /// Bytes copied (the size when the copy read it, which may differ from the listing: files
+        /// that grow or shrink during an online backup are repaired by WAL replay).
+        public var size: UInt64
+        public var mtime: Int64
+        public var mode: UInt32
+        public var user: String?
+        public var group: String?
+        /// SHA-256 of the file's bytes as copied.
+        public var checksum: SHA256Digest
+        /// Size and SHA-256 of the stored (compressed) object.
+        public var repoSize: UInt64
+        public var repoChecksum: SHA256Digest
+        public var compression: CompressionType
+        /// The backup whose directory holds the stored object; a full backup references itself.
+        public var reference: BackupLabel
+    }
+
+    /// Totals for backup.info.
+    public var totalSize: UInt64 { files.reduce(0) { $0 + $1.size } }
+    public var totalRepoSize: UInt64 {
+        files.reduce(0) { $0 + ($1.reference == backup.label ? $1.repoSize : 0) }
+    }
+}
+
+extension SHA256Digest: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let digest = SHA256Digest(hex: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "invalid SHA-256 '\(text)'"))
+        }
+        self = digest
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
+extension CompressionType: Codable {}

@@ -1,0 +1,85 @@
+/// Maps repository objects to paths: the one place that knows the directory tree of
+/// `repo-layout.md` §2. Everything else asks it instead of building path strings.
+public struct RepositoryLayout: Sendable {
+    public let stanza: String
+
+    public init(stanza: String) throws {
+        // A stanza becomes a directory name: keep it to a safe, portable alphabet.
+        guard !stanza.isEmpty, stanza.count <= 64,
+              stanza.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }),
+              stanza != ".", stanza != ".." else {
+            throw PGKeepError(.optionInvalid, "stanza name '\(stanza)' is invalid",
+                              hint: "use 1 to 64 characters from a-z, A-Z, 0-9, '-', '_' and '.'")
+        }
+        self.stanza = stanza
+    }
+
+    // MARK: archive
+
+    public var archiveRoot: StoragePath { try! StoragePath("archive/\(stanza)") }
+    public var archiveInfo: StoragePath { try! archiveRoot.appending("archive.info") }
+
+    /// `archive/<stanza>/<archive id>`: one directory per (PostgreSQL version, database history id).
+    public func archiveDirectory(archiveID: String) throws -> StoragePath {
+        try archiveRoot.appending(archiveID)
+    }
+
+    /// Where files named like `name` live: segments, partial segments and backup history files in
+    /// a sub-directory named by the first 16 hex digits (timeline + log id), so no directory grows
+    /// beyond 256 segments per log id; timeline history files at the archive id root.
+    public func archiveParent(archiveID: String, walFile name: String) throws -> StoragePath {
+        let base = try archiveDirectory(archiveID: archiveID)
+        if name.hasSuffix(".history") { return base }
+        return try base.appending(String(name.prefix(16)))
+    }
+
+    /// The stored name of an archived file: `<name>-<sha256 of the original bytes>[.<ext>]`.
+    /// Carrying the checksum in the name lets a duplicate push be judged from a listing.
+    public static func archiveObjectName(walFile name: String, checksum: SHA256Digest, compression: CompressionType) -> String {
+        var object = "\(name)-\(checksum.hex)"
+        if let ext = compression.fileExtension { object += "." + ext }
+        return object
+    }
+
+    /// Parses a stored archive object name back into (WAL file name, checksum, compression).
+    public static func parseArchiveObjectName(_ object: String) -> (name: String, checksum: SHA256Digest, compression: CompressionType)? {
+        var rest = Substring(object)
+        var compression = CompressionType.none
+        for type in CompressionType.allCases {
+            if let ext = type.fileExtension, rest.hasSuffix("." + ext) {
+                compression = type
+                rest = rest.dropLast(ext.count + 1)
+                break
+            }
+        }
+        guard rest.count > 65, let dash = rest.index(rest.endIndex, offsetBy: -65, limitedBy: rest.startIndex),
+              rest[dash] == "-", let digest = SHA256Digest(hex: String(rest[rest.index(after: dash)...])) else { return nil }
+        return (String(rest[..<dash]), digest, compression)
+    }
+
+    // MARK: backup
+
+    public var backupRoot: StoragePath { try! StoragePath("backup/\(stanza)") }
+    public var backupInfo: StoragePath { try! backupRoot.appending("backup.info") }
+
+    public func backupDirectory(label: BackupLabel) throws -> StoragePath {
+        try backupRoot.appending(label.text)
+    }
+
+    public func manifest(label: BackupLabel) throws -> StoragePath {
+        try backupDirectory(label: label).appending("backup.manifest")
+    }
+
+    /// The stored object of one manifest file: `<label>/<manifest name>[.<ext>]`.
+    public func backupFile(label: BackupLabel, name: String, compression: CompressionType) throws -> StoragePath {
+        var object = name
+        if let ext = compression.fileExtension { object += "." + ext }
+        return try backupDirectory(label: label).appending(path: object)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,82 @@
+/// Recovery settings for a restored cluster (PostgreSQL 12+: `postgresql.auto.conf` plus a
+/// signal file; postgres-facts §6.1). Earlier recovery settings in postgresql.auto.conf are
+/// commented out, so the block pgkeep appends is the only one in force.
+public enum RecoveryConfig {
+    static let recoverySettings: Set<String> = [
+        "restore_command", "recovery_target", "recovery_target_lsn", "recovery_target_name", "recovery_target_time",
+        "recovery_target_xid", "recovery_target_inclusive", "recovery_target_timeline", "recovery_target_action",
+        "recovery_end_command", "archive_cleanup_command", "primary_conninfo", "primary_slot_name",
+    ]
+
+    static func write(dataDirectory: String, restoreCommand: String, ownership: Ownership, log: Log) throws {
+        let autoConf = Posix.join(dataDirectory, "postgresql.auto.conf")
+        var lines: [String] = []
+        if let source = try FileSource.open(autoConf) {
+            var bytes: [UInt8] = []
+            let buffer = IOBuffer(size: 1 << 16)
+            while true {
+                let n = try source.read(into: buffer.bytes)
+                if n == 0 { break }
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
+            }
+            lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.last == "" { lines.removeLast() }
+        }
+        lines = lines.map { line in
+            let key = line.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: " \t") } ?? ""
+            return recoverySettings.contains(key) ? "# removed by pgkeep restore: " + line : line
+        }
+        lines.append("")
+        lines.append("# Recovery settings written by pgkeep restore on \(Clock.format(seconds: Clock.now(), style: .iso8601))")
+        lines.append("restore_command = '\(quote(restoreCommand))'")
+        let text = lines.joined(separator: "\n") + "\n"
+        try writeFile(autoConf, Array(text.utf8), mode: 0o600, ownership: ownership)
+        try writeFile(Posix.join(dataDirectory, "recovery.signal"), [], mode: 0o600, ownership: ownership)
+        log.info("wrote recovery.signal and restore_command to '\(autoConf)'")
+    }
+
+    /// A PostgreSQL configuration string literal body: single quotes doubled.
+    static func quote(_ value: String) -> String {
+        value.replacingOccurrences(of: "'", with: "''")
+    }
+
+    static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, ownership: Ownership) throws {
+        let temporary = path + ".pgkeep-tmp"
+        let sink = try FileSink(creating: temporary, mode: mode)
+        do {
+            try bytes.withUnsafeBytes { try sink.write($0) }
+            try sink.sync()
+            try sink.close()
+            try Posix.chmod(temporary, mode: mode)
+            try ownership.apply(temporary, user: nil, group: nil)
+            try Posix.rename(temporary, path)
+        } catch {
+            try? sink.close()
+            try? Posix.unlink(temporary)
+            throw error
+        }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
+
+extension String {
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}

@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a restore needs, resolved by the command front.
+public struct RestoreOptions: Sendable {
+    public var dataDirectory: String
+    public var set: BackupLabel?
+    public var bufferSize: Int
+    public var processMax: Int
+    /// The `restore_command` written into postgresql.auto.conf.
+    public var restoreCommand: String
+
+    public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String) {
+        self.dataDirectory = dataDirectory
+        self.set = set
+        self.bufferSize = bufferSize
+        self.processMax = processMax
+        self.restoreCommand = restoreCommand
+    }
+}
+
+/// Restores a backup into an empty data directory and sets it up to recover from the archive.
+///
+/// 1. Pick the backup (`--set`, or the latest by stop time) and load its manifest.
+/// 2. Refuse a non-empty target or tablespace location, and a running server, before writing.
+/// 3. Recreate the directory skeleton and tablespace links with the recorded modes (and owners,
+///    when running as root: never leave root-owned files for PostgreSQL).
+/// 4. Restore every file with `--process-max` workers, verifying both checksums of each.
+/// 5. Write `recovery.signal` and the recovery settings into `postgresql.auto.conf`.
+/// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
+///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
+public final class RestoreRun {
+    let storage: Storage
+    let layout: RepositoryLayout
+    let options: RestoreOptions
+    let log: Log
+
+    public init(storage: Storage, layout: RepositoryLayout, options: RestoreOptions, log: Log) {
+        self.storage = storage
+        self.layout = layout
+        self.options = options
+        self.log = log
+    }
+
+    @discardableResult
+    public func run() throws -> BackupLabel {
+        let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let summary = try chooseBackup(info)
+        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: summary.label), in: storage, warn: log.warn) else {
+            throw PGKeepError(.backupMissing, "the manifest of backup \(summary.label) is missing from '\(storage.describe(try layout.backupDirectory(label: summary.label)))'",
+                              hint: "the backup is damaged; restore another backup with --set")
+        }
+        guard manifest.backup.label == summary.label else {
+            throw PGKeepError(.repositoryInvalid, "the manifest in backup \(summary.label) describes backup \(manifest.backup.label)")
+        }
+        log.info("restoring backup \(summary.label) into '\(options.dataDirectory)'")
+
+        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
+        try checkDestinations(targets)
+        let ownership = Ownership(log: log)
+
+        // Directory skeleton, parents before children.
+        var directories: [String] = []
+        for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
+            let absolute = try targets.absolute(path.name)
+            try Posix.mkdirs(absolute, mode: 0o700)
+            try Posix.chmod(absolute, mode: path.mode)
+            try ownership.apply(absolute, user: path.user, group: path.group)
+            directories.append(absolute)
+        }
+        for link in manifest.links {
+            let absolute = try targets.absolute(link.name)
+            try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
+            try ownership.apply(absolute, user: link.user, group: link.group)
+        }
+
+        // Files; pg_control goes to a temporary name and is renamed at the very end.
+        let controlName = "pg_data/global/pg_control"
+        let controlFinal = try targets.absolute(controlName)
+        let controlTemporary = controlFinal + ".pgkeep-tmp"
+        var jobs: [FileJob] = []
+        for (index, file) in manifest.files.enumerated() {
+            var destination = try targets.absolute(file.name)
+            if file.name == controlName { destination = controlTemporary }
+            var restore = FileJob.RestoreFile(
+                source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
+                destination: destination, compression: file.compression, size: file.size, checksum: file.checksum,
+                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
+            restore.owner = ownership.ids(user: file.user, group: file.group)
+            jobs.append(FileJob(id: index, operation: .restore(restore), size: file.size))
+        }
+        guard manifest.files.contains(where: { $0.name == controlName }) else {
+            throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
+        }
+        var restoredBytes: UInt64 = 0
+        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs) { _, result in
+            if case .restored(let size) = result { restoredBytes += size }
+        }
+        log.info("restored \(manifest.files.count) files, \(restoredBytes) bytes")
+
+        try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
+                                 ownership: ownership, log: log)
+
+        for directory in directories { try Posix.fsyncDirectory(directory) }
+        try Posix.rename(controlTemporary, controlFinal)
+        try Posix.fsyncDirectory(Posix.dirname(controlFinal))
+        log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
+        return summary.label
+    }
+
+    private func chooseBackup(_ info: BackupInfo) throws -> BackupSummary {
+        if let label = options.set {
+            guard let found = info.backups.first(where: { $0.label == label }) else {
+                throw PGKeepError(.backupMissing, "backup set \(label) does not exist in stanza '\(layout.stanza)'",
+                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
+            }
+            return found
+        }
+        guard let latest = info.latest else {
+            throw PGKeepError(.backupMissing, "stanza '\(layout.stanza)' has no backup to restore",
+                              hint: "take one with 'pgkeep --stanza=\(layout.stanza) backup'")
+        }
+        return latest
+    }
+
+    /// Everything that could make the restore destroy or mix data is refused before writing.
+    private func checkDestinations(_ targets: TargetMap) throws {
+        let directory = options.dataDirectory
+        if let st = try Posix.lstat(directory) {
+            guard st.kind == .directory else {
+                throw PGKeepError(.pathInvalid, "'\(directory)' exists and is not a directory", hint: "choose another --pg1-path")
+            }
+            if (try Posix.lstat(Posix.join(directory, "postmaster.pid"))) != nil {
+                throw PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' exists: PostgreSQL may be running on this data directory",
+                                  hint: "stop PostgreSQL (pg_ctl stop) before restoring; if it is not running, remove the stale postmaster.pid")
+            }
+            if let names = try Posix.listDirectory(directory), !names.isEmpty {
+                throw PGKeepError(.pathNotEmpty, "data directory '\(directory)' is not empty (\(names.count) entries, e.g. '\(names[0])')",
+                                  hint: "restore into an empty or new directory; pgkeep never overwrites an existing cluster")
+            }
+        }
+        for location in targets.tablespaceLocations {
+            if let names = try Posix.listDirectory(location), !names.isEmpty {
+                throw PGKeepError(.pathNotEmpty, "tablespace location '\(location)' is not empty",
+                                  hint: "empty it or restore on a host where the tablespace location is free")
+            }
+        }
+    }
+}
+
+/// Where manifest names land on this host.
+struct TargetMap {
+    let dataDirectory: String
+    private var tablespaces: [String: String] = [:]   // "pg_tblspc/<oid>" → location
+
+    init(manifest: Manifest, dataDirectory: String) throws {
+        self.dataDirectory = dataDirectory
+        for target in manifest.targets where target.kind == .tablespace {
+            tablespaces[target.name] = target.path
+        }
+    }
+
+    var tablespaceLocations: [String] { tablespaces.values.sorted() }
+
+    /// Maps `pg_data/x` and `pg_tblspc/<oid>/x` to absolute paths; anything else is refused, as are
+    /// names that would climb out of their target.
+    func absolute(_ name: String) throws -> String {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw PGKeepError(.repositoryInvalid, "manifest entry '\(name)' is not a safe path")
+        }
+        if parts.first == "pg_data" {
+            return parts.count == 1 ? dataDirectory : Posix.join(dataDirectory, parts.dropFirst().joined(separator: "/"))
+        }
+        if parts.first == "pg_tblspc", parts.count >= 2, let location = tablespaces["pg_tblspc/\(parts[1])"] {
+            return parts.count == 2 ? location : Posix.join(location, parts.dropFirst(2).joined(separator: "/"))
+        }
+        throw PGKeepError(.repositoryInvalid, "manifest entry '\(name)' belongs to no target")
+    }
+
+    func linkDestination(_ link: Manifest.LinkEntry) throws -> String {
+        let oid = Posix.basename(link.name)
+        return tablespaces["pg_tblspc/\(oid)"] ?? link.destination
+    }
+}
+
+/// Owners of restored files. As root, files get the owners recorded in the manifest (a name this
+/// host does not know falls back to the owner of the data directory's parent... never root);
+/// as any other user, files belong to that user.
+final class Ownership {
+    let isRoot = geteuid() == 0
+    let log: Log
+    private var warned = Set<String>()
+
+    init(log: Log) { self.log = log }
+
+    func ids(user: String?, group: String?) -> (uid: UInt32, gid: UInt32)? {
+        guard isRoot else { return nil }
+        guard let user, let uid = Posix.userID(name: user) else {
+            return Posix.userID(name: "postgres").map { ($0, Posix.groupID(name: "postgres") ?? 0) }
+        }
+        let gid = group.flatMap { Posix.groupID(name: $0) } ?? Posix.groupID(name: "postgres") ?? 0
+        return (uid, gid)
+    }
+
+    func apply(_ path: String, user: String?, group: String?) throws {
+        guard let ids = ids(user: user, group: group) else { return }
+        try Posix.lchown(path, uid: ids.uid, gid: ids.gid)
+    }
+}

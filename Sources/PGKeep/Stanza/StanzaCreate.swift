@@ -1,0 +1,50 @@
+/// `stanza-create`: records which cluster a stanza serves, from its pg_control on disk, by writing
+/// `archive.info` and then `backup.info` (repo-layout.md §4). Running it again for the same cluster
+/// is a no-op; for another cluster it is refused and nothing is changed.
+public struct StanzaCreate {
+    public enum Outcome: Equatable, Sendable { case created, alreadyExists }
+
+    let storage: Storage
+    let layout: RepositoryLayout
+    let log: Log
+
+    public init(storage: Storage, layout: RepositoryLayout, log: Log) {
+        self.storage = storage
+        self.layout = layout
+        self.log = log
+    }
+
+    public func run(dataDirectory: String) throws -> Outcome {
+        let control = try PGControl.read(dataDirectory: dataDirectory)
+        guard control.version.isSupported else {
+            throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(control.version.major), which pgkeep does not support",
+                              hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
+        }
+        let identity = DatabaseIdentity(id: 1, systemIdentifier: control.systemIdentifier, version: control.version.major,
+                                        controlVersion: control.controlVersion, catalogVersion: control.catalogVersion)
+        let archiveInfo = try SealedFile.load(ArchiveInfo.self, from: layout.archiveInfo, in: storage, warn: log.warn)
+        let backupInfo = try SealedFile.load(BackupInfo.self, from: layout.backupInfo, in: storage, warn: log.warn)
+
+        for (name, existing) in [("archive.info", archiveInfo?.current), ("backup.info", backupInfo?.current)] {
+            if let existing, !existing.matches(systemIdentifier: identity.systemIdentifier, version: identity.version) {
+                throw PGKeepError(.stanzaMismatch,
+                                  "stanza '\(layout.stanza)' already serves another cluster (\(name): system identifier \(existing.systemIdentifier), PostgreSQL \(existing.version)); '\(dataDirectory)' has system identifier \(identity.systemIdentifier), PostgreSQL \(identity.version)",
+                                  hint: "use another --stanza name for this cluster; nothing was changed")
+            }
+        }
+        if let archiveInfo, let backupInfo {
+            if archiveInfo.current != backupInfo.current {
+                throw PGKeepError(.repositoryInvalid, "archive.info and backup.info of stanza '\(layout.stanza)' disagree",
+                                  hint: "the repository was modified by hand or is damaged")
+            }
+            log.info("stanza '\(layout.stanza)' already exists for this cluster")
+            return .alreadyExists
+        }
+        // Complete a half-created stanza (a crash between the two writes) with the same identity.
+        let current = archiveInfo?.current ?? backupInfo?.current ?? identity
+        if archiveInfo == nil { try SealedFile.save(ArchiveInfo(current: current), to: layout.archiveInfo, in: storage) }
+        if backupInfo == nil { try SealedFile.save(BackupInfo(current: current), to: layout.backupInfo, in: storage) }
+        log.info("stanza '\(layout.stanza)' created for system identifier \(current.systemIdentifier), PostgreSQL \(current.version)")
+        return .created
+    }
+}

@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An exclusive, advisory lock per stanza and purpose (`flock` on `<lock-path>/<stanza>-<kind>.lock`).
+/// The kernel releases it when the process exits, however it exits, so a crashed backup never
+/// leaves a stale lock behind. Two backups of one stanza (or a backup and an expire) cannot run
+/// at once; archive-push takes no lock (concurrent pushes are safe by construction).
+public final class StanzaLock {
+    public enum Kind: String { case backup }
+
+    private let fd: Int32
+    public let path: String
+
+    public init(lockPath: String, stanza: String, kind: Kind) throws {
+        try Posix.mkdirs(lockPath, mode: 0o770)
+        path = Posix.join(lockPath, "\(stanza)-\(kind.rawValue).lock")
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        if fd < 0 {
+            throw PGKeepError.system(.fileOpen, "unable to open lock file", path: path, errno: errno,
+                                     hint: "check that --lock-path is writable by this user")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK {
+                throw PGKeepError(.lockHeld, "another pgkeep \(kind.rawValue) is running for stanza '\(stanza)' (lock '\(path)' is held)",
+                                  hint: "wait for it to finish; the lock is released when that process exits")
+            }
+            throw PGKeepError.system(.fileOpen, "unable to lock", path: path, errno: code)
+        }
+        // Record who holds it, for operators looking at the file.
+        let text = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import PGKeep
+
+/// The command-line front: resolve the configuration, run one command, map its outcome to an exit
+/// code from the error table. Logic lives in the library; each command file reads like a script.
+enum CLI {
+    static func run(_ arguments: [String]) -> Int32 {
+        let log = Log()
+        var command: CommandName?
+        do {
+            let config = try Configuration.resolve(arguments: arguments, environment: Configuration.processEnvironment())
+            command = config.command
+            if let name = config.string(.logLevelConsole), let level = Log.Level(name: name) { log.consoleLevel = level }
+            try refuseRoot(config)
+            let context = try CommandContext(config: config, log: log)
+            switch config.command {
+            case .stanzaCreate: try StanzaCreateCommand.run(context)
+            case .backup: try BackupCommand.run(context)
+            case .archivePush: try ArchivePushCommand.run(context)
+            case .archiveGet: try ArchiveGetCommand.run(context)
+            case .restore: try RestoreCommand.run(context)
+            case .info: try InfoCommand.run(context)
+            case .version: print("pgkeep \(PGKeepVersion.current)")
+            case .help: print(Help.text(for: config), terminator: "")
+            }
+            return 0
+        } catch let error as PGKeepError {
+            // PostgreSQL asks archive-get for files that do not exist as a matter of course: that
+            // answer is normal and stays out of the server log unless asked for.
+            if error.code == .archiveFileMissing && command == .archiveGet {
+                log.info(error.message)
+            } else {
+                fputs("ERROR: \(error)\n", stderr)
+            }
+            return error.code.rawValue
+        } catch {
+            fputs("ERROR: [\(ErrorCode.internal.rawValue)] internal: \(error)\n", stderr)
+            return ErrorCode.internal.rawValue
+        }
+    }
+
+    /// pgkeep runs as the database's OS user: files written as root into the repository would break
+    /// the next run as `postgres`. Restore is the exception (it sets owners from the backup).
+    static func refuseRoot(_ config: Configuration) throws {
+        guard geteuid() == 0 else { return }
+        switch config.command {
+        case .restore, .version, .help, .info: return
+        default: break
+        }
+        if config.bool(.allowRoot) { return }
+        throw PGKeepError(.runAsRoot, "pgkeep \(config.command.rawValue) must not run as root",
+                          hint: "run it as the PostgreSQL OS user (e.g. 'sudo -u postgres pgkeep ...'), or pass --allow-root if you really mean it")
+    }
+}
+
+/// What every command needs, built once from the configuration.
+struct CommandContext {
+    let config: Configuration
+    let log: Log
+    let storage: PosixStorage
+
+    init(config: Configuration, log: Log) throws {
+        self.config = config
+        self.log = log
+        storage = PosixStorage(root: config.string(.repo1Path) ?? "/var/lib/pgkeep")
+    }
+
+    func layout() throws -> RepositoryLayout {
+        guard let stanza = config.string(.stanza) else {
+            throw PGKeepError(.optionRequired, "\(config.command.rawValue) requires option 'stanza'",
+                              hint: "pass --stanza=<name> or set PGKEEP_STANZA")
+        }
+        return try RepositoryLayout(stanza: stanza)
+    }
+
+    func required(_ name: OptionName) throws -> String {
+        guard let value = config.string(name), !value.isEmpty else {
+            throw PGKeepError(.optionRequired, "\(config.command.rawValue) requires option '\(name.rawValue)'",
+                              hint: "pass --\(name.rawValue)=..., set PGKEEP_\(name.rawValue.uppercased().replacingDashes()), or add it to the stanza's section of the config file")
+        }
+        return value
+    }
+
+    var bufferSize: Int { config.size(.bufferSize) ?? (1 << 20) }
+    var processMax: Int { config.int(.processMax) ?? 1 }
+
+    var compression: CompressionType {
+        get throws {
+            let name = config.string(.compressType) ?? "lz4"
+            guard let type = CompressionType(rawValue: name) else {
+                throw PGKeepError(.optionInvalid, "compress-type '\(name)' is not one of none, lz4, zst")
+            }
+            return type
+        }
+    }
+
+    var compressLevel: Int {
+        get throws {
+            let type = try compression
+            let level = config.int(.compressLevel) ?? type.defaultLevel
+            guard type.validLevels.contains(level) else {
+                throw PGKeepError(.optionInvalid, "compress-level \(level) is out of range for \(type.rawValue) (\(type.validLevels.lowerBound)...\(type.validLevels.upperBound))")
+            }
+            return level
+        }
+    }
+
+    var connection: PGConnectionOptions {
+        PGConnectionOptions(socketPath: config.string(.pg1SocketPath) ?? "/var/run/postgresql",
+                            port: config.int(.pg1Port) ?? 5432,
+                            user: config.string(.pg1User),
+                            database: config.string(.pg1Database) ?? "postgres")
+    }
+}
+
+extension String {
+    func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
+}
