@@ -85,7 +85,11 @@ public enum SealedFile {
                  ?? "'\(storage.describe(path))' is missing; using the copy '\(storage.describe(copy))'")
             return value
         } catch let copyError as PGKeepError {
-            guard let mainError else { throw copyError }
+            guard let mainError else {
+                // repo-layout.md §3: when both fail, name both problems (here: the main file is missing).
+                throw PGKeepError(copyError.code, "'\(storage.describe(path))' is missing; and the copy: \(copyError.message)",
+                                  hint: "restore the file from a backup of the repository; do not edit metadata files by hand")
+            }
             throw PGKeepError(mainError.code, "\(mainError.message); and the copy: \(copyError.message)",
                               hint: "both copies are damaged: restore them from a backup of the repository")
         }

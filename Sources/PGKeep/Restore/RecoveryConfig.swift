@@ -8,7 +8,7 @@ public enum RecoveryConfig {
         "recovery_end_command", "archive_cleanup_command", "primary_conninfo", "primary_slot_name",
     ]
 
-    static func write(dataDirectory: String, restoreCommand: String, ownership: Ownership, log: Log) throws {
+    static func write(dataDirectory: String, restoreCommand: String, owner: (uid: UInt32, gid: UInt32)?, log: Log) throws {
         let autoConf = Posix.join(dataDirectory, "postgresql.auto.conf")
         var lines: [String] = []
         if let source = try FileSource.open(autoConf) {
@@ -30,8 +30,8 @@ public enum RecoveryConfig {
         lines.append("# Recovery settings written by pgkeep restore on \(Clock.format(seconds: Clock.now(), style: .iso8601))")
         lines.append("restore_command = '\(quote(restoreCommand))'")
         let text = lines.joined(separator: "\n") + "\n"
-        try writeFile(autoConf, Array(text.utf8), mode: 0o600, ownership: ownership)
-        try writeFile(Posix.join(dataDirectory, "recovery.signal"), [], mode: 0o600, ownership: ownership)
+        try writeFile(autoConf, Array(text.utf8), mode: 0o600, owner: owner)
+        try writeFile(Posix.join(dataDirectory, "recovery.signal"), [], mode: 0o600, owner: owner)
         log.info("wrote recovery.signal and restore_command to '\(autoConf)'")
     }
 
@@ -40,7 +40,7 @@ public enum RecoveryConfig {
         value.replacingOccurrences(of: "'", with: "''")
     }
 
-    static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, ownership: Ownership) throws {
+    static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, owner: (uid: UInt32, gid: UInt32)?) throws {
         let temporary = path + ".pgkeep-tmp"
         let sink = try FileSink(creating: temporary, mode: mode)
         do {
@@ -48,7 +48,7 @@ public enum RecoveryConfig {
             try sink.sync()
             try sink.close()
             try Posix.chmod(temporary, mode: mode)
-            try ownership.apply(temporary, user: nil, group: nil)
+            if let owner { try Posix.lchown(temporary, uid: owner.uid, gid: owner.gid) }
             try Posix.rename(temporary, path)
         } catch {
             try? sink.close()

@@ -101,8 +101,9 @@ public final class RestoreRun {
         }
         log.info("restored \(manifest.files.count) files, \(restoredBytes) bytes")
 
+        let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
-                                 ownership: ownership, log: log)
+                                 owner: ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group), log: log)
 
         for directory in directories { try Posix.fsyncDirectory(directory) }
         try Posix.rename(controlTemporary, controlFinal)
@@ -187,9 +188,9 @@ struct TargetMap {
     }
 }
 
-/// Owners of restored files. As root, files get the owners recorded in the manifest (a name this
-/// host does not know falls back to the owner of the data directory's parent... never root);
-/// as any other user, files belong to that user.
+/// Owners of restored files. As root, files get the owners recorded in the manifest; a name this
+/// host does not know falls back to `postgres`, never root (PostgreSQL refuses a data directory it
+/// does not own). As any other user, files belong to that user.
 final class Ownership {
     let isRoot = geteuid() == 0
     let log: Log
