@@ -15,6 +15,7 @@ enum CLI {
             let config = try Configuration.resolve(arguments: arguments, environment: Configuration.processEnvironment())
             command = config.command
             if let name = config.string(.logLevelConsole), let level = Log.Level(name: name) { log.consoleLevel = level }
+            for warning in config.warnings { log.warn(warning) }
             try refuseRoot(config)
             let context = try CommandContext(config: config, log: log)
             switch config.command {

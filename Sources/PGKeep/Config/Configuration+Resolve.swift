@@ -72,9 +72,12 @@ extension Configuration {
         // `version` reads nothing else, so a broken environment or file never hides the version.
         if command == .version { return Configuration(command: .version, values: values) }
 
-        // Step 3: the environment. Sorted so the first error is the same on every run.
+        // Step 3: the environment. Sorted so the first error is the same on every run. An unknown
+        // variable is a warning, as in pgBackRest: PostgreSQL runs archive-push with its own
+        // environment, and a stray variable there must not stop archiving.
+        var warnings: [String] = []
         for variable in environment.keys.sorted() where variable.hasPrefix(OptionName.environmentPrefix) {
-            let definition = try environmentOption(variable)
+            guard let definition = try environmentOption(variable, warnings: &warnings) else { continue }
             guard definition.commands.contains(command), values[definition.name] == nil else { continue }
             let source = OptionSource.environment(variable: variable)
             values[definition.name] = ResolvedOption(value: try parse(environment[variable]!, for: definition, from: source), source: source)
@@ -111,7 +114,8 @@ extension Configuration {
                           configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
         }
 
-        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values)
+        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values,
+                             warnings: warnings)
     }
 
     // MARK: Steps
@@ -134,14 +138,15 @@ extension Configuration {
         return Configuration(command: .help, arguments: topic, values: [:])
     }
 
-    /// Maps a `PGKEEP_*` variable to its option; the name must match exactly.
-    private static func environmentOption(_ variable: String) throws(PGKeepError) -> OptionDefinition {
+    /// Maps a `PGKEEP_*` variable to its option; the name must match exactly. An unknown name adds a
+    /// warning and yields nil.
+    private static func environmentOption(_ variable: String, warnings: inout [String]) throws(PGKeepError) -> OptionDefinition? {
         let all = OptionName.allCases
         guard let name = all.first(where: { $0.environmentVariable == variable }) else {
             let suggestion = Suggestion.closest(to: variable, among: all.map(\.environmentVariable))
-            throw PGKeepError(.optionInvalid, "unknown option in environment variable \(variable)",
-                              hint: (suggestion.map { "did you mean \($0)? " } ?? "")
-                                  + "pgkeep reads every \(OptionName.environmentPrefix)* variable as an option; unset the ones that are not")
+            warnings.append("environment variable \(variable) is not a pgkeep option and is ignored"
+                            + (suggestion.map { " (did you mean \($0)?)" } ?? ""))
+            return nil
         }
         let definition = name.definition
         guard definition.sources.contains(.environment) else {

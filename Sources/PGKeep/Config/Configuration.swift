@@ -24,6 +24,9 @@ public struct Configuration: Sendable {
     /// The config file that was read, or nil when none was (the default path is absent, or the
     /// command reads no file: `version`, `help`).
     public let configFile: String?
+    /// Problems worth a warning that must not stop the command: an unknown `PGKEEP_*` variable
+    /// (a stray variable in PostgreSQL's environment must never stall archiving).
+    public let warnings: [String]
 
     private let values: [OptionName: ResolvedOption]
 
@@ -41,11 +44,12 @@ public struct Configuration: Sendable {
     /// Builds a configuration directly from resolved values, for tests and internal callers that
     /// need a command's configuration without a command line.
     public init(command: CommandName, arguments: [String] = [], configFile: String? = nil,
-                values: [OptionName: ResolvedOption]) {
+                values: [OptionName: ResolvedOption], warnings: [String] = []) {
         self.command = command
         self.arguments = arguments
         self.configFile = configFile
         self.values = values
+        self.warnings = warnings
     }
 
     // MARK: Typed accessors

@@ -40,8 +40,8 @@ public final class PGSession {
         }
         connection = conn
         if PQstatus(conn) != CONNECTION_OK {
+            // No PQfinish here: every stored property is set, so throwing runs deinit, which finishes it.
             let message = PGSession.errorText(conn)
-            PQfinish(conn)
             throw PGKeepError(.dbConnect, "unable to connect to PostgreSQL (\(options.where_)): \(message)",
                               hint: "check that PostgreSQL is running and that --pg1-socket-path and --pg1-port point at it")
         }
