@@ -42,7 +42,7 @@ struct BadInputTests {
                 var changed = original
                 changed[9_000_000] ^= 0xFF
                 let forged = try scratch.directory("forged", mode: 0o700) + "/" + segment
-                FileManager.default.createFile(atPath: forged, contents: Data(changed))
+                _ = FileManager.default.createFile(atPath: forged, contents: Data(changed))
                 try PostgresUser.takeOwnership(of: forged)
                 let different = try stanza.run(["archive-push", forged])
                 #expect(different.status == Exit.archiveDuplicate, "\(different)")
@@ -190,7 +190,7 @@ struct BadInputTests {
             guard PostgresUser.isRoot else { return }
             // Owned by root, mode 0600: the postgres user cannot read it.
             let unreadable = scratch.path("root-only.conf")
-            FileManager.default.createFile(atPath: unreadable, contents: Data("[global]\nrepo1-path=/tmp\n".utf8),
+            _ = FileManager.default.createFile(atPath: unreadable, contents: Data("[global]\nrepo1-path=/tmp\n".utf8),
                                            attributes: [.posixPermissions: 0o600])
             let denied = try stanza.run(["--config=\(unreadable)", "info"])
             #expect(denied.status == Exit.configFileInvalid, "\(denied)")

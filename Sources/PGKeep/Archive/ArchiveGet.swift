@@ -61,7 +61,7 @@ public struct ArchiveGet {
             try Posix.rename(temporary, destination)
         } catch {
             try? sink.close()
-            try? Posix.unlink(temporary)
+            _ = try? Posix.unlink(temporary)
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "archived '\(storage.describe(chosen.object))' is damaged: \(error.message)",
                                   hint: "the archive copy of \(walFile) is corrupt; recovery cannot use it")

@@ -94,7 +94,7 @@ final class Worker {
             try sink.close()
         } catch {
             try? sink.close()
-            try? Posix.unlink(file.destination)
+            _ = try? Posix.unlink(file.destination)
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "stored file '\(storage.describe(file.source))' is damaged: \(error.message)",
                                   hint: "the backup is damaged; restore another backup with --set")

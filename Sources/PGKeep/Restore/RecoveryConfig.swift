@@ -52,7 +52,7 @@ public enum RecoveryConfig {
             try Posix.rename(temporary, path)
         } catch {
             try? sink.close()
-            try? Posix.unlink(temporary)
+            _ = try? Posix.unlink(temporary)
             throw error
         }
     }
