@@ -30,7 +30,7 @@ trap cleanup EXIT
 run mkdir -p "$demo/bin" "$demo/sock" "$demo/repo"
 cp "$binary" "$demo/bin/pgkeep"
 chmod 755 "$demo/bin/pgkeep"
-pgkeep=("$demo/bin/pgkeep" --stanza=demo --repo1-path="$demo/repo" --log-level-console=info)
+pgkeep=("$demo/bin/pgkeep" --stanza=demo --repo1-path="$demo/repo" --log-path="$demo/log" --log-level-console=info)
 psql() { run "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$demo/sock" -p "$1" -d postgres "${@:2}"; }
 
 step "initdb --data-checksums, archive_command = pgkeep archive-push"
@@ -41,7 +41,7 @@ unix_socket_directories = '$demo/sock'
 listen_addresses = ''
 wal_level = replica
 archive_mode = on
-archive_command = '$demo/bin/pgkeep --stanza=demo --repo1-path=$demo/repo archive-push %p'
+archive_command = '$demo/bin/pgkeep --stanza=demo --repo1-path=$demo/repo --log-path=$demo/log archive-push %p'
 CONF
 run "$pg_bin/pg_ctl" -D "$demo/data" -l "$demo/data.log" -w start >/dev/null
 
@@ -87,4 +87,4 @@ dst=$(psql "$restored_port" -At -c "SELECT md5(string_agg(id || note, ',' ORDER 
 [ "$src" = "$dst" ] && echo "source and restored contents match ($src)" || { echo "MISMATCH: $src vs $dst"; exit 1; }
 
 step "pgkeep info"
-run "$demo/bin/pgkeep" --stanza=demo --repo1-path="$demo/repo" info
+run "$demo/bin/pgkeep" --stanza=demo --repo1-path="$demo/repo" --log-path="$demo/log" info

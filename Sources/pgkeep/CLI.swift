@@ -11,12 +11,25 @@ enum CLI {
     static func run(_ arguments: [String]) -> Int32 {
         let log = Log()
         var command: CommandName?
+        let started = Clock.monotonic()
+        var logsRun = false
+        /// The "command end" line for operators reading the log file.
+        func end(_ outcome: String) {
+            guard logsRun, let command else { return }
+            let milliseconds = Int((Clock.monotonic() - started) * 1000)
+            log.info("\(command.rawValue) command end: \(outcome) (\(milliseconds)ms)")
+        }
         do {
             let config = try Configuration.resolve(arguments: arguments, environment: Configuration.processEnvironment())
             command = config.command
             if let name = config.string(.logLevelConsole), let level = Log.Level(name: name) { log.consoleLevel = level }
-            for warning in config.warnings { log.warn(warning) }
             try refuseRoot(config)
+            if CommandName.operational.contains(config.command) {
+                startFileLog(config, log)
+                logsRun = true
+                log.info("\(config.command.rawValue) command begin \(PGKeepVersion.current): \(config.redactedSummary)")
+            }
+            for warning in config.warnings { log.warn(warning) }
             let context = try CommandContext(config: config, log: log)
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
@@ -28,20 +41,42 @@ enum CLI {
             case .version: print("pgkeep \(PGKeepVersion.current)")
             case .help: print(Help.text(for: config), terminator: "")
             }
+            end("completed successfully")
             return 0
         } catch let error as PGKeepError {
             // PostgreSQL asks archive-get for files that do not exist as a matter of course: that
             // answer is normal and stays out of the server log unless asked for.
             if error.code == .archiveFileMissing && command == .archiveGet {
                 log.info(error.message)
+                end("file not in the archive [\(error.code.rawValue)]")
             } else {
                 fputs("ERROR: \(error)\n", stderr)
+                withConsoleOff(log) { log.error("\(error)".split(separator: "\n").joined(separator: " ")) }
+                end("aborted with error [\(error.code.rawValue)] \(error.code.name)")
             }
             return error.code.rawValue
         } catch {
             fputs("ERROR: [\(ErrorCode.internal.rawValue)] internal: \(error)\n", stderr)
+            withConsoleOff(log) { log.error("[\(ErrorCode.internal.rawValue)] internal: \(error)") }
+            end("aborted with error [\(ErrorCode.internal.rawValue)] internal")
             return ErrorCode.internal.rawValue
         }
+    }
+
+    /// Logs to the file only (the console already got the error in its fixed `ERROR:` format).
+    private static func withConsoleOff(_ log: Log, _ body: () -> Void) {
+        let console = log.consoleLevel
+        log.consoleLevel = .off
+        body()
+        log.consoleLevel = console
+    }
+
+    /// Opens `<log-path>/<stanza>-<command>.log` (`all-<command>.log` without a stanza), as pgBackRest names them.
+    private static func startFileLog(_ config: Configuration, _ log: Log) {
+        guard let name = config.string(.logLevelFile), let level = Log.Level(name: name), level != .off else { return }
+        let prefix = config.string(.stanza) ?? "all"
+        log.openFile(directory: config.string(.logPath) ?? "/var/log/pgkeep",
+                     name: "\(prefix)-\(config.command.rawValue).log", level: level)
     }
 
     /// pgkeep runs as the database's OS user: files written as root into the repository would break

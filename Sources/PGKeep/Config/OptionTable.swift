@@ -29,6 +29,8 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case archiveTimeout = "archive-timeout"
     case output
     case logLevelConsole = "log-level-console"
+    case logLevelFile = "log-level-file"
+    case logPath = "log-path"
     case allowRoot = "allow-root"
     case set
 
@@ -233,6 +235,13 @@ public enum OptionTable {
             return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
                                     default: .value("warn"), commands: operational,
                                     summary: "how much to log to the console")
+        case .logLevelFile:
+            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
+                                    default: .value("info"), commands: operational,
+                                    summary: "how much to log to the file <log-path>/<stanza>-<command>.log")
+        case .logPath:
+            return OptionDefinition(name, .path, default: .value("/var/log/pgkeep"), commands: operational,
+                                    summary: "directory for log files")
         case .allowRoot:
             return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
                                     summary: "allow running as root (files it writes would then belong to root)")

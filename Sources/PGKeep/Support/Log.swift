@@ -4,8 +4,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Console logging at pgBackRest's levels. Log lines go to stderr, so stdout carries only a
-/// command's output (`info`, `--output=json`) and stays machine-readable.
+/// Logging at pgBackRest's levels, to the console and optionally to a file. Console lines go to
+/// stderr, so stdout carries only a command's output (`info`, `--output=json`) and stays
+/// machine-readable. File lines carry the process id: PostgreSQL runs many `archive-push`
+/// processes that append to the same file, each line in one `write(2)` on an `O_APPEND` descriptor
+/// so lines never interleave.
 public final class Log: @unchecked Sendable {
     public enum Level: Int, Comparable, Sendable, CaseIterable {
         case off = 0, error, warn, info, detail, debug, trace
@@ -39,14 +42,57 @@ public final class Log: @unchecked Sendable {
     }
 
     public var consoleLevel: Level
+    public private(set) var fileLevel: Level = .off
+    public private(set) var filePath: String?
+    private var fileDescriptor: Int32 = -1
     private let lock = Mutex()
 
     public init(consoleLevel: Level = .warn) { self.consoleLevel = consoleLevel }
 
+    deinit { if fileDescriptor >= 0 { close(fileDescriptor) } }
+
+    /// Starts logging to `<directory>/<name>` at `level`, creating the directory. A log file that
+    /// cannot be opened is a warning, not an error: a full or read-only log disk must never stop
+    /// archiving or a backup.
+    public func openFile(directory: String, name: String, level: Level) {
+        guard level != .off else { return }
+        let path = Posix.join(directory, name)
+        do {
+            try Posix.mkdirs(directory, mode: 0o750)
+        } catch {
+            warn("unable to create log directory '\(directory)': \(error); logging to the console only")
+            return
+        }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            warn("unable to open log file '\(path)': \(String(cString: strerror(errno))); logging to the console only")
+            return
+        }
+        lock.withLock {
+            fileDescriptor = fd
+            fileLevel = level
+            filePath = path
+        }
+    }
+
+    /// Whether a message at `level` goes anywhere; lets callers skip building costly messages.
+    public func isEnabled(_ level: Level) -> Bool {
+        level != .off && (level <= consoleLevel || level <= fileLevel)
+    }
+
     public func log(_ level: Level, _ message: @autoclosure () -> String) {
-        guard level != .off, level <= consoleLevel else { return }
-        let line = "\(Log.timestamp()) \(level.tag): \(message())\n"
-        lock.withLock { _ = line.withCString { fputs($0, stderr) } }
+        guard isEnabled(level) else { return }
+        let stamp = Log.timestamp()
+        let text = message()
+        lock.withLock {
+            if level <= consoleLevel {
+                _ = "\(stamp) \(level.tag): \(text)\n".withCString { fputs($0, stderr) }
+            }
+            if level <= fileLevel, fileDescriptor >= 0 {
+                var line = "\(stamp) P\(getpid()) \(level.tag): \(text)\n"
+                line.withUTF8 { bytes in _ = write(fileDescriptor, bytes.baseAddress, bytes.count) }
+            }
+        }
     }
 
     public func error(_ message: String) { log(.error, message) }

@@ -30,6 +30,10 @@ enum RestoreCommand {
     static func restoreCommand(_ context: CommandContext, stanza: String) -> String {
         var words = [executablePath(), "--stanza=\(stanza)", "--repo1-path=\(context.storage.root)"]
         if context.config.isExplicit(.config), let file = context.config.configFile { words.append("--config=\(file)") }
+        // Log settings given explicitly to restore are the operator's choice for archive-get too.
+        for name in [OptionName.logPath, .logLevelFile] where context.config.source(of: name) == .commandLine {
+            if let value = context.config.string(name) { words.append("--\(name.rawValue)=\(value)") }
+        }
         words.append("archive-get")
         return words.map(shellQuote).joined(separator: " ") + " %f \"%p\""
     }

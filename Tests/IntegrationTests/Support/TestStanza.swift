@@ -12,16 +12,21 @@ struct TestStanza {
     let repository: String
     /// Lock directory of its own, so concurrent test processes never share a lock.
     let lockPath: String
+    /// Log directory of its own (`--log-path`): `<stanza>-<command>.log` files land here.
+    let logPath: String
 
     init(scratch: Scratch, name: String = "main") throws {
         binary = try PGKeepBinary.shared()
         self.name = name
         repository = try scratch.directory("repo", mode: 0o750)
         lockPath = try scratch.directory("lock", mode: 0o750)
+        logPath = try scratch.directory("log", mode: 0o750)
     }
 
     /// Options every command of this stanza takes.
-    var common: [String] { ["--stanza=\(name)", "--repo1-path=\(repository)", "--lock-path=\(lockPath)"] }
+    var common: [String] {
+        ["--stanza=\(name)", "--repo1-path=\(repository)", "--lock-path=\(lockPath)", "--log-path=\(logPath)"]
+    }
 
     /// `archive_command` for a cluster archiving into this stanza.
     var archiveCommand: String { binary.commandLine(common + ["archive-push", "%p"]) }
