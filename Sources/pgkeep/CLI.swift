@@ -122,6 +122,8 @@ struct CommandContext {
     }
 
     var bufferSize: Int { config.size(.bufferSize) ?? (1 << 20) }
+    /// The file log level, for background processes that open their own log file.
+    var fileLogLevel: Log.Level { config.string(.logLevelFile).flatMap(Log.Level.init(name:)) ?? .info }
     var processMax: Int { config.int(.processMax) ?? 1 }
 
     var compression: CompressionType {

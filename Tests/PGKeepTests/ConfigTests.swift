@@ -118,9 +118,10 @@ struct ConfigPrecedenceTests {
 
     @Test("an option in the file that the command does not read is ignored, so one file serves every command")
     func fileOptionForOtherCommandIgnored() throws {
-        let file = "[global]\nstart-fast=y\nprocess-max=4\noutput=json\n"
+        let file = "[global]\nstart-fast=y\ncompress-type=zst\noutput=json\n"
         let config = try resolve(["archive-get", "--stanza=main", "000000010000000000000001", "pg_wal/RECOVERYXLOG"], file: file)
-        #expect(config.int(.processMax) == nil)
+        #expect(config.string(.compressType) == nil)
+        #expect(config.string(.output) == nil)
         #expect(config.bool(.startFast) == false)
         #expect(config.arguments == ["000000010000000000000001", "pg_wal/RECOVERYXLOG"])
     }

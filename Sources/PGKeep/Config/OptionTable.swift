@@ -31,6 +31,9 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case logLevelConsole = "log-level-console"
     case logLevelFile = "log-level-file"
     case logPath = "log-path"
+    case archiveAsync = "archive-async"
+    case spoolPath = "spool-path"
+    case archiveGetQueueMax = "archive-get-queue-max"
     case allowRoot = "allow-root"
     case set
 
@@ -209,8 +212,8 @@ public enum OptionTable {
             return OptionDefinition(name, .enumeration(["full"]), default: .value("full"), commands: [.backup],
                                     summary: "backup type (only full for now)")
         case .processMax:
-            return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore],
-                                    summary: "number of worker processes")
+            return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet],
+                                    summary: "number of parallel workers (for archive-push/-get: of the asynchronous background process)")
         case .compressType:
             return OptionDefinition(name, .enumeration(["none", "lz4", "zst"]), default: .value("lz4"), commands: compresses,
                                     summary: "compression for files written to the repository")
@@ -242,6 +245,15 @@ public enum OptionTable {
         case .logPath:
             return OptionDefinition(name, .path, default: .value("/var/log/pgkeep"), commands: operational,
                                     summary: "directory for log files")
+        case .archiveAsync:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.archivePush, .archiveGet, .restore],
+                                    summary: "archive-push and archive-get work ahead in a background process, through --spool-path")
+        case .spoolPath:
+            return OptionDefinition(name, .path, default: .value("/var/spool/pgkeep"), commands: [.archivePush, .archiveGet, .restore],
+                                    summary: "local directory for asynchronous archiving's acknowledgements and prefetched WAL")
+        case .archiveGetQueueMax:
+            return OptionDefinition(name, .size(0...(1 << 40)), default: .value("128MiB"), commands: [.archiveGet, .restore],
+                                    summary: "how much WAL asynchronous archive-get prefetches ahead of recovery")
         case .allowRoot:
             return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
                                     summary: "allow running as root (files it writes would then belong to root)")

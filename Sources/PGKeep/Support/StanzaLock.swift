@@ -9,7 +9,13 @@ import Darwin
 /// leaves a stale lock behind. Two backups of one stanza (or a backup and an expire) cannot run
 /// at once; archive-push takes no lock (concurrent pushes are safe by construction).
 public final class StanzaLock {
-    public enum Kind: String { case backup }
+    public enum Kind: String {
+        case backup
+        /// The background pusher of asynchronous archive-push: one per stanza.
+        case archivePushAsync = "archive-push-async"
+        /// The background prefetcher of asynchronous archive-get: one per stanza.
+        case archiveGetAsync = "archive-get-async"
+    }
 
     private let fd: Int32
     public let path: String
@@ -35,6 +41,19 @@ public final class StanzaLock {
         let text = "\(getpid())\n"
         _ = ftruncate(fd, 0)
         _ = text.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// Whether nobody holds the lock right now (a snapshot: take the lock itself to act on it).
+    public static func isFree(lockPath: String, stanza: String, kind: Kind) -> Bool {
+        let path = Posix.join(lockPath, "\(stanza)-\(kind.rawValue).lock")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return true }  // never taken
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return true
+        }
+        return false
     }
 
     deinit {

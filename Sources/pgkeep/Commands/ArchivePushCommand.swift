@@ -7,8 +7,23 @@ enum ArchivePushCommand {
             throw PGKeepError(.optionRequired, "archive-push requires the WAL file path (%p)",
                               hint: "archive_command = 'pgkeep --stanza=<stanza> archive-push %p'")
         }
-        let push = ArchivePush(storage: context.storage, layout: try context.layout(), compression: try context.compression,
-                               compressLevel: try context.compressLevel, bufferSize: context.bufferSize, log: context.log)
-        _ = try push.push(walPath: walPath, dataDirectory: context.config.string(.pg1Path))
+        let layout = try context.layout()
+        let (storage, compression, level, bufferSize) = (context.storage, try context.compression, try context.compressLevel, context.bufferSize)
+        let makePush: @Sendable (Log) -> ArchivePush = { log in
+            ArchivePush(storage: storage, layout: layout, compression: compression, compressLevel: level, bufferSize: bufferSize, log: log)
+        }
+        guard context.config.bool(.archiveAsync) else {
+            _ = try makePush(context.log).push(walPath: walPath, dataDirectory: context.config.string(.pg1Path))
+            return
+        }
+        // PostgreSQL runs archive_command in the data directory: that is the queue to work through.
+        let dataDirectory = Posix.absolute(context.config.string(.pg1Path) ?? ".")
+        let settings = ArchivePushAsync.Settings(
+            spool: AsyncSpool(spoolPath: try context.required(.spoolPath), stanza: layout.stanza),
+            lockPath: context.config.string(.lockPath) ?? "/tmp/pgkeep", dataDirectory: dataDirectory,
+            processMax: context.processMax, timeout: context.config.seconds(.archiveTimeout) ?? 60,
+            logPath: context.config.string(.logPath), logLevelFile: context.fileLogLevel)
+        try ArchivePushAsync(settings: settings, stanza: layout.stanza, log: context.log, makePush: makePush)
+            .push(walPath: walPath)
     }
 }

@@ -30,9 +30,14 @@ enum RestoreCommand {
     static func restoreCommand(_ context: CommandContext, stanza: String) -> String {
         var words = [executablePath(), "--stanza=\(stanza)", "--repo1-path=\(context.storage.root)"]
         if context.config.isExplicit(.config), let file = context.config.configFile { words.append("--config=\(file)") }
-        // Log settings given explicitly to restore are the operator's choice for archive-get too.
-        for name in [OptionName.logPath, .logLevelFile] where context.config.source(of: name) == .commandLine {
-            if let value = context.config.string(name) { words.append("--\(name.rawValue)=\(value)") }
+        // Settings given to restore on its command line that archive-get reads too are the operator's
+        // choice for recovery as well (a config file, passed on above, carries its own).
+        for name in [OptionName.logPath, .logLevelFile, .lockPath, .spoolPath, .archiveGetQueueMax]
+        where context.config.source(of: name) == .commandLine {
+            if let value = context.config.resolved(name)?.value.text { words.append("--\(name.rawValue)=\(value)") }
+        }
+        if context.config.source(of: .archiveAsync) == .commandLine {
+            words.append(context.config.bool(.archiveAsync) ? "--archive-async" : "--no-archive-async")
         }
         words.append("archive-get")
         return words.map(shellQuote).joined(separator: " ") + " %f \"%p\""

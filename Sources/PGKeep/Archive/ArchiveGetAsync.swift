@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Asynchronous `archive-get` (`--archive-async`): recovery asks for one segment at a time and
+/// replays it before asking for the next, so every fetch latency stalls replay. Each call hands over
+/// the segment from the spool when it was prefetched (else fetches it directly, as without
+/// `--archive-async`), and makes sure a background prefetcher is fetching the following segments
+/// of the same timeline, up to `--archive-get-queue-max` bytes, `--process-max` at a time.
+///
+/// A prefetched file is fetched through the same checksum-verifying path as a direct fetch,
+/// fsynced, and only then renamed to its final spool name: a spool file that exists is complete and
+/// verified, even after a power failure. Timeline history files and partial segments are always
+/// fetched directly (PostgreSQL asks for history files that do not exist and must hear so at once).
+public struct ArchiveGetAsync {
+    public struct Settings: Sendable {
+        public var spool: AsyncSpool
+        public var lockPath: String
+        public var dataDirectory: String
+        public var queueMax: Int
+        public var processMax: Int
+        public var bufferSize: Int
+        public var logPath: String?
+        public var logLevelFile: Log.Level
+
+        public init(spool: AsyncSpool, lockPath: String, dataDirectory: String, queueMax: Int, processMax: Int,
+                    bufferSize: Int, logPath: String?, logLevelFile: Log.Level) {
+            self.spool = spool
+            self.lockPath = lockPath
+            self.dataDirectory = dataDirectory
+            self.queueMax = queueMax
+            self.processMax = processMax
+            self.bufferSize = bufferSize
+            self.logPath = logPath
+            self.logLevelFile = logLevelFile
+        }
+    }
+
+    let settings: Settings
+    let stanza: String
+    let log: Log
+    let makeGet: @Sendable (Log) -> ArchiveGet
+
+    public init(settings: Settings, stanza: String, log: Log, makeGet: @escaping @Sendable (Log) -> ArchiveGet) {
+        self.settings = settings
+        self.stanza = stanza
+        self.log = log
+        self.makeGet = makeGet
+    }
+
+    public func get(walFile: String, destination: String) throws {
+        guard let segmentSize = segmentSize(),
+              let segment = WALSegmentName(walFile, segmentSize: segmentSize), walFile.count == WALSegmentName.nameLength else {
+            // Not a whole segment (history, partial, backup history), or the segment size is unknown.
+            try makeGet(log).get(walFile: walFile, destination: destination)
+            return
+        }
+        let prefetched = settings.spool.prefetched(walFile)
+        if try Posix.lstat(prefetched) != nil {
+            try handOver(prefetched, to: destination)
+            log.info("handed over \(walFile) from the prefetch queue")
+        } else {
+            try makeGet(log).get(walFile: walFile, destination: destination)
+        }
+        // Only now, with the requested file in place: a missing segment (the end of the archive)
+        // starts no prefetching, since the error above left already.
+        try launchPrefetcherIfIdle(after: segment)
+    }
+
+    /// The cluster's WAL segment size from the pg_control of the data directory being recovered.
+    private func segmentSize() -> WALSegmentSize? {
+        guard let control = try? PGControl.read(dataDirectory: settings.dataDirectory) else { return nil }
+        return control.walSegmentSize
+    }
+
+    /// Moves the spool file into place: a rename when on the same file system, else a copy to a
+    /// temporary name and a rename (PostgreSQL must never see a short file at `%p`).
+    private func handOver(_ spoolFile: String, to destination: String) throws {
+        if Glibc.rename(spoolFile, destination) == 0 { return }
+        guard errno == EXDEV else {
+            throw PGKeepError.system(.fileWrite, "unable to move prefetched file to '\(destination)'", path: spoolFile, errno: errno)
+        }
+        guard let source = try FileSource.open(spoolFile) else {
+            throw PGKeepError(.fileMissing, "prefetched file '\(spoolFile)' vanished")
+        }
+        let temporary = destination + ".pgkeep-tmp.\(getpid())"
+        let sink = try FileSink(creating: temporary, mode: 0o600)
+        do {
+            try FilterChain([]).run(from: source, into: sink, buffer: IOBuffer(size: settings.bufferSize))
+            try sink.close()
+            try Posix.rename(temporary, destination)
+        } catch {
+            try? sink.close()
+            _ = try? Posix.unlink(temporary)
+            throw error
+        }
+        _ = try? Posix.unlink(spoolFile)
+    }
+
+    private func launchPrefetcherIfIdle(after segment: WALSegmentName) throws {
+        guard StanzaLock.isFree(lockPath: settings.lockPath, stanza: stanza, kind: .archiveGetAsync) else { return }
+        let settings = self.settings
+        let stanza = self.stanza
+        let makeGet = self.makeGet
+        try Detached.spawn {
+            let log = Log(consoleLevel: .off)
+            if let logPath = settings.logPath {
+                log.openFile(directory: logPath, name: "\(stanza)-archive-get-async.log", level: settings.logLevelFile)
+            }
+            guard let lock = try? StanzaLock(lockPath: settings.lockPath, stanza: stanza, kind: .archiveGetAsync) else { return 0 }
+            defer { withExtendedLifetime(lock) {} }
+            let prefetcher = ArchiveGetAsync(settings: settings, stanza: stanza, log: log, makeGet: makeGet)
+            do {
+                try prefetcher.prefetch(after: segment)
+                return 0
+            } catch {
+                log.error("archive-get-async stopped: \(error)")
+                return 1
+            }
+        }
+    }
+
+    /// The segments to hold after `segment`: as many as fit in the queue, at least one.
+    func window(after segment: WALSegmentName) -> [WALSegmentName] {
+        let count = max(1, settings.queueMax / Int(segment.segmentSize.bytes))
+        var names: [WALSegmentName] = []
+        var current = segment
+        for _ in 0..<count {
+            current = current.next
+            names.append(current)
+        }
+        return names
+    }
+
+    /// Fills the queue after `segment`, dropping spool files outside the window (consumed, skipped,
+    /// or from another timeline). Runs with the archive-get-async lock held.
+    func prefetch(after segment: WALSegmentName) throws {
+        let window = window(after: segment)
+        let wanted = Set(window.map(\.name))
+        let directory = settings.spool.inDirectory
+        try Posix.mkdirs(directory, mode: 0o750)
+        for entry in try Posix.listDirectory(directory) ?? [] where !wanted.contains(entry) {
+            _ = try? Posix.unlink(Posix.join(directory, entry))
+        }
+        var missing: [String] = []
+        for name in window.map(\.name) where try Posix.lstat(settings.spool.prefetched(name)) == nil {
+            missing.append(name)
+        }
+        guard !missing.isEmpty else { return }
+        log.info("archive-get-async begin: prefetching \(missing.count) segments after \(segment.name)")
+        let queue = WorkQueue(missing)
+        let fetched = Counter()
+        let log = self.log
+        let spool = settings.spool
+        let makeGet = self.makeGet
+        // Past the end of the archive every fetch would fail: stop handing out names after the
+        // first one the archive does not have.
+        let endReached = Flag()
+        try WorkerThreads.run(count: max(1, min(settings.processMax, missing.count))) { _ in
+            let get = makeGet(log)
+            while !endReached.isSet, let name = queue.next() {
+                let final = spool.prefetched(name)
+                let partial = final + ".partial"
+                do {
+                    try get.get(walFile: name, destination: partial)
+                    guard let file = try FileSource.open(partial) else { continue }
+                    try Posix.fsync(file.fd, path: partial)
+                    try Posix.rename(partial, final)
+                    try Posix.fsyncDirectory(spool.inDirectory)
+                    fetched.add()
+                } catch {
+                    _ = try? Posix.unlink(partial)
+                    if let error = error as? PGKeepError, error.code == .archiveFileMissing {
+                        endReached.set()
+                    } else {
+                        log.error("prefetch of \(name) failed: \(error)")
+                    }
+                }
+            }
+        }
+        log.info("archive-get-async end: \(fetched.value) segments prefetched")
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private var value = false
+    private let lock = Mutex()
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}

@@ -1,0 +1,229 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Asynchronous `archive-push` (`--archive-async`): PostgreSQL still calls `archive-push %p` once
+/// per segment and still hears success only once that segment is durable in the repository, but
+/// the work happens ahead of it. The first call starts a background pusher that walks the
+/// `pg_wal/archive_status/*.ready` queue and pushes `--process-max` files at a time, recording a
+/// durable `.ok` per file in the spool. Each call then only waits for its own `.ok`, which is
+/// usually there already.
+///
+/// Nothing is acknowledged early: `.ok` is written after the repository commit (temp, fsync,
+/// rename, fsync directory). A crash of the pusher loses nothing: files without `.ok` are pushed
+/// again by the next pusher (an identical duplicate is success), and a waiting call restarts the
+/// pusher when it sees the pusher's lock free.
+public struct ArchivePushAsync {
+    public struct Settings: Sendable {
+        public var spool: AsyncSpool
+        public var lockPath: String
+        public var dataDirectory: String
+        public var processMax: Int
+        public var timeout: Double
+        public var logPath: String?
+        public var logLevelFile: Log.Level
+
+        public init(spool: AsyncSpool, lockPath: String, dataDirectory: String, processMax: Int, timeout: Double,
+                    logPath: String?, logLevelFile: Log.Level) {
+            self.spool = spool
+            self.lockPath = lockPath
+            self.dataDirectory = dataDirectory
+            self.processMax = processMax
+            self.timeout = timeout
+            self.logPath = logPath
+            self.logLevelFile = logLevelFile
+        }
+    }
+
+    let settings: Settings
+    let stanza: String
+    let log: Log
+    /// Builds the synchronous pusher a worker uses; one per worker thread (buffers, codec contexts).
+    let makePush: @Sendable (Log) -> ArchivePush
+
+    public init(settings: Settings, stanza: String, log: Log, makePush: @escaping @Sendable (Log) -> ArchivePush) {
+        self.settings = settings
+        self.stanza = stanza
+        self.log = log
+        self.makePush = makePush
+    }
+
+    // MARK: - The call PostgreSQL makes
+
+    /// Waits until `walPath`'s file is durable in the repository, starting the background pusher when
+    /// it is not running. Throws the pusher's recorded error, or `archiveTimeout`.
+    public func push(walPath: String) throws {
+        let name = Posix.basename(walPath)
+        guard WALFileName(name) != nil else {
+            throw PGKeepError(.walInvalid, "'\(walPath)' is not a WAL file name PostgreSQL archives",
+                              hint: "archive_command must pass %p: archive_command = 'pgkeep --stanza=\(stanza) --archive-async archive-push %p'")
+        }
+        let spool = settings.spool
+        let start = Clock.monotonic()
+        var nextLaunchCheck = 0.0
+        while true {
+            switch try spool.pushStatus(name) {
+            case .ok:
+                // Consumed: PostgreSQL marks the file done once we return; if it asks again (a crash
+                // before it did), the pusher finds it archived with the same content.
+                _ = try? Posix.unlink(spool.okFile(name))
+                log.info("\(name) is in the repository (pushed asynchronously)")
+                return
+            case .failed(let error):
+                // Reported once; the next call starts over with a fresh attempt.
+                _ = try? Posix.unlink(spool.errorFile(name))
+                throw error
+            case nil:
+                break
+            }
+            let elapsed = Clock.monotonic() - start
+            if elapsed >= settings.timeout {
+                throw PGKeepError(.archiveTimeout,
+                                  "asynchronous archive-push of \(name) did not finish within \(settings.timeout) seconds",
+                                  hint: "see \(settings.logPath.map { "'\($0)/\(stanza)-archive-push-async.log'" } ?? "the archive-push-async log"); PostgreSQL will call again")
+            }
+            // Start the pusher now, and again whenever its lock is free (it exited or crashed)
+            // while our file still has no status.
+            if elapsed >= nextLaunchCheck {
+                try launchPusherIfIdle()
+                nextLaunchCheck = elapsed + 0.5
+            }
+            Clock.sleep(seconds: 0.005)
+        }
+    }
+
+    private func launchPusherIfIdle() throws {
+        guard StanzaLock.isFree(lockPath: settings.lockPath, stanza: stanza, kind: .archivePushAsync) else { return }
+        let settings = self.settings
+        let stanza = self.stanza
+        let makePush = self.makePush
+        try Detached.spawn {
+            let log = Log(consoleLevel: .off)
+            if let logPath = settings.logPath {
+                log.openFile(directory: logPath, name: "\(stanza)-archive-push-async.log", level: settings.logLevelFile)
+            }
+            // Another caller may have started one between our check and now: the lock decides.
+            guard let lock = try? StanzaLock(lockPath: settings.lockPath, stanza: stanza, kind: .archivePushAsync) else { return 0 }
+            defer { withExtendedLifetime(lock) {} }
+            let pusher = ArchivePushAsync(settings: settings, stanza: stanza, log: log, makePush: makePush)
+            do {
+                try pusher.drainQueue()
+                return 0
+            } catch {
+                log.error("archive-push-async stopped: \(error)")
+                return 1
+            }
+        }
+    }
+
+    // MARK: - The background pusher
+
+    /// Pushes every `.ready` file that has no status yet, `processMax` at a time, until the queue stays
+    /// empty for a moment. Runs with the archive-push-async lock held.
+    func drainQueue() throws {
+        log.info("archive-push-async begin: data directory '\(settings.dataDirectory)', process-max \(settings.processMax)")
+        let started = Clock.monotonic()
+        var pushed = 0
+        var idleSince: Double?
+        while true {
+            let pending = try pendingFiles()
+            if pending.isEmpty {
+                let now = Clock.monotonic()
+                if let since = idleSince, now - since > 1.0 { break }
+                if idleSince == nil { idleSince = now }
+                Clock.sleep(seconds: 0.05)
+                continue
+            }
+            idleSince = nil
+            pushed += try pushAll(pending)
+            try pruneAcknowledged()
+        }
+        let seconds = Clock.monotonic() - started
+        log.info("archive-push-async end: \(pushed) files pushed in \(Int(seconds * 1000))ms")
+    }
+
+    /// `.ready` files without a status, history files first (PostgreSQL archives those first: a
+    /// new timeline must be visible before its segments), then by name.
+    func pendingFiles() throws -> [String] {
+        let statusDirectory = Posix.join(settings.dataDirectory, "pg_wal/archive_status")
+        guard let entries = try Posix.listDirectory(statusDirectory) else {
+            throw PGKeepError(.pathMissing, "'\(statusDirectory)' does not exist",
+                              hint: "--pg1-path must be the data directory of the cluster that archives (PostgreSQL runs archive_command in it)")
+        }
+        var names: [String] = []
+        for entry in entries where entry.hasSuffix(".ready") {
+            let name = String(entry.dropLast(".ready".count))
+            guard WALFileName(name) != nil else { continue }
+            if try Posix.lstat(settings.spool.okFile(name)) != nil { continue }
+            if try Posix.lstat(settings.spool.errorFile(name)) != nil { continue }
+            names.append(name)
+        }
+        return names.sorted { a, b in
+            let aHistory = a.hasSuffix(".history"), bHistory = b.hasSuffix(".history")
+            return aHistory != bHistory ? aHistory : a < b
+        }
+    }
+
+    /// Pushes `names` with up to `processMax` worker threads; returns how many succeeded.
+    private func pushAll(_ names: [String]) throws -> Int {
+        let queue = WorkQueue(names)
+        let succeeded = Counter()
+        let log = self.log
+        let spool = settings.spool
+        let dataDirectory = settings.dataDirectory
+        let walDirectory = Posix.join(dataDirectory, "pg_wal")
+        let makePush = self.makePush
+        try WorkerThreads.run(count: max(1, min(settings.processMax, names.count))) { _ in
+            let push = makePush(log)
+            while let name = queue.next() {
+                do {
+                    _ = try push.push(walPath: Posix.join(walDirectory, name), dataDirectory: dataDirectory)
+                    try spool.recordSuccess(name)
+                    succeeded.add()
+                } catch {
+                    log.error("push of \(name) failed: \(error)")
+                    try? spool.recordFailure(name, error)
+                }
+            }
+        }
+        return succeeded.value
+    }
+
+    /// Removes `.ok` files PostgreSQL no longer needs (its `.ready` is gone: archived and marked done).
+    private func pruneAcknowledged() throws {
+        guard let entries = try Posix.listDirectory(settings.spool.outDirectory) else { return }
+        let statusDirectory = Posix.join(settings.dataDirectory, "pg_wal/archive_status")
+        for entry in entries where entry.hasSuffix(".ok") {
+            let name = String(entry.dropLast(3))
+            if try Posix.lstat(Posix.join(statusDirectory, name + ".ready")) == nil {
+                _ = try? Posix.unlink(Posix.join(settings.spool.outDirectory, entry))
+            }
+        }
+    }
+}
+
+/// A fixed list handed out one item at a time to worker threads.
+final class WorkQueue<Item>: @unchecked Sendable {
+    private var items: [Item]
+    private var index = 0
+    private let lock = Mutex()
+
+    init(_ items: [Item]) { self.items = items }
+
+    func next() -> Item? {
+        lock.withLock {
+            guard index < items.count else { return nil }
+            defer { index += 1 }
+            return items[index]
+        }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private var count = 0
+    private let lock = Mutex()
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}

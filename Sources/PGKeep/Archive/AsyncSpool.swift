@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The local spool of asynchronous archiving (`--spool-path`), per stanza:
+///
+///     <spool-path>/archive/<stanza>/out/<wal>.ok      archive-push: <wal> is durable in the repository
+///     <spool-path>/archive/<stanza>/out/<wal>.error   archive-push: the background push failed (code, message, hint)
+///     <spool-path>/archive/<stanza>/in/<wal>          archive-get: prefetched, checksum-verified, ready to hand over
+///
+/// The spool only ever holds acknowledgements and copies: the repository stays the single source
+/// of truth, so losing the spool loses nothing (the next call pushes or fetches again). Status
+/// files are written durably (temp, fsync, rename, fsync directory) before anyone reads them, so a
+/// `.ok` that survives a crash always means the segment is in the repository.
+public struct AsyncSpool: Sendable {
+    public let outDirectory: String
+    public let inDirectory: String
+
+    public init(spoolPath: String, stanza: String) {
+        let base = Posix.join(spoolPath, "archive/\(stanza)")
+        outDirectory = Posix.join(base, "out")
+        inDirectory = Posix.join(base, "in")
+    }
+
+    func okFile(_ wal: String) -> String { Posix.join(outDirectory, wal + ".ok") }
+    func errorFile(_ wal: String) -> String { Posix.join(outDirectory, wal + ".error") }
+    func prefetched(_ wal: String) -> String { Posix.join(inDirectory, wal) }
+
+    /// What the background pusher recorded for `wal`, if anything.
+    enum PushStatus {
+        case ok
+        case failed(PGKeepError)
+    }
+
+    func pushStatus(_ wal: String) throws -> PushStatus? {
+        if try Posix.lstat(okFile(wal)) != nil { return .ok }
+        guard let text = try? readSmallFile(errorFile(wal)) else { return nil }
+        // "<code>\n<message>\n<hint>": written by `recordFailure`.
+        let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        let code = lines.first.flatMap { Int32($0) }.flatMap { ErrorCode(rawValue: $0) } ?? .internal
+        let message = lines.count > 1 ? lines[1] : "background archive-push failed"
+        let hint = lines.count > 2 && !lines[2].isEmpty ? lines[2] : nil
+        return .failed(PGKeepError(code, "asynchronous archive-push of \(wal) failed: \(message)", hint: hint))
+    }
+
+    func recordSuccess(_ wal: String) throws {
+        try writeDurably(okFile(wal), "")
+        _ = try Posix.unlink(errorFile(wal))
+    }
+
+    func recordFailure(_ wal: String, _ error: Error) throws {
+        let failure = (error as? PGKeepError) ?? PGKeepError(.internal, "\(error)")
+        let oneLine = { (text: String) in text.split(separator: "\n").joined(separator: " ") }
+        try writeDurably(errorFile(wal), "\(failure.code.rawValue)\n\(oneLine(failure.message))\n\(oneLine(failure.hint ?? ""))")
+    }
+
+    /// temp name, write, fsync, rename, fsync the directory.
+    private func writeDurably(_ path: String, _ text: String) throws {
+        let directory = Posix.dirname(path)
+        try Posix.mkdirs(directory, mode: 0o750)
+        let temporary = path + ".pgkeep-tmp.\(getpid())"
+        let sink = try FileSink(creating: temporary, mode: 0o640)
+        do {
+            var bytes = text
+            try bytes.withUTF8 { try sink.write(UnsafeRawBufferPointer($0)) }
+            try sink.sync()
+            try sink.close()
+            try Posix.rename(temporary, path)
+        } catch {
+            try? sink.close()
+            _ = try? Posix.unlink(temporary)
+            throw error
+        }
+        try Posix.fsyncDirectory(directory)
+    }
+
+    private func readSmallFile(_ path: String) throws -> String? {
+        guard let source = try FileSource.open(path) else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = try bytes.withUnsafeMutableBytes { try source.read(into: $0) }
+        return String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+}
+
+/// Runs `body` in a detached child process (fork, new session, standard streams on /dev/null) and
+/// returns in the parent at once. Called only while the process is single-threaded, which keeps
+/// fork without exec safe; the child never returns into the caller.
+enum Detached {
+    static func spawn(_ body: () -> Int32) throws {
+        let pid = fork()
+        if pid < 0 {
+            throw PGKeepError.system(.internal, "unable to fork the background process", path: "", errno: errno)
+        }
+        if pid > 0 {
+            // Reap the intermediate child at once; the grandchild is adopted by init.
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            return
+        }
+        // Child: a second fork so the worker is not our child (no zombie if we exit first).
+        _ = setsid()
+        let grandchild = fork()
+        if grandchild != 0 { _exit(0) }
+        let null = open("/dev/null", O_RDWR)
+        if null >= 0 {
+            _ = dup2(null, 0); _ = dup2(null, 1); _ = dup2(null, 2)
+            if null > 2 { close(null) }
+        }
+        _exit(body())
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `--archive-async` on real PostgreSQL 15: the background pusher works through the `.ready` queue
+/// and acknowledges a segment only once it is durable in the repository; the background prefetcher
+/// keeps recovery supplied.
+@Suite("Asynchronous archiving", .serialized)
+struct AsyncArchiveTests {
+    @Test("async archive-push works through the .ready queue; a pusher killed mid-way loses nothing and the archive stays continuous")
+    func asyncPushSurvivesAKilledPusher() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let spool = try scratch.directory("spool", mode: 0o750)
+            let asyncOptions = stanza.common + ["--archive-async", "--spool-path=\(spool)", "--process-max=2"]
+            // Archiving fails at first, so a queue of .ready files builds up.
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: "/bin/false") { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (g int)")
+                var switched: [String] = []
+                for _ in 0..<12 {
+                    _ = try source.psql("insert into t select g from generate_series(1, 20000) g")
+                    switched.append(try source.psql("select pg_walfile_name(pg_switch_wal())"))
+                }
+                let statusDirectory = source.dataDirectory + "/pg_wal/archive_status"
+                let ready = try FileManager.default.contentsOfDirectory(atPath: statusDirectory)
+                    .filter { $0.hasSuffix(".ready") }.map { String($0.dropLast(6)) }.sorted()
+                #expect(ready.count >= 12, "\(ready)")
+
+                // One call as PostgreSQL makes it (in the data directory, %p relative): it returns once its
+                // own segment is durable, while the pusher it started works on the rest of the queue.
+                let first = try stanza.binary.run(asyncOptions + ["archive-push", "pg_wal/\(ready[0])"], cwd: source.dataDirectory)
+                #expect(first.status == 0, "\(first)")
+                // Kill the pusher mid-way (if it is still busy): nothing it did not finish may look archived.
+                let lockFile = stanza.lockPath + "/main-archive-push-async.lock"
+                if let text = try? String(contentsOfFile: lockFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    kill(pid, SIGKILL)
+                }
+                let acknowledged = try FileManager.default.contentsOfDirectory(atPath: spool + "/archive/main/out")
+                #expect(!acknowledged.contains { $0.hasSuffix(".error") }, "\(acknowledged)")
+                for entry in acknowledged where entry.hasSuffix(".ok") {
+                    let name = String(entry.dropLast(3))
+                    let fetched = try stanza.run(["archive-get", name, scratch.path("ok-\(name)")])
+                    #expect(fetched.status == 0, "a segment acknowledged .ok is in the repository: \(fetched)")
+                }
+
+                // Now PostgreSQL archives through the async command: the queue drains, nothing fails.
+                let command = stanza.binary.commandLine(asyncOptions + ["archive-push", "%p"])
+                _ = try source.psql("alter system set archive_command = \(quoteLiteral(command))")
+                _ = try source.psql("select pg_reload_conf()")
+                _ = try source.psql("select pg_stat_reset_shared('archiver')")
+                try await source.waitUntilArchived(switched.last!, timeout: .seconds(120))
+                let last = try await source.switchWALAndWaitForArchive()
+                #expect(try source.psql("select failed_count from pg_stat_archiver") == "0")
+
+                // The archive is continuous and every segment comes back checksum-verified.
+                let fetchDirectory = try scratch.directory("fetched", mode: 0o700)
+                var names = ready
+                names.append(contentsOf: switched)
+                names.append(last)
+                for name in Set(names).sorted() {
+                    let result = try stanza.run(["archive-get", name, fetchDirectory + "/" + name])
+                    #expect(result.status == 0, "\(name): \(result)")
+                    let size = try FileManager.default.attributesOfItem(atPath: fetchDirectory + "/" + name)[.size] as? Int
+                    #expect(size == 16 * 1024 * 1024)
+                    try? FileManager.default.removeItem(atPath: fetchDirectory + "/" + name)
+                }
+                let log = try String(contentsOfFile: stanza.logPath + "/main-archive-push-async.log", encoding: .utf8)
+                #expect(log.contains("archive-push-async end"), "\(log)")
+            }
+        }
+    }
+
+    @Test("async archive-get prefetches ahead of recovery, and the restored cluster equals the source")
+    func asyncGetPrefetchesForRecovery() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let spool = try scratch.directory("spool", mode: 0o750)
+            let command = stanza.binary.commandLine(stanza.common + ["--archive-async", "--spool-path=\(spool)", "archive-push", "%p"])
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: command) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (g int, note text)")
+                try stanza.backup(source)
+                for round in 0..<8 {
+                    _ = try source.psql("insert into t select g, md5(g::text || '\(round)') from generate_series(1, 30000) g")
+                    _ = try source.psql("select pg_switch_wal()")
+                }
+                try await source.switchWALAndWaitForArchive(timeout: .seconds(120))
+                expected = try source.dumpAllDatabases()
+            }
+
+            let target = scratch.path("restored")
+            try stanza.restore(into: target, ["--archive-async", "--spool-path=\(spool)", "--archive-get-queue-max=64MiB"]).check()
+            let autoConf = try String(contentsOfFile: target + "/postgresql.auto.conf", encoding: .utf8)
+            #expect(autoConf.contains("--archive-async") && autoConf.contains("--spool-path=\(spool)"), "\(autoConf)")
+            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target, extraConf: ["archive_mode = off"])
+            try await withCluster(restored) { restored in
+                try await restored.waitForRecoveryEnd()
+                let actual = try restored.dumpAllDatabases()
+                #expect(actual.difference(from: expected!) == nil, "\(actual.difference(from: expected!) ?? "")")
+            }
+            let log = try String(contentsOfFile: stanza.logPath + "/main-archive-get.log", encoding: .utf8)
+            #expect(log.contains("handed over"), "recovery used prefetched segments:\n\(log)")
+            let asyncLog = try String(contentsOfFile: stanza.logPath + "/main-archive-get-async.log", encoding: .utf8)
+            #expect(asyncLog.contains("segments prefetched"), "\(asyncLog)")
+        }
+    }
+}
