@@ -56,6 +56,7 @@ public final class RestoreRun {
         guard manifest.backup.label == summary.label else {
             throw PGKeepError(.repositoryInvalid, "the manifest in backup \(summary.label) describes backup \(manifest.backup.label)")
         }
+        try manifest.validateForRestore()
         log.info("restoring backup \(summary.label) into '\(options.dataDirectory)'")
 
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)

@@ -1,0 +1,73 @@
+/// The checks a manifest passes before a restore writes a single byte.
+///
+/// A sealed manifest proves it was not damaged, not that whoever sealed it meant well: a
+/// repository is often writable by more hosts than the database server, and restore runs as root.
+/// So every name must stay inside its target (`pg_data` or a tablespace `pg_tblspc/<oid>`), be
+/// unique, and never pass through a symbolic link the restore itself creates: `pg_data/x -> /etc`
+/// followed by a file `pg_data/x/cron.d/job` would otherwise write outside the data directory.
+extension Manifest {
+    public func validateForRestore() throws {
+        func refuse(_ what: String) -> PGKeepError {
+            PGKeepError(.repositoryInvalid, "backup \(backup.label) has an unsafe manifest: \(what)",
+                        hint: "nothing was written; the repository may have been tampered with: restore another backup with --set and run verify")
+        }
+        // Targets: one data directory, tablespaces named by their oid, absolute clean locations.
+        let dataTargets = targets.filter { $0.kind == .dataDirectory }
+        guard dataTargets.count == 1, dataTargets[0].name == "pg_data" else {
+            throw refuse("it must have exactly one data directory target named 'pg_data'")
+        }
+        var tablespaceTargets = Set<String>()
+        for target in targets where target.kind == .tablespace {
+            let parts = target.name.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[0] == "pg_tblspc", UInt32(parts[1]) != nil,
+                  tablespaceTargets.insert(target.name).inserted else {
+                throw refuse("tablespace target '\(target.name)' is not 'pg_tblspc/<oid>' or is listed twice")
+            }
+            guard Self.isSafeAbsolute(target.path) else {
+                throw refuse("tablespace target '\(target.name)' has location '\(target.path)', which is not a clean absolute path")
+            }
+        }
+
+        // Names: safe components under a known target, each listed once.
+        var seen = Set<String>()
+        func check(_ name: String, kind: String) throws {
+            let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+            guard !name.utf8.contains(0),
+                  !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                throw refuse("\(kind) '\(name)' is not a safe relative path")
+            }
+            let underTarget = parts[0] == "pg_data"
+                || (parts[0] == "pg_tblspc" && parts.count >= 2 && tablespaceTargets.contains("pg_tblspc/\(parts[1])"))
+            guard underTarget else { throw refuse("\(kind) '\(name)' belongs to no target") }
+            guard seen.insert(name).inserted else { throw refuse("'\(name)' is listed more than once") }
+        }
+        for path in paths { try check(path.name, kind: "directory") }
+        for file in files { try check(file.name, kind: "file") }
+
+        // Links: only the tablespace links PostgreSQL makes, each to its own target.
+        var linkNames = Set<String>()
+        for link in links {
+            try check(link.name, kind: "link")
+            let parts = link.name.split(separator: "/")
+            guard parts.count == 3, parts[0] == "pg_data", parts[1] == "pg_tblspc",
+                  tablespaceTargets.contains("pg_tblspc/\(parts[2])") else {
+                throw refuse("link '\(link.name)' is not a tablespace link pg_data/pg_tblspc/<oid> with a tablespace target")
+            }
+            linkNames.insert(link.name)
+        }
+        // Nothing is written through a link: a directory or file below a link name would land
+        // wherever the link points.
+        for name in paths.map(\.name) + files.map(\.name) {
+            var prefix = ""
+            for component in name.split(separator: "/").dropLast() {
+                prefix = prefix.isEmpty ? String(component) : prefix + "/" + component
+                if linkNames.contains(prefix) { throw refuse("'\(name)' lies below the link '\(prefix)'") }
+            }
+        }
+    }
+
+    static func isSafeAbsolute(_ path: String) -> Bool {
+        guard path.hasPrefix("/"), !path.utf8.contains(0) else { return false }
+        return !path.split(separator: "/").contains { $0 == "." || $0 == ".." }
+    }
+}

@@ -1,0 +1,45 @@
+import Testing
+@testable import PGKeep
+
+@Suite("Manifest validation before restore")
+struct ManifestValidationTests {
+    @Test("a manifest as backup writes it passes")
+    func sampleIsValid() throws {
+        try ManifestSample.make().validateForRestore()
+    }
+
+    /// Each case changes one thing in a valid manifest; each must be refused, naming the entry.
+    static let unsafe: [(String, String, (inout Manifest) -> Void)] = [
+        ("climbing out with ..", "pg_data/../../etc/cron.d/x", { $0.files[0].name = "pg_data/../../etc/cron.d/x" }),
+        ("an absolute name", "/etc/passwd", { $0.files[0].name = "/etc/passwd" }),
+        ("an empty component", "pg_data//base", { $0.paths[1].name = "pg_data//base" }),
+        ("a name under no target", "pg_tblspc/99999/x", { $0.files[0].name = "pg_tblspc/99999/x" }),
+        ("a duplicate name", "pg_data/PG_VERSION", { $0.files.append($0.files[1]) }),
+        ("a file through the tablespace link", "pg_data/pg_tblspc/16384/evil", {
+            $0.files[0].name = "pg_data/pg_tblspc/16384/evil"
+        }),
+        ("a link that is not a tablespace link", "pg_data/escape", {
+            $0.links.append(.init(name: "pg_data/escape", destination: "/etc", user: nil, group: nil))
+        }),
+        ("a relative tablespace location", "../../srv", { $0.targets[1].path = "../../srv" }),
+        ("a second data directory", "pg_data", {
+            $0.targets.append(.init(name: "pg_data", kind: .dataDirectory, path: "/tmp/x", tablespaceOID: nil, tablespaceName: nil))
+        }),
+    ]
+
+    @Test("unsafe names, links and targets are refused before anything is written", arguments: 0..<unsafe.count)
+    func unsafeIsRefused(_ index: Int) throws {
+        let (_, offending, change) = Self.unsafe[index]
+        var manifest = ManifestSample.make()
+        change(&manifest)
+        do {
+            try manifest.validateForRestore()
+            Issue.record("accepted: \(Self.unsafe[index].0)")
+        } catch {
+            let failure = try #require(error as? PGKeepError)
+            #expect(failure.code == .repositoryInvalid)
+            #expect(failure.message.contains(offending) || failure.message.contains("data directory target"), "\(failure.message)")
+            #expect(failure.hint?.contains("nothing was written") == true)
+        }
+    }
+}
