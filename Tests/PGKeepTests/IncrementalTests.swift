@@ -29,13 +29,13 @@ struct IncrementalPlanTests {
         ClusterWalker.ListedFile(name: name, path: "/pg/" + name, size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
     }
 
-    /// This backup's copy start: later than everything above.
+    /// When this backup's listing ended: later than everything above.
     static let copyStart: Int64 = 2000
 
     @Test("size, mtime and mode equal and written before the prior copy start: referenced, not copied")
     func unchangedIsReferenced() {
         let plan = IncrementalPlan.make(files: [Self.listed("pg_data/a")], prior: Self.prior([Self.entry("pg_data/a")]),
-                                        copyStart: Self.copyStart, delta: false, timeline: 1)
+                                        listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(plan.actions == [.reference(Self.entry("pg_data/a"))])
         #expect(!plan.checksumMode)
     }
@@ -46,7 +46,7 @@ struct IncrementalPlanTests {
         let plan = IncrementalPlan.make(
             files: [Self.listed("pg_data/new"), Self.listed("pg_data/size", size: 16384, mtime: 1500), Self.listed("pg_data/time", mtime: 1500),
                     Self.listed("pg_data/mode", mode: 0o640)],
-            prior: prior, copyStart: Self.copyStart, delta: false, timeline: 1)
+            prior: prior, listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(plan.actions == [.copy, .changed(Self.entry("pg_data/size")), .changed(Self.entry("pg_data/time")),
                                  .verify(Self.entry("pg_data/mode"))])
         #expect(!plan.checksumMode)
@@ -58,13 +58,13 @@ struct IncrementalPlanTests {
         let atStart = Self.entry("pg_data/start", mtime: Self.priorCopyStart)
         let plan = IncrementalPlan.make(files: [Self.listed("pg_data/late", mtime: Self.priorCopyStart + 1),
                                                 Self.listed("pg_data/start", mtime: Self.priorCopyStart)],
-                                        prior: Self.prior([late, atStart]), copyStart: Self.copyStart, delta: false, timeline: 1)
+                                        prior: Self.prior([late, atStart]), listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(plan.actions == [.verify(late), .reference(atStart)])
 
         // A manifest without a recorded copy start trusts only mtimes before its start time.
         let old = IncrementalPlan.make(files: [Self.listed("pg_data/start", mtime: 990)],
                                        prior: Self.prior([Self.entry("pg_data/start", mtime: 990)], copyStart: nil),
-                                       copyStart: Self.copyStart, delta: false, timeline: 1)
+                                       listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(old.actions == [.verify(Self.entry("pg_data/start", mtime: 990))])
     }
 
@@ -83,7 +83,7 @@ struct IncrementalPlanTests {
         default: timeline = 2
         }
         let prior = Self.prior([Self.entry("pg_data/a"), Self.entry("pg_data/b"), Self.entry("pg_data/c")])
-        let plan = IncrementalPlan.make(files: files, prior: prior, copyStart: Self.copyStart, delta: delta, timeline: timeline)
+        let plan = IncrementalPlan.make(files: files, prior: prior, listedAt: Self.copyStart, delta: delta, timeline: timeline)
         #expect(plan.checksumMode, "\(reason)")
         #expect(plan.checksumReasons.count == 1, "\(plan.checksumReasons)")
         // Even the file whose size, mtime and mode all match is compared by checksum; a size change stays a change.

@@ -162,6 +162,7 @@ public final class BackupRun {
 
         var walker = ClusterWalker(dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
         let listing = try walker.walk()
+        let listedAt = Clock.now()
         for path in listing.skippedSpecial { log.warn("skipping special file '\(path)'") }
 
         var manifest = Manifest(
@@ -179,7 +180,7 @@ public final class BackupRun {
         manifest.links = listing.links
 
         // Decide what to copy, then copy it.
-        let plan = prior.map { IncrementalPlan.make(files: listing.files, prior: $0, copyStart: copyStart, delta: options.delta,
+        let plan = prior.map { IncrementalPlan.make(files: listing.files, prior: $0, listedAt: listedAt, delta: options.delta,
                                                     timeline: timeline.rawValue) }
         if let plan, plan.checksumMode {
             log.info("comparing checksums of files whose size is unchanged: \(plan.checksumReasons.joined(separator: "; "))")

@@ -11,7 +11,7 @@
 /// checksum (checksum mode, pgBackRest's delta), when:
 /// - `--delta` is given;
 /// - the timeline changed since the prior backup (a restore may have put older files back);
-/// - a file's mtime is later than this backup's copy start (a clock or a file from the future);
+/// - a file's mtime is later than the time the listing ended (a clock or a file from the future);
 /// - a file's mtime is earlier than in the prior backup (time went backwards: restored or copied);
 /// - a file changed size without changing mtime.
 struct IncrementalPlan {
@@ -39,8 +39,10 @@ struct IncrementalPlan {
     var checksumMode: Bool { !checksumReasons.isEmpty }
 
     /// - Parameters:
-    ///   - copyStart: this backup's copy start (before the wait into the next second).
-    static func make(files: [ClusterWalker.ListedFile], prior: Manifest, copyStart: Int64, delta: Bool,
+    ///   - listedAt: the time the listing ended; a later mtime is in the future. (Files written
+    ///     while the backup runs have mtimes after its copy start, which is normal: WAL replay
+    ///     repairs them, and the next backup does not trust their times, see above.)
+    static func make(files: [ClusterWalker.ListedFile], prior: Manifest, listedAt: Int64, delta: Bool,
                      timeline: UInt32) -> IncrementalPlan {
         var priorFiles: [String: Manifest.FileEntry] = [:]
         for entry in prior.files { priorFiles[entry.name] = entry }
@@ -51,8 +53,8 @@ struct IncrementalPlan {
             reasons.append("the timeline changed from \(prior.backup.timeline) to \(timeline) since backup \(prior.backup.label)")
         }
         for file in files {
-            if file.mtime > copyStart {
-                reasons.append("'\(file.name)' has a modification time in the future (\(file.mtime) > \(copyStart))")
+            if file.mtime > listedAt {
+                reasons.append("'\(file.name)' has a modification time in the future (\(file.mtime) > \(listedAt))")
                 break
             }
         }
