@@ -364,8 +364,10 @@ struct ConfigErrorTests {
         let relative = try #require(failure(base + ["--repo1-path=repo"]))
         #expect(relative.message.contains("absolute"))
 
-        let notImplemented = try #require(failure(base + ["--type=incr"]))
-        #expect(notImplemented.hint?.contains("full") == true)
+        let unknownType = try #require(failure(base + ["--type=differential"]))
+        #expect(unknownType.hint?.contains("full") == true && unknownType.hint?.contains("incr") == true)
+        #expect(failure(base + ["--type=incr"]) == nil)
+        #expect(failure(base + ["--type=diff", "--delta"]) == nil)
 
         let stanza = try #require(failure(["info", "--stanza=../etc"]))
         #expect(stanza.message.contains("'stanza'"))

@@ -32,7 +32,8 @@ public struct PGKeepBinary: Sendable {
         stdin: String? = nil,
         timeout: Duration = .seconds(300)
     ) throws -> ShellResult {
-        try Shell.run(path, arguments, environment: env, workingDirectory: cwd, stdin: stdin, asPostgres: true, timeout: timeout)
+        try Shell.run(path, arguments, environment: env, unsetEnvironment: Cluster.harnessVariables, workingDirectory: cwd,
+                      stdin: stdin, asPostgres: true, timeout: timeout)
     }
 
     /// A shell command line running the copy with `arguments`, quoted for `archive_command` or

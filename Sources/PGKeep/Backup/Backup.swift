@@ -10,6 +10,8 @@ public struct BackupOptions: Sendable {
     public var startFast: Bool
     public var archiveTimeout: Double
     public var lockPath: String
+    /// Diff/incr: compare checksums instead of trusting size and modification time.
+    public var delta = false
 
     public init(dataDirectory: String, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
@@ -26,14 +28,21 @@ public struct BackupOptions: Sendable {
     }
 }
 
-/// An online full backup of a running cluster (repo-layout.md §4 for the write order).
+/// An online backup of a running cluster (repo-layout.md §4 for the write order): full, or diff
+/// (changes since the last full) or incr (changes since the last backup of any type).
 ///
 /// 1. Take the stanza's backup lock; check the cluster (pg_control on disk, the server's version,
-///    archiving configured) matches the stanza.
+///    archiving configured) matches the stanza. For diff/incr, find the prior backup and load its
+///    manifest; without a usable prior (none, or one of another cluster identity) the backup
+///    becomes a full one and says so.
 /// 2. `pg_backup_start(label, fast)` in one session that stays open to the end: if it dies, the
 ///    server silently abandons the backup (postgres-facts §11.4).
-/// 3. List the data directory and tablespaces with PostgreSQL's exclusions; copy every file with
-///    `--process-max` workers, largest first, each through SHA-256 and compression.
+/// 3. Record the copy start and wait into the next second, so that any later write to a file gets
+///    a later mtime. List the data directory and tablespaces with PostgreSQL's exclusions; for
+///    diff/incr decide per file what changed (`IncrementalPlan`); copy what must be copied with
+///    `--process-max` workers, largest first, each through SHA-256 and compression. Files of at
+///    least `BlockIncremental.minimumFileSize` are stored in blocks, and a changed one stores only
+///    the blocks that differ from the prior backup's block map.
 /// 4. Copy `global/pg_control` last, re-read until its CRC is valid.
 /// 5. `pg_backup_stop(false)`: store `backup_label` and `tablespace_map` byte for byte.
 /// 6. Wait until every WAL segment from start to stop is in the archive (`--archive-timeout`):
@@ -56,10 +65,6 @@ public final class BackupRun {
         let lock = try StanzaLock(lockPath: options.lockPath, stanza: layout.stanza, kind: .backup)
         defer { withExtendedLifetime(lock) {} }
 
-        guard options.type == .full else {
-            throw PGKeepError(.optionInvalid, "backup type '\(options.type.rawValue)' is not available yet",
-                              hint: "use --type=full")
-        }
         let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
         var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         let control = try PGControl.read(dataDirectory: options.dataDirectory)
@@ -69,8 +74,10 @@ public final class BackupRun {
         let session = try PGSession(options.connection, applicationName: "pgkeep backup")
         try ServerCheck.verifyForBackup(session, dataDirectory: options.dataDirectory, log: log)
 
-        let label = try nextLabel(after: backupInfo)
-        log.info("backup \(label) (\(options.type.rawValue)) of stanza '\(layout.stanza)' starting")
+        let prior = try findPrior(info: backupInfo, control: control)
+        let type = prior == nil ? BackupType.full : options.type
+        let label = try nextLabel(after: backupInfo, type: type, full: prior?.backup.label.fullLabel)
+        log.info("backup \(label) (\(type.rawValue)\(prior.map { ", prior \($0.backup.label)" } ?? "")) of stanza '\(layout.stanza)' starting")
         try session.query("SET search_path = pg_catalog")
         try session.query("SET max_parallel_workers_per_gather = 0")
 
@@ -82,8 +89,8 @@ public final class BackupRun {
         }
         log.info("backup start LSN \(startLSN)")
         do {
-            return try copyAndFinish(session: session, label: label, startLSN: startLSN, startTime: startTime,
-                                     archiveInfo: archiveInfo, backupInfo: &backupInfo)
+            return try copyAndFinish(session: session, label: label, type: type, prior: prior, startLSN: startLSN,
+                                     startTime: startTime, archiveInfo: archiveInfo, backupInfo: &backupInfo)
         } catch {
             // End the backup in the server if the session still works; the partial directory has
             // no backup.info entry, so no reader takes it for a backup.
@@ -92,8 +99,44 @@ public final class BackupRun {
         }
     }
 
-    private func copyAndFinish(session: PGSession, label: BackupLabel, startLSN: LSN, startTime: Int64,
-                               archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
+    /// The backup a diff (the latest full) or incr (the latest backup) builds on, with its
+    /// manifest; nil for a full backup, or when there is no usable prior (then the backup
+    /// becomes a full one, with a warning, as pgBackRest does).
+    private func findPrior(info: BackupInfo, control: PGControl) throws -> Manifest? {
+        guard options.type != .full else { return nil }
+        guard let candidate = options.type == .diff ? info.latestFull : info.latest else {
+            log.warn("no prior backup exists, \(options.type.rawValue) backup has been changed to full")
+            return nil
+        }
+        guard candidate.databaseID == info.current.id else {
+            log.warn("the latest backup \(candidate.label) was taken from an earlier cluster identity (database id \(candidate.databaseID)), \(options.type.rawValue) backup has been changed to full")
+            return nil
+        }
+        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: candidate.label), in: storage, warn: log.warn) else {
+            throw PGKeepError(.backupMissing, "the manifest of prior backup \(candidate.label) is missing from '\(storage.describe(try layout.backupDirectory(label: candidate.label)))'",
+                              hint: "the repository is damaged; take a full backup with --type=full")
+        }
+        guard manifest.backup.label == candidate.label else {
+            throw PGKeepError(.repositoryInvalid, "the manifest in backup \(candidate.label) describes backup \(manifest.backup.label)",
+                              hint: "the repository is damaged; take a full backup with --type=full")
+        }
+        guard manifest.database.systemIdentifier == control.systemIdentifier, manifest.database.version == control.version.major else {
+            log.warn("prior backup \(candidate.label) is of another cluster (system identifier \(manifest.database.systemIdentifier), PostgreSQL \(manifest.database.version)), \(options.type.rawValue) backup has been changed to full")
+            return nil
+        }
+        return manifest
+    }
+
+    /// A file job's outcome, for the new manifest and the accounting.
+    private struct Stored {
+        var entry: Manifest.FileEntry
+        /// Original bytes copied by this backup.
+        var copied: UInt64
+        var otherLabels: [BackupLabel] = []
+    }
+
+    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: Manifest?, startLSN: LSN,
+                               startTime: Int64, archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
         // The checkpoint pg_backup_start waited for must be visible in pg_control on disk: proves
         // we read the same storage the server writes (and gives the timeline).
         let control = try PGControl.read(dataDirectory: options.dataDirectory)
@@ -113,13 +156,19 @@ public final class BackupRun {
             if let oid = UInt32(row[0] ?? ""), let name = row[1] { tablespaces[oid] = (name, row[2] ?? "") }
         }
 
+        // Copy start: every write to a file from the next second on gives it a later mtime.
+        let copyStart = Clock.now()
+        Clock.sleep(seconds: Double(copyStart + 1) - Clock.nowPrecise())
+
         var walker = ClusterWalker(dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
         let listing = try walker.walk()
+        let listedAt = Clock.now()
         for path in listing.skippedSpecial { log.warn("skipping special file '\(path)'") }
 
         var manifest = Manifest(
-            backup: .init(label: label, type: .full, prior: nil, timestampStart: startTime, timestampStop: startTime,
-                          lsnStart: startLSN, lsnStop: startLSN, walStart: "", walStop: "", timeline: timeline.rawValue),
+            backup: .init(label: label, type: type, prior: prior?.backup.label, timestampStart: startTime, timestampStop: startTime,
+                          lsnStart: startLSN, lsnStop: startLSN, walStart: "", walStop: "", timeline: timeline.rawValue,
+                          timestampCopyStart: copyStart),
             database: .init(id: backupInfo.current.id, systemIdentifier: control.systemIdentifier, version: control.version.major,
                             controlVersion: control.controlVersion, catalogVersion: control.catalogVersion,
                             walSegmentSize: UInt32(segmentSize.bytes), pageChecksums: control.dataChecksumVersion != 0),
@@ -130,35 +179,100 @@ public final class BackupRun {
         manifest.paths = listing.paths
         manifest.links = listing.links
 
-        // Copy every listed file.
+        // Decide what to copy, then copy it.
+        let plan = prior.map { IncrementalPlan.make(files: listing.files, prior: $0, listedAt: listedAt, delta: options.delta,
+                                                    timeline: timeline.rawValue) }
+        if let plan, plan.checksumMode {
+            log.info("comparing checksums of files whose size is unchanged: \(plan.checksumReasons.joined(separator: "; "))")
+        }
         let mover = Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize)
+        var outcomes = [Stored?](repeating: nil, count: listing.files.count)
         var jobs: [FileJob] = []
         jobs.reserveCapacity(listing.files.count)
         for (index, file) in listing.files.enumerated() {
-            jobs.append(FileJob(id: index, operation: .store(.init(
-                source: file.path,
-                destination: try layout.backupFile(label: label, name: file.name, compression: options.compression),
-                limit: file.size, compression: options.compression, compressLevel: options.compressLevel)), size: file.size))
+            let action = plan?.actions[index] ?? .copy
+            let priorEntry = action.prior
+            if case .reference(let entry) = action {
+                outcomes[index] = Stored(entry: reused(entry, as: file), copied: 0)
+                continue
+            }
+            let verify: Bool
+            if case .verify = action { verify = true } else { verify = false }
+            if file.size >= BlockIncremental.minimumFileSize {
+                var blocks = FileJob.StoreBlocks(
+                    source: file.path, limit: file.size, label: label,
+                    blockObject: try layout.blockObject(label: label, name: file.name),
+                    blockMap: try layout.blockMap(label: label, name: file.name), blockSize: BlockIncremental.blockSize,
+                    compression: options.compression, compressLevel: options.compressLevel, prior: nil)
+                if let priorEntry, let mapSize = priorEntry.blockMapSize, let mapChecksum = priorEntry.blockMapChecksum {
+                    blocks.prior = .init(map: try layout.blockMap(label: priorEntry.reference, name: file.name),
+                                         mapSize: mapSize, mapChecksum: mapChecksum, size: priorEntry.size, checksum: priorEntry.checksum)
+                } else if verify, let priorEntry {
+                    blocks.unchangedSize = priorEntry.size
+                    blocks.unchangedChecksum = priorEntry.checksum
+                }
+                jobs.append(FileJob(id: index, operation: .storeBlocks(blocks), size: file.size))
+            } else {
+                var store = FileJob.StoreFile(
+                    source: file.path,
+                    destination: try layout.backupFile(label: label, name: file.name, compression: options.compression),
+                    limit: file.size, compression: options.compression, compressLevel: options.compressLevel)
+                if verify, let priorEntry {
+                    store.unchangedSize = priorEntry.size
+                    store.unchangedChecksum = priorEntry.checksum
+                }
+                jobs.append(FileJob(id: index, operation: .store(store), size: file.size))
+            }
         }
-        var entries = [Manifest.FileEntry?](repeating: nil, count: listing.files.count)
         var vanished = 0
         try mover.run(jobs) { job, result in
             let file = listing.files[job.id]
+            let base = Manifest.FileEntry(name: file.name, size: 0, mtime: file.mtime, mode: file.mode, user: file.user,
+                                          group: file.group, checksum: .zero, repoSize: 0, repoChecksum: .zero,
+                                          compression: self.options.compression, reference: label)
             switch result {
             case .stored(let size, let checksum, let repoSize, let repoChecksum):
-                entries[job.id] = Manifest.FileEntry(name: file.name, size: size, mtime: file.mtime, mode: file.mode,
-                                                     user: file.user, group: file.group, checksum: checksum,
-                                                     repoSize: repoSize, repoChecksum: repoChecksum,
-                                                     compression: self.options.compression, reference: label)
+                var entry = base
+                entry.size = size
+                entry.checksum = checksum
+                entry.repoSize = repoSize
+                entry.repoChecksum = repoChecksum
+                outcomes[job.id] = Stored(entry: entry, copied: size)
+            case .storedBlocks(let stored):
+                var entry = base
+                entry.size = stored.size
+                entry.checksum = stored.checksum
+                entry.repoSize = stored.repoSize
+                entry.repoChecksum = stored.repoChecksum
+                entry.blockSize = stored.blockSize
+                entry.blockMapSize = stored.mapSize
+                entry.blockMapChecksum = stored.mapChecksum
+                outcomes[job.id] = Stored(entry: entry, copied: stored.changedBytes, otherLabels: stored.otherLabels)
+            case .unchanged:
+                guard let priorEntry = plan?.actions[job.id].prior else {
+                    throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
+                }
+                outcomes[job.id] = Stored(entry: self.reused(priorEntry, as: file), copied: 0)
             case .vanished:
                 vanished += 1
                 self.log.detail("skip file removed by database '\(file.path)'")
-            case .restored:
+            case .restored, .kept:
                 break
             }
         }
-        manifest.files = entries.compactMap { $0 }
-        log.info("copied \(manifest.files.count) files\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
+        let stored = outcomes.compactMap { $0 }
+        manifest.files = stored.map(\.entry)
+        var copiedBytes = stored.reduce(UInt64(0)) { $0 + $1.copied }
+        var references = Set(manifest.files.map(\.reference))
+        for item in stored { references.formUnion(item.otherLabels) }
+        // A reused block-incremental entry's map may use any backup its own backup referenced.
+        if let prior, manifest.files.contains(where: { $0.isBlockIncremental && $0.reference != label }) {
+            references.formUnion(prior.backup.references ?? [])
+            references.insert(prior.backup.label)
+        }
+        references.remove(label)
+        let copiedCount = stored.filter { $0.entry.reference == label }.count
+        log.info("copied \(copiedCount) files, referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
 
         // pg_control last, from a CRC-checked read.
         let controlPath = Posix.join(options.dataDirectory, "global/pg_control")
@@ -166,6 +280,7 @@ public final class BackupRun {
         guard let controlStatus = try Posix.lstat(controlPath) else {
             throw PGKeepError(.fileMissing, "'\(controlPath)' vanished during the backup")
         }
+        copiedBytes += UInt64(controlBytes.count)
         manifest.files.append(try storeInline(controlBytes, name: "pg_data/global/pg_control", label: label,
                                               mode: controlStatus.mode, mtime: controlStatus.mtime,
                                               user: walker.owners.user(controlStatus.uid), group: walker.owners.group(controlStatus.gid), mover: mover))
@@ -179,9 +294,11 @@ public final class BackupRun {
         let dataDirectoryOwner = try Posix.lstat(options.dataDirectory)
         let ownerUser = dataDirectoryOwner.flatMap { walker.owners.user($0.uid) }
         let ownerGroup = dataDirectoryOwner.flatMap { walker.owners.group($0.gid) }
+        copiedBytes += UInt64(labelFile.utf8.count)
         manifest.files.append(try storeInline(Array(labelFile.utf8), name: "pg_data/backup_label", label: label,
                                               mode: 0o600, mtime: stopTime, user: ownerUser, group: ownerGroup, mover: mover))
         if let map = stopRows[0][2], !map.isEmpty {
+            copiedBytes += UInt64(map.utf8.count)
             manifest.files.append(try storeInline(Array(map.utf8), name: "pg_data/tablespace_map", label: label,
                                                   mode: 0o600, mtime: stopTime, user: ownerUser, group: ownerGroup, mover: mover))
         }
@@ -199,14 +316,20 @@ public final class BackupRun {
         try ArchiveWait.waitForSegments(from: walStart, through: walStop, archiveID: archiveInfo.current.archiveID,
                                         storage: storage, layout: layout, timeout: options.archiveTimeout)
 
+        let referenceList = references.sorted()
+        manifest.backup.references = referenceList.isEmpty ? nil : referenceList
         try SealedFile.save(manifest, to: try layout.manifest(label: label), in: storage)
-        let summary = BackupSummary(label: label, type: .full, prior: nil, references: [], databaseID: backupInfo.current.id,
+        // Re-read under the lock we hold, so nothing another command wrote meanwhile is lost.
+        backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let referencedRepoSize = backupInfo.backups.filter { references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
+        var summary = BackupSummary(label: label, type: type, prior: prior?.backup.label, references: referenceList,
+                                    databaseID: backupInfo.current.id,
                                     timestampStart: startTime, timestampStop: stopTime, lsnStart: startLSN, lsnStop: stopLSN,
                                     walStart: walStart.name, walStop: walStop.name, timeline: timeline.rawValue,
                                     size: manifest.totalSize, repoSize: manifest.totalRepoSize,
                                     fileCount: manifest.files.count, compressType: options.compression)
-        // Re-read under the lock we hold, so nothing another command wrote meanwhile is lost.
-        backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        summary.sizeDelta = copiedBytes
+        summary.repoSizeTotal = manifest.totalRepoSize + referencedRepoSize
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
         log.info("backup \(label) complete: \(summary.fileCount) files, \(summary.size) bytes, \(summary.repoSize) bytes in the repository")
@@ -225,12 +348,23 @@ public final class BackupRun {
                                   compression: options.compression, reference: label)
     }
 
+    /// The prior entry for a file found unchanged: same stored object, current attributes.
+    private func reused(_ entry: Manifest.FileEntry, as file: ClusterWalker.ListedFile) -> Manifest.FileEntry {
+        var entry = entry
+        entry.mtime = file.mtime
+        entry.mode = file.mode
+        entry.user = file.user
+        entry.group = file.group
+        return entry
+    }
+
     /// A label later than every existing one. Labels have one-second resolution, so a backup
     /// started in the same second as the previous one waits for the next second.
-    private func nextLabel(after info: BackupInfo) throws -> BackupLabel {
+    private func nextLabel(after info: BackupInfo, type: BackupType, full: BackupLabel?) throws -> BackupLabel {
         let newest = info.backups.map(\.label).max()
         for _ in 0..<3 {
-            let label = BackupLabel.full(at: Clock.now())
+            let now = Clock.now()
+            let label = full.map { BackupLabel.dependent(of: $0, type: type, at: now) } ?? BackupLabel.full(at: now)
             if newest.map({ label > $0 }) ?? true { return label }
             Clock.sleep(seconds: 1.0 - (Clock.nowPrecise() - Double(Clock.now())))
         }

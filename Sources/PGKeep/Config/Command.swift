@@ -17,7 +17,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     public var summary: String {
         switch self {
         case .stanzaCreate: return "create the repository files for a stanza (run once per cluster)"
-        case .backup: return "take a full backup of the cluster into the repository"
+        case .backup: return "take a full, differential or incremental backup of the cluster into the repository"
         case .archivePush: return "copy one WAL file into the repository (the archive_command target)"
         case .archiveGet: return "fetch one WAL file from the repository (the restore_command target)"
         case .restore: return "restore a backup into the cluster's data directory"

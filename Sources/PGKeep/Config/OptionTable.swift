@@ -36,6 +36,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case archiveGetQueueMax = "archive-get-queue-max"
     case allowRoot = "allow-root"
     case set
+    case delta
 
     /// Orders options as the table declares them, for help and log lines.
     public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
@@ -208,9 +209,10 @@ public enum OptionTable {
             return OptionDefinition(name, .path, default: .value("/tmp/pgkeep"), commands: operational,
                                     summary: "directory for lock files")
         case .type:
-            // Only full backups exist so far; diff and incr join the list when they are implemented.
-            return OptionDefinition(name, .enumeration(["full"]), default: .value("full"), commands: [.backup],
-                                    summary: "backup type (only full for now)")
+            // pgBackRest defaults to incr; pgkeep keeps full as the default so that a plain
+            // `backup` never silently depends on an older backup.
+            return OptionDefinition(name, .enumeration(["full", "diff", "incr"]), default: .value("full"), commands: [.backup],
+                                    summary: "backup type: full, diff (changes since the last full) or incr (since the last backup)")
         case .processMax:
             return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet],
                                     summary: "number of parallel workers (for archive-push/-get: of the asynchronous background process)")
@@ -260,6 +262,9 @@ public enum OptionTable {
         case .set:
             return OptionDefinition(name, .string, default: .value("latest"), commands: [.restore],
                                     summary: "label of the backup to restore, or latest")
+        case .delta:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
+                                    summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
         }
     }
 }

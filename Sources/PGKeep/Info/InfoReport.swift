@@ -117,7 +117,8 @@ public struct InfoReport {
                 timestamp: .init(start: summary.timestampStart, stop: summary.timestampStop),
                 lsn: .init(start: summary.lsnStart.description, stop: summary.lsnStop.description),
                 archive: .init(start: summary.walStart, stop: summary.walStop),
-                info: .init(size: summary.size, delta: summary.size, repository: .init(size: summary.repoSize, delta: summary.repoSize)),
+                info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
+                            repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize)),
                 database: ["id": summary.databaseID], timeline: summary.timeline, fileCount: summary.fileCount,
                 compressType: summary.compressType.rawValue))
         }
@@ -161,11 +162,15 @@ public struct InfoReport {
             }
             for backup in stanza.backup {
                 out += "\n        \(backup.type) backup: \(backup.label)\n"
+                if let prior = backup.prior { out += "            prior: \(prior)\n" }
+                if let reference = backup.reference, !reference.isEmpty {
+                    out += "            backup reference list: \(reference.joined(separator: ", "))\n"
+                }
                 out += "            timestamp start/stop: \(Clock.format(seconds: backup.timestamp.start, style: .iso8601)) / \(Clock.format(seconds: backup.timestamp.stop, style: .iso8601))\n"
                 out += "            wal start/stop: \(backup.archive.start) / \(backup.archive.stop)\n"
                 out += "            lsn start/stop: \(backup.lsn.start) / \(backup.lsn.stop)\n"
                 out += "            database size: \(formatBytes(backup.info.size)), database backup size: \(formatBytes(backup.info.delta))\n"
-                out += "            repo1: backup size: \(formatBytes(backup.info.repository.delta)), \(backup.fileCount) files, \(backup.compressType)\n"
+                out += "            repo1: backup set size: \(formatBytes(backup.info.repository.size)), backup size: \(formatBytes(backup.info.repository.delta)), \(backup.fileCount) files, \(backup.compressType)\n"
             }
         }
         return out

@@ -18,6 +18,10 @@ public struct FileJob: Sendable, Hashable {
         case store(StoreFile)
         /// Restore: read a stored object, verify, decompress, verify, write a cluster file.
         case restore(RestoreFile)
+        /// Backup of a large file in blocks: store only the blocks that differ from the prior map.
+        case storeBlocks(StoreBlocks)
+        /// Restore of a block-incremental file: reassemble it from the objects its map names.
+        case restoreBlocks(RestoreBlocks)
     }
 
     public struct StoreFile: Sendable, Hashable {
@@ -26,6 +30,11 @@ public struct FileJob: Sendable, Hashable {
         public var limit: UInt64
         public var compression: CompressionType
         public var compressLevel: Int
+        /// Checksum mode (diff/incr with `--delta`, or a file whose time cannot be trusted): when
+        /// the file still has this size and SHA-256, it is not stored and the job reports
+        /// `.unchanged`.
+        public var unchangedSize: UInt64?
+        public var unchangedChecksum: SHA256Digest?
 
         public init(source: String, destination: StoragePath, limit: UInt64, compression: CompressionType, compressLevel: Int) {
             self.source = source
@@ -53,6 +62,9 @@ public struct FileJob: Sendable, Hashable {
         }
         var ownerUID: UInt32?
         var ownerGID: UInt32?
+        /// Delta restore: when the destination already has this size and SHA-256, keep it (only
+        /// its mode, owner and time are set) and report `.kept`.
+        public var keepMatching = false
 
         public init(source: StoragePath, destination: String, compression: CompressionType, size: UInt64,
                     checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest, mode: UInt32, mtime: Int64) {
@@ -67,6 +79,104 @@ public struct FileJob: Sendable, Hashable {
             self.mtime = mtime
         }
     }
+
+    /// The prior backup's block map of a file, to compare against.
+    public struct PriorBlocks: Sendable, Hashable {
+        public var map: StoragePath
+        public var mapSize: UInt64
+        public var mapChecksum: SHA256Digest
+        /// The prior file's size and SHA-256: equal ones mean the file did not change.
+        public var size: UInt64
+        public var checksum: SHA256Digest
+
+        public init(map: StoragePath, mapSize: UInt64, mapChecksum: SHA256Digest, size: UInt64, checksum: SHA256Digest) {
+            self.map = map
+            self.mapSize = mapSize
+            self.mapChecksum = mapChecksum
+            self.size = size
+            self.checksum = checksum
+        }
+    }
+
+    public struct StoreBlocks: Sendable, Hashable {
+        public var source: String
+        public var limit: UInt64
+        public var label: BackupLabel
+        public var blockObject: StoragePath
+        public var blockMap: StoragePath
+        public var blockSize: Int
+        public var compression: CompressionType
+        public var compressLevel: Int
+        public var prior: PriorBlocks?
+        /// Without a prior map: when the file still has this size and SHA-256 (a file that grew
+        /// into block-incremental size unchanged cannot; this is for prior whole-file entries in
+        /// checksum mode), report `.unchanged`.
+        public var unchangedSize: UInt64?
+        public var unchangedChecksum: SHA256Digest?
+
+        public init(source: String, limit: UInt64, label: BackupLabel, blockObject: StoragePath, blockMap: StoragePath,
+                    blockSize: Int, compression: CompressionType, compressLevel: Int, prior: PriorBlocks?) {
+            self.source = source
+            self.limit = limit
+            self.label = label
+            self.blockObject = blockObject
+            self.blockMap = blockMap
+            self.blockSize = blockSize
+            self.compression = compression
+            self.compressLevel = compressLevel
+            self.prior = prior
+        }
+    }
+
+    public struct RestoreBlocks: Sendable, Hashable {
+        /// The stanza, to find the block objects of the labels the map names.
+        public var stanza: String
+        /// The manifest name of the file (block objects are `<label>/<name>.pgkb`).
+        public var name: String
+        public var map: StoragePath
+        public var mapSize: UInt64
+        public var mapChecksum: SHA256Digest
+        public var destination: String
+        public var size: UInt64
+        public var checksum: SHA256Digest
+        public var mode: UInt32
+        public var mtime: Int64
+        public var ownerUID: UInt32?
+        public var ownerGID: UInt32?
+        public var keepMatching = false
+
+        public init(stanza: String, name: String, map: StoragePath, mapSize: UInt64, mapChecksum: SHA256Digest, destination: String,
+                    size: UInt64, checksum: SHA256Digest, mode: UInt32, mtime: Int64) {
+            self.stanza = stanza
+            self.name = name
+            self.map = map
+            self.mapSize = mapSize
+            self.mapChecksum = mapChecksum
+            self.destination = destination
+            self.size = size
+            self.checksum = checksum
+            self.mode = mode
+            self.mtime = mtime
+        }
+    }
+}
+
+/// What storing a file in blocks produced.
+public struct BlockStoreResult: Sendable, Hashable {
+    /// Original bytes read and their SHA-256.
+    public var size: UInt64
+    public var checksum: SHA256Digest
+    /// This backup's block object (changed blocks only) and its SHA-256.
+    public var repoSize: UInt64
+    public var repoChecksum: SHA256Digest
+    public var mapSize: UInt64
+    public var mapChecksum: SHA256Digest
+    /// Original bytes of the blocks stored (the changed ones).
+    public var changedBytes: UInt64
+    public var changedBlocks: Int
+    public var blockSize: Int
+    /// The other backups whose block objects the new map uses.
+    public var otherLabels: [BackupLabel]
 }
 
 /// What executing a job found.
@@ -77,4 +187,10 @@ public enum FileJobResult: Sendable, Hashable {
     case vanished
     /// Restored and verified against both checksums.
     case restored(size: UInt64)
+    /// Stored in blocks (see `BlockStoreResult`).
+    case storedBlocks(BlockStoreResult)
+    /// Checksum mode found the file identical to the prior backup's: nothing was stored.
+    case unchanged
+    /// Delta restore found the destination already identical: it was kept.
+    case kept(size: UInt64)
 }

@@ -17,6 +17,7 @@ final class Worker {
     private let storedHash: SHA256Filter
     private var storeChains: [String: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
+    private var blockWorker: BlockWorker?
 
     init(storage: Storage, bufferSize: Int) throws {
         self.storage = storage
@@ -30,11 +31,29 @@ final class Worker {
         switch job.operation {
         case .store(let file): return try store(file)
         case .restore(let file): return try restore(file)
+        case .storeBlocks(let file): return try blocks().store(file)
+        case .restoreBlocks(let file): return try blocks().restore(file)
         }
+    }
+
+    /// The block and checksum machinery, made on first use (most jobs never need it).
+    func blocks() throws -> BlockWorker {
+        if let blockWorker { return blockWorker }
+        let created = try BlockWorker(storage: storage, bufferSize: bufferSize)
+        blockWorker = created
+        return created
     }
 
     /// cluster file → [count, sha256] → compress → [count, sha256] → repository (atomic).
     private func store(_ file: FileJob.StoreFile) throws -> FileJobResult {
+        if let size = file.unchangedSize, let checksum = file.unchangedChecksum {
+            // Checksum mode: hash first, store only when the bytes differ.
+            switch try blocks().fileMatches(path: file.source, size: size, checksum: checksum, limit: file.limit) {
+            case .none: return .vanished
+            case .some(true): return .unchanged
+            case .some(false): break
+            }
+        }
         guard let source = try FileSource.open(file.source) else { return .vanished }
         return try store(source: source, destination: file.destination, limit: file.limit,
                          compression: file.compression, compressLevel: file.compressLevel)
@@ -70,6 +89,10 @@ final class Worker {
     /// repository → [count, sha256] → decompress → [count, sha256] → cluster file; both checksums
     /// and sizes must match the manifest or the file is removed and the restore fails.
     private func restore(_ file: FileJob.RestoreFile) throws -> FileJobResult {
+        if file.keepMatching, try blocks().fileMatches(path: file.destination, size: file.size, checksum: file.checksum) == true {
+            try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+            return .kept(size: file.size)
+        }
         guard let source = try storage.openRead(file.source) else {
             throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
                               hint: "the backup is damaged; restore another backup with --set")

@@ -5,8 +5,8 @@ import Darwin
 #endif
 
 /// A backup's name: `YYYYMMDD-HHMMSSF` for a full backup (local time of its start, as pgBackRest
-/// does, so operators recognise it). Differential and incremental labels
-/// (`<full>_YYYYMMDD-HHMMSS{D|I}`) come with those backup types. Labels sort by text, but
+/// does, so operators recognise it); differential and incremental labels are
+/// `<full>_YYYYMMDD-HHMMSS{D|I}`. Labels sort by text, but
 /// ordering decisions (latest, expire) use recorded stop times, never label text.
 public struct BackupLabel: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     public let text: String
@@ -20,6 +20,16 @@ public struct BackupLabel: Hashable, Comparable, Sendable, CustomStringConvertib
     public static func full(at time: Int64) -> BackupLabel {
         BackupLabel(unchecked: timestamp(time) + "F")
     }
+
+    /// The label of a differential or incremental backup of the set started by `full`:
+    /// `<full label>_YYYYMMDD-HHMMSS{D|I}` (local time of its start), as pgBackRest names them.
+    public static func dependent(of full: BackupLabel, type: BackupType, at time: Int64) -> BackupLabel {
+        precondition(type != .full, "a full backup has no parent set")
+        return BackupLabel(unchecked: full.fullLabel.text + "_" + timestamp(time) + (type == .diff ? "D" : "I"))
+    }
+
+    /// The full backup whose set this label belongs to (itself for a full backup).
+    public var fullLabel: BackupLabel { BackupLabel(unchecked: String(text.prefix(16))) }
 
     private init(unchecked text: String) { self.text = text }
 

@@ -59,10 +59,16 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var repoSize: UInt64
     public var fileCount: Int
     public var compressType: CompressionType
+    /// Original bytes this backup copied (the changed files, or for block-incremental files the
+    /// changed blocks); absent in entries written before diff/incr existed (then equal to `size`).
+    public var sizeDelta: UInt64? = nil
+    /// Bytes in the repository of every object this backup needs, its own and its references';
+    /// absent in older entries (then equal to `repoSize`).
+    public var repoSizeTotal: UInt64? = nil
 }
 
-/// The kinds of backup. Only `full` is written so far; diff and incr arrive with their issue and
-/// reuse this field unchanged.
+/// The kinds of backup: `full`, `diff` (changes since the last full) and `incr` (changes since
+/// the last backup of any type).
 public enum BackupType: String, Codable, Sendable, CaseIterable {
     case full, diff, incr
 }
@@ -84,6 +90,11 @@ public struct BackupInfo: Codable, Sendable {
     /// The most recent backup by stop time (never by label text).
     public var latest: BackupSummary? {
         backups.max { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
+    }
+
+    /// The most recent full backup by stop time.
+    public var latestFull: BackupSummary? {
+        backups.filter { $0.type == .full }.max { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
     }
 }
 

@@ -40,6 +40,13 @@ public struct Manifest: Codable, Sendable {
         public var walStart: String
         public var walStop: String
         public var timeline: UInt32
+        /// Labels of the other backups holding objects this backup needs (diff/incr; absent for
+        /// a full backup or one that references nothing).
+        public var references: [BackupLabel]? = nil
+        /// The second recorded before the file listing began; the backup waited into the next
+        /// second before listing, so any later change to a file gets a later mtime. Absent in
+        /// manifests written before diff/incr existed.
+        public var timestampCopyStart: Int64? = nil
     }
 
     /// The cluster the backup was taken from.
@@ -112,12 +119,28 @@ public struct Manifest: Codable, Sendable {
         public var compression: CompressionType
         /// The backup whose directory holds the stored object; a full backup references itself.
         public var reference: BackupLabel
+        /// Block-incremental storage (repo-layout.md §3.4): the block size in bytes. When set, the
+        /// file is stored as a block object `<name>.pgkb` plus a block map `<name>.pgkm` in the
+        /// `reference` backup, and `repoSize`/`repoChecksum` describe that block object.
+        public var blockSize: Int? = nil
+        /// Size and SHA-256 of the block map `<name>.pgkm` in the `reference` backup.
+        public var blockMapSize: UInt64? = nil
+        public var blockMapChecksum: SHA256Digest? = nil
+
+        /// Whether the file is stored in block-incremental form.
+        public var isBlockIncremental: Bool { blockSize != nil }
     }
 
     /// Totals for backup.info.
     public var totalSize: UInt64 { files.reduce(0) { $0 + $1.size } }
     public var totalRepoSize: UInt64 {
-        files.reduce(0) { $0 + ($1.reference == backup.label ? $1.repoSize : 0) }
+        files.reduce(0) { $0 + ($1.reference == backup.label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
+    }
+
+    /// The labels, other than this backup's own, that hold objects of its files (the file
+    /// references; block maps can reach further, see `BlockMap.references`).
+    public var fileReferences: [BackupLabel] {
+        Set(files.map(\.reference)).subtracting([backup.label]).sorted()
     }
 }
 

@@ -76,6 +76,17 @@ public struct RepositoryLayout: Sendable {
         if let ext = compression.fileExtension { object += "." + ext }
         return try backupDirectory(label: label).appending(path: object)
     }
+
+    /// The block object of a block-incremental file: `<label>/<manifest name>.pgkb`, the blocks
+    /// this backup stored, each an independent frame of the compression its map names.
+    public func blockObject(label: BackupLabel, name: String) throws -> StoragePath {
+        try backupDirectory(label: label).appending(path: name + ".pgkb")
+    }
+
+    /// The block map of a block-incremental file: `<label>/<manifest name>.pgkm` (§3.4).
+    public func blockMap(label: BackupLabel, name: String) throws -> StoragePath {
+        try backupDirectory(label: label).appending(path: name + ".pgkm")
+    }
 }
 
 #if canImport(Glibc)

@@ -12,6 +12,8 @@ public struct RestoreOptions: Sendable {
     public var processMax: Int
     /// The `restore_command` written into postgresql.auto.conf.
     public var restoreCommand: String
+    /// Restore over an existing data directory, keeping files whose size and SHA-256 match.
+    public var delta = false
 
     public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String) {
         self.dataDirectory = dataDirectory
@@ -22,13 +24,31 @@ public struct RestoreOptions: Sendable {
     }
 }
 
-/// Restores a backup into an empty data directory and sets it up to recover from the archive.
+/// What a restore did, for the operator (delta restores keep and remove files).
+public struct RestoreReport: Sendable {
+    public var label: BackupLabel
+    /// Files written from the repository (global/pg_control not counted).
+    public var rewritten = 0
+    /// Files already identical, kept (delta restore).
+    public var kept = 0
+    /// Files, links and directories removed because the backup does not have them (delta restore).
+    public var removed = 0
+    public var bytesWritten: UInt64 = 0
+}
+
+/// Restores a backup (any backup of a chain: files of diff/incr backups are read from the
+/// backups that hold them) and sets it up to recover from the archive.
 ///
 /// 1. Pick the backup (`--set`, or the latest by stop time) and load its manifest.
-/// 2. Refuse a non-empty target or tablespace location, and a running server, before writing.
+/// 2. Refuse a running server and, without `--delta`, a non-empty target or tablespace location,
+///    before writing. With `--delta`, refuse only when `postmaster.pid` names a live process; then
+///    remove `global/pg_control` first (so an interrupted restore cannot be started), and remove
+///    everything the backup does not have (`DeltaClean`).
 /// 3. Recreate the directory skeleton and tablespace links with the recorded modes (and owners,
 ///    when running as root: never leave root-owned files for PostgreSQL).
-/// 4. Restore every file with `--process-max` workers, verifying both checksums of each.
+/// 4. Restore every file with `--process-max` workers, verifying both checksums of each; files
+///    stored in blocks are reassembled from their block map and verified block by block and as
+///    a whole. With `--delta`, a file whose size and SHA-256 already match is kept.
 /// 5. Write `recovery.signal` and the recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
@@ -37,6 +57,8 @@ public final class RestoreRun {
     let layout: RepositoryLayout
     let options: RestoreOptions
     let log: Log
+    /// What the last `run()` did.
+    public private(set) var report: RestoreReport?
 
     public init(storage: Storage, layout: RepositoryLayout, options: RestoreOptions, log: Log) {
         self.storage = storage
@@ -57,23 +79,35 @@ public final class RestoreRun {
             throw PGKeepError(.repositoryInvalid, "the manifest in backup \(summary.label) describes backup \(manifest.backup.label)")
         }
         try manifest.validateForRestore()
-        log.info("restoring backup \(summary.label) into '\(options.dataDirectory)'")
+        log.info("restoring backup \(summary.label) (\(summary.type.rawValue)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")")
 
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
         try checkDestinations(targets)
         let ownership = Ownership(log: log)
+        var report = RestoreReport(label: summary.label)
+
+        if options.delta {
+            // pg_control goes first and comes back last: until then the directory cannot start.
+            let control = try targets.absolute("pg_data/global/pg_control")
+            if try Posix.unlink(control) { try Posix.fsyncDirectory(Posix.dirname(control)) }
+            var clean = try DeltaClean(manifest: manifest, targets: targets, log: log)
+            try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations)
+            report.removed = clean.removed
+        }
 
         // Directory skeleton, parents before children.
         var directories: [String] = []
         for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
             let absolute = try targets.absolute(path.name)
             try Posix.mkdirs(absolute, mode: 0o700)
-            try Posix.chmod(absolute, mode: path.mode)
+            try Posix.chmod(absolute, mode: path.mode)  // follows a kept symlinked pg_wal, as intended
             try ownership.apply(absolute, user: path.user, group: path.group)
             directories.append(absolute)
         }
         for link in manifest.links {
             let absolute = try targets.absolute(link.name)
+            // A delta restore kept the links that already point where the backup says.
+            if options.delta, (try Posix.lstat(absolute))?.kind == .link { continue }
             try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
             try ownership.apply(absolute, user: link.user, group: link.group)
         }
@@ -86,21 +120,49 @@ public final class RestoreRun {
         for (index, file) in manifest.files.enumerated() {
             var destination = try targets.absolute(file.name)
             if file.name == controlName { destination = controlTemporary }
+            let keepMatching = options.delta && file.name != controlName
+            if let blockSize = file.blockSize {
+                guard let mapSize = file.blockMapSize, let mapChecksum = file.blockMapChecksum, blockSize > 0 else {
+                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is block-incremental without a block map",
+                                      hint: "the backup is damaged; restore another backup with --set")
+                }
+                var blocks = FileJob.RestoreBlocks(
+                    stanza: layout.stanza, name: file.name, map: try layout.blockMap(label: file.reference, name: file.name),
+                    mapSize: mapSize, mapChecksum: mapChecksum, destination: destination, size: file.size,
+                    checksum: file.checksum, mode: file.mode, mtime: file.mtime)
+                let owner = ownership.ids(user: file.user, group: file.group)
+                blocks.ownerUID = owner?.uid
+                blocks.ownerGID = owner?.gid
+                blocks.keepMatching = keepMatching
+                jobs.append(FileJob(id: index, operation: .restoreBlocks(blocks), size: file.size))
+                continue
+            }
             var restore = FileJob.RestoreFile(
                 source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
                 destination: destination, compression: file.compression, size: file.size, checksum: file.checksum,
                 repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
             restore.owner = ownership.ids(user: file.user, group: file.group)
+            restore.keepMatching = keepMatching
             jobs.append(FileJob(id: index, operation: .restore(restore), size: file.size))
         }
         guard manifest.files.contains(where: { $0.name == controlName }) else {
             throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
         }
-        var restoredBytes: UInt64 = 0
-        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs) { _, result in
-            if case .restored(let size) = result { restoredBytes += size }
+        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs) { job, result in
+            switch result {
+            case .restored(let size):
+                report.bytesWritten += size
+                if manifest.files[job.id].name != controlName { report.rewritten += 1 }
+            case .kept:
+                report.kept += 1
+            default:
+                break
+            }
         }
-        log.info("restored \(manifest.files.count) files, \(restoredBytes) bytes")
+        if options.delta {
+            log.info("delta restore: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) entries removed")
+        }
+        log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
 
         let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
@@ -110,6 +172,7 @@ public final class RestoreRun {
         try Posix.rename(controlTemporary, controlFinal)
         try Posix.fsyncDirectory(Posix.dirname(controlFinal))
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
+        self.report = report
         return summary.label
     }
 
@@ -134,6 +197,13 @@ public final class RestoreRun {
         if let st = try Posix.lstat(directory) {
             guard st.kind == .directory else {
                 throw PGKeepError(.pathInvalid, "'\(directory)' exists and is not a directory", hint: "choose another --pg1-path")
+            }
+            if options.delta {
+                if let pid = try DeltaClean.livePostmaster(dataDirectory: directory) {
+                    throw PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' names process \(pid), which is running: PostgreSQL may be running on this data directory",
+                                      hint: "stop PostgreSQL (pg_ctl stop) before a delta restore")
+                }
+                return
             }
             if (try Posix.lstat(Posix.join(directory, "postmaster.pid"))) != nil {
                 throw PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' exists: PostgreSQL may be running on this data directory",

@@ -1,6 +1,6 @@
 import PGKeep
 
-/// `pgkeep --stanza=main backup [--type=full] [--start-fast] [--process-max=N]`
+/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N]`
 enum BackupCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -8,12 +8,13 @@ enum BackupCommand {
         guard let type = BackupType(rawValue: typeName) else {
             throw PGKeepError(.optionInvalid, "backup type '\(typeName)' is unknown")
         }
-        let options = BackupOptions(
+        var options = BackupOptions(
             dataDirectory: try context.required(.pg1Path), connection: context.connection, type: type,
             compression: try context.compression, compressLevel: try context.compressLevel,
             bufferSize: context.bufferSize, processMax: context.processMax, startFast: config.bool(.startFast),
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
+        options.delta = config.bool(.delta)
         let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
-        print("backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
+        print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
     }
 }

@@ -5,7 +5,8 @@ import Darwin
 #endif
 import PGKeep
 
-/// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL]`
+/// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL]`, or over an existing,
+/// stopped data directory with `--delta`.
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -18,11 +19,16 @@ enum RestoreCommand {
             set = label
         }
         let layout = try context.layout()
-        let options = RestoreOptions(dataDirectory: Posix.absolute(try context.required(.pg1Path)), set: set,
+        var options = RestoreOptions(dataDirectory: Posix.absolute(try context.required(.pg1Path)), set: set,
                                      bufferSize: context.bufferSize, processMax: context.processMax,
                                      restoreCommand: restoreCommand(context, stanza: layout.stanza))
-        let label = try RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log).run()
+        options.delta = config.bool(.delta)
+        let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
+        let label = try run.run()
         print("restored backup \(label) into '\(options.dataDirectory)'")
+        if options.delta, let report = run.report {
+            print("delta: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) removed")
+        }
     }
 
     /// The `restore_command` the restored cluster runs: this binary, with the options that locate

@@ -1,0 +1,94 @@
+/// Change detection for differential and incremental backups: what to do with each listed file
+/// given the prior backup's manifest.
+///
+/// By default a file is unchanged when its size, mtime and mode equal the prior entry's, and the
+/// prior entry's mtime is not later than the prior backup's copy start. (Every backup records its
+/// copy start and waits into the next second before listing, so a file last written before that
+/// second gets a later mtime when it is written again; a file written in or after it may have been
+/// written again within the same second after it was read, and is compared by checksum instead.)
+///
+/// Timestamps are not trusted at all, and every file whose size equals the prior's is compared by
+/// checksum (checksum mode, pgBackRest's delta), when:
+/// - `--delta` is given;
+/// - the timeline changed since the prior backup (a restore may have put older files back);
+/// - a file's mtime is later than the time the listing ended (a clock or a file from the future);
+/// - a file's mtime is earlier than in the prior backup (time went backwards: restored or copied);
+/// - a file changed size without changing mtime.
+struct IncrementalPlan {
+    enum Action: Equatable {
+        /// Not in the prior backup: store it.
+        case copy
+        /// Unchanged by size, mtime and mode: the new manifest reuses the prior entry.
+        case reference(Manifest.FileEntry)
+        /// Possibly unchanged: compare checksums (whole file, or blocks) and reuse when equal.
+        case verify(Manifest.FileEntry)
+        /// Changed: store it (a block-incremental file still reuses the blocks that match).
+        case changed(Manifest.FileEntry)
+
+        var prior: Manifest.FileEntry? {
+            switch self {
+            case .copy: return nil
+            case .reference(let entry), .verify(let entry), .changed(let entry): return entry
+            }
+        }
+    }
+
+    var actions: [Action]
+    /// Why checksum mode is on; empty when timestamps are trusted.
+    var checksumReasons: [String]
+    var checksumMode: Bool { !checksumReasons.isEmpty }
+
+    /// - Parameters:
+    ///   - listedAt: the time the listing ended; a later mtime is in the future. (Files written
+    ///     while the backup runs have mtimes after its copy start, which is normal: WAL replay
+    ///     repairs them, and the next backup does not trust their times, see above.)
+    static func make(files: [ClusterWalker.ListedFile], prior: Manifest, listedAt: Int64, delta: Bool,
+                     timeline: UInt32) -> IncrementalPlan {
+        var priorFiles: [String: Manifest.FileEntry] = [:]
+        for entry in prior.files { priorFiles[entry.name] = entry }
+
+        var reasons: [String] = []
+        if delta { reasons.append("--delta was given") }
+        if prior.backup.timeline != timeline {
+            reasons.append("the timeline changed from \(prior.backup.timeline) to \(timeline) since backup \(prior.backup.label)")
+        }
+        for file in files {
+            if file.mtime > listedAt {
+                reasons.append("'\(file.name)' has a modification time in the future (\(file.mtime) > \(listedAt))")
+                break
+            }
+        }
+        for file in files {
+            guard let entry = priorFiles[file.name] else { continue }
+            if file.mtime < entry.mtime {
+                reasons.append("'\(file.name)' has an older modification time than in backup \(prior.backup.label)")
+                break
+            }
+            if file.mtime == entry.mtime && file.size != entry.size {
+                reasons.append("'\(file.name)' changed size without changing its modification time")
+                break
+            }
+        }
+
+        // Manifests from before copy start was recorded: the copy began after timestampStart.
+        let trustedUntil = prior.backup.timestampCopyStart ?? (prior.backup.timestampStart - 1)
+        let checksumMode = !reasons.isEmpty
+        let actions: [Action] = files.map { file in
+            guard let entry = priorFiles[file.name] else { return .copy }
+            if file.size != entry.size { return .changed(entry) }
+            if checksumMode { return .verify(entry) }
+            if file.mtime != entry.mtime { return .changed(entry) }
+            if file.mode != entry.mode || entry.mtime > trustedUntil { return .verify(entry) }
+            return .reference(entry)
+        }
+        return IncrementalPlan(actions: actions, checksumReasons: reasons)
+    }
+}
+
+/// Block-incremental storage parameters (repo-layout.md §3.4).
+public enum BlockIncremental {
+    /// Files of at least this size are stored in blocks.
+    public static let minimumFileSize: UInt64 = 1 << 20
+    /// The block size: 16 PostgreSQL pages. A 1 GiB segment has 8192 blocks and a 368 KiB map.
+    public static let blockSize = 128 << 10
+}

@@ -1,0 +1,325 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One worker's machinery for block-incremental files and checksum comparisons: a block buffer,
+/// hashers and one codec chain per compression, created once and reused for every file.
+///
+/// Storing (`store`): the file is read one block at a time into a fixed buffer. Each block's
+/// SHA-256 is compared with the prior map's; an equal block is referenced where it already lies,
+/// a different one is compressed as one frame and appended to this backup's block object. The
+/// new map is written after the object is durable. A file whose every block and size match the
+/// prior is reported `.unchanged` and nothing is kept.
+///
+/// Restoring (`restore`): the map is loaded and checked against the manifest, then the file is
+/// written block by block from the objects the map names. One reader per object moves forward
+/// only (skipping by reading), each block is decompressed and checked against its SHA-256, and
+/// the whole file against the manifest's size and SHA-256.
+final class BlockWorker {
+    let storage: Storage
+    let bufferSize: Int
+    private var blockBuffer: IOBuffer?
+    private let skipBuffer: IOBuffer
+    private let fileHasher: SHA256Hasher
+    private let blockHasher: SHA256Hasher
+    private let objectHasher: SHA256Hasher
+    private var compressChains: [String: FilterChain] = [:]
+    private var decompressChains: [CompressionType: FilterChain] = [:]
+
+    /// Maps larger than this are refused as damaged: 1 GiB in 8 KiB blocks needs ~6 MiB.
+    static let mapLimit = 64 << 20
+
+    init(storage: Storage, bufferSize: Int) throws {
+        self.storage = storage
+        self.bufferSize = bufferSize
+        skipBuffer = IOBuffer(size: bufferSize)
+        fileHasher = try SHA256Hasher()
+        blockHasher = try SHA256Hasher()
+        objectHasher = try SHA256Hasher()
+    }
+
+    private func buffer(blockSize: Int) -> IOBuffer {
+        if let buffer = blockBuffer, buffer.count == blockSize { return buffer }
+        let buffer = IOBuffer(size: blockSize)
+        blockBuffer = buffer
+        return buffer
+    }
+
+    // MARK: Whole-file comparison
+
+    /// Whether the file at `path` has exactly `size` bytes (reading at most `limit`) with SHA-256
+    /// `checksum`. nil when the file does not exist. The size is checked first, from `fstat`.
+    func fileMatches(path: String, size: UInt64, checksum: SHA256Digest, limit: UInt64? = nil) throws -> Bool? {
+        guard let source = try FileSource.open(path) else { return nil }
+        let status = try Posix.fstat(source.fd, path: path)
+        guard status.kind == .file else { return false }
+        if limit == nil, status.size != size { return false }
+        try fileHasher.reset()
+        var total: UInt64 = 0
+        while true {
+            var want = skipBuffer.count
+            if let limit { want = Int(min(UInt64(want), limit - total)) }
+            if want == 0 { break }
+            let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer.bytes[0..<want]))
+            if n == 0 { break }
+            total += UInt64(n)
+            if total > size { return false }
+            try fileHasher.update(UnsafeRawBufferPointer(rebasing: skipBuffer.bytes[0..<n]))
+        }
+        guard total == size else { return false }
+        return try fileHasher.finalize() == checksum
+    }
+
+    // MARK: Store
+
+    func store(_ job: FileJob.StoreBlocks) throws -> FileJobResult {
+        guard let source = try FileSource.open(job.source) else { return .vanished }
+        var prior: BlockMap?
+        if let priorJob = job.prior {
+            let loaded = try loadMap(priorJob.map, size: priorJob.mapSize, checksum: priorJob.mapChecksum)
+            // A map in another block size cannot be compared block for block: store everything.
+            if loaded.blockSize == job.blockSize { prior = loaded }
+        }
+        var map = BlockMap(blockSize: job.blockSize)
+        let own = try map.referenceIndex(.init(label: job.label, compression: job.compression))
+        let chain = try compressChain(job.compression, level: job.compressLevel)
+        let block = buffer(blockSize: job.blockSize)
+        let writer = try storage.openWrite(job.blockObject)
+        let object = ObjectSink(writer: writer, hasher: objectHasher)
+        do {
+            try objectHasher.reset()
+            try fileHasher.reset()
+            var total: UInt64 = 0
+            var changedBytes: UInt64 = 0
+            var changedBlocks = 0
+            while total < job.limit {
+                let want = Int(min(UInt64(job.blockSize), job.limit - total))
+                let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: block.bytes[0..<want]))
+                if n == 0 { break }
+                let bytes = UnsafeRawBufferPointer(rebasing: block.bytes[0..<n])
+                try fileHasher.update(bytes)
+                try blockHasher.reset()
+                try blockHasher.update(bytes)
+                let digest = try blockHasher.finalize()
+                let index = map.blocks.count
+                if let prior, index < prior.blocks.count, prior.blocks[index].checksum == digest,
+                   BlockMap.blockLength(index: index, blockSize: prior.blockSize, fileSize: prior.fileSize) == n {
+                    var reused = prior.blocks[index]
+                    reused.reference = try map.referenceIndex(prior.references[Int(reused.reference)])
+                    map.blocks.append(reused)
+                } else {
+                    let offset = object.count
+                    try chain.reset()
+                    try chain.write(bytes, into: object)
+                    try chain.finish(into: object)
+                    map.blocks.append(.init(reference: own, offset: offset, length: UInt32(object.count - offset), checksum: digest))
+                    changedBytes += UInt64(n)
+                    changedBlocks += 1
+                }
+                total += UInt64(n)
+                if n < want { break }  // end of file
+            }
+            map.fileSize = total
+            let checksum = try fileHasher.finalize()
+            if changedBlocks == 0, let priorJob = job.prior, priorJob.size == total, priorJob.checksum == checksum {
+                writer.abort()
+                return .unchanged
+            }
+            if changedBlocks == 0, let size = job.unchangedSize, let expected = job.unchangedChecksum, size == total, expected == checksum {
+                writer.abort()
+                return .unchanged
+            }
+            try writer.commit()
+            let repoChecksum = try objectHasher.finalize()
+            // References no block uses any more are dropped before the map is written.
+            map = Self.compacted(map)
+            let mapBytes = map.encoded()
+            try storage.writeSmallFile(job.blockMap, mapBytes)
+            return .storedBlocks(BlockStoreResult(
+                size: total, checksum: checksum, repoSize: object.count, repoChecksum: repoChecksum,
+                mapSize: UInt64(mapBytes.count), mapChecksum: try SHA256Digest.of(mapBytes),
+                changedBytes: changedBytes, changedBlocks: changedBlocks, blockSize: job.blockSize,
+                otherLabels: map.usedLabels.filter { $0 != job.label }))
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    /// The map with only the references its blocks use, in first-use order.
+    static func compacted(_ map: BlockMap) -> BlockMap {
+        var result = BlockMap(blockSize: map.blockSize, fileSize: map.fileSize)
+        var remap: [UInt16: UInt16] = [:]
+        for block in map.blocks {
+            var copy = block
+            if let index = remap[block.reference] {
+                copy.reference = index
+            } else {
+                let index = UInt16(result.references.count)
+                result.references.append(map.references[Int(block.reference)])
+                remap[block.reference] = index
+                copy.reference = index
+            }
+            result.blocks.append(copy)
+        }
+        return result
+    }
+
+    // MARK: Restore
+
+    func restore(_ job: FileJob.RestoreBlocks) throws -> FileJobResult {
+        let map = try loadMap(job.map, size: job.mapSize, checksum: job.mapChecksum)
+        let hint = "the backup is damaged; restore another backup with --set"
+        guard map.fileSize == job.size else {
+            throw PGKeepError(.checksumMismatch, "block map '\(storage.describe(job.map))' describes \(map.fileSize) bytes, the manifest \(job.size)",
+                              hint: hint)
+        }
+        if job.keepMatching, try fileMatches(path: job.destination, size: job.size, checksum: job.checksum) == true {
+            try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
+            return .kept(size: job.size)
+        }
+        let layout = try RepositoryLayout(stanza: job.stanza)
+        let sink = try FileSink(creating: job.destination, mode: job.mode)
+        let check = BlockCheckSink(target: sink, fileHasher: fileHasher, blockHasher: blockHasher)
+        var readers: [Int: (reader: StorageReader, path: StoragePath, position: UInt64)] = [:]
+        do {
+            try fileHasher.reset()
+            for (index, block) in map.blocks.enumerated() {
+                let reference = map.references[Int(block.reference)]
+                let objectPath = try layout.blockObject(label: reference.label, name: job.name)
+                var entry: (reader: StorageReader, path: StoragePath, position: UInt64)
+                if let open = readers[Int(block.reference)] {
+                    entry = open
+                } else {
+                    guard let reader = try storage.openRead(objectPath) else {
+                        throw PGKeepError(.fileMissing, "stored block object '\(storage.describe(objectPath))' is missing from the repository",
+                                          hint: hint)
+                    }
+                    entry = (reader, objectPath, 0)
+                }
+                // Skip forward to the block by reading: objects are read front to back.
+                while entry.position < block.offset {
+                    let want = Int(min(UInt64(skipBuffer.count), block.offset - entry.position))
+                    let n = try entry.reader.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer.bytes[0..<want]))
+                    if n == 0 { throw truncated(objectPath, hint) }
+                    entry.position += UInt64(n)
+                }
+                try blockHasher.reset()
+                check.count = 0
+                let read = try decompressChain(reference.compression).run(from: entry.reader, into: check, buffer: skipBuffer,
+                                                                         limit: UInt64(block.length))
+                guard read == UInt64(block.length) else { throw truncated(objectPath, hint) }
+                entry.position += read
+                readers[Int(block.reference)] = entry
+                let expected = BlockMap.blockLength(index: index, blockSize: map.blockSize, fileSize: map.fileSize)
+                guard check.count == expected, try blockHasher.finalize() == block.checksum else {
+                    throw PGKeepError(.checksumMismatch,
+                                      "block \(index) of '\(job.name)' in '\(storage.describe(objectPath))' does not match its block map",
+                                      hint: hint)
+                }
+            }
+            let checksum = try fileHasher.finalize()
+            guard sink.written == job.size, checksum == job.checksum else {
+                throw PGKeepError(.checksumMismatch,
+                                  "restored '\(job.destination)' from its blocks does not match the manifest: \(sink.written) bytes with SHA-256 \(checksum.hex), expected \(job.size) bytes with \(job.checksum.hex)",
+                                  hint: hint)
+            }
+            try sink.sync()
+            try sink.close()
+        } catch {
+            try? sink.close()
+            _ = try? Posix.unlink(job.destination)
+            if let error = error as? PGKeepError, error.code == .compression {
+                throw PGKeepError(.checksumMismatch, "a stored block of '\(job.name)' is damaged: \(error.message)", hint: hint)
+            }
+            throw error
+        }
+        try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
+        return .restored(size: job.size)
+    }
+
+    static func applyAttributes(_ path: String, mode: UInt32, uid: UInt32?, gid: UInt32?, mtime: Int64) throws {
+        try Posix.chmod(path, mode: mode)
+        if let uid, let gid { try Posix.lchown(path, uid: uid, gid: gid) }
+        try Posix.setModificationTime(path, seconds: mtime)
+    }
+
+    private func truncated(_ path: StoragePath, _ hint: String) -> PGKeepError {
+        PGKeepError(.checksumMismatch, "stored block object '\(storage.describe(path))' is shorter than its block map says", hint: hint)
+    }
+
+    /// Loads a map, checking its size and SHA-256 against the manifest before parsing it.
+    func loadMap(_ path: StoragePath, size: UInt64, checksum: SHA256Digest) throws -> BlockMap {
+        guard let bytes = try storage.readSmallFile(path, limit: Self.mapLimit) else {
+            throw PGKeepError(.fileMissing, "block map '\(storage.describe(path))' is missing from the repository",
+                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
+        }
+        let actual = try SHA256Digest.of(bytes)
+        guard UInt64(bytes.count) == size, actual == checksum else {
+            throw PGKeepError(.checksumMismatch,
+                              "block map '\(storage.describe(path))' does not match the manifest: \(bytes.count) bytes with SHA-256 \(actual.hex), expected \(size) bytes with \(checksum.hex)",
+                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
+        }
+        return try BlockMap.decode(bytes, name: storage.describe(path))
+    }
+
+    private func compressChain(_ compression: CompressionType, level: Int) throws -> FilterChain {
+        let key = "\(compression.rawValue)/\(level)"
+        if let chain = compressChains[key] { return chain }
+        var filters: [Filter] = []
+        if let compressor = try compression.makeCompressFilter(level: level, bufferSize: bufferSize) { filters.append(compressor) }
+        let chain = FilterChain(filters)
+        compressChains[key] = chain
+        return chain
+    }
+
+    private func decompressChain(_ compression: CompressionType) throws -> FilterChain {
+        if let chain = decompressChains[compression] { return chain }
+        var filters: [Filter] = []
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        let chain = FilterChain(filters)
+        decompressChains[compression] = chain
+        return chain
+    }
+}
+
+/// Writes to a storage writer, counting and hashing what passes.
+final class ObjectSink: ByteSink {
+    let writer: StorageWriter
+    let hasher: SHA256Hasher
+    private(set) var count: UInt64 = 0
+
+    init(writer: StorageWriter, hasher: SHA256Hasher) {
+        self.writer = writer
+        self.hasher = hasher
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try hasher.update(bytes)
+        try writer.write(bytes)
+        count += UInt64(bytes.count)
+    }
+}
+
+/// Receives one decompressed block: hashes it on its own and as part of the file, and writes it.
+final class BlockCheckSink: ByteSink {
+    let target: ByteSink
+    let fileHasher: SHA256Hasher
+    let blockHasher: SHA256Hasher
+    var count = 0
+
+    init(target: ByteSink, fileHasher: SHA256Hasher, blockHasher: SHA256Hasher) {
+        self.target = target
+        self.fileHasher = fileHasher
+        self.blockHasher = blockHasher
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try blockHasher.update(bytes)
+        try fileHasher.update(bytes)
+        try target.write(bytes)
+        count += bytes.count
+    }
+}

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The first step of `restore --delta`: makes an existing data directory (and the backup's
+/// tablespace directories) hold nothing the backup does not have.
+///
+/// Every entry is judged by `lstat`, links are never followed except where the backup expects a
+/// directory (a symlinked `pg_wal` stays a link and is cleaned inside). Entries the manifest does
+/// not list are removed, as are entries of the wrong kind and tablespace links pointing elsewhere;
+/// regular files the manifest lists stay for the restore to compare by size and SHA-256.
+/// In a tablespace location only this cluster's `PG_<major>_<catalog version>` directory is
+/// cleaned: other entries there (another major version's directory) are not ours.
+struct DeltaClean {
+    enum Expected: Equatable {
+        case directory
+        case file
+        case link(String)
+    }
+
+    let expected: [String: Expected]
+    let log: Log
+    private(set) var removed = 0
+
+    init(manifest: Manifest, targets: TargetMap, log: Log) throws {
+        var expected: [String: Expected] = [:]
+        for path in manifest.paths { expected[try targets.absolute(path.name)] = .directory }
+        for file in manifest.files { expected[try targets.absolute(file.name)] = .file }
+        for link in manifest.links { expected[try targets.absolute(link.name)] = .link(try targets.linkDestination(link)) }
+        self.expected = expected
+        self.log = log
+    }
+
+    /// Cleans the data directory and the tablespace locations.
+    mutating func run(dataDirectory: String, tablespaceLocations: [String]) throws {
+        if let st = try Posix.lstat(dataDirectory), st.kind == .directory {
+            try clean(directory: dataDirectory, isTablespaceLocation: false)
+        }
+        for location in tablespaceLocations {
+            if let st = try Posix.statFollowing(location), st.kind == .directory {
+                try clean(directory: location, isTablespaceLocation: true)
+            }
+        }
+    }
+
+    private mutating func clean(directory: String, isTablespaceLocation: Bool) throws {
+        guard let names = try Posix.listDirectory(directory) else { return }
+        var changed = false
+        for name in names {
+            let path = Posix.join(directory, name)
+            guard let st = try Posix.lstat(path) else { continue }
+            switch expected[path] {
+            case .directory:
+                if st.kind == .directory {
+                    try clean(directory: path, isTablespaceLocation: false)
+                    continue
+                }
+                if st.kind == .link, let target = try Posix.statFollowing(path), target.kind == .directory {
+                    try clean(directory: path, isTablespaceLocation: false)
+                    continue
+                }
+            case .file:
+                if st.kind == .file { continue }
+            case .link(let destination):
+                if st.kind == .link, try Posix.readLink(path) == destination { continue }
+            case nil:
+                // Not ours to judge: the rest of a tablespace location.
+                if isTablespaceLocation { continue }
+            }
+            try remove(path, kind: st.kind)
+            changed = true
+        }
+        if changed { try Posix.fsyncDirectory(directory) }
+    }
+
+    /// Removes a file, link or whole directory, counting every entry removed.
+    private mutating func remove(_ path: String, kind: Posix.Kind) throws {
+        if kind == .directory {
+            for name in try Posix.listDirectory(path) ?? [] {
+                let child = Posix.join(path, name)
+                if let st = try Posix.lstat(child) { try remove(child, kind: st.kind) }
+            }
+            try Posix.rmdir(path)
+        } else {
+            try Posix.unlink(path)
+        }
+        removed += 1
+        log.detail("removed '\(path)': not in the backup")
+    }
+
+    /// Whether the process named in `<dataDirectory>/postmaster.pid` is alive. nil when there is
+    /// no such file or it names no process.
+    static func livePostmaster(dataDirectory: String) throws -> Int32? {
+        guard let source = try FileSource.open(Posix.join(dataDirectory, "postmaster.pid")) else { return nil }
+        let buffer = IOBuffer(size: 64)
+        let n = try source.read(into: buffer.bytes)
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)
+        guard let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: " \t")), pid > 0 else {
+            return nil
+        }
+        if kill(pid, 0) == 0 || errno == EPERM { return pid }
+        return nil
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import PGKeep
+
+@Suite("Incremental change detection")
+struct IncrementalPlanTests {
+    static let priorLabel = BackupLabel("20261126-230501F")!
+    /// The prior backup recorded copy start 1000 (and listed from 1001 on).
+    static let priorCopyStart: Int64 = 1000
+
+    static func entry(_ name: String, size: UInt64 = 8192, mtime: Int64 = 900, mode: UInt32 = 0o600) -> Manifest.FileEntry {
+        Manifest.FileEntry(name: name, size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres",
+                           checksum: ManifestSample.digest(name), repoSize: 100, repoChecksum: ManifestSample.digest(name + "."),
+                           compression: .lz4, reference: priorLabel)
+    }
+
+    static func prior(_ files: [Manifest.FileEntry], timeline: UInt32 = 1, copyStart: Int64? = priorCopyStart) -> Manifest {
+        var manifest = ManifestSample.make()
+        manifest.backup.label = priorLabel
+        manifest.backup.timeline = timeline
+        manifest.backup.timestampStart = 990
+        manifest.backup.timestampCopyStart = copyStart
+        manifest.files = files
+        return manifest
+    }
+
+    static func listed(_ name: String, size: UInt64 = 8192, mtime: Int64 = 900, mode: UInt32 = 0o600) -> ClusterWalker.ListedFile {
+        ClusterWalker.ListedFile(name: name, path: "/pg/" + name, size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
+    }
+
+    /// When this backup's listing ended: later than everything above.
+    static let copyStart: Int64 = 2000
+
+    @Test("size, mtime and mode equal and written before the prior copy start: referenced, not copied")
+    func unchangedIsReferenced() {
+        let plan = IncrementalPlan.make(files: [Self.listed("pg_data/a")], prior: Self.prior([Self.entry("pg_data/a")]),
+                                        listedAt: Self.copyStart, delta: false, timeline: 1)
+        #expect(plan.actions == [.reference(Self.entry("pg_data/a"))])
+        #expect(!plan.checksumMode)
+    }
+
+    @Test("a new file is copied; a changed size or a later mtime is a change; a mode change is verified by checksum")
+    func changes() {
+        let prior = Self.prior([Self.entry("pg_data/size"), Self.entry("pg_data/time"), Self.entry("pg_data/mode")])
+        let plan = IncrementalPlan.make(
+            files: [Self.listed("pg_data/new"), Self.listed("pg_data/size", size: 16384, mtime: 1500), Self.listed("pg_data/time", mtime: 1500),
+                    Self.listed("pg_data/mode", mode: 0o640)],
+            prior: prior, listedAt: Self.copyStart, delta: false, timeline: 1)
+        #expect(plan.actions == [.copy, .changed(Self.entry("pg_data/size")), .changed(Self.entry("pg_data/time")),
+                                 .verify(Self.entry("pg_data/mode"))])
+        #expect(!plan.checksumMode)
+    }
+
+    @Test("a file the prior backup saw written at or after its copy start is verified by checksum, not trusted")
+    func writtenDuringPriorBackup() {
+        let late = Self.entry("pg_data/late", mtime: Self.priorCopyStart + 1)
+        let atStart = Self.entry("pg_data/start", mtime: Self.priorCopyStart)
+        let plan = IncrementalPlan.make(files: [Self.listed("pg_data/late", mtime: Self.priorCopyStart + 1),
+                                                Self.listed("pg_data/start", mtime: Self.priorCopyStart)],
+                                        prior: Self.prior([late, atStart]), listedAt: Self.copyStart, delta: false, timeline: 1)
+        #expect(plan.actions == [.verify(late), .reference(atStart)])
+
+        // A manifest without a recorded copy start trusts only mtimes before its start time.
+        let old = IncrementalPlan.make(files: [Self.listed("pg_data/start", mtime: 990)],
+                                       prior: Self.prior([Self.entry("pg_data/start", mtime: 990)], copyStart: nil),
+                                       listedAt: Self.copyStart, delta: false, timeline: 1)
+        #expect(old.actions == [.verify(Self.entry("pg_data/start", mtime: 990))])
+    }
+
+    @Test("untrustworthy times switch the whole backup to checksum mode", arguments: [
+        "future", "backwards", "size without mtime", "delta", "timeline",
+    ])
+    func checksumMode(reason: String) {
+        var files = [Self.listed("pg_data/a"), Self.listed("pg_data/b", size: 4096, mtime: 1500)]
+        var delta = false
+        var timeline: UInt32 = 1
+        switch reason {
+        case "future": files.append(Self.listed("pg_data/c", mtime: Self.copyStart + 5))
+        case "backwards": files.append(Self.listed("pg_data/c", mtime: 10))
+        case "size without mtime": files.append(Self.listed("pg_data/c", size: 1))
+        case "delta": delta = true
+        default: timeline = 2
+        }
+        let prior = Self.prior([Self.entry("pg_data/a"), Self.entry("pg_data/b"), Self.entry("pg_data/c")])
+        let plan = IncrementalPlan.make(files: files, prior: prior, listedAt: Self.copyStart, delta: delta, timeline: timeline)
+        #expect(plan.checksumMode, "\(reason)")
+        #expect(plan.checksumReasons.count == 1, "\(plan.checksumReasons)")
+        // Even the file whose size, mtime and mode all match is compared by checksum; a size change stays a change.
+        #expect(plan.actions[0] == .verify(Self.entry("pg_data/a")))
+        #expect(plan.actions[1] == .changed(Self.entry("pg_data/b")))
+    }
+
+    @Test("dependent labels name their full backup and type, and sort after it")
+    func dependentLabels() {
+        let full = BackupLabel.full(at: 1_795_741_301)
+        let diff = BackupLabel.dependent(of: full, type: .diff, at: 1_795_741_400)
+        let incr = BackupLabel.dependent(of: diff, type: .incr, at: 1_795_741_500)
+        #expect(BackupLabel(diff.text) == diff && diff.text.hasSuffix("D") && diff.text.hasPrefix(full.text + "_"))
+        #expect(incr.text.hasPrefix(full.text + "_") && incr.text.hasSuffix("I"))
+        #expect(incr.fullLabel == full && full.fullLabel == full)
+        #expect(full < diff && diff < incr)
+    }
+}
+
+@Suite("Block maps and block-incremental files")
+struct BlockIncrementalTests {
+    static let blockSize = 4096
+    static let labels = ["20261126-230501F", "20261126-230501F_20261127-010203I", "20261126-230501F_20261127-020304I"]
+        .map { BackupLabel($0)! }
+    static let name = "pg_data/base/5/16384"
+
+    let directory: TemporaryDirectory
+    let storage: PosixStorage
+    let layout: RepositoryLayout
+
+    init() throws {
+        directory = try TemporaryDirectory("blocks")
+        storage = PosixStorage(root: directory.path("repo"))
+        layout = try RepositoryLayout(stanza: "demo")
+    }
+
+    /// What one stored generation left in the manifest.
+    struct Stored {
+        var label: BackupLabel
+        var result: BlockStoreResult
+    }
+
+    func store(_ bytes: [UInt8], generation: Int, prior: Stored?, compression: CompressionType) throws -> FileJobResult {
+        let source = try directory.write("source", bytes)
+        var job = FileJob.StoreBlocks(source: source, limit: UInt64(bytes.count), label: Self.labels[generation],
+                                      blockObject: try layout.blockObject(label: Self.labels[generation], name: Self.name),
+                                      blockMap: try layout.blockMap(label: Self.labels[generation], name: Self.name),
+                                      blockSize: Self.blockSize, compression: compression,
+                                      compressLevel: compression.defaultLevel, prior: nil)
+        if let prior {
+            job.prior = .init(map: try layout.blockMap(label: prior.label, name: Self.name), mapSize: prior.result.mapSize,
+                              mapChecksum: prior.result.mapChecksum, size: prior.result.size, checksum: prior.result.checksum)
+        }
+        return try BlockWorker(storage: storage, bufferSize: 1024).store(job)
+    }
+
+    func restoreJob(_ stored: Stored, into relative: String) -> FileJob.RestoreBlocks {
+        FileJob.RestoreBlocks(stanza: "demo", name: Self.name, map: try! layout.blockMap(label: stored.label, name: Self.name),
+                              mapSize: stored.result.mapSize, mapChecksum: stored.result.mapChecksum,
+                              destination: directory.path(relative), size: stored.result.size,
+                              checksum: stored.result.checksum, mode: 0o600, mtime: 1_700_000_000)
+    }
+
+    func restore(_ stored: Stored, into relative: String) throws -> [UInt8]? {
+        _ = try BlockWorker(storage: storage, bufferSize: 1024).restore(restoreJob(stored, into: relative))
+        return try directory.read(relative)
+    }
+
+    static func stored(_ result: FileJobResult, _ label: BackupLabel) throws -> Stored {
+        guard case .storedBlocks(let blocks) = result else { throw PGKeepError(.internal, "not stored in blocks: \(result)") }
+        return Stored(label: label, result: blocks)
+    }
+
+    @Test("a block map survives encoding and decoding unchanged")
+    func mapRoundTrip() throws {
+        let map = BlockMap(blockSize: 8192, fileSize: 8192 * 2 + 10,
+                           references: [.init(label: Self.labels[0], compression: .lz4), .init(label: Self.labels[1], compression: .zst)],
+                           blocks: [.init(reference: 0, offset: 0, length: 100, checksum: ManifestSample.digest("0")),
+                                    .init(reference: 1, offset: 0, length: 70, checksum: ManifestSample.digest("1")),
+                                    .init(reference: 0, offset: 100, length: 9, checksum: ManifestSample.digest("2"))])
+        let decoded = try BlockMap.decode(map.encoded(), name: "map")
+        #expect(decoded == map)
+        #expect(decoded.usedLabels == [Self.labels[0], Self.labels[1]])
+    }
+
+    @Test("damaged block maps are refused", arguments: ["truncated", "magic", "count", "order", "reference"])
+    func damagedMaps(damage: String) throws {
+        var map = BlockMap(blockSize: 8192, fileSize: 8192 * 2, references: [.init(label: Self.labels[0], compression: .none)],
+                           blocks: [.init(reference: 0, offset: 0, length: 8192, checksum: ManifestSample.digest("0")),
+                                    .init(reference: 0, offset: 8192, length: 8192, checksum: ManifestSample.digest("1"))])
+        var bytes = map.encoded()
+        switch damage {
+        case "truncated": bytes.removeLast()
+        case "magic": bytes[0] = UInt8(ascii: "X")
+        case "count": map.fileSize = 8192 * 3; bytes = map.encoded()
+        case "order": map.blocks[1].offset = 10; bytes = map.encoded()
+        default: map.blocks[1].reference = 3; bytes = map.encoded()
+        }
+        let error = #expect(throws: PGKeepError.self) { try BlockMap.decode(bytes, name: "m") }
+        #expect(error?.code == .formatInvalid)
+    }
+
+    @Test("a chain of block-incremental generations stores only changed blocks and each one reassembles exactly",
+          arguments: [CompressionType.none, .lz4, .zst])
+    func chain(compression: CompressionType) throws {
+        // Generation 0: 20.5 blocks of noise, everything stored.
+        var bytes = Samples.random(Self.blockSize * 20 + Self.blockSize / 2, seed: 7)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: compression), Self.labels[0])
+        #expect(first.result.changedBlocks == 21 && first.result.changedBytes == UInt64(bytes.count))
+        #expect(try restore(first, into: "g0") == bytes)
+        let generation0 = bytes
+
+        // Generation 1: two blocks change.
+        bytes[5 * Self.blockSize + 17] ^= 0xFF
+        bytes[12 * Self.blockSize] ^= 0x01
+        let second = try Self.stored(try store(bytes, generation: 1, prior: first, compression: compression), Self.labels[1])
+        #expect(second.result.changedBlocks == 2 && second.result.changedBytes == UInt64(2 * Self.blockSize))
+        #expect(second.result.repoSize < first.result.repoSize / 5)
+        #expect(second.result.otherLabels == [Self.labels[0]])
+        #expect(try restore(second, into: "g1") == bytes)
+        let generation1 = bytes
+
+        // Generation 2: the file grows (the short last block changes too) and one more block changes.
+        bytes[1] ^= 0x80
+        bytes += Samples.random(Self.blockSize * 2, seed: 8)
+        let third = try Self.stored(try store(bytes, generation: 2, prior: second, compression: compression), Self.labels[2])
+        #expect(third.result.changedBlocks == 4)
+        #expect(Set(third.result.otherLabels) == [Self.labels[0], Self.labels[1]])
+        #expect(try restore(third, into: "g2") == bytes)
+
+        // Earlier generations still restore to their own bytes.
+        #expect(try restore(first, into: "g0b") == generation0)
+        #expect(try restore(second, into: "g1b") == generation1)
+
+        // Unchanged: nothing stored, no object left behind.
+        let fourthObject = try layout.blockObject(label: BackupLabel("20261126-230501F_20261128-000000I")!, name: Self.name)
+        let unchanged = try BlockWorker(storage: storage, bufferSize: 1024).store(FileJob.StoreBlocks(
+            source: try directory.write("source", bytes), limit: UInt64(bytes.count), label: BackupLabel("20261126-230501F_20261128-000000I")!,
+            blockObject: fourthObject, blockMap: try layout.blockMap(label: BackupLabel("20261126-230501F_20261128-000000I")!, name: Self.name),
+            blockSize: Self.blockSize, compression: compression, compressLevel: compression.defaultLevel,
+            prior: .init(map: try layout.blockMap(label: third.label, name: Self.name), mapSize: third.result.mapSize,
+                         mapChecksum: third.result.mapChecksum, size: third.result.size, checksum: third.result.checksum)))
+        #expect(unchanged == .unchanged)
+        #expect(try storage.info(fourthObject) == nil)
+    }
+
+    @Test("a damaged stored block fails the restore and leaves no file behind")
+    func damagedBlock() throws {
+        var bytes = Samples.random(Self.blockSize * 6, seed: 9)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .none), Self.labels[0])
+        bytes[Self.blockSize * 3] ^= 0xFF
+        let second = try Self.stored(try store(bytes, generation: 1, prior: first, compression: .none), Self.labels[1])
+        // Flip one byte of block 4 in the full backup's object: only generation 1's restore reads it.
+        let objectPath = directory.path("repo/backup/demo/\(Self.labels[0].text)/\(Self.name).pgkb")
+        var object = try #require(try directory.read("repo/backup/demo/\(Self.labels[0].text)/\(Self.name).pgkb"))
+        object[Self.blockSize * 4 + 9] ^= 0x01
+        try Data(object).write(to: URL(fileURLWithPath: objectPath))
+
+        let error = #expect(throws: PGKeepError.self) { try restore(second, into: "out") }
+        #expect(error?.code == .checksumMismatch)
+        #expect(error?.message.contains("block 4") == true)
+        #expect(!directory.exists("out"))
+    }
+
+    @Test("a block map that does not match the manifest is refused before anything is written")
+    func mapChecksumMismatch() throws {
+        let bytes = Samples.random(Self.blockSize * 3, seed: 10)
+        var first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
+        first.result.mapChecksum = ManifestSample.digest("other")
+        let error = #expect(throws: PGKeepError.self) { try restore(first, into: "out") }
+        #expect(error?.code == .checksumMismatch)
+        #expect(!directory.exists("out"))
+    }
+
+    @Test("delta restore keeps a file whose size and SHA-256 match, and rewrites one that differs")
+    func keepMatching() throws {
+        let bytes = Samples.random(Self.blockSize * 3 + 5, seed: 11)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .zst), Self.labels[0])
+        _ = try directory.write("existing", bytes)
+        var job = restoreJob(first, into: "existing")
+        job.keepMatching = true
+        #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .kept(size: UInt64(bytes.count)))
+
+        var changed = bytes
+        changed[7] ^= 1
+        _ = try directory.write("existing", changed)
+        #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
+        #expect(try directory.read("existing") == bytes)
+    }
+}
