@@ -12,24 +12,29 @@ public struct RestoreOptions: Sendable {
     public var processMax: Int
     /// The `restore_command` written into postgresql.auto.conf.
     public var restoreCommand: String
+    /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
+    public var target: RecoveryTarget
 
-    public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String) {
+    public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String,
+                target: RecoveryTarget = .endOfArchive) {
         self.dataDirectory = dataDirectory
         self.set = set
         self.bufferSize = bufferSize
         self.processMax = processMax
         self.restoreCommand = restoreCommand
+        self.target = target
     }
 }
 
 /// Restores a backup into an empty data directory and sets it up to recover from the archive.
 ///
-/// 1. Pick the backup (`--set`, or the latest by stop time) and load its manifest.
+/// 1. Plan (`RestorePlanner`): pick the backup for the target (or `--set`), prove the timeline path
+///    and the WAL up to the target are in the archive, and refuse before writing anything if not.
 /// 2. Refuse a non-empty target or tablespace location, and a running server, before writing.
 /// 3. Recreate the directory skeleton and tablespace links with the recorded modes (and owners,
 ///    when running as root: never leave root-owned files for PostgreSQL).
 /// 4. Restore every file with `--process-max` workers, verifying both checksums of each.
-/// 5. Write `recovery.signal` and the recovery settings into `postgresql.auto.conf`.
+/// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
 public final class RestoreRun {
@@ -48,15 +53,10 @@ public final class RestoreRun {
     @discardableResult
     public func run() throws -> BackupLabel {
         let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
-        let summary = try chooseBackup(info)
-        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: summary.label), in: storage, warn: log.warn) else {
-            throw PGKeepError(.backupMissing, "the manifest of backup \(summary.label) is missing from '\(storage.describe(try layout.backupDirectory(label: summary.label)))'",
-                              hint: "the backup is damaged; restore another backup with --set")
-        }
-        guard manifest.backup.label == summary.label else {
-            throw PGKeepError(.repositoryInvalid, "the manifest in backup \(summary.label) describes backup \(manifest.backup.label)")
-        }
-        log.info("restoring backup \(summary.label) into '\(options.dataDirectory)'")
+        let (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
+            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+        try plan.check()
+        log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'; recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
         try checkDestinations(targets)
@@ -103,6 +103,7 @@ public final class RestoreRun {
 
         let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
+                                 settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group), log: log)
 
         for directory in directories { try Posix.fsyncDirectory(directory) }
@@ -110,21 +111,6 @@ public final class RestoreRun {
         try Posix.fsyncDirectory(Posix.dirname(controlFinal))
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
         return summary.label
-    }
-
-    private func chooseBackup(_ info: BackupInfo) throws -> BackupSummary {
-        if let label = options.set {
-            guard let found = info.backups.first(where: { $0.label == label }) else {
-                throw PGKeepError(.backupMissing, "backup set \(label) does not exist in stanza '\(layout.stanza)'",
-                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
-            }
-            return found
-        }
-        guard let latest = info.latest else {
-            throw PGKeepError(.backupMissing, "stanza '\(layout.stanza)' has no backup to restore",
-                              hint: "take one with 'pgkeep --stanza=\(layout.stanza) backup'")
-        }
-        return latest
     }
 
     /// Everything that could make the restore destroy or mix data is refused before writing.
