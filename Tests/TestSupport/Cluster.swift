@@ -52,7 +52,7 @@ public final class Cluster: @unchecked Sendable {
         "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGSERVICE",
         "PGSERVICEFILE", "PGOPTIONS", "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL", "PGTARGETSESSIONATTRS",
         "PGCONNECT_TIMEOUT", "PGCLIENTENCODING", "PGDATESTYLE", "PGTZ", "PGDATA", "PGSYSCONFDIR",
-    ]
+    ] + PGKeepBinary.harnessVariables
 
     /// Creates a new cluster: runs `initdb --data-checksums` into `<scratch>/<name>/data` and appends the
     /// harness settings to its `postgresql.conf`. Does not start it.
