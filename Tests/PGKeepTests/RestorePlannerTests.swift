@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Testing
 @testable import PGKeep
+import TestSupport
 
 /// The archive used throughout, with 16 MiB segments:
 ///
@@ -174,6 +175,48 @@ struct RestorePlannerTests {
             try Self.choose(Self.target(.default), set: BackupLabel("20261127-130000F")!, catalog: catalog)
         }
         #expect(unknown?.code == .backupMissing)
+    }
+
+    // MARK: reading the archive
+
+    @Test("the catalog reads history files (compressed or not, checksums verified) and complete segments only")
+    func catalogFromStorage() throws {
+        let storage = MemoryStorage()
+        let layout = try RepositoryLayout(stanza: "main")
+        func store(_ name: String, _ bytes: [UInt8], compression: CompressionType = .none, checksumOf: [UInt8]? = nil) throws {
+            let checksum = try SHA256Digest.of(checksumOf ?? bytes)
+            let parent = try layout.archiveParent(archiveID: "15-1", walFile: name)
+            var stored = bytes
+            if let compressor = try compression.makeCompressFilter(level: compression.defaultLevel, bufferSize: 1 << 16) {
+                let sink = CollectingSink(limit: 1 << 20)
+                try FilterChain([compressor]).run(from: MemorySource(bytes), into: sink, buffer: IOBuffer(size: 1 << 16))
+                stored = sink.bytes
+            }
+            try storage.writeSmallFile(try parent.appending(RepositoryLayout.archiveObjectName(walFile: name, checksum: checksum, compression: compression)), stored)
+        }
+        try store("00000002.history", Array("1\t0/4000200\tat restore point \"fork\"\n".utf8), compression: .lz4)
+        try store("000000010000000000000002", [1, 2, 3])
+        try store("000000010000000000000003", [4, 5, 6, 7])
+        try store("000000010000000000000003", [9], compression: .zst)
+        try store("000000010000000000000004.partial", [1])
+        try store("000000010000000000000002.00000028.backup", [1])
+
+        let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: "15-1", bufferSize: 1 << 16)
+        #expect(catalog.histories.keys.sorted() == [2])
+        #expect(catalog.history(of: 2)?.entries.first?.switchPoint == LSN("0/4000200"))
+        #expect(catalog.history(of: 1)?.entries.isEmpty == true)
+        #expect(catalog.history(of: 3) == nil)
+        #expect(catalog.segments.keys.sorted() == ["000000010000000000000002", "000000010000000000000003"])
+        #expect(catalog.segments["000000010000000000000002"] == 3)
+        #expect(catalog.conflicting == ["000000010000000000000003"])
+        #expect(try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: "15-9", bufferSize: 1 << 16).segments.isEmpty)
+
+        try store("00000003.history", Array("1\t0/4000200\tx\n".utf8), checksumOf: [0])
+        let damaged = #expect(throws: PGKeepError.self) {
+            try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: "15-1", bufferSize: 1 << 16)
+        }
+        #expect(damaged?.code == .checksumMismatch)
+        #expect(damaged?.message.contains("00000003.history") == true)
     }
 
     // MARK: plans

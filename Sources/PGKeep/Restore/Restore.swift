@@ -56,6 +56,7 @@ public final class RestoreRun {
         let (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
             .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
         try plan.check()
+        for note in plan.notes { log.info(note) }
         log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'; recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
