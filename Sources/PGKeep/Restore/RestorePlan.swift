@@ -262,6 +262,15 @@ public struct RestorePlanning {
     /// The plan, with the chosen backup's summary and manifest for the restore that follows.
     public func plan(info: BackupInfo, request: RestorePlanner.Request,
                      dataDirectory: String?) throws -> (plan: RestorePlan, backup: BackupSummary, manifest: Manifest) {
+        let stanza = layout.stanza
+        if let label = request.set, !info.backups.contains(where: { $0.label == label }) {
+            throw PGKeepError(.backupMissing, "backup set \(label) does not exist in stanza '\(stanza)'",
+                              hint: "run 'pgkeep --stanza=\(stanza) info' to list the backups")
+        }
+        guard !info.backups.isEmpty else {
+            throw PGKeepError(.backupMissing, "stanza '\(stanza)' has no backup to restore",
+                              hint: "take one with 'pgkeep --stanza=\(stanza) backup'")
+        }
         // One catalog per archive id the backups use (a stanza's identity changes only on upgrade).
         var catalogs: [String: ArchiveCatalog] = [:]
         func archiveID(_ backup: BackupSummary) -> String {
