@@ -262,6 +262,10 @@ struct RestorePlannerTests {
         #expect(gap.wal.missing == ["000000020000000000000005"])
         #expect(gap.text().contains("PROBLEM"))
 
+        let pastEnd = try Self.plan(Self.target(.lsn, .lsn(LSN("0/9000000")!), timeline: .id(3)), set: Self.b1.label, catalog: catalog)
+        #expect(pastEnd.problems.map(\.code) == [ErrorCode.walMissing.rawValue])
+        #expect(pastEnd.problems.first?.message.contains("the archive ends at 000000030000000000000008, before the target") == true)
+
         let unconsistent = try Self.plan(Self.target(.immediate), set: Self.b1.label, catalog: try Self.catalog(without: ["000000010000000000000002"]))
         #expect(unconsistent.problems.first?.message.contains("cannot become consistent") == true)
 

@@ -338,6 +338,11 @@ public enum RestorePlanner {
                 plan.problems.append(.init(code: .walMissing,
                                            message: "\(wal.missing.count) WAL segment(s) needed by backup \(backup.label) are missing from the archive: \(names); the backup cannot become consistent without the WAL from \(wal.segments.first!.name) through \(wal.consistencySegment.name)",
                                            hint: "restore another backup (--set), or put the missing segments back into the archive"))
+            } else if let lastPresent = wal.segments.last(where: { !wal.missing.contains($0) }),
+                      wal.missing.allSatisfy({ $0.segmentNumber > lastPresent.segmentNumber }) {
+                plan.problems.append(.init(code: .walMissing,
+                                           message: "the archive ends at \(lastPresent.name), before the target: \(wal.missing.count) segment(s) up to \(wal.missing.last!.name) are not archived",
+                                           hint: "if the target is recent, run 'select pg_switch_wal()' on the primary and wait for archiving; otherwise choose an earlier target"))
             } else {
                 plan.problems.append(.init(code: .walMissing,
                                            message: "the WAL from backup \(backup.label) to the target has a gap: \(wal.missing.count) segment(s) missing from the archive: \(names)",
