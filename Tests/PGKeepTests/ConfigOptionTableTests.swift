@@ -8,7 +8,7 @@ struct ConfigOptionTableTests {
         for definition in OptionTable.definitions.values {
             for command in definition.commands {
                 guard let text = definition.defaultValue.text(for: command) else { continue }
-                if case .failure(let problem) = definition.kind.parse(text) {
+                if case .failure(let problem) = definition.kind(for: command).parse(text) {
                     Issue.record("default '\(text)' of \(definition.name.rawValue) is invalid: \(problem.reason)")
                 }
             }

@@ -52,11 +52,7 @@ public final class Cluster: @unchecked Sendable {
         "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGSERVICE",
         "PGSERVICEFILE", "PGOPTIONS", "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL", "PGTARGETSESSIONATTRS",
         "PGCONNECT_TIMEOUT", "PGCLIENTENCODING", "PGDATESTYLE", "PGTZ", "PGDATA", "PGSYSCONFDIR",
-    ] + harnessVariables
-
-    /// The harness's own `PGKEEP_*` settings. pgkeep reads every `PGKEEP_*` variable as an option and refuses
-    /// unknown ones, so they must not reach pgkeep (run directly, or as the server's archive_command).
-    public static let harnessVariables = ["PGKEEP_BIN", "PGKEEP_PG_BINDIR", "PGKEEP_KEEP_TEST_DIRS"]
+    ] + PGKeepBinary.harnessVariables
 
     /// Creates a new cluster: runs `initdb --data-checksums` into `<scratch>/<name>/data` and appends the
     /// harness settings to its `postgresql.conf`. Does not start it.

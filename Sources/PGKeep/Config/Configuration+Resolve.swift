@@ -57,7 +57,7 @@ extension Configuration {
                                   hint: "--\(definition.name.rawValue) applies to \(users.joined(separator: ", ")); "
                                       + "run 'pgkeep help \(command.rawValue)' for the options \(command.rawValue) accepts")
             }
-            values[definition.name] = ResolvedOption(value: try parse(option.text, for: definition, from: .commandLine),
+            values[definition.name] = ResolvedOption(value: try parse(option.text, for: definition, command: command, from: .commandLine),
                                                      source: .commandLine)
         }
         let count = commandLine.positionals.count
@@ -80,7 +80,7 @@ extension Configuration {
             guard let definition = try environmentOption(variable, warnings: &warnings) else { continue }
             guard definition.commands.contains(command), values[definition.name] == nil else { continue }
             let source = OptionSource.environment(variable: variable)
-            values[definition.name] = ResolvedOption(value: try parse(environment[variable]!, for: definition, from: source), source: source)
+            values[definition.name] = ResolvedOption(value: try parse(environment[variable]!, for: definition, command: command, from: source), source: source)
         }
 
         // Step 4 and 5: the config file, most specific section first.
@@ -96,7 +96,7 @@ extension Configuration {
                     let definition = OptionTable.lookup(entry.key)!   // checkFile proved every key known
                     guard definition.commands.contains(command) else { continue }
                     let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
-                    let value = try parse(entry.value, for: definition, from: source)
+                    let value = try parse(entry.value, for: definition, command: command, from: source)
                     if values[definition.name] == nil { values[definition.name] = ResolvedOption(value: value, source: source) }
                 }
             }
@@ -105,7 +105,7 @@ extension Configuration {
         // Defaults.
         for definition in OptionTable.options(for: command) where values[definition.name] == nil {
             guard let text = definition.defaultValue.text(for: command) else { continue }
-            values[definition.name] = ResolvedOption(value: try parse(text, for: definition, from: .defaultValue), source: .defaultValue)
+            values[definition.name] = ResolvedOption(value: try parse(text, for: definition, command: command, from: .defaultValue), source: .defaultValue)
         }
 
         // Step 6: required options.
@@ -222,20 +222,22 @@ extension Configuration {
     }
 
     /// Checks `text` against the option's kind.
-    static func parse(_ text: String, for definition: OptionDefinition, from source: OptionSource) throws(PGKeepError) -> OptionValue {
-        switch definition.kind.parse(text) {
+    static func parse(_ text: String, for definition: OptionDefinition, command: CommandName,
+                      from source: OptionSource) throws(PGKeepError) -> OptionValue {
+        let kind = definition.kind(for: command)
+        switch kind.parse(text) {
         case .success(let value):
             return value
         case .failure(let problem):
             let shown = definition.isSecret ? "<redacted>" : "'\(text)'"
             throw PGKeepError(.optionInvalid, "invalid value \(shown) for option '\(definition.name.rawValue)' \(source.phrase): \(problem.reason)",
-                              hint: "\(definition.name.rawValue) takes \(definition.kind.allowedDescription)")
+                              hint: "\(definition.name.rawValue) takes \(kind.allowedDescription)")
         }
     }
 
     private static func missing(_ definition: OptionDefinition, command: CommandName, stanza: String?, configPath: String?) -> PGKeepError {
         let name = definition.name.rawValue
-        var ways = ["--\(name)=\(definition.kind.placeholder)"]
+        var ways = ["--\(name)=\(definition.kind(for: command).placeholder)"]
         if definition.sources.contains(.environment) { ways.append(definition.name.environmentVariable) }
         if definition.sources.contains(.configFile) {
             ways.append("\(name)= in the [\(stanza ?? "<stanza>")] or [global] section of the config file (\(configPath ?? "--config"))")

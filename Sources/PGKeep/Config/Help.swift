@@ -44,7 +44,7 @@ public enum Help {
 
         let options = OptionTable.options(for: command)
         if !options.isEmpty {
-            let forms = options.map(form)
+            let forms = options.map { form($0, command: command) }
             // A form longer than the column (long value lists) gets a line of its own.
             let width = min(forms.map(\.count).max()!, maximumFormWidth)
             lines += ["", "Options:"]
@@ -81,14 +81,15 @@ public enum Help {
     }
 
     /// `--name=<placeholder>`, or `--[no-]name` for a boolean.
-    private static func form(_ definition: OptionDefinition) -> String {
-        definition.kind == .bool ? "--[no-]\(definition.name.rawValue)" : "--\(definition.name.rawValue)=\(definition.kind.placeholder)"
+    private static func form(_ definition: OptionDefinition, command: CommandName) -> String {
+        let kind = definition.kind(for: command)
+        return kind == .bool ? "--[no-]\(definition.name.rawValue)" : "--\(definition.name.rawValue)=\(kind.placeholder)"
     }
 
     /// ` [required]`, ` [1..999, default: 1]` and the like.
     private static func details(_ definition: OptionDefinition, command: CommandName) -> String {
         var parts: [String] = []
-        switch definition.kind {
+        switch definition.kind(for: command) {
         case .int(let range): parts.append("\(range.lowerBound)..\(range.upperBound)")
         case .size(let range): parts.append("\(OptionKind.formatSize(range.lowerBound))..\(OptionKind.formatSize(range.upperBound))")
         case .seconds(let range): parts.append("\(OptionValue.seconds(range.lowerBound).text)..\(OptionValue.seconds(range.upperBound).text)")

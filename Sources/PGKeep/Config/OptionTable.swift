@@ -37,6 +37,11 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case allowRoot = "allow-root"
     case set
     case delta
+    case target
+    case targetExclusive = "target-exclusive"
+    case targetTimeline = "target-timeline"
+    case targetAction = "target-action"
+    case plan
 
     /// Orders options as the table declares them, for help and log lines.
     public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
@@ -119,6 +124,9 @@ public enum OptionDefault: Sendable, Equatable {
 public struct OptionDefinition: Sendable {
     public var name: OptionName
     public var kind: OptionKind
+    /// A different kind for some commands: `--type` is the backup type for `backup` and the
+    /// recovery type for `restore`, as in pgBackRest.
+    public var commandKinds: [CommandName: OptionKind]
     public var defaultValue: OptionDefault
     /// The commands that read this option. Given on the command line to any other command it is an
     /// error; set in the environment or the config file it is ignored for other commands, so one
@@ -131,16 +139,23 @@ public struct OptionDefinition: Sendable {
     /// One line for the help text.
     public var summary: String
 
-    public init(_ name: OptionName, _ kind: OptionKind, default defaultValue: OptionDefault = .none,
+    public init(_ name: OptionName, _ kind: OptionKind, kinds commandKinds: [CommandName: OptionKind] = [:],
+                default defaultValue: OptionDefault = .none,
                 commands: Set<CommandName>, requiredFor: Set<CommandName> = [],
                 sources: OptionSources = .all, summary: String) {
         self.name = name
         self.kind = kind
+        self.commandKinds = commandKinds
         self.defaultValue = defaultValue
         self.commands = commands
         self.requiredFor = requiredFor
         self.sources = sources
         self.summary = summary
+    }
+
+    /// The kind of value `command` accepts for this option.
+    public func kind(for command: CommandName) -> OptionKind {
+        commandKinds[command] ?? kind
     }
 
     /// Whether the option's name marks it as a secret, to be redacted in logs.
@@ -210,9 +225,13 @@ public enum OptionTable {
                                     summary: "directory for lock files")
         case .type:
             // pgBackRest defaults to incr; pgkeep keeps full as the default so that a plain
-            // `backup` never silently depends on an older backup.
-            return OptionDefinition(name, .enumeration(["full", "diff", "incr"]), default: .value("full"), commands: [.backup],
-                                    summary: "backup type: full, diff (changes since the last full) or incr (since the last backup)")
+            // `backup` never silently depends on an older backup. For restore it is the recovery
+            // target type (pgBackRest's restore --type).
+            return OptionDefinition(name, .enumeration(["full", "diff", "incr"]),
+                                    kinds: [.restore: .enumeration(RecoveryTarget.Kind.allCases.map(\.rawValue))],
+                                    default: .perCommand([.restore: RecoveryTarget.Kind.default.rawValue], otherwise: "full"),
+                                    commands: [.backup, .restore],
+                                    summary: "backup type: full, diff (changes since the last full) or incr (since the last backup); for restore, the recovery target type")
         case .processMax:
             return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet],
                                     summary: "number of parallel workers (for archive-push/-get: of the asynchronous background process)")
@@ -234,7 +253,7 @@ public enum OptionTable {
                                     commands: [.backup, .archivePush, .archiveGet],
                                     summary: "seconds to wait for a WAL file to reach the archive")
         case .output:
-            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info],
+            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore],
                                     summary: "output format")
         case .logLevelConsole:
             return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
@@ -261,7 +280,22 @@ public enum OptionTable {
                                     summary: "allow running as root (files it writes would then belong to root)")
         case .set:
             return OptionDefinition(name, .string, default: .value("latest"), commands: [.restore],
-                                    summary: "label of the backup to restore, or latest")
+                                    summary: "label of the backup to restore, or latest (chosen by the planner)")
+        case .target:
+            return OptionDefinition(name, .string, commands: [.restore],
+                                    summary: "recovery target: a time with zone, an xid, an LSN or a restore point name, per --type")
+        case .targetExclusive:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
+                                    summary: "stop just before the target instead of just after it (time, xid, lsn)")
+        case .targetTimeline:
+            return OptionDefinition(name, .string, default: .value("latest"), commands: [.restore],
+                                    summary: "timeline to recover along: latest, current or a timeline number")
+        case .targetAction:
+            return OptionDefinition(name, .enumeration(["pause", "promote", "shutdown"]), default: .value("pause"), commands: [.restore],
+                                    summary: "what PostgreSQL does when it reaches the target")
+        case .plan:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
+                                    summary: "show the restore plan (backup, timelines, WAL, problems) and write nothing")
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")

@@ -55,6 +55,18 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case lockHeld = 63
     case repositoryInvalid = 64
 
+    // Restore planning: 70-79. The planner refuses these before writing anything.
+    /// A recovery target (`--type`, `--target`, `--target-*`) that is malformed or inconsistent.
+    case targetInvalid = 70
+    /// No backup can reach the target: it lies before the backup's consistency point, or before
+    /// every backup's.
+    case targetUnreachable = 71
+    /// A WAL segment or history file needed to reach the target is missing from the archive.
+    case walMissing = 72
+    /// The target timeline does not exist, or does not descend from the backup's timeline after
+    /// the backup's consistency point.
+    case timelineInvalid = 73
+
     // Anything else: 90-99
     case interrupted = 90
     case `internal` = 99
@@ -99,6 +111,10 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .backupMissing: return "backup-missing"
         case .lockHeld: return "lock-held"
         case .repositoryInvalid: return "repository-invalid"
+        case .targetInvalid: return "target-invalid"
+        case .targetUnreachable: return "target-unreachable"
+        case .walMissing: return "wal-missing"
+        case .timelineInvalid: return "timeline-invalid"
         case .interrupted: return "interrupted"
         case .internal: return "internal"
         }

@@ -8,7 +8,8 @@ public enum RecoveryConfig {
         "recovery_end_command", "archive_cleanup_command", "primary_conninfo", "primary_slot_name",
     ]
 
-    static func write(dataDirectory: String, restoreCommand: String, owner: (uid: UInt32, gid: UInt32)?, log: Log) throws {
+    static func write(dataDirectory: String, restoreCommand: String, settings: [(name: String, value: String)] = [],
+                      signalFile: String = "recovery.signal", owner: (uid: UInt32, gid: UInt32)?, log: Log) throws {
         let autoConf = Posix.join(dataDirectory, "postgresql.auto.conf")
         var lines: [String] = []
         if let source = try FileSource.open(autoConf) {
@@ -29,10 +30,11 @@ public enum RecoveryConfig {
         lines.append("")
         lines.append("# Recovery settings written by pgkeep restore on \(Clock.format(seconds: Clock.now(), style: .iso8601))")
         lines.append("restore_command = '\(quote(restoreCommand))'")
+        for (name, value) in settings { lines.append("\(name) = '\(quote(value))'") }
         let text = lines.joined(separator: "\n") + "\n"
         try writeFile(autoConf, Array(text.utf8), mode: 0o600, owner: owner)
-        try writeFile(Posix.join(dataDirectory, "recovery.signal"), [], mode: 0o600, owner: owner)
-        log.info("wrote recovery.signal and restore_command to '\(autoConf)'")
+        try writeFile(Posix.join(dataDirectory, signalFile), [], mode: 0o600, owner: owner)
+        log.info("wrote \(signalFile) and the recovery settings (restore_command\(settings.map { ", " + $0.name }.joined())) to '\(autoConf)'")
     }
 
     /// A PostgreSQL configuration string literal body: single quotes doubled.

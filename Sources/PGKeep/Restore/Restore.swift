@@ -14,13 +14,17 @@ public struct RestoreOptions: Sendable {
     public var restoreCommand: String
     /// Restore over an existing data directory, keeping files whose size and SHA-256 match.
     public var delta = false
+    /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
+    public var target: RecoveryTarget
 
-    public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String) {
+    public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String,
+                target: RecoveryTarget = .endOfArchive) {
         self.dataDirectory = dataDirectory
         self.set = set
         self.bufferSize = bufferSize
         self.processMax = processMax
         self.restoreCommand = restoreCommand
+        self.target = target
     }
 }
 
@@ -39,7 +43,9 @@ public struct RestoreReport: Sendable {
 /// Restores a backup (any backup of a chain: files of diff/incr backups are read from the
 /// backups that hold them) and sets it up to recover from the archive.
 ///
-/// 1. Pick the backup (`--set`, or the latest by stop time) and load its manifest.
+/// 1. Plan (`RestorePlanner`): pick the backup for the target (or `--set`), prove the timeline path
+///    and the WAL up to the target are in the archive, and refuse before writing anything if not;
+///    then check the manifest is safe to write (`validateForRestore`).
 /// 2. Refuse a running server and, without `--delta`, a non-empty target or tablespace location,
 ///    before writing. With `--delta`, refuse only when `postmaster.pid` names a live process; then
 ///    remove `global/pg_control` first (so an interrupted restore cannot be started), and remove
@@ -49,7 +55,7 @@ public struct RestoreReport: Sendable {
 /// 4. Restore every file with `--process-max` workers, verifying both checksums of each; files
 ///    stored in blocks are reassembled from their block map and verified block by block and as
 ///    a whole. With `--delta`, a file whose size and SHA-256 already match is kept.
-/// 5. Write `recovery.signal` and the recovery settings into `postgresql.auto.conf`.
+/// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
 public final class RestoreRun {
@@ -70,16 +76,12 @@ public final class RestoreRun {
     @discardableResult
     public func run() throws -> BackupLabel {
         let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
-        let summary = try chooseBackup(info)
-        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: summary.label), in: storage, warn: log.warn) else {
-            throw PGKeepError(.backupMissing, "the manifest of backup \(summary.label) is missing from '\(storage.describe(try layout.backupDirectory(label: summary.label)))'",
-                              hint: "the backup is damaged; restore another backup with --set")
-        }
-        guard manifest.backup.label == summary.label else {
-            throw PGKeepError(.repositoryInvalid, "the manifest in backup \(summary.label) describes backup \(manifest.backup.label)")
-        }
+        let (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
+            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+        try plan.check()
         try manifest.validateForRestore()
-        log.info("restoring backup \(summary.label) (\(summary.type.rawValue)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")")
+        for note in plan.notes { log.info(note) }
+        log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
         try checkDestinations(targets)
@@ -166,6 +168,7 @@ public final class RestoreRun {
 
         let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
+                                 settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group), log: log)
 
         for directory in directories { try Posix.fsyncDirectory(directory) }
@@ -174,21 +177,6 @@ public final class RestoreRun {
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
         self.report = report
         return summary.label
-    }
-
-    private func chooseBackup(_ info: BackupInfo) throws -> BackupSummary {
-        if let label = options.set {
-            guard let found = info.backups.first(where: { $0.label == label }) else {
-                throw PGKeepError(.backupMissing, "backup set \(label) does not exist in stanza '\(layout.stanza)'",
-                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
-            }
-            return found
-        }
-        guard let latest = info.latest else {
-            throw PGKeepError(.backupMissing, "stanza '\(layout.stanza)' has no backup to restore",
-                              hint: "take one with 'pgkeep --stanza=\(layout.stanza) backup'")
-        }
-        return latest
     }
 
     /// Everything that could make the restore destroy or mix data is refused before writing.

@@ -5,8 +5,8 @@ import Darwin
 #endif
 import PGKeep
 
-/// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL]`, or over an existing,
-/// stopped data directory with `--delta`.
+/// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL] [--type=time|xid|lsn|name|immediate|default|standby
+///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown] [--plan [--output=json]] [--delta]`
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -18,11 +18,29 @@ enum RestoreCommand {
             }
             set = label
         }
+        let target = try RecoveryTarget.parse(type: config.string(.type) ?? "default", target: config.string(.target),
+                                              exclusive: config.bool(.targetExclusive), explicitExclusive: config.isExplicit(.targetExclusive),
+                                              timeline: config.string(.targetTimeline) ?? "latest",
+                                              action: config.string(.targetAction) ?? "pause", explicitAction: config.isExplicit(.targetAction))
         let layout = try context.layout()
         var options = RestoreOptions(dataDirectory: Posix.absolute(try context.required(.pg1Path)), set: set,
                                      bufferSize: context.bufferSize, processMax: context.processMax,
-                                     restoreCommand: restoreCommand(context, stanza: layout.stanza))
+                                     restoreCommand: restoreCommand(context, stanza: layout.stanza), target: target)
         options.delta = config.bool(.delta)
+        if config.bool(.plan) {
+            // The plan reads the repository only: the data directory may be anything.
+            let info = try InfoFiles.loadBackupInfo(context.storage, layout, warn: context.log.warn)
+            let plan = try RestorePlanning(storage: context.storage, layout: layout, bufferSize: context.bufferSize, log: context.log)
+                .plan(info: info, request: .init(target: target, set: set), dataDirectory: options.dataDirectory).plan
+            if config.string(.output) == "json" {
+                print(try plan.json())
+            } else {
+                print(plan.text(), terminator: "")
+            }
+            // A plan with problems exits with the code the restore would be refused with.
+            try plan.check()
+            return
+        }
         let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
         let label = try run.run()
         print("restored backup \(label) into '\(options.dataDirectory)'")
