@@ -23,11 +23,26 @@ public struct InfoReport {
             enum CodingKeys: String, CodingKey { case id, systemID = "system-id", version }
         }
         public struct Archive: Encodable {
+            /// One timeline's WAL in this archive id: first and last segment, and whether every
+            /// segment between them is present.
+            public struct Timeline: Encodable {
+                public var timeline: UInt32
+                public var min: String
+                public var max: String
+                public var segments: Int
+                public var continuous: Bool
+            }
             public var id: String
             public var min: String?
             public var max: String?
             public var database: [String: Int]
+            /// pgkeep addition: the range per timeline.
+            public var timelines: [Timeline] = []
+            /// pgkeep addition: bytes of archived WAL (as stored) under this archive id.
+            public var size: UInt64 = 0
         }
+        /// pgkeep addition: the stanza's bytes in the repository (backups as stored plus archived WAL).
+        public struct Repository: Encodable { public var size: UInt64 }
         public struct Backup: Encodable {
             public struct Range: Encodable { public var start: String; public var stop: String }
             public struct Times: Encodable { public var start: Int64; public var stop: Int64 }
@@ -75,6 +90,7 @@ public struct InfoReport {
         public var archive: [Archive]
         public var backup: [Backup]
         public var cipher = "none"
+        public var repository = Repository(size: 0)
     }
 
     /// Collects the stanzas (`only`, or every stanza in the repository).
@@ -88,27 +104,53 @@ public struct InfoReport {
         return try names.map(stanza)
     }
 
+    /// pgBackRest's stanza status codes, so monitoring written for it reads ours.
+    enum StatusCode {
+        static let ok = 0, missingStanzaPath = 1, noValidBackups = 2, missingStanzaData = 3, mismatch = 4, other = 99
+    }
+
     func stanza(_ name: String) throws -> Stanza {
         let layout = try RepositoryLayout(stanza: name)
-        var result = Stanza(name: name, status: .init(code: 0, message: "ok"), db: [], archive: [], backup: [])
+        var result = Stanza(name: name, status: .init(code: StatusCode.ok, message: "ok"), db: [], archive: [], backup: [])
         let backupInfo: BackupInfo?
         let archiveInfo: ArchiveInfo?
         do {
             backupInfo = try SealedFile.load(BackupInfo.self, from: layout.backupInfo, in: storage, warn: log.warn)
             archiveInfo = try SealedFile.load(ArchiveInfo.self, from: layout.archiveInfo, in: storage, warn: log.warn)
         } catch let error as PGKeepError {
-            result.status = .init(code: 99, message: "other: \(error.message)")
+            result.status = .init(code: StatusCode.other, message: "other: \(error.message)")
             return result
         }
         guard let backupInfo, let archiveInfo else {
-            // pgBackRest's code 1: missing stanza path / data.
-            result.status = .init(code: 1, message: "missing stanza path")
+            let backupEntries = try storage.list(layout.backupRoot)
+            let archiveEntries = try storage.list(layout.archiveRoot)
+            let anyPath = !backupEntries.isEmpty || !archiveEntries.isEmpty
+            if anyPath {
+                let missing = [backupInfo == nil ? "backup.info" : nil, archiveInfo == nil ? "archive.info" : nil].compactMap { $0 }
+                result.status = .init(code: StatusCode.missingStanzaData,
+                                      message: "missing stanza data (\(missing.joined(separator: " and ")))")
+            } else {
+                result.status = .init(code: StatusCode.missingStanzaPath, message: "missing stanza path")
+            }
             return result
         }
+        if !backupInfo.current.matches(systemIdentifier: archiveInfo.current.systemIdentifier, version: archiveInfo.current.version) {
+            result.status = .init(code: StatusCode.mismatch,
+                                  message: "backup and archive info files disagree: backup.info has system id \(backupInfo.current.systemIdentifier) PostgreSQL \(backupInfo.current.version), archive.info has \(archiveInfo.current.systemIdentifier) PostgreSQL \(archiveInfo.current.version)")
+        }
         result.db = backupInfo.history.map { .init(id: $0.id, systemID: $0.systemIdentifier, version: String($0.version)) }
+        // The segment size (for continuity across log ids) is recorded in each manifest; without a
+        // backup, PostgreSQL's default.
+        var segmentSize: UInt64 = 16 << 20
+        if let newest = backupInfo.backups.max(by: { $0.timestampStop < $1.timestampStop }),
+           let manifest = try? SealedFile.load(Manifest.self, from: try layout.manifest(label: newest.label), in: storage, warn: log.warn) {
+            segmentSize = UInt64(manifest.database.walSegmentSize)
+        }
         for identity in archiveInfo.history {
-            let range = try archiveRange(layout: layout, archiveID: identity.archiveID)
-            result.archive.append(.init(id: identity.archiveID, min: range?.min, max: range?.max, database: ["id": identity.id]))
+            let contents = try archiveContents(layout: layout, archiveID: identity.archiveID, segmentSize: segmentSize)
+            result.archive.append(.init(id: identity.archiveID, min: contents.timelines.first?.min, max: contents.timelines.last?.max,
+                                        database: ["id": identity.id], timelines: contents.timelines, size: contents.bytes))
+            result.repository.size += contents.bytes
         }
         for summary in backupInfo.backups.sorted(by: { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }) {
             result.backup.append(.init(
@@ -122,25 +164,44 @@ public struct InfoReport {
                 database: ["id": summary.databaseID], timeline: summary.timeline, fileCount: summary.fileCount,
                 compressType: summary.compressType.rawValue))
         }
-        if result.backup.isEmpty { result.status = .init(code: 2, message: "no valid backups") }
+        result.repository.size += backupInfo.backups.reduce(UInt64(0)) { $0 + $1.repoSize }
+        if result.backup.isEmpty, result.status.code == StatusCode.ok {
+            result.status = .init(code: StatusCode.noValidBackups, message: "no valid backups")
+        }
         return result
     }
 
-    /// The first and last archived WAL segment (by name) under an archive id.
-    func archiveRange(layout: RepositoryLayout, archiveID: String) throws -> (min: String, max: String)? {
+    /// The archived segments under an archive id, as ranges per timeline, and their stored bytes.
+    /// A timeline is continuous when every segment number from its first to its last is present.
+    func archiveContents(layout: RepositoryLayout, archiveID: String, segmentSize: UInt64)
+        throws -> (timelines: [Stanza.Archive.Timeline], bytes: UInt64) {
         let directory = try layout.archiveDirectory(archiveID: archiveID)
-        var lowest: String?
-        var highest: String?
-        for sub in try storage.list(directory) where sub.kind == .directory && sub.name.count == 16 {
+        var numbers: [UInt32: Set<UInt64>] = [:]
+        var names: [UInt32: (min: String, max: String)] = [:]
+        var bytes: UInt64 = 0
+        let segmentsPerLog = 0x1_0000_0000 / max(segmentSize, 1)
+        for sub in try storage.list(directory) {
+            if sub.kind == .file { bytes += sub.size; continue }  // history files
+            guard sub.name.count == 16 else { continue }
             for entry in try storage.list(try directory.appending(sub.name)) {
                 guard let parsed = RepositoryLayout.parseArchiveObjectName(entry.name),
-                      WALFileName(parsed.name)?.kind == .segment else { continue }
-                if lowest == nil || parsed.name < lowest! { lowest = parsed.name }
-                if highest == nil || parsed.name > highest! { highest = parsed.name }
+                      WALFileName(parsed.name)?.kind == .segment,
+                      let timeline = UInt32(parsed.name.prefix(8), radix: 16),
+                      let log = UInt64(parsed.name.dropFirst(8).prefix(8), radix: 16),
+                      let segment = UInt64(parsed.name.suffix(8), radix: 16) else { continue }
+                bytes += entry.size
+                numbers[timeline, default: []].insert(log * segmentsPerLog + segment)
+                let current = names[timeline]
+                names[timeline] = (min: min(current?.min ?? parsed.name, parsed.name), max: max(current?.max ?? parsed.name, parsed.name))
             }
         }
-        guard let lowest, let highest else { return nil }
-        return (lowest, highest)
+        let timelines = numbers.keys.sorted().map { timeline -> Stanza.Archive.Timeline in
+            let set = numbers[timeline]!
+            let span = set.max()! - set.min()! + 1
+            return .init(timeline: timeline, min: names[timeline]!.min, max: names[timeline]!.max,
+                         segments: set.count, continuous: UInt64(set.count) == span)
+        }
+        return (timelines, bytes)
     }
 
     public func json(_ stanzas: [Stanza]) throws -> String {
@@ -154,11 +215,15 @@ public struct InfoReport {
         for stanza in stanzas {
             out += "stanza: \(stanza.name)\n"
             out += "    status: \(stanza.status.code == 0 ? "ok" : "error (\(stanza.status.message))")\n"
+            out += "    repository size: \(formatBytes(stanza.repository.size))\n"
             for archive in stanza.archive {
                 let db = stanza.db.first { $0.id == archive.database["id"] }
                 out += "\n    db (current)\n" .replacingOccurrences(of: "(current)", with: archive.id == stanza.archive.last?.id ? "(current)" : "(prior)")
                 if let db { out += "        system id: \(db.systemID), version: \(db.version)\n" }
                 out += "        wal archive min/max (\(archive.id)): \(archive.min.map { "\($0)/\(archive.max ?? "")" } ?? "none present")\n"
+                for timeline in archive.timelines where archive.timelines.count > 1 || !timeline.continuous {
+                    out += "            timeline \(timeline.timeline): \(timeline.min)/\(timeline.max), \(timeline.segments) segments\(timeline.continuous ? "" : ", WITH GAPS (run verify)")\n"
+                }
             }
             for backup in stanza.backup {
                 out += "\n        \(backup.type) backup: \(backup.label)\n"
@@ -166,7 +231,7 @@ public struct InfoReport {
                 if let reference = backup.reference, !reference.isEmpty {
                     out += "            backup reference list: \(reference.joined(separator: ", "))\n"
                 }
-                out += "            timestamp start/stop: \(Clock.format(seconds: backup.timestamp.start, style: .iso8601)) / \(Clock.format(seconds: backup.timestamp.stop, style: .iso8601))\n"
+                out += "            timestamp start/stop: \(Clock.format(seconds: backup.timestamp.start, style: .iso8601)) / \(Clock.format(seconds: backup.timestamp.stop, style: .iso8601)), duration \(formatDuration(backup.timestamp.stop - backup.timestamp.start))\n"
                 out += "            wal start/stop: \(backup.archive.start) / \(backup.archive.stop)\n"
                 out += "            lsn start/stop: \(backup.lsn.start) / \(backup.lsn.stop)\n"
                 out += "            database size: \(formatBytes(backup.info.size)), database backup size: \(formatBytes(backup.info.delta))\n"
@@ -174,6 +239,13 @@ public struct InfoReport {
             }
         }
         return out
+    }
+
+    func formatDuration(_ seconds: Int64) -> String {
+        let s = max(0, seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+        return "\(s / 3600)h\((s % 3600) / 60)m"
     }
 
     func formatBytes(_ bytes: UInt64) -> String {
