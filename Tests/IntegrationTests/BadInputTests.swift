@@ -120,6 +120,37 @@ struct BadInputTests {
         }
     }
 
+    @Test("a data page with a bad checksum on disk is reported by the backup (file and block), which still succeeds")
+    func pageChecksumFailureIsReported() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let source = try Cluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand)
+            var relation = ""
+            try await withCluster(source) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t as select g, md5(g::text) as note from generate_series(1, 5000) g")
+                _ = try source.psql("checkpoint")
+                relation = try source.psql("select pg_relation_filepath('t')")
+            }
+            // Damage one tuple byte of block 2 while the server is down, so no buffer hides it.
+            let file = source.dataDirectory + "/" + relation
+            var bytes = try readBytes(file)
+            bytes[2 * 8192 + 6000] ^= 0x5A
+            try writeBytes(file, bytes)
+
+            try await withCluster(source) { source in
+                let result = try stanza.run(TestStanza.clusterOptions(source) + ["backup", "--start-fast"])
+                #expect(result.status == 0, "\(result)")
+                #expect(result.stderr.contains("invalid page checksums found in file 'pg_data/\(relation)' at block 2"), "\(result.stderr)")
+                // Only that block: every other page of every relation file verified.
+                #expect(result.stderr.components(separatedBy: "invalid page checksums").count == 2, "\(result.stderr)")
+                let backups = try stanza.info()["backup"] as? [[String: Any]] ?? []
+                #expect(backups.first?["error"] as? Bool == true)
+                #expect(backups.first?["page-checksum-errors"] as? Int == 1)
+            }
+        }
+    }
+
     @Test("a second concurrent backup is refused by the stanza lock; a backup whose WAL never arrives times out")
     func concurrentBackupAndArchiveTimeout() async throws {
         try await withScratch { scratch in

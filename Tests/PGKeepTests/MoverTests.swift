@@ -76,7 +76,7 @@ struct MoverTests {
     }
 
     func restoreFile(_ sample: Sample, _ result: FileJobResult, mode: UInt32 = 0o600, mtime: Int64 = 1_795_734_440) throws -> FileJob.RestoreFile {
-        guard case let .stored(size, checksum, repoSize, repoChecksum) = result else {
+        guard case let .stored(size, checksum, repoSize, repoChecksum, _) = result else {
             throw PGKeepError(.internal, "expected a stored result for \(sample.name), got \(result)")
         }
         return .init(source: try objectPath(sample.name, sample.compression), destination: directory.path("restored/" + sample.name),
@@ -118,7 +118,7 @@ struct MoverTests {
         let modes: [UInt32] = [0o600, 0o640, 0o660, 0o400, 0o775]  // group-write bits: the umask must not apply
         for (id, sample) in Self.samples.enumerated() {
             let result = try #require(stored[id])
-            guard case let .stored(size, checksum, repoSize, repoChecksum) = result else {
+            guard case let .stored(size, checksum, repoSize, repoChecksum, _) = result else {
                 Issue.record("\(sample.name): \(result)"); continue
             }
             let object = try #require(try storage.readSmallFile(try objectPath(sample.name, sample.compression)), "\(sample.name)")
@@ -155,7 +155,7 @@ struct MoverTests {
         try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize)
             .run([try storeJob(id: 0, sample, limit: limit)]) { collected.add($0, $1) }
         let result = try #require(collected.results[0])
-        guard case let .stored(size, checksum, _, _) = result else { Issue.record("\(result)"); return }
+        guard case let .stored(size, checksum, _, _, _) = result else { Issue.record("\(result)"); return }
         #expect(size == limit)
         #expect(checksum == (try SHA256Digest.of(sample.bytes[..<Int(limit)])))
         _ = try restore([try restoreFile(sample, result)])

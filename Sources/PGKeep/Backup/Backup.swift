@@ -186,6 +186,11 @@ public final class BackupRun {
             log.info("comparing checksums of files whose size is unchanged: \(plan.checksumReasons.joined(separator: "; "))")
         }
         let mover = Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize)
+        // With data checksums on, every relation file's pages are verified as they are copied.
+        func pageCheck(_ name: String) -> FileJob.PageCheck? {
+            guard control.dataChecksumVersion != 0, let segment = PageChecksum.relationSegment(manifestName: name) else { return nil }
+            return .init(startLSN: startLSN.value, segment: segment, relsegSize: control.relsegSize)
+        }
         var outcomes = [Stored?](repeating: nil, count: listing.files.count)
         var jobs: [FileJob] = []
         jobs.reserveCapacity(listing.files.count)
@@ -204,6 +209,7 @@ public final class BackupRun {
                     blockObject: try layout.blockObject(label: label, name: file.name),
                     blockMap: try layout.blockMap(label: label, name: file.name), blockSize: BlockIncremental.blockSize,
                     compression: options.compression, compressLevel: options.compressLevel, prior: nil)
+                blocks.pageCheck = pageCheck(file.name)
                 if let priorEntry, let mapSize = priorEntry.blockMapSize, let mapChecksum = priorEntry.blockMapChecksum {
                     blocks.prior = .init(map: try layout.blockMap(label: priorEntry.reference, name: file.name),
                                          mapSize: mapSize, mapChecksum: mapChecksum, size: priorEntry.size, checksum: priorEntry.checksum)
@@ -217,6 +223,7 @@ public final class BackupRun {
                     source: file.path,
                     destination: try layout.backupFile(label: label, name: file.name, compression: options.compression),
                     limit: file.size, compression: options.compression, compressLevel: options.compressLevel)
+                store.pageCheck = pageCheck(file.name)
                 if verify, let priorEntry {
                     store.unchangedSize = priorEntry.size
                     store.unchangedChecksum = priorEntry.checksum
@@ -231,8 +238,9 @@ public final class BackupRun {
                                           group: file.group, checksum: .zero, repoSize: 0, repoChecksum: .zero,
                                           compression: self.options.compression, reference: label)
             switch result {
-            case .stored(let size, let checksum, let repoSize, let repoChecksum):
+            case .stored(let size, let checksum, let repoSize, let repoChecksum, let pageErrors):
                 var entry = base
+                entry.pageChecksumErrors = pageErrors.isEmpty ? nil : pageErrors
                 entry.size = size
                 entry.checksum = checksum
                 entry.repoSize = repoSize
@@ -240,6 +248,7 @@ public final class BackupRun {
                 outcomes[job.id] = Stored(entry: entry, copied: size)
             case .storedBlocks(let stored):
                 var entry = base
+                entry.pageChecksumErrors = stored.pageErrors.isEmpty ? nil : stored.pageErrors
                 entry.size = stored.size
                 entry.checksum = stored.checksum
                 entry.repoSize = stored.repoSize
@@ -262,6 +271,14 @@ public final class BackupRun {
         }
         let stored = outcomes.compactMap { $0 }
         manifest.files = stored.map(\.entry)
+        // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
+        // the operator must hear which blocks to look at (pgBackRest's checksum-page behaviour).
+        var pageErrorCount = 0
+        for entry in manifest.files where entry.reference == label {
+            guard let blocks = entry.pageChecksumErrors, !blocks.isEmpty else { continue }
+            pageErrorCount += blocks.count
+            log.warn("invalid page checksums found in file '\(entry.name)' at block\(blocks.count == 1 ? "" : "s") \(blocks.map(String.init).joined(separator: ", "))")
+        }
         var copiedBytes = stored.reduce(UInt64(0)) { $0 + $1.copied }
         var references = Set(manifest.files.map(\.reference))
         for item in stored { references.formUnion(item.otherLabels) }
@@ -329,6 +346,7 @@ public final class BackupRun {
                                     size: manifest.totalSize, repoSize: manifest.totalRepoSize,
                                     fileCount: manifest.files.count, compressType: options.compression)
         summary.sizeDelta = copiedBytes
+        if pageErrorCount > 0 { summary.pageChecksumErrors = pageErrorCount }
         summary.repoSizeTotal = manifest.totalRepoSize + referencedRepoSize
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)

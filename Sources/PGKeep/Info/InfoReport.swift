@@ -64,9 +64,13 @@ public struct InfoReport {
             public var timeline: UInt32
             public var fileCount: Int
             public var compressType: String
+            /// pgBackRest's `error`: pages with bad checksums were found while copying.
+            public var error: Bool = false
+            /// pgkeep addition: how many such pages.
+            public var pageChecksumErrors: Int = 0
             enum CodingKeys: String, CodingKey {
-                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline
-                case fileCount = "file-count", compressType = "compress-type"
+                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline, error
+                case fileCount = "file-count", compressType = "compress-type", pageChecksumErrors = "page-checksum-errors"
             }
             public func encode(to encoder: Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
@@ -82,6 +86,8 @@ public struct InfoReport {
                 try c.encode(timeline, forKey: .timeline)
                 try c.encode(fileCount, forKey: .fileCount)
                 try c.encode(compressType, forKey: .compressType)
+                try c.encode(error, forKey: .error)
+                try c.encode(pageChecksumErrors, forKey: .pageChecksumErrors)
             }
         }
         public var name: String
@@ -162,7 +168,8 @@ public struct InfoReport {
                 info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
                             repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize)),
                 database: ["id": summary.databaseID], timeline: summary.timeline, fileCount: summary.fileCount,
-                compressType: summary.compressType.rawValue))
+                compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
+                pageChecksumErrors: summary.pageChecksumErrors ?? 0))
         }
         result.repository.size += backupInfo.backups.reduce(UInt64(0)) { $0 + $1.repoSize }
         if result.backup.isEmpty, result.status.code == StatusCode.ok {
@@ -233,6 +240,9 @@ public struct InfoReport {
                 }
                 out += "            timestamp start/stop: \(Clock.format(seconds: backup.timestamp.start, style: .iso8601)) / \(Clock.format(seconds: backup.timestamp.stop, style: .iso8601)), duration \(formatDuration(backup.timestamp.stop - backup.timestamp.start))\n"
                 out += "            wal start/stop: \(backup.archive.start) / \(backup.archive.stop)\n"
+                if backup.error {
+                    out += "            error: \(backup.pageChecksumErrors) data pages with invalid checksums (see the backup log and manifest)\n"
+                }
                 out += "            lsn start/stop: \(backup.lsn.start) / \(backup.lsn.stop)\n"
                 out += "            database size: \(formatBytes(backup.info.size)), database backup size: \(formatBytes(backup.info.delta))\n"
                 out += "            repo1: backup set size: \(formatBytes(backup.info.repository.size)), backup size: \(formatBytes(backup.info.repository.delta)), \(backup.fileCount) files, \(backup.compressType)\n"

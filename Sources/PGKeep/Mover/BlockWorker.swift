@@ -92,6 +92,7 @@ final class BlockWorker {
             try objectHasher.reset()
             try fileHasher.reset()
             var total: UInt64 = 0
+            var pages = job.pageCheck.map { PageChecker(startLSN: $0.startLSN, segment: $0.segment, relsegSize: $0.relsegSize) }
             var changedBytes: UInt64 = 0
             var changedBlocks = 0
             while total < job.limit {
@@ -100,6 +101,7 @@ final class BlockWorker {
                 if n == 0 { break }
                 let bytes = UnsafeRawBufferPointer(rebasing: block.bytes[0..<n])
                 try fileHasher.update(bytes)
+                pages?.update(bytes)
                 try blockHasher.reset()
                 try blockHasher.update(bytes)
                 let digest = try blockHasher.finalize()
@@ -141,7 +143,8 @@ final class BlockWorker {
                 size: total, checksum: checksum, repoSize: object.count, repoChecksum: repoChecksum,
                 mapSize: UInt64(mapBytes.count), mapChecksum: try SHA256Digest.of(mapBytes),
                 changedBytes: changedBytes, changedBlocks: changedBlocks, blockSize: job.blockSize,
-                otherLabels: map.usedLabels.filter { $0 != job.label }))
+                otherLabels: map.usedLabels.filter { $0 != job.label },
+                pageErrors: job.pageCheck.map { PageRecheck.confirm(pages?.failedBlocks ?? [], in: job.source, check: $0) } ?? []))
         } catch {
             writer.abort()
             throw error

@@ -24,6 +24,21 @@ public struct FileJob: Sendable, Hashable {
         case restoreBlocks(RestoreBlocks)
     }
 
+    /// Verify PostgreSQL page checksums while storing a relation file (postgres-facts §7.3).
+    public struct PageCheck: Sendable, Hashable {
+        /// Pages whose LSN is at or after this (the backup start) changed during the backup: not judged.
+        public var startLSN: UInt64
+        /// Relation segment number (`.1`, `.2`, ...) and blocks per segment, for the block numbers.
+        public var segment: UInt32
+        public var relsegSize: UInt32
+
+        public init(startLSN: UInt64, segment: UInt32, relsegSize: UInt32) {
+            self.startLSN = startLSN
+            self.segment = segment
+            self.relsegSize = relsegSize
+        }
+    }
+
     public struct StoreFile: Sendable, Hashable {
         public var source: String
         public var destination: StoragePath
@@ -35,6 +50,7 @@ public struct FileJob: Sendable, Hashable {
         /// `.unchanged`.
         public var unchangedSize: UInt64?
         public var unchangedChecksum: SHA256Digest?
+        public var pageCheck: PageCheck?
 
         public init(source: String, destination: StoragePath, limit: UInt64, compression: CompressionType, compressLevel: Int) {
             self.source = source
@@ -113,6 +129,7 @@ public struct FileJob: Sendable, Hashable {
         /// checksum mode), report `.unchanged`.
         public var unchangedSize: UInt64?
         public var unchangedChecksum: SHA256Digest?
+        public var pageCheck: PageCheck?
 
         public init(source: String, limit: UInt64, label: BackupLabel, blockObject: StoragePath, blockMap: StoragePath,
                     blockSize: Int, compression: CompressionType, compressLevel: Int, prior: PriorBlocks?) {
@@ -177,12 +194,15 @@ public struct BlockStoreResult: Sendable, Hashable {
     public var blockSize: Int
     /// The other backups whose block objects the new map uses.
     public var otherLabels: [BackupLabel]
+    /// Blocks whose page checksum failed twice (only with a `PageCheck`).
+    public var pageErrors: [UInt32] = []
 }
 
 /// What executing a job found.
 public enum FileJobResult: Sendable, Hashable {
     /// Stored: bytes read and their SHA-256, stored bytes and their SHA-256.
-    case stored(size: UInt64, checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest)
+    /// `pageErrors`: blocks whose page checksum failed twice (only with a `PageCheck`).
+    case stored(size: UInt64, checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest, pageErrors: [UInt32] = [])
     /// The source vanished before it could be opened (PostgreSQL dropped it); it leaves the manifest.
     case vanished
     /// Restored and verified against both checksums.

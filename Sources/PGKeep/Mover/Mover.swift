@@ -108,7 +108,7 @@ extension Mover {
         let worker = try Worker(storage: storage, bufferSize: bufferSize)
         let result = try worker.store(source: MemorySource(bytes), destination: destination,
                                       limit: UInt64(bytes.count), compression: compression, compressLevel: compressLevel)
-        guard case .stored(_, let checksum, let repoSize, let repoChecksum) = result else {
+        guard case .stored(_, let checksum, let repoSize, let repoChecksum, _) = result else {
             throw PGKeepError(.internal, "in-memory store of '\(destination)' produced no result")
         }
         return (checksum, repoSize, repoChecksum)

@@ -15,6 +15,7 @@ final class Worker {
     private let originalHash: SHA256Filter
     private let storedCount = ByteCountFilter()
     private let storedHash: SHA256Filter
+    private let pageCheck = PageCheckFilter()
     private var storeChains: [String: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
     private var blockWorker: BlockWorker?
@@ -55,8 +56,14 @@ final class Worker {
             }
         }
         guard let source = try FileSource.open(file.source) else { return .vanished }
-        return try store(source: source, destination: file.destination, limit: file.limit,
-                         compression: file.compression, compressLevel: file.compressLevel)
+        pageCheck.check = file.pageCheck
+        defer { pageCheck.check = nil }
+        let result = try store(source: source, destination: file.destination, limit: file.limit,
+                               compression: file.compression, compressLevel: file.compressLevel)
+        guard let check = file.pageCheck, let failed = pageCheck.checker?.failedBlocks, !failed.isEmpty,
+              case .stored(let size, let checksum, let repoSize, let repoChecksum, _) = result else { return result }
+        return .stored(size: size, checksum: checksum, repoSize: repoSize, repoChecksum: repoChecksum,
+                       pageErrors: PageRecheck.confirm(failed, in: file.source, check: check))
     }
 
     func store(source: ByteSource, destination: StoragePath, limit: UInt64, compression: CompressionType,
@@ -66,7 +73,7 @@ final class Worker {
         if let cached = storeChains[key] {
             chain = cached
         } else {
-            var filters: [Filter] = [originalCount, originalHash]
+            var filters: [Filter] = [originalCount, originalHash, pageCheck]
             if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
                 filters.append(compressor)
             }

@@ -65,6 +65,8 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     /// Bytes in the repository of every object this backup needs, its own and its references';
     /// absent in older entries (then equal to `repoSize`).
     public var repoSizeTotal: UInt64? = nil
+    /// Data pages whose checksum failed (twice) while being copied; absent when none did.
+    public var pageChecksumErrors: Int? = nil
 }
 
 /// The kinds of backup: `full`, `diff` (changes since the last full) and `incr` (changes since

@@ -127,6 +127,11 @@ public struct Manifest: Codable, Sendable {
         public var blockMapSize: UInt64? = nil
         public var blockMapChecksum: SHA256Digest? = nil
 
+        /// Block numbers whose PostgreSQL page checksum failed while the file was copied (read
+        /// twice, page LSN before the backup start); absent when every page verified or the file
+        /// is not a relation file of a cluster with data checksums.
+        public var pageChecksumErrors: [UInt32]? = nil
+
         /// Whether the file is stored in block-incremental form.
         public var isBlockIncremental: Bool { blockSize != nil }
     }
