@@ -153,7 +153,7 @@ public final class BackupRun {
             case .vanished:
                 vanished += 1
                 self.log.detail("skip file removed by database '\(file.path)'")
-            case .restored:
+            case .restored, .verified:
                 break
             }
         }

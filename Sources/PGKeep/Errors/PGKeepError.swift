@@ -54,6 +54,11 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case backupMissing = 62
     case lockHeld = 63
     case repositoryInvalid = 64
+    /// `verify` found damage: a stored file, an archived WAL file, a reference or the WAL a backup
+    /// needs is missing or does not match its checksum; or both copies of an info file are damaged.
+    case verifyFailed = 65
+    /// `expire --set` refused: other backups depend on the backup, or it is the only full backup.
+    case expireRefused = 66
 
     // Anything else: 90-99
     case interrupted = 90
@@ -99,6 +104,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .backupMissing: return "backup-missing"
         case .lockHeld: return "lock-held"
         case .repositoryInvalid: return "repository-invalid"
+        case .verifyFailed: return "verify-failed"
+        case .expireRefused: return "expire-refused"
         case .interrupted: return "interrupted"
         case .internal: return "internal"
         }

@@ -8,15 +8,7 @@ import PGKeep
 /// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL]`
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
-        let config = context.config
-        var set: BackupLabel?
-        if let text = config.string(.set), text != "latest" {
-            guard let label = BackupLabel(text) else {
-                throw PGKeepError(.optionInvalid, "--set '\(text)' is not a backup label",
-                                  hint: "labels look like 20261126-230501F; 'pgkeep info' lists them")
-            }
-            set = label
-        }
+        let set = try context.setLabel()
         let layout = try context.layout()
         let options = RestoreOptions(dataDirectory: Posix.absolute(try context.required(.pg1Path)), set: set,
                                      bufferSize: context.bufferSize, processMax: context.processMax,
