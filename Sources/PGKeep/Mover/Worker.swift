@@ -47,6 +47,12 @@ final class Worker {
         do {
             try restoreChain(file.compression).run(from: source, into: DiscardSink(), buffer: buffer)
         } catch {
+            // Stored bytes that no longer decompress were changed after they were hashed: report
+            // them as damaged, as restore does. Anything else (an I/O error) is "unreadable".
+            if let error = error as? PGKeepError, error.code == .compression {
+                return VerifyFinding(status: .checksumMismatch, repoSize: storedCount.count, size: originalCount.count,
+                                     detail: "the stored bytes are damaged: \(error.message)")
+            }
             return VerifyFinding(status: .unreadable, repoSize: storedCount.count, size: originalCount.count,
                                  detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
         }
