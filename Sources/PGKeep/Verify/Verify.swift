@@ -123,6 +123,10 @@ public final class VerifyRun {
     }
 
     public func run() throws -> VerifyReport {
+        problems = []
+        warnings = []
+        infoReports = []
+        damaged = []
         let now = Clock.now()
         let state = options.sinceLast ? VerifyState.load(storage, layout, warn: log.warn) : VerifyState.load(storage, layout, warn: { _ in })
         let proven = options.sinceLast ? state : nil
