@@ -37,6 +37,8 @@ enum CLI {
             case .archivePush: try ArchivePushCommand.run(context)
             case .archiveGet: try ArchiveGetCommand.run(context)
             case .restore: try RestoreCommand.run(context)
+            case .verify: try VerifyCommand.run(context)
+            case .expire: try ExpireCommand.run(context)
             case .info: try InfoCommand.run(context)
             case .version: print("pgkeep \(PGKeepVersion.current)")
             case .help: print(Help.text(for: config), terminator: "")
@@ -146,6 +148,27 @@ struct CommandContext {
             return level
         }
     }
+
+    /// `--set=LABEL`, checked; nil when not given (or `latest`, for restore).
+    func setLabel() throws -> BackupLabel? {
+        guard let text = config.string(.set), text != "latest" else { return nil }
+        guard let label = BackupLabel(text) else {
+            throw PGKeepError(.optionInvalid, "--set '\(text)' is not a backup label",
+                              hint: "labels look like 20261126-230501F; 'pgkeep info' lists them")
+        }
+        return label
+    }
+
+    /// The retention options (`repo1-retention-*`).
+    var retention: RetentionPolicy {
+        RetentionPolicy(full: config.int(.repo1RetentionFull),
+                        fullType: RetentionPolicy.FullType(rawValue: config.string(.repo1RetentionFullType) ?? "count") ?? .count,
+                        diff: config.int(.repo1RetentionDiff),
+                        archive: config.int(.repo1RetentionArchive),
+                        archiveType: BackupType(rawValue: config.string(.repo1RetentionArchiveType) ?? "full") ?? .full)
+    }
+
+    var lockPath: String { config.string(.lockPath) ?? "/tmp/pgkeep" }
 
     var connection: PGConnectionOptions {
         PGConnectionOptions(socketPath: config.string(.pg1SocketPath) ?? "/var/run/postgresql",

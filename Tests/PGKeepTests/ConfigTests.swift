@@ -464,3 +464,28 @@ struct ConfigAccessorTests {
         #expect(OptionTable.definitions.values.allSatisfy { !$0.isSecret })
     }
 }
+
+@Suite("Configuration: retention options")
+struct ConfigRetentionTests {
+    @Test("retention options take pgBackRest's names and its older aliases, from every source")
+    func retentionNames() throws {
+        #expect(try resolve(["--stanza=main", "expire", "--repo1-retention-full=2"]).int(.repo1RetentionFull) == 2)
+        #expect(try resolve(["--stanza=main", "expire", "--retention-full=3"]).int(.repo1RetentionFull) == 3)
+        #expect(try resolve(["--stanza=main", "expire"], env: ["PGKEEP_RETENTION_DIFF": "4"]).int(.repo1RetentionDiff) == 4)
+        let file = "[main]\nretention-archive=5\nrepo1-retention-archive-type=diff\n"
+        let config = try resolve(["--stanza=main", "expire", "--config=/etc/x.conf"], file: file)
+        #expect(config.int(.repo1RetentionArchive) == 5)
+        #expect(config.string(.repo1RetentionArchiveType) == "diff")
+        #expect(config.string(.repo1RetentionFullType) == "count")
+        #expect(config.int(.repo1RetentionFull) == nil)
+        // expire-auto is a backup option, on by default; --no-expire-auto turns it off.
+        #expect(try resolve(["--stanza=main", "--pg1-path=/d", "backup"]).bool(.expireAuto))
+        #expect(try !resolve(["--stanza=main", "--pg1-path=/d", "backup", "--no-expire-auto"]).bool(.expireAuto))
+        #expect(failure(["--stanza=main", "expire", "--repo1-retention-full=0"])?.code == .optionInvalid)
+        #expect(failure(["--stanza=main", "verify", "--dry-run"])?.code == .optionInvalid)
+        #expect(failure(["--stanza=main", "expire", "--repo1-retention-full-type=weeks"])?.code == .optionInvalid)
+        // --set has no default outside restore.
+        #expect(try resolve(["--stanza=main", "verify"]).string(.set) == nil)
+        #expect(try resolve(["--stanza=main", "--pg1-path=/d", "restore"]).string(.set) == "latest")
+    }
+}

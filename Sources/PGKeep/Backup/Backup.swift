@@ -265,7 +265,7 @@ public final class BackupRun {
             case .vanished:
                 vanished += 1
                 self.log.detail("skip file removed by database '\(file.path)'")
-            case .restored, .kept:
+            case .restored, .kept, .verified:
                 break
             }
         }

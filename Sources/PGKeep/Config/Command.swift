@@ -9,6 +9,8 @@ public enum CommandName: String, CaseIterable, Sendable {
     case archivePush = "archive-push"
     case archiveGet = "archive-get"
     case restore
+    case verify
+    case expire
     case info
     case version
     case help
@@ -21,6 +23,8 @@ public enum CommandName: String, CaseIterable, Sendable {
         case .archivePush: return "copy one WAL file into the repository (the archive_command target)"
         case .archiveGet: return "fetch one WAL file from the repository (the restore_command target)"
         case .restore: return "restore a backup into the cluster's data directory"
+        case .verify: return "re-read every stored file and archived WAL file and check them against their checksums"
+        case .expire: return "remove backups and WAL that fall outside the retention settings"
         case .info: return "show the backups and WAL archive held in the repository"
         case .version: return "print the pgkeep version"
         case .help: return "show the commands, or the options of one command"
@@ -42,7 +46,7 @@ public enum CommandName: String, CaseIterable, Sendable {
             ]
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
-        case .stanzaCreate, .backup, .restore, .info, .version:
+        case .stanzaCreate, .backup, .restore, .verify, .expire, .info, .version:
             return []
         }
     }
@@ -55,7 +59,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     /// Whether the command works on one stanza and so reads `--stanza`.
     public var stanzaUse: StanzaUse {
         switch self {
-        case .stanzaCreate, .backup, .archivePush, .archiveGet, .restore: return .required
+        case .stanzaCreate, .backup, .archivePush, .archiveGet, .restore, .verify, .expire: return .required
         case .info: return .optional
         case .version, .help: return .notAccepted
         }

@@ -142,7 +142,8 @@ extension Configuration {
     /// warning and yields nil.
     private static func environmentOption(_ variable: String, warnings: inout [String]) throws(PGKeepError) -> OptionDefinition? {
         let all = OptionName.allCases
-        guard let name = all.first(where: { $0.environmentVariable == variable }) else {
+        let alias = OptionTable.aliases.first { OptionName.environmentPrefix + String($0.key.uppercased().map { $0 == "-" ? "_" : $0 }) == variable }?.value
+        guard let name = all.first(where: { $0.environmentVariable == variable }) ?? alias else {
             let suggestion = Suggestion.closest(to: variable, among: all.map(\.environmentVariable))
             warnings.append("environment variable \(variable) is not a pgkeep option and is ignored"
                             + (suggestion.map { " (did you mean \($0)?)" } ?? ""))

@@ -42,6 +42,14 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case targetTimeline = "target-timeline"
     case targetAction = "target-action"
     case plan
+    case repo1RetentionFull = "repo1-retention-full"
+    case repo1RetentionFullType = "repo1-retention-full-type"
+    case repo1RetentionDiff = "repo1-retention-diff"
+    case repo1RetentionArchive = "repo1-retention-archive"
+    case repo1RetentionArchiveType = "repo1-retention-archive-type"
+    case expireAuto = "expire-auto"
+    case dryRun = "dry-run"
+    case sinceLast = "since-last"
 
     /// Orders options as the table declares them, for help and log lines.
     public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
@@ -175,8 +183,18 @@ public enum OptionTable {
 
     /// Looks an option up by the name a user typed.
     public static func lookup(_ name: String) -> OptionDefinition? {
-        OptionName(rawValue: name)?.definition
+        (OptionName(rawValue: name) ?? aliases[name])?.definition
     }
+
+    /// Other names an option answers to: pgBackRest's pre-multi-repository retention names, which
+    /// its configurations still use (`retention-full=2`). Resolution treats them as the option.
+    public static let aliases: [String: OptionName] = [
+        "retention-full": .repo1RetentionFull,
+        "retention-full-type": .repo1RetentionFullType,
+        "retention-diff": .repo1RetentionDiff,
+        "retention-archive": .repo1RetentionArchive,
+        "retention-archive-type": .repo1RetentionArchiveType,
+    ]
 
     /// The options `command` accepts, in table order.
     public static func options(for command: CommandName) -> [OptionDefinition] {
@@ -187,7 +205,8 @@ public enum OptionTable {
     private static let operational = CommandName.operational
     private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .backup, .archivePush, .archiveGet, .restore]
     private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .backup]
-    private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore]
+    private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
+    private static let retains: Set<CommandName> = [.backup, .expire]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
     // The switch is exhaustive, so a new `OptionName` case does not compile without its row.
@@ -233,7 +252,7 @@ public enum OptionTable {
                                     commands: [.backup, .restore],
                                     summary: "backup type: full, diff (changes since the last full) or incr (since the last backup); for restore, the recovery target type")
         case .processMax:
-            return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet],
+            return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet, .verify],
                                     summary: "number of parallel workers (for archive-push/-get: of the asynchronous background process)")
         case .compressType:
             return OptionDefinition(name, .enumeration(["none", "lz4", "zst"]), default: .value("lz4"), commands: compresses,
@@ -253,7 +272,7 @@ public enum OptionTable {
                                     commands: [.backup, .archivePush, .archiveGet],
                                     summary: "seconds to wait for a WAL file to reach the archive")
         case .output:
-            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore],
+            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore, .verify],
                                     summary: "output format")
         case .logLevelConsole:
             return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
@@ -279,8 +298,9 @@ public enum OptionTable {
             return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
                                     summary: "allow running as root (files it writes would then belong to root)")
         case .set:
-            return OptionDefinition(name, .string, default: .value("latest"), commands: [.restore],
-                                    summary: "label of the backup to restore, or latest (chosen by the planner)")
+            return OptionDefinition(name, .string, default: .perCommand([.restore: "latest"], otherwise: nil),
+                                    commands: [.restore, .verify, .expire],
+                                    summary: "label of the backup to restore (or latest: chosen by the planner), to verify, or to expire")
         case .target:
             return OptionDefinition(name, .string, commands: [.restore],
                                     summary: "recovery target: a time with zone, an xid, an LSN or a restore point name, per --type")
@@ -299,6 +319,30 @@ public enum OptionTable {
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+        case .repo1RetentionFull:
+            return OptionDefinition(name, .int(1...9_999_999), commands: retains,
+                                    summary: "full backups to keep (a count, or days with repo1-retention-full-type=time)")
+        case .repo1RetentionFullType:
+            return OptionDefinition(name, .enumeration(["count", "time"]), default: .value("count"), commands: retains,
+                                    summary: "whether repo1-retention-full counts backups or days")
+        case .repo1RetentionDiff:
+            return OptionDefinition(name, .int(1...9_999_999), commands: retains,
+                                    summary: "differential backups to keep (full backups count as differentials)")
+        case .repo1RetentionArchive:
+            return OptionDefinition(name, .int(1...9_999_999), commands: retains,
+                                    summary: "backups whose WAL stays continuous (default: the full, or diff, retention)")
+        case .repo1RetentionArchiveType:
+            return OptionDefinition(name, .enumeration(["full", "diff", "incr"]), default: .value("full"), commands: retains,
+                                    summary: "which backups repo1-retention-archive counts")
+        case .expireAuto:
+            return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
+                                    summary: "run expire after a successful backup when retention is set")
+        case .dryRun:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.expire],
+                                    summary: "print what expire would remove, remove nothing")
+        case .sinceLast:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.verify],
+                                    summary: "only check what is new since the last verify (recorded in verify.state)")
         }
     }
 }

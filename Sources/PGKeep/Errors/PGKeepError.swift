@@ -54,6 +54,11 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case backupMissing = 62
     case lockHeld = 63
     case repositoryInvalid = 64
+    /// `verify` found damage: a stored file, an archived WAL file, a reference or the WAL a backup
+    /// needs is missing or does not match its checksum; or both copies of an info file are damaged.
+    case verifyFailed = 65
+    /// `expire --set` refused: other backups depend on the backup, or it is the only full backup.
+    case expireRefused = 66
 
     // Restore planning: 70-79. The planner refuses these before writing anything.
     /// A recovery target (`--type`, `--target`, `--target-*`) that is malformed or inconsistent.
@@ -115,6 +120,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .targetUnreachable: return "target-unreachable"
         case .walMissing: return "wal-missing"
         case .timelineInvalid: return "timeline-invalid"
+        case .verifyFailed: return "verify-failed"
+        case .expireRefused: return "expire-refused"
         case .interrupted: return "interrupted"
         case .internal: return "internal"
         }

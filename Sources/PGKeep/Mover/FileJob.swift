@@ -22,6 +22,8 @@ public struct FileJob: Sendable, Hashable {
         case storeBlocks(StoreBlocks)
         /// Restore of a block-incremental file: reassemble it from the objects its map names.
         case restoreBlocks(RestoreBlocks)
+        /// Verify: read a stored object, hash it, decompress, hash again; write nothing.
+        case verify(VerifyFile)
     }
 
     /// Verify PostgreSQL page checksums while storing a relation file (postgres-facts §7.3).
@@ -36,6 +38,27 @@ public struct FileJob: Sendable, Hashable {
             self.startLSN = startLSN
             self.segment = segment
             self.relsegSize = relsegSize
+        }
+    }
+
+    /// One stored object to re-read, with what it must hash to. Expectations left nil are only
+    /// measured (archived WAL has no recorded stored checksum: its name carries the original's).
+    public struct VerifyFile: Sendable, Hashable {
+        public var source: StoragePath
+        public var compression: CompressionType
+        public var repoSize: UInt64?
+        public var repoChecksum: SHA256Digest?
+        public var size: UInt64?
+        public var checksum: SHA256Digest?
+
+        public init(source: StoragePath, compression: CompressionType, repoSize: UInt64?, repoChecksum: SHA256Digest?,
+                    size: UInt64?, checksum: SHA256Digest?) {
+            self.source = source
+            self.compression = compression
+            self.repoSize = repoSize
+            self.repoChecksum = repoChecksum
+            self.size = size
+            self.checksum = checksum
         }
     }
 
@@ -213,4 +236,35 @@ public enum FileJobResult: Sendable, Hashable {
     case unchanged
     /// Delta restore found the destination already identical: it was kept.
     case kept(size: UInt64)
+    /// Re-read: what was found. A damaged object is a finding, not an error, so one bad file does
+    /// not stop a verify from checking the rest.
+    case verified(VerifyFinding)
+}
+
+/// What re-reading one stored object found.
+public struct VerifyFinding: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable, Codable {
+        case ok
+        /// The object does not exist.
+        case missing
+        /// The stored or the original size differs from the expectation.
+        case sizeMismatch = "size-mismatch"
+        /// The stored or the original SHA-256 differs from the expectation.
+        case checksumMismatch = "checksum-mismatch"
+        /// The object could not be read or decompressed.
+        case unreadable
+    }
+    public var status: Status
+    /// Stored bytes read and original bytes after decompression (0 when missing or unreadable).
+    public var repoSize: UInt64
+    public var size: UInt64
+    /// What differed, for the report; empty when ok.
+    public var detail: String
+
+    public init(status: Status, repoSize: UInt64 = 0, size: UInt64 = 0, detail: String = "") {
+        self.status = status
+        self.repoSize = repoSize
+        self.size = size
+        self.detail = detail
+    }
 }

@@ -34,6 +34,7 @@ final class Worker {
         case .restore(let file): return try restore(file)
         case .storeBlocks(let file): return try blocks().store(file)
         case .restoreBlocks(let file): return try blocks().restore(file)
+        case .verify(let file): return .verified(verify(file))
         }
     }
 
@@ -43,6 +44,68 @@ final class Worker {
         let created = try BlockWorker(storage: storage, bufferSize: bufferSize)
         blockWorker = created
         return created
+    }
+
+    /// repository → [count, sha256] → decompress → [count, sha256] → discard, compared with what
+    /// the job expects. Every failure becomes a finding; nothing is thrown.
+    private func verify(_ file: FileJob.VerifyFile) -> VerifyFinding {
+        let source: StorageReader
+        do {
+            guard let opened = try storage.openRead(file.source) else { return VerifyFinding(status: .missing, detail: "missing") }
+            source = opened
+        } catch {
+            return VerifyFinding(status: .unreadable, detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
+        }
+        do {
+            try restoreChain(file.compression).run(from: source, into: DiscardSink(), buffer: buffer)
+        } catch {
+            // Stored bytes that no longer decompress were changed after they were hashed: report
+            // them as damaged, as restore does. Anything else (an I/O error) is "unreadable".
+            if let error = error as? PGKeepError, error.code == .compression {
+                return VerifyFinding(status: .checksumMismatch, repoSize: storedCount.count, size: originalCount.count,
+                                     detail: "the stored bytes are damaged: \(error.message)")
+            }
+            return VerifyFinding(status: .unreadable, repoSize: storedCount.count, size: originalCount.count,
+                                 detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
+        }
+        let repoSize = storedCount.count
+        let size = originalCount.count
+        do {
+            let repoChecksum = try storedHash.finishedDigest()
+            let checksum = try originalHash.finishedDigest()
+            if let expected = file.repoSize, expected != repoSize {
+                return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
+                                     detail: "stored size \(repoSize) bytes, expected \(expected)")
+            }
+            if let expected = file.repoChecksum, expected != repoChecksum {
+                return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                     detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
+            }
+            if let expected = file.size, expected != size {
+                return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
+                                     detail: "original size \(size) bytes, expected \(expected)")
+            }
+            if let expected = file.checksum, expected != checksum {
+                return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                     detail: "original SHA-256 \(checksum.hex), expected \(expected.hex)")
+            }
+        } catch {
+            return VerifyFinding(status: .unreadable, repoSize: repoSize, size: size, detail: "\(error)")
+        }
+        return VerifyFinding(status: .ok, repoSize: repoSize, size: size)
+    }
+
+    /// stored count/hash → decompress → original count/hash: restore and verify share it.
+    private func restoreChain(_ compression: CompressionType) throws -> FilterChain {
+        if let cached = restoreChains[compression] { return cached }
+        var filters: [Filter] = [storedCount, storedHash]
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) {
+            filters.append(decompressor)
+        }
+        filters += [originalCount, originalHash]
+        let chain = FilterChain(filters)
+        restoreChains[compression] = chain
+        return chain
     }
 
     /// cluster file → [count, sha256] → compress → [count, sha256] → repository (atomic).
@@ -104,18 +167,7 @@ final class Worker {
             throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
                               hint: "the backup is damaged; restore another backup with --set")
         }
-        let chain: FilterChain
-        if let cached = restoreChains[file.compression] {
-            chain = cached
-        } else {
-            var filters: [Filter] = [storedCount, storedHash]
-            if let decompressor = try file.compression.makeDecompressFilter(bufferSize: bufferSize) {
-                filters.append(decompressor)
-            }
-            filters += [originalCount, originalHash]
-            chain = FilterChain(filters)
-            restoreChains[file.compression] = chain
-        }
+        let chain = try restoreChain(file.compression)
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
             try chain.run(from: source, into: sink, buffer: buffer)

@@ -61,6 +61,8 @@ public struct RepositoryLayout: Sendable {
 
     public var backupRoot: StoragePath { try! StoragePath("backup/\(stanza)") }
     public var backupInfo: StoragePath { try! backupRoot.appending("backup.info") }
+    /// What the last runs of `verify` proved (repo-layout.md §3.4), sealed like the info files.
+    public var verifyState: StoragePath { try! backupRoot.appending("verify.state") }
 
     public func backupDirectory(label: BackupLabel) throws -> StoragePath {
         try backupRoot.appending(label.text)

@@ -16,5 +16,14 @@ enum BackupCommand {
         options.delta = config.bool(.delta)
         let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
         print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
+
+        // pgBackRest's expire-auto: retention applies after every successful backup.
+        let policy = context.retention
+        if config.bool(.expireAuto) && policy.isSet {
+            let outcome = try ExpireRun(storage: context.storage, layout: try context.layout(),
+                                        options: ExpireOptions(policy: policy, set: nil, dryRun: false, lockPath: context.lockPath),
+                                        log: context.log).run()
+            for line in outcome.lines where !outcome.expired.isEmpty || !outcome.wal.isEmpty || !outcome.orphans.isEmpty { print(line) }
+        }
     }
 }

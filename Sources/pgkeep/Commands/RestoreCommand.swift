@@ -10,14 +10,7 @@ import PGKeep
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
-        var set: BackupLabel?
-        if let text = config.string(.set), text != "latest" {
-            guard let label = BackupLabel(text) else {
-                throw PGKeepError(.optionInvalid, "--set '\(text)' is not a backup label",
-                                  hint: "labels look like 20261126-230501F; 'pgkeep info' lists them")
-            }
-            set = label
-        }
+        let set = try context.setLabel()
         let target = try RecoveryTarget.parse(type: config.string(.type) ?? "default", target: config.string(.target),
                                               exclusive: config.bool(.targetExclusive), explicitExclusive: config.isExplicit(.targetExclusive),
                                               timeline: config.string(.targetTimeline) ?? "latest",

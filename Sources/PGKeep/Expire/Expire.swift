@@ -1,0 +1,180 @@
+/// What an expire needs, resolved by the command front.
+public struct ExpireOptions: Sendable {
+    public var policy: RetentionPolicy
+    /// Expire this backup only (`--set`).
+    public var set: BackupLabel?
+    public var dryRun: Bool
+    public var lockPath: String
+
+    public init(policy: RetentionPolicy, set: BackupLabel?, dryRun: Bool, lockPath: String) {
+        self.policy = policy
+        self.set = set
+        self.dryRun = dryRun
+        self.lockPath = lockPath
+    }
+}
+
+/// What an expire removed (or, with `--dry-run`, would remove).
+public struct ExpireOutcome: Sendable, Equatable {
+    public var expired: [ExpirePlan.Expired]
+    /// Backup directories not listed in backup.info (interrupted backups), removed.
+    public var orphans: [String]
+    /// Per archive id: the WAL files removed, first and last name and count.
+    public var wal: [WALRemoval]
+    public var dryRun: Bool
+
+    public struct WALRemoval: Sendable, Equatable {
+        public var archiveID: String
+        public var first: String
+        public var last: String
+        public var count: Int
+    }
+
+    public var lines: [String] {
+        let verb = dryRun ? "would expire" : "expired"
+        var out = expired.map { "\(verb) backup \($0.label) (\($0.reason))" }
+        out += orphans.map { "\(dryRun ? "would remove" : "removed") interrupted backup directory \($0)" }
+        out += wal.map { "\(dryRun ? "would remove" : "removed") \($0.count) WAL file\($0.count == 1 ? "" : "s") from archive \($0.archiveID): \($0.first) ... \($0.last)" }
+        if out.isEmpty { out.append("nothing to expire") }
+        return out
+    }
+}
+
+/// `expire`: applies retention (repo-layout.md §4 for the order).
+///
+/// 1. Take the stanza lock (the backup's): no backup of this host runs meanwhile, so a directory
+///    not in backup.info is an interrupted backup, not one being written.
+/// 2. Plan from backup.info alone (`Retention`), by recorded stop times.
+/// 3. Rewrite backup.info without the expired backups (sealed, atomic, with its copy) BEFORE any
+///    file is removed: a crash afterwards leaves unlisted directories, which readers ignore and the
+///    next expire removes, never a listed backup with missing files.
+/// 4. Remove the expired backup directories, dependents first; then interrupted ones (except the
+///    newest when it may still be running on another host: no manifest and a label after every
+///    listed backup); then the WAL no retained backup needs.
+public final class ExpireRun {
+    let storage: Storage
+    let layout: RepositoryLayout
+    let options: ExpireOptions
+    let log: Log
+
+    public init(storage: Storage, layout: RepositoryLayout, options: ExpireOptions, log: Log) {
+        self.storage = storage
+        self.layout = layout
+        self.options = options
+        self.log = log
+    }
+
+    public func run(now: Int64 = Clock.now()) throws -> ExpireOutcome {
+        let lock = try StanzaLock(lockPath: options.lockPath, stanza: layout.stanza, kind: .backup)
+        defer { withExtendedLifetime(lock) {} }
+        return try runLocked(now: now)
+    }
+
+    /// The expire itself; the caller holds the stanza lock (or, in tests, owns the storage).
+    public func runLocked(now: Int64) throws -> ExpireOutcome {
+        let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
+        var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+
+        let plan: ExpirePlan
+        if let set = options.set {
+            do {
+                plan = try Retention.planAdhoc(backups: backupInfo.backups, set: set, policy: options.policy)
+            } catch {
+                if let error = error as? PGKeepError, error.code == .backupMissing {
+                    throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
+                                      hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
+                }
+                throw error
+            }
+            if backupInfo.latest?.label == set {
+                log.warn("expiring the latest backup \(set): point-in-time recovery from it is no longer possible")
+            }
+        } else {
+            if !options.policy.isSet {
+                log.warn("repo1-retention-full is not set: no backup expires; set it to keep the repository from growing without bound")
+            }
+            plan = Retention.plan(backups: backupInfo.backups, policy: options.policy, now: now)
+        }
+        if let note = plan.archiveNote, plan.archive == nil { log.info(note) }
+
+        // Interrupted backups: directories with a label name that backup.info does not list.
+        let listed = Set(backupInfo.backups.map(\.label))
+        let newestListed = backupInfo.backups.map(\.label).max()
+        var orphans: [BackupLabel] = []
+        for entry in try storage.list(layout.backupRoot) where entry.kind == .directory {
+            guard let label = BackupLabel(entry.name), !listed.contains(label) else { continue }
+            let hasManifest = try storage.info(try layout.manifest(label: label)) != nil
+            if !hasManifest, newestListed.map({ label > $0 }) ?? true {
+                log.info("keeping backup directory \(label): not in backup.info and newer than every listed backup, it may still be in progress")
+                continue
+            }
+            orphans.append(label)
+        }
+
+        // WAL to remove.
+        var walRemovals: [(archiveID: String, directory: StoragePath, objects: [StoragePath], names: [String], whole: Bool)] = []
+        if let retention = plan.archive {
+            let order = archiveInfo.history.map(\.id)
+            for identity in archiveInfo.history {
+                let root = try layout.archiveDirectory(archiveID: identity.archiveID)
+                for directory in try storage.list(root) where directory.kind == .directory && directory.name.count == 16 {
+                    let path = try root.appending(directory.name)
+                    let files = try storage.list(path).filter { $0.kind == .file }
+                    var remove: [StoragePath] = []
+                    var names: [String] = []
+                    for file in files {
+                        guard let parsed = RepositoryLayout.parseArchiveObjectName(file.name), WALFileName(parsed.name) != nil else { continue }
+                        if !retention.keeps(walFile: parsed.name, databaseID: identity.id, order: order) {
+                            remove.append(try path.appending(file.name))
+                            names.append(parsed.name)
+                        }
+                    }
+                    guard !remove.isEmpty else { continue }
+                    walRemovals.append((identity.archiveID, path, remove, names, remove.count == files.count))
+                }
+            }
+        }
+        var wal: [ExpireOutcome.WALRemoval] = []
+        for id in Set(walRemovals.map(\.archiveID)).sorted() {
+            let names = walRemovals.filter { $0.archiveID == id }.flatMap(\.names).sorted()
+            wal.append(.init(archiveID: id, first: names.first!, last: names.last!, count: names.count))
+        }
+        let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: wal, dryRun: options.dryRun)
+        if options.dryRun { return outcome }
+
+        // backup.info first, then files.
+        if !plan.expired.isEmpty {
+            let expired = Set(plan.expiredLabels)
+            // Re-read under the lock so nothing written meanwhile is lost (the lock excludes backups).
+            backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+            backupInfo.backups.removeAll { expired.contains($0.label) }
+            try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
+            for item in plan.expired {
+                try removeBackupDirectory(item.label)
+                log.info("expired backup \(item.label) (\(item.reason))")
+            }
+        }
+        for label in orphans {
+            try removeBackupDirectory(label)
+            log.info("removed interrupted backup directory \(label)")
+        }
+        for removal in walRemovals {
+            if removal.whole {
+                try storage.removeTree(removal.directory)
+            } else {
+                for object in removal.objects { try storage.remove(object) }
+            }
+        }
+        for item in wal { log.info("removed \(item.count) WAL files from archive \(item.archiveID): \(item.first) ... \(item.last)") }
+        return outcome
+    }
+
+    /// Removes a backup directory, its manifest first: a half-removed directory then no longer
+    /// looks like a complete backup to anyone reading the repository.
+    private func removeBackupDirectory(_ label: BackupLabel) throws {
+        let manifest = try layout.manifest(label: label)
+        try storage.remove(manifest)
+        try storage.remove(try SealedFile.copyPath(of: manifest))
+        try storage.removeTree(try layout.backupDirectory(label: label))
+    }
+}

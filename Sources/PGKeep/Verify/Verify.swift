@@ -1,0 +1,590 @@
+/// What a verify needs, resolved by the command front.
+public struct VerifyOptions: Sendable {
+    /// Only this backup (and the WAL it needs).
+    public var set: BackupLabel?
+    /// Skip what `verify.state` records as proven.
+    public var sinceLast: Bool
+    public var processMax: Int
+    public var bufferSize: Int
+
+    public init(set: BackupLabel?, sinceLast: Bool, processMax: Int, bufferSize: Int) {
+        self.set = set
+        self.sinceLast = sinceLast
+        self.processMax = processMax
+        self.bufferSize = bufferSize
+    }
+}
+
+/// `verify`: proves that what the repository claims to hold can be read back.
+///
+/// 1. `archive.info`, `backup.info` and their `.copy` twins are each opened and checked: a damaged
+///    main file with a good twin is a warning (the twin takes over), both damaged is a problem.
+/// 2. The archive is listed per archive id: every object name must parse, and one WAL name must
+///    not have objects with different checksums.
+/// 3. Each backup's manifest is loaded (twin fallback as above); each file entry's stored objects
+///    (`StoredObjectRequirement`) are resolved: a reference to another backup must name a listed
+///    backup whose manifest holds the same stored object.
+/// 4. The WAL each backup needs (walStart through walStop) must be in the archive.
+/// 5. Every stored object (backup files and archived WAL, each once) is re-read by `--process-max`
+///    workers through the restore filters: stored size and SHA-256, then decompressed size and
+///    SHA-256 (for WAL: the checksum in the object name and the segment size).
+/// 6. WAL continuity per timeline (ranges and gaps) is computed, timeline history files parsed.
+/// 7. What was proven is recorded in `verify.state`; `--since-last` skips objects proven before.
+///
+/// Damage never stops the run: every finding is collected, named with the backups it affects.
+public final class VerifyRun {
+    let storage: Storage
+    let layout: RepositoryLayout
+    let options: VerifyOptions
+    let log: Log
+
+    public init(storage: Storage, layout: RepositoryLayout, options: VerifyOptions, log: Log) {
+        self.storage = storage
+        self.layout = layout
+        self.options = options
+        self.log = log
+    }
+
+    // Working state of one run.
+    private var problems: [VerifyReport.Finding] = []
+    private var warnings: [VerifyReport.Finding] = []
+    private var infoReports: [VerifyReport.InfoFile] = []
+    /// Labels that have a problem attributed to them.
+    private var damaged = Set<BackupLabel>()
+
+    private func problem(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], _ message: String) {
+        let labels = Array(Set(backups)).sorted()
+        damaged.formUnion(labels)
+        problems.append(.init(kind: kind, path: path, walFile: wal, backups: labels.map(\.text), message: message))
+    }
+
+    private func warning(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], _ message: String) {
+        warnings.append(.init(kind: kind, path: path, walFile: wal, backups: Array(Set(backups)).sorted().map(\.text), message: message))
+    }
+
+    // MARK: step 1: sealed files with their twins
+
+    /// Opens `path` and `path.copy` independently and reports on both. Returns the usable value.
+    private func checkSealed<T: Decodable>(_ type: T.Type, _ path: StoragePath, backups: [BackupLabel] = [],
+                                           report: Bool = true) -> (value: T?, bothMissing: Bool) {
+        let copy = try! SealedFile.copyPath(of: path)
+        func open(_ p: StoragePath) -> (value: T?, error: String?) {
+            do {
+                guard let bytes = try storage.readSmallFile(p) else { return (nil, "'\(p)' is missing") }
+                return (try SealedFile.open(T.self, from: bytes, name: p.description), nil)
+            } catch {
+                return (nil, (error as? PGKeepError)?.message ?? "\(error)")
+            }
+        }
+        let main = open(path)
+        let twin = open(copy)
+        let name = path.description
+        let isManifest = path.name == "backup.manifest"
+        var status = "ok"
+        var message: String?
+        switch (main.value, twin.value) {
+        case (.some, .some):
+            break
+        case (.some(let value), nil):
+            status = "copy-damaged"
+            message = twin.error
+            warning("copy-damaged", copy.description, backups: backups, twin.error ?? "")
+            if report && !isManifest { infoReports.append(.init(file: name, status: status, message: message)) }
+            return (value, false)
+        case (nil, .some(let value)):
+            status = "copy-used"
+            message = main.error
+            warning("copy-used", name, backups: backups, "\(main.error ?? ""); the copy '\(copy)' takes over")
+            if report && !isManifest { infoReports.append(.init(file: name, status: status, message: message)) }
+            return (value, false)
+        case (nil, nil):
+            let bothMissing = main.error?.hasSuffix("is missing") == true && twin.error?.hasSuffix("is missing") == true
+            status = "damaged"
+            message = "\(main.error ?? ""); and the copy: \(twin.error ?? "")"
+            if !bothMissing || isManifest {
+                problem(isManifest ? "manifest-invalid" : "info-invalid", name, backups: backups, message!)
+            }
+            if report && !isManifest { infoReports.append(.init(file: name, status: status, message: message)) }
+            return (nil, bothMissing)
+        }
+        if report && !isManifest { infoReports.append(.init(file: name, status: status, message: message)) }
+        return (main.value, false)
+    }
+
+    // MARK: the run
+
+    /// One object to re-read and who needs it.
+    private struct Job {
+        enum Kind { case backupFile, wal(archiveID: String, name: String, kind: WALFileKind) }
+        var kind: Kind
+        var file: FileJob.VerifyFile
+        var path: StoragePath
+        var backups: Set<BackupLabel>
+    }
+
+    public func run() throws -> VerifyReport {
+        problems = []
+        warnings = []
+        infoReports = []
+        damaged = []
+        let now = Clock.now()
+        let state = options.sinceLast ? VerifyState.load(storage, layout, warn: log.warn) : VerifyState.load(storage, layout, warn: { _ in })
+        let proven = options.sinceLast ? state : nil
+        if options.sinceLast && state == nil { log.info("no usable verify.state: verifying everything") }
+
+        // Step 1.
+        let archiveLoad = checkSealed(ArchiveInfo.self, layout.archiveInfo)
+        let backupLoad = checkSealed(BackupInfo.self, layout.backupInfo)
+        if archiveLoad.bothMissing && backupLoad.bothMissing {
+            throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info or backup.info in '\(storage.describe(.root))'",
+                              hint: "check --repo1-path and --stanza; run stanza-create for a new stanza")
+        }
+        if archiveLoad.bothMissing { problem("info-invalid", layout.archiveInfo.description, "'\(layout.archiveInfo)' and its copy are missing") }
+        if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing") }
+        let archiveInfo = archiveLoad.value
+        let backupInfo = backupLoad.value
+        if let archiveInfo, archiveInfo.format != RepositoryFormat.current {
+            problem("info-invalid", layout.archiveInfo.description, "format \(archiveInfo.format), this pgkeep reads \(RepositoryFormat.current)")
+        }
+        if let backupInfo, backupInfo.format != RepositoryFormat.current {
+            problem("info-invalid", layout.backupInfo.description, "format \(backupInfo.format), this pgkeep reads \(RepositoryFormat.current)")
+        }
+        if let archiveInfo, let backupInfo, archiveInfo.current != backupInfo.current || archiveInfo.history != backupInfo.history {
+            problem("info-mismatch", layout.backupInfo.description,
+                    "backup.info and archive.info describe different clusters (system identifier \(backupInfo.current.systemIdentifier) version \(backupInfo.current.version) id \(backupInfo.current.id) vs \(archiveInfo.current.systemIdentifier) version \(archiveInfo.current.version) id \(archiveInfo.current.id))")
+        }
+
+        let allBackups = (backupInfo?.backups ?? []).sorted { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
+        let byLabel = Dictionary(allBackups.map { ($0.label, $0) }, uniquingKeysWith: { a, _ in a })
+        var selected = allBackups
+        if let set = options.set {
+            guard let backupInfo else {
+                throw PGKeepError(.verifyFailed, "cannot verify backup \(set): backup.info and its copy are unusable",
+                                  hint: "restore backup.info from a copy of the repository")
+            }
+            guard let one = backupInfo.backups.first(where: { $0.label == set }) else {
+                throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
+                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
+            }
+            selected = [one]
+        }
+        let identities = archiveInfo?.history ?? backupInfo?.history ?? []
+        func archiveID(ofDatabase id: Int) -> String? { identities.first { $0.id == id }?.archiveID }
+
+        // Step 3: manifests, requirements, references.
+        var manifests: [BackupLabel: Manifest?] = [:]
+        func manifest(_ label: BackupLabel, needer: BackupLabel) -> Manifest? {
+            if let cached = manifests[label] { return cached }
+            let path = try! layout.manifest(label: label)
+            let loaded = checkSealed(Manifest.self, path, backups: [needer, label]).value
+            var value = loaded
+            if let m = loaded, m.backup.label != label {
+                problem("manifest-invalid", path.description, backups: [label], "the manifest describes backup \(m.backup.label), not \(label)")
+                value = nil
+            }
+            manifests[label] = value
+            return value
+        }
+
+        var jobs: [StoragePath: Job] = [:]
+        var skippedBackupFiles = 0
+        var backupFileCount: [BackupLabel: Int] = [:]
+        var checkedPerBackup: [BackupLabel: Set<StoragePath>] = [:]
+        var segmentSizes: [String: WALSegmentSize] = [:]   // archive id → size, from manifests
+        var skippedBackups = Set<BackupLabel>()
+
+        for summary in selected {
+            let label = summary.label
+            // Proven by an earlier verify: nothing of it is read again, not even its manifest.
+            if proven?.backup(label, timestampStop: summary.timestampStop) != nil {
+                skippedBackups.insert(label)
+                skippedBackupFiles += summary.fileCount
+                continue
+            }
+            guard let m = manifest(label, needer: label) else { continue }
+            backupFileCount[label] = m.files.count
+            if let size = WALSegmentSize(bytes: UInt64(m.database.walSegmentSize)), let id = archiveID(ofDatabase: m.database.id) {
+                segmentSizes[id] = segmentSizes[id] ?? size
+            }
+            for entry in m.files {
+                let requirements: [StoredObjectRequirement]
+                do { requirements = try entry.storedObjects(layout: layout) } catch {
+                    problem("manifest-invalid", try! layout.manifest(label: label).description, backups: [label],
+                            "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
+                    continue
+                }
+                for requirement in requirements {
+                    if requirement.holder != label {
+                        guard byLabel[requirement.holder] != nil else {
+                            problem("reference-missing", requirement.object.description, backups: [label],
+                                    "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
+                            continue
+                        }
+                        guard let holder = manifest(requirement.holder, needer: label) else {
+                            // The holder's manifest problem is already reported; this backup needs it too.
+                            damaged.insert(label)
+                            continue
+                        }
+                        guard holder.files.contains(where: { entry.isSameStoredObject(as: $0) }) else {
+                            problem("reference-invalid", requirement.object.description, backups: [label],
+                                    "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
+                            continue
+                        }
+                    }
+                    checkedPerBackup[label, default: []].insert(requirement.object)
+                    if var existing = jobs[requirement.object] {
+                        if existing.file != requirement.job {
+                            problem("reference-invalid", requirement.object.description, backups: [label],
+                                    "'\(entry.name)' expects different checksums for a stored object than another entry")
+                        }
+                        existing.backups.insert(label)
+                        jobs[requirement.object] = existing
+                    } else {
+                        jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
+                    }
+                }
+            }
+        }
+
+        // Step 2: the archive.
+        var listings: [String: ArchiveListing] = [:]
+        for identity in identities {
+            let listing = try ArchiveListing(storage: storage, layout: layout, archiveID: identity.archiveID)
+            for name in listing.unknown {
+                warning("unknown-file", name, "not a pgkeep archive object; ignored")
+            }
+            for (walName, objects) in listing.byName where objects.count > 1 {
+                let checksums = Set(objects.map(\.checksum))
+                if checksums.count > 1 {
+                    problem("wal-duplicate", objects[0].path.parent.description, wal: walName,
+                            "\(walName) is archived with different contents: \(objects.map(\.path.name).joined(separator: ", "))")
+                } else {
+                    warning("wal-duplicate", objects[0].path.parent.description, wal: walName,
+                            "\(walName) is archived more than once with the same content: \(objects.map(\.path.name).joined(separator: ", "))")
+                }
+            }
+            listings[identity.archiveID] = listing
+            if segmentSizes[identity.archiveID] == nil, let size = state?.archive(identity.archiveID)?.walSegmentSize {
+                segmentSizes[identity.archiveID] = size
+            }
+        }
+
+        // Step 4: the WAL each selected backup needs.
+        var segmentNeeders: [String: [String: Set<BackupLabel>]] = [:]   // archive id → segment name → backups
+        var walStatus: [BackupLabel: String] = [:]
+        for summary in selected {
+            let label = summary.label
+            guard let id = archiveID(ofDatabase: summary.databaseID) else {
+                problem("wal-missing", layout.archiveRoot.description, backups: [label],
+                        "backup \(label) belongs to database id \(summary.databaseID), which archive.info does not list")
+                walStatus[label] = "unknown"
+                continue
+            }
+            let size = (manifests[label] ?? nil).flatMap { WALSegmentSize(bytes: UInt64($0.database.walSegmentSize)) } ?? segmentSizes[id]
+            guard let size, let first = WALSegmentName(summary.walStart, segmentSize: size),
+                  let last = WALSegmentName(summary.walStop, segmentSize: size), let range = first.through(last) else {
+                problem("wal-missing", layout.archiveRoot.description, backups: [label],
+                        "backup \(label) records an invalid WAL range \(summary.walStart) ... \(summary.walStop)")
+                walStatus[label] = "unknown"
+                continue
+            }
+            var missing: [String] = []
+            for segment in range {
+                segmentNeeders[id, default: [:]][segment.name, default: []].insert(label)
+                if listings[id]?.byName[segment.name]?.isEmpty ?? true { missing.append(segment.name) }
+            }
+            for name in missing {
+                let parent = try layout.archiveParent(archiveID: id, walFile: name)
+                problem("wal-missing", try parent.appending(name).description, wal: name, backups: [label],
+                        "WAL segment \(name), needed by backup \(label) to reach consistency, is not in the archive")
+            }
+            walStatus[label] = missing.isEmpty ? "ok" : "missing"
+        }
+
+        // WAL objects to re-read: all of them, or with --set only the selected backup's.
+        var walSkipped = 0
+        for (id, listing) in listings.sorted(by: { $0.key < $1.key }) {
+            for object in listing.objects {
+                // Backups affected by damage to this object: those needing the segment for
+                // consistency, and for a history file those taken on its timeline (restoring
+                // them needs it).
+                var affected: Set<BackupLabel> = []
+                if object.kind == .segment { affected = segmentNeeders[id]?[object.walName] ?? [] }
+                if object.kind == .history, let timeline = WALFileName(object.walName)?.timeline {
+                    affected.formUnion(selected.filter { $0.timeline == timeline.rawValue && archiveID(ofDatabase: $0.databaseID) == id }.map(\.label))
+                }
+                if options.set != nil && affected.isEmpty { continue }
+                let provenBefore: Bool
+                switch object.kind {
+                case .segment: provenBefore = proven?.isProven(segment: object.walName, archiveID: id) ?? false
+                default: provenBefore = proven?.isProven(file: object.path.name, archiveID: id) ?? false
+                }
+                if provenBefore { walSkipped += 1; continue }
+                var expectedSize: UInt64?
+                if object.kind == .segment || object.kind == .partial { expectedSize = segmentSizes[id]?.bytes }
+                jobs[object.path] = Job(kind: .wal(archiveID: id, name: object.walName, kind: object.kind),
+                                        file: FileJob.VerifyFile(source: object.path, compression: object.compression, repoSize: nil,
+                                                                 repoChecksum: nil, size: expectedSize, checksum: object.checksum),
+                                        path: object.path, backups: affected)
+            }
+        }
+
+        // Step 5: re-read.
+        let ordered = jobs.values.sorted { $0.path < $1.path }
+        var fileJobs: [FileJob] = []
+        fileJobs.reserveCapacity(ordered.count)
+        for (index, job) in ordered.enumerated() {
+            fileJobs.append(FileJob(id: index, operation: .verify(job.file), size: job.file.repoSize ?? job.file.size ?? 0))
+        }
+        var findings = [VerifyFinding?](repeating: nil, count: ordered.count)
+        log.info("verifying \(fileJobs.count) stored objects with \(options.processMax) workers")
+        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
+            if case .verified(let finding) = result { findings[job.id] = finding }
+        }
+
+        // Segment size where no manifest or state knew it: the size most segments have.
+        for (id, _) in listings where segmentSizes[id] == nil {
+            var counts: [UInt64: Int] = [:]
+            for (index, job) in ordered.enumerated() {
+                if case .wal(let jobID, _, let kind) = job.kind, jobID == id, kind == .segment, let finding = findings[index], finding.status == .ok {
+                    counts[finding.size, default: 0] += 1
+                }
+            }
+            if let best = counts.max(by: { ($0.value, $0.key) < ($1.value, $1.key) }), let size = WALSegmentSize(bytes: best.key) {
+                segmentSizes[id] = size
+            }
+        }
+
+        var bytesRead: UInt64 = 0
+        var backupFilesChecked = 0
+        var walFilesChecked = 0
+        var failedObjects = Set<StoragePath>()
+        var provenWAL: [String: (segments: [WALSegmentName], files: [String])] = [:]
+        var historyObjects: [(archiveID: String, object: ArchiveListing.Object)] = []
+        for (index, job) in ordered.enumerated() {
+            guard var finding = findings[index] else { continue }
+            bytesRead += finding.repoSize
+            switch job.kind {
+            case .backupFile: backupFilesChecked += 1
+            case .wal(let id, let name, let kind):
+                walFilesChecked += 1
+                if finding.status == .ok, kind == .segment || kind == .partial, job.file.size == nil,
+                   let size = segmentSizes[id], finding.size != size.bytes {
+                    finding = VerifyFinding(status: .sizeMismatch, repoSize: finding.repoSize, size: finding.size,
+                                            detail: "original size \(finding.size) bytes, expected the segment size \(size.bytes)")
+                }
+                if finding.status == .ok {
+                    if kind == .segment, let size = segmentSizes[id], let segment = WALSegmentName(name, segmentSize: size) {
+                        provenWAL[id, default: ([], [])].segments.append(segment)
+                    } else if kind != .segment {
+                        provenWAL[id, default: ([], [])].files.append(job.path.name)
+                    }
+                    if kind == .history, let object = listings[id]?.objects.first(where: { $0.path == job.path }) {
+                        historyObjects.append((id, object))
+                    }
+                }
+            }
+            guard finding.status != .ok else { continue }
+            failedObjects.insert(job.path)
+            var walName: String?
+            if case .wal(_, let name, _) = job.kind { walName = name }
+            let what: String
+            switch finding.status {
+            case .missing: what = "is missing"
+            case .sizeMismatch, .checksumMismatch: what = "does not match: \(finding.detail)"
+            case .unreadable: what = "cannot be read back: \(finding.detail)"
+            case .ok: what = ""
+            }
+            problem(finding.status.rawValue, job.path.description, wal: walName, backups: Array(job.backups),
+                    "stored file '\(storage.describe(job.path))' \(what)")
+            if case .wal = job.kind {
+                for label in job.backups where walStatus[label] == "ok" { walStatus[label] = "damaged" }
+            }
+        }
+
+        // Step 6: continuity and history.
+        var archiveResults: [VerifyReport.ArchiveResult] = []
+        for identity in identities {
+            let id = identity.archiveID
+            guard let listing = listings[id] else { continue }
+            let size = segmentSizes[id]
+            var histories: [UInt32: TimelineHistory] = [:]
+            for (historyID, object) in historyObjects where historyID == id {
+                guard let timeline = WALFileName(object.walName)?.timeline else { continue }
+                do {
+                    let bytes = try readWhole(object.path, compression: object.compression)
+                    histories[timeline.rawValue] = try TimelineHistory(timeline: timeline, text: String(decoding: bytes, as: UTF8.self),
+                                                                       path: object.path.description)
+                } catch {
+                    problem("history-invalid", object.path.description, wal: object.walName,
+                            backups: selected.filter { $0.timeline == timeline.rawValue }.map(\.label),
+                            (error as? PGKeepError)?.message ?? "\(error)")
+                }
+            }
+            let historyNames = Set(listing.objects.filter { $0.kind == .history }.map(\.walName))
+            var timelines: [VerifyReport.Timeline] = []
+            var segmentsByTimeline: [UInt32: [WALSegmentName]] = [:]
+            if let size {
+                for object in listing.objects where object.kind == .segment {
+                    if let segment = WALSegmentName(object.walName, segmentSize: size) {
+                        segmentsByTimeline[segment.timeline.rawValue, default: []].append(segment)
+                    }
+                }
+            }
+            for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
+                let unique = Array(Set(segments)).sorted()
+                let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
+                var gaps: [VerifyReport.Range] = []
+                let history = histories[timeline]
+                // A timeline after the first begins at its switch point: WAL missing between the
+                // switch point and its first archived segment is a gap too.
+                if let history, let size, let begin = history.beginning(of: TimelineID(rawValue: timeline)), let first = unique.first {
+                    let beginSegment = WALSegmentName.segment(containing: begin, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+                    if beginSegment.segmentNumber < first.segmentNumber, let before = first.previous {
+                        gaps.append(.init(start: beginSegment.name, stop: before.name))
+                    }
+                }
+                for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
+                    gaps.append(.init(start: a.next.name, stop: b.previous!.name))
+                }
+                for gap in gaps {
+                    warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start,
+                            "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it")
+                }
+                if timeline > 1 && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
+                    warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
+                            wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
+                            "timeline \(timeline) has WAL but no history file in the archive")
+                }
+                let parentEntry = history?.entries.last
+                timelines.append(.init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
+                                       parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description))
+            }
+            archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
+        }
+
+        // Per-backup results.
+        var backupResults: [VerifyReport.BackupResult] = []
+        for summary in selected {
+            let label = summary.label
+            let status = damaged.contains(label) ? "error" : (skippedBackups.contains(label) ? "skipped" : "ok")
+            backupResults.append(.init(label: label.text, status: status, fileCount: backupFileCount[label] ?? summary.fileCount,
+                                       filesChecked: checkedPerBackup[label]?.count ?? 0, walStart: summary.walStart,
+                                       walStop: summary.walStop, walStatus: walStatus[label] ?? "unknown"))
+        }
+
+        // Step 7: record what is proven: proven now, or proven before and not re-checked, and still present.
+        var newState = VerifyState(updated: now)
+        for summary in allBackups where !damaged.contains(summary.label) {
+            let checkedNow = selected.contains { $0.label == summary.label } && !skippedBackups.contains(summary.label)
+            if checkedNow {
+                newState.backups.append(.init(label: summary.label, timestampStop: summary.timestampStop, verifiedAt: now))
+            } else if let old = state?.backup(summary.label, timestampStop: summary.timestampStop) {
+                newState.backups.append(old)
+            }
+        }
+        for identity in identities {
+            let id = identity.archiveID
+            guard let listing = listings[id], let size = segmentSizes[id] else { continue }
+            var segments = provenWAL[id]?.segments ?? []
+            var files = provenWAL[id]?.files ?? []
+            for object in listing.objects where jobs[object.path] == nil && !failedObjects.contains(object.path) {
+                if object.kind == .segment {
+                    if state?.isProven(segment: object.walName, archiveID: id) == true,
+                       let segment = WALSegmentName(object.walName, segmentSize: size) { segments.append(segment) }
+                } else if state?.isProven(file: object.path.name, archiveID: id) == true {
+                    files.append(object.path.name)
+                }
+            }
+            newState.archive.append(.init(archiveID: id, walSegmentSize: size, segments: VerifyState.ranges(of: segments),
+                                          files: Array(Set(files)).sorted()))
+        }
+        do {
+            try newState.save(storage, layout)
+        } catch {
+            warning("state-unsaved", layout.verifyState.description,
+                    "unable to record the verify state: \((error as? PGKeepError)?.message ?? "\(error)")")
+        }
+
+        return VerifyReport(
+            stanza: layout.stanza, status: problems.isEmpty ? "ok" : "error", set: options.set?.text, sinceLast: options.sinceLast,
+            infoFiles: infoReports, backups: backupResults, archive: archiveResults,
+            problems: problems.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
+            warnings: warnings.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
+            checked: .init(backupFiles: backupFilesChecked, walFiles: walFilesChecked,
+                           skipped: skippedBackupFiles + walSkipped, bytes: bytesRead))
+    }
+
+    /// Reads a small object whole, decompressed (history files).
+    private func readWhole(_ path: StoragePath, compression: CompressionType) throws -> [UInt8] {
+        guard let source = try storage.openRead(path) else {
+            throw PGKeepError(.fileMissing, "'\(storage.describe(path))' vanished")
+        }
+        let sink = CollectSink(limit: 1 << 24)
+        var filters: [Filter] = []
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: options.bufferSize) { filters.append(decompressor) }
+        try FilterChain(filters).run(from: source, into: sink, buffer: IOBuffer(size: 1 << 16))
+        return sink.bytes
+    }
+}
+
+/// Collects a small stream in memory, failing past `limit` bytes.
+final class CollectSink: ByteSink {
+    private(set) var bytes: [UInt8] = []
+    let limit: Int
+    init(limit: Int) { self.limit = limit }
+    func write(_ chunk: UnsafeRawBufferPointer) throws {
+        bytes.append(contentsOf: chunk)
+        if bytes.count > limit { throw PGKeepError(.formatInvalid, "file larger than \(limit) bytes where a small file was expected") }
+    }
+}
+
+/// The objects stored under one archive id, parsed from their names.
+struct ArchiveListing {
+    struct Object {
+        var path: StoragePath
+        /// The WAL file name (`000000010000000000000005`, `00000002.history`, ...).
+        var walName: String
+        var kind: WALFileKind
+        var checksum: SHA256Digest
+        var compression: CompressionType
+        var storedSize: UInt64
+    }
+
+    var objects: [Object] = []
+    var byName: [String: [Object]] = [:]
+    /// Repository paths of files that are not archive objects.
+    var unknown: [String] = []
+
+    init(storage: Storage, layout: RepositoryLayout, archiveID: String) throws {
+        let root = try layout.archiveDirectory(archiveID: archiveID)
+        for entry in try storage.list(root) {
+            let path = try root.appending(entry.name)
+            if entry.kind == .directory {
+                guard entry.name.count == 16, entry.name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 70) }) else {
+                    unknown.append(path.description)
+                    continue
+                }
+                for file in try storage.list(path) {
+                    add(try path.appending(file.name), entry: file, directoryPrefix: entry.name)
+                }
+            } else {
+                add(path, entry: entry, directoryPrefix: nil)
+            }
+        }
+        objects.sort { $0.path < $1.path }
+    }
+
+    private mutating func add(_ path: StoragePath, entry: StorageEntry, directoryPrefix: String?) {
+        guard entry.kind == .file, let parsed = RepositoryLayout.parseArchiveObjectName(entry.name),
+              let name = WALFileName(parsed.name),
+              directoryPrefix == nil ? name.kind == .history : (name.kind != .history && parsed.name.hasPrefix(directoryPrefix!)) else {
+            unknown.append(path.description)
+            return
+        }
+        let object = Object(path: path, walName: parsed.name, kind: name.kind, checksum: parsed.checksum,
+                            compression: parsed.compression, storedSize: entry.size)
+        objects.append(object)
+        byName[parsed.name, default: []].append(object)
+    }
+}
