@@ -218,7 +218,7 @@ def cmd_report(args):
     tools = ("pgkeep", "pgbackrest")
     results = []
     out = sys.stdout
-    print(f"\npgkeep vs pgBackRest {meta.get('pgbackrest_version', '')}  |  {meta.get('date', '')}  |  "
+    print(f"\n{meta.get('pgkeep_version', 'pgkeep')} vs {meta.get('pgbackrest_version', 'pgBackRest')}  |  {meta.get('date', '')}  |  "
           f"BENCH_SCALE={meta.get('scale')}  BENCH_ROUNDS={meta.get('rounds')}  |  "
           f"{meta.get('machine', {}).get('cpu', '?')}, {cores} cores", file=out)
     if speeds:
