@@ -279,7 +279,9 @@ full_cases() {  # DATASET
     for spec in zst:1 lz4:1 zst:2 lz4:2; do
         local codec=${spec%:*} pm=${spec#*:}
         local c="full-$ds-$codec-pm$pm"
-        want_case "$c" || continue
+        # the restore and incremental cases need the pm2 full backups of M
+        want_case "$c" || { [ "$ds" = M ] && [ "$pm" = 2 ] && { want_case "restore-M-$codec-pm2" ||
+            want_case "restore-delta-M-$codec-pm2" || { [ "$codec" = lz4 ] && want_case incr-M-lz4-pm2; }; }; } || continue
         case_def "$c" "full backup of $ds, $codec level 1, process-max $pm" "$codec" compress "$pm" "$bytes"
         step "$c"
         for r in $(seq 1 "$rounds"); do
