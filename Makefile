@@ -1,10 +1,10 @@
-# pgkeep: make deps | build | test | demo
+# pgkeep: make deps | build | test | demo | bench
 SHELL := /bin/bash
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SWIFT_BUILD_FLAGS ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
 
-.PHONY: deps build release test unit integration demo clean
+.PHONY: deps build release test unit integration demo bench clean
 
 # Everything a fresh Debian 12 machine needs; idempotent (installs only what is missing).
 deps:
@@ -36,6 +36,12 @@ integration: deps
 # restore into a new directory, start it, show the rows came back, print info.
 demo: build
 	@bash scripts/demo.sh "$$(swift build --show-bin-path)/pgkeep"
+
+# pgkeep against pgBackRest 2.45 (installed here, not by deps) on a throwaway cluster, with the
+# release binary. BENCH_SCALE=0.05 BENCH_ROUNDS=2 for a quick run; see bench/README.md.
+bench: deps
+	swift build $(RELEASE_FLAGS)
+	@bash bench/bench.sh "$$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
 
 clean:
 	rm -rf .build

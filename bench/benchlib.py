@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Helpers for bench/bench.sh (Python 3 standard library only).
+
+    benchlib.py measure --out RUN.json [--user NAME] -- CMD ARGS...
+        Runs CMD (as NAME when given and we are root) and writes wall seconds, CPU seconds
+        (user+sys of CMD and every descendant it waited for, from wait4's rusage), and peak RSS:
+        the largest sum, over CMD's whole process tree, of the resident set sizes sampled from
+        /proc every 20 ms; never below the largest single-process peak wait4 reports (ru_maxrss),
+        which catches short-lived processes the sampler misses. Exits with CMD's exit status.
+
+    benchlib.py sample --out FILE --bytes N DIR...
+        Writes a sample of the files under DIRs: the same leading fraction of every file, so the
+        sample has the data set's mix of tables, indexes and free space.
+
+    benchlib.py report --runs RUNS.jsonl --meta META.json --out RESULT.json
+        Reads one JSON line per measured run, prints a table per case and writes RESULT.json.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------------------------------------
+# measure
+
+
+def _children(pid):
+    """Direct children of pid, through every thread's /proc children list."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _tree_rss(root):
+    """Sum of resident set sizes (bytes) of root and all its descendants."""
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+        stack.extend(_children(pid))
+    return total
+
+
+def _drop_to(user):
+    import pwd
+
+    entry = pwd.getpwnam(user)
+
+    def demote():
+        os.initgroups(user, entry.pw_gid)
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+    return entry, demote
+
+
+def cmd_measure(args):
+    command = args.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        sys.exit("measure: no command")
+    env = dict(os.environ)
+    preexec = None
+    if args.user and os.geteuid() == 0:
+        entry, preexec = _drop_to(args.user)
+        env.update(HOME=entry.pw_dir, USER=args.user, LOGNAME=args.user)
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if preexec:
+                preexec()
+            os.execvpe(command[0], command, env)
+        except BaseException as e:  # noqa: BLE001 - report and leave the child
+            print(f"measure: cannot run {command[0]}: {e}", file=sys.stderr)
+        os._exit(127)
+
+    peak = [0]
+    done = threading.Event()
+
+    def sampler():
+        while not done.is_set():
+            rss = _tree_rss(pid)
+            if rss > peak[0]:
+                peak[0] = rss
+            done.wait(0.02)
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    thread.start()
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.monotonic() - start
+    done.set()
+    thread.join()
+    rc = os.waitstatus_to_exitcode(status)
+    max_single = usage.ru_maxrss * 1024  # kilobytes on Linux
+    result = {
+        "wall": round(wall, 4),
+        "cpu_user": round(usage.ru_utime, 4),
+        "cpu_sys": round(usage.ru_stime, 4),
+        "cpu": round(usage.ru_utime + usage.ru_stime, 4),
+        "peak_rss": max(peak[0], max_single),
+        "peak_rss_sampled": peak[0],
+        "max_process_rss": max_single,
+        "rc": rc,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+    sys.exit(rc if rc >= 0 else 128 - rc)
+
+
+# ---------------------------------------------------------------------------------------------
+# sample
+
+
+def cmd_sample(args):
+    files = []
+    for top in args.dirs:
+        for dirpath, _, names in os.walk(top):
+            for name in sorted(names):
+                path = os.path.join(dirpath, name)
+                try:
+                    size = os.lstat(path).st_size
+                except OSError:
+                    continue
+                if os.path.isfile(path) and size > 0:
+                    files.append((path, size))
+    total = sum(s for _, s in files)
+    fraction = min(1.0, args.bytes / total) if total else 0
+    written = 0
+    with open(args.out, "wb") as out:
+        for path, size in files:
+            want = int(size * fraction) // 8192 * 8192 or min(size, 8192)
+            with open(path, "rb") as f:
+                while want > 0:
+                    chunk = f.read(min(want, 1 << 20))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    want -= len(chunk)
+                    written += len(chunk)
+    print(written)
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def _fmt_s(v):
+    return "-" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+
+
+def _fmt_bytes(v):
+    if v is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if v >= size:
+            return f"{v / size:.1f} {unit}"
+    return f"{v} B"
+
+
+def compute_limit(case, speeds, cores):
+    """Bytes per second the machine's cores could push through the case's codec plus SHA-256.
+
+    Per byte a core spends (codec time + SHA-256 time); a case with process-max P uses up to
+    min(P, cores) cores. Returns None when the case has no such model (incremental backups).
+    """
+    codec = case.get("codec")
+    op = case.get("op")
+    if not codec or op not in ("compress", "decompress"):
+        return None
+    key = f"{codec}_{op}"
+    if key not in speeds or "sha256" not in speeds:
+        return None
+    per_byte = 1 / speeds[key] + 1 / speeds["sha256"]
+    return min(case.get("process_max", 1), cores) / per_byte
+
+
+def cmd_report(args):
+    with open(args.meta) as f:
+        meta = json.load(f)
+    runs = []
+    with open(args.runs) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                runs.append(json.loads(line))
+    cases = meta["cases"]
+    speeds = meta.get("speeds", {})
+    cores = meta.get("machine", {}).get("cores", 1)
+    tools = ("pgkeep", "pgbackrest")
+    results = []
+    out = sys.stdout
+    print(f"\n{meta.get('pgkeep_version', 'pgkeep')} vs {meta.get('pgbackrest_version', 'pgBackRest')}  |  {meta.get('date', '')}  |  "
+          f"BENCH_SCALE={meta.get('scale')}  BENCH_ROUNDS={meta.get('rounds')}  |  "
+          f"{meta.get('machine', {}).get('cpu', '?')}, {cores} cores", file=out)
+    if speeds:
+        print("single-core speeds on the data sample (MB/s): " +
+              ", ".join(f"{k} {v / 1e6:.0f}" for k, v in sorted(speeds.items())), file=out)
+    for case in cases:
+        name = case["name"]
+        entry = {"case": name, "description": case.get("description", ""), "data_bytes": case.get("data_bytes"),
+                 "tools": {}, "ratio_per_round": [], "ratio_median": None}
+        by_tool = {}
+        for tool in tools:
+            tr = [r for r in runs if r["case"] == name and r["tool"] == tool]
+            ok = [r for r in tr if r.get("status") == "ok"]
+            status = "ok" if ok else (tr[0]["status"] if tr else "not run")
+            if ok and len(ok) < len(tr):
+                status = "partly failed"
+            walls = [r["wall"] for r in ok]
+            t = {
+                "status": status,
+                "rounds": [{k: r.get(k) for k in ("round", "wall", "cpu", "cpu_user", "cpu_sys", "peak_rss",
+                                                   "repo_bytes", "status", "note")} for r in tr],
+                "wall_median": _median(walls),
+                "wall_min": min(walls) if walls else None,
+                "wall_max": max(walls) if walls else None,
+                "cpu_median": _median([r["cpu"] for r in ok]),
+                "peak_rss_max": max((r["peak_rss"] for r in ok), default=None),
+                "repo_bytes_median": _median([r["repo_bytes"] for r in ok if r.get("repo_bytes") is not None]),
+            }
+            by_tool[tool] = ok
+            entry["tools"][tool] = t
+        ratios = []
+        for r in sorted({r["round"] for r in by_tool["pgkeep"]}):
+            a = [x["wall"] for x in by_tool["pgkeep"] if x["round"] == r]
+            b = [x["wall"] for x in by_tool["pgbackrest"] if x["round"] == r]
+            if a and b and b[0] > 0:
+                ratios.append(round(a[0] / b[0], 3))
+        entry["ratio_per_round"] = ratios
+        entry["ratio_median"] = _median(ratios)
+        limit = compute_limit(case, speeds, cores)
+        entry["compute_limit_bytes_per_s"] = limit
+        data = case.get("data_bytes")
+        for tool in tools:
+            t = entry["tools"][tool]
+            t["fraction_of_compute_limit"] = (
+                round(data / t["wall_median"] / limit, 3) if limit and data and t["wall_median"] else None)
+        results.append(entry)
+
+        print(f"\n== {name}: {case.get('description', '')}"
+              + (f"  [{_fmt_bytes(data)} of data]" if data else ""), file=out)
+        print(f"   {'tool':<11} {'wall median [min-max] s':<26} {'CPU s':>8} {'peak RSS':>10} "
+              f"{'repo bytes':>11} {'of limit':>9}", file=out)
+        for tool in tools:
+            t = entry["tools"][tool]
+            if t["wall_median"] is None:
+                print(f"   {tool:<11} {t['status']}", file=out)
+                continue
+            span = f"{_fmt_s(t['wall_median'])} [{_fmt_s(t['wall_min'])}-{_fmt_s(t['wall_max'])}]"
+            frac = t["fraction_of_compute_limit"]
+            print(f"   {tool:<11} {span:<26} {_fmt_s(t['cpu_median']):>8} {_fmt_bytes(t['peak_rss_max']):>10} "
+                  f"{_fmt_bytes(t['repo_bytes_median']):>11} {('-' if frac is None else f'{frac:.0%}'):>9}"
+                  + ("" if t["status"] == "ok" else f"  ({t['status']})"), file=out)
+        if ratios:
+            print(f"   pgkeep/pgBackRest per round: {' '.join(f'{x:.2f}' for x in ratios)}  "
+                  f"median {entry['ratio_median']:.2f}", file=out)
+    document = dict(meta)
+    document["results"] = results
+    with open(args.out, "w") as f:
+        json.dump(document, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"\nresults: {args.out}", file=out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--out", required=True)
+    m.add_argument("--user")
+    m.add_argument("command", nargs=argparse.REMAINDER)
+    s = sub.add_parser("sample")
+    s.add_argument("--out", required=True)
+    s.add_argument("--bytes", type=int, required=True)
+    s.add_argument("dirs", nargs="+")
+    r = sub.add_parser("report")
+    r.add_argument("--runs", required=True)
+    r.add_argument("--meta", required=True)
+    r.add_argument("--out", required=True)
+    args = parser.parse_args()
+    {"measure": cmd_measure, "sample": cmd_sample, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
