@@ -46,7 +46,17 @@ public struct ArchivePush {
 
         let buffer = IOBuffer(size: bufferSize)
         let existing = try ArchiveLookup.find(walFile: name, archiveID: info.current.archiveID, storage: storage, layout: layout)
-        let checksum = try hash(walPath, buffer: buffer)
+        // One open file, two passes: the object name carries the SHA-256, so the hash comes first;
+        // the second pass only compresses. A completed segment never changes while PostgreSQL waits
+        // for us, and size plus nanosecond mtime before and after prove it did not.
+        guard let source = try FileSource.open(walPath) else {
+            throw PGKeepError(.fileMissing, "WAL file '\(walPath)' does not exist",
+                              hint: "archive_command must pass %p, which is relative to the data directory PostgreSQL runs it in")
+        }
+        let before = try Posix.fstat(source.fd, path: walPath)
+        let hasher = try SHA256Filter()
+        try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: buffer)
+        let checksum = try hasher.finishedDigest()
         if let same = existing.first(where: { $0.checksum == checksum }) {
             log.info("\(name) is already archived with the same content ('\(storage.describe(same.object))')")
             return .alreadyArchived(object: storage.describe(same.object))
@@ -59,18 +69,17 @@ public struct ArchivePush {
 
         let parent = try layout.archiveParent(archiveID: info.current.archiveID, walFile: name)
         let object = try parent.appending(RepositoryLayout.archiveObjectName(walFile: name, checksum: checksum, compression: compression))
-        guard let source = try FileSource.open(walPath) else {
-            throw PGKeepError(.fileMissing, "WAL file '\(walPath)' vanished while being archived")
-        }
-        let hasher = try SHA256Filter()
-        var filters: [Filter] = [hasher]
+        try source.rewind()
+        let count = ByteCountFilter()
+        var filters: [Filter] = [count]
         if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
             filters.append(compressor)
         }
         let writer = try storage.openWrite(object)
         do {
             try FilterChain(filters).run(from: source, into: writer, buffer: buffer)
-            guard try hasher.finishedDigest() == checksum else {
+            let after = try Posix.fstat(source.fd, path: walPath)
+            guard count.count == before.size, after.size == before.size, after.mtimeNanoseconds == before.mtimeNanoseconds else {
                 throw PGKeepError(.checksumMismatch, "WAL file '\(walPath)' changed while being archived",
                                   hint: "nothing was stored; PostgreSQL will retry")
             }
@@ -81,16 +90,6 @@ public struct ArchivePush {
         }
         log.info("pushed \(name) to '\(storage.describe(object))'")
         return .stored(object: storage.describe(object))
-    }
-
-    private func hash(_ path: String, buffer: IOBuffer) throws -> SHA256Digest {
-        guard let source = try FileSource.open(path) else {
-            throw PGKeepError(.fileMissing, "WAL file '\(path)' does not exist",
-                              hint: "archive_command must pass %p, which is relative to the data directory PostgreSQL runs it in")
-        }
-        let hasher = try SHA256Filter()
-        try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: buffer)
-        return try hasher.finishedDigest()
     }
 
     private func checkIdentity(walPath: String, name: String, kind: WALFileKind, info: ArchiveInfo, dataDirectory: String?) throws {

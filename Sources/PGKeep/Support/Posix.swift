@@ -22,6 +22,8 @@ public enum Posix {
         public var uid: UInt32
         public var gid: UInt32
         public var mtime: Int64          // seconds since the epoch
+        /// Modification time in nanoseconds since the epoch, to notice a change within a second.
+        public var mtimeNanoseconds: Int64 = 0
     }
 
     public static func lstat(_ path: String) throws -> Status? {
@@ -223,6 +225,7 @@ extension Posix.Status {
         uid = st.st_uid
         gid = st.st_gid
         mtime = Int64(st.st_mtim.tv_sec)
+        mtimeNanoseconds = Int64(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(st.st_mtim.tv_nsec)
     }
 }
 
@@ -242,6 +245,15 @@ public final class FileSource: ByteSource {
     }
 
     init(fd: FileDescriptor, path: String) { self.fd = fd; self.path = path }
+
+    /// Goes back to the start, for a second pass over the same open file.
+    public func rewind() throws {
+        do {
+            _ = try fd.seek(offset: 0, from: .start)
+        } catch let error as Errno {
+            throw PGKeepError.system(.fileRead, "unable to rewind", path: path, errno: error.rawValue)
+        }
+    }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var filled = 0
