@@ -71,6 +71,39 @@ struct AsyncArchiveTests {
         }
     }
 
+    @Test("two archive-push of the same segment at once both succeed and leave exactly one object")
+    func concurrentPushOfOneSegment() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            // PostgreSQL's own archiving goes nowhere: the test pushes copies of its segments itself.
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: "/bin/true") { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (g int)")
+                let copies = try scratch.directory("copies", mode: 0o700)
+                var names: [String] = []
+                for _ in 0..<4 {
+                    _ = try source.psql("insert into t select g from generate_series(1, 20000) g")
+                    let name = try source.psql("select pg_walfile_name(pg_switch_wal())")
+                    try FileManager.default.copyItem(atPath: source.dataDirectory + "/pg_wal/" + name, toPath: copies + "/" + name)
+                    try PostgresUser.takeOwnership(of: copies + "/" + name)
+                    names.append(name)
+                }
+                for name in names {
+                    let path = copies + "/" + name
+                    async let first = Task.detached { try stanza.run(["archive-push", path]) }.value
+                    async let second = Task.detached { try stanza.run(["archive-push", path]) }.value
+                    let results = try await [first, second]
+                    #expect(results.allSatisfy { $0.status == 0 }, "\(results)")
+                    let objects = stanza.repositoryFiles(under: "archive/main/15-1/\(name.prefix(16))").filter { $0.contains(name) }
+                    #expect(objects.count == 1, "\(objects)")
+                    let fetched = scratch.path("copies/fetched-\(name)")
+                    try stanza.check(["archive-get", name, fetched])
+                    #expect(try readBytes(fetched) == readBytes(path))
+                }
+            }
+        }
+    }
+
     @Test("async archive-get prefetches ahead of recovery, and the restored cluster equals the source")
     func asyncGetPrefetchesForRecovery() async throws {
         try await withScratch { scratch in
