@@ -132,7 +132,7 @@ public struct BackupProgressRecord: Codable, Sendable, Equatable {
 /// Shows a copy's progress and keeps it out of the way: on a terminal a status line redrawn at
 /// most four times a second; otherwise an info log line every 10 seconds or each 10% (the console
 /// stays quiet at the default level, the log file records it). A backup also refreshes its
-/// progress record for `info`, at most once a second.
+/// progress record for `info` each 1% and at least once a second while files complete.
 ///
 /// Not thread-safe by itself: the mover calls `advance` under its own lock.
 public final class ProgressReporter {
@@ -147,6 +147,7 @@ public final class ProgressReporter {
     private var lastLog: Double
     private var lastLoggedDecile: Int
     private var lastRecord = -Double.infinity
+    private var lastRecordedPercent = -1
     /// Why the progress record could not be written, once (it is advisory: never fail a backup for it).
     private var recordFailed = false
 
@@ -200,8 +201,9 @@ public final class ProgressReporter {
             // On a terminal the status line already shows it: keep the console clean.
             if onTerminal { log.fileOnly(.info, ProgressFormat.line(operation, snapshot)) } else { log.info(ProgressFormat.line(operation, snapshot)) }
         }
-        if let record, force || now - lastRecord >= 1 {
+        if let record, force || now - lastRecord >= 1 || snapshot.percent > lastRecordedPercent {
             lastRecord = now
+            lastRecordedPercent = snapshot.percent
             let entry = BackupProgressRecord(label: record.label, pid: getpid(), size: snapshot.bytesTotal,
                                              sizeComplete: snapshot.bytesDone, files: snapshot.filesTotal,
                                              filesComplete: snapshot.filesDone, updated: Clock.now())
