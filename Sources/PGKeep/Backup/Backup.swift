@@ -232,8 +232,9 @@ public final class BackupRun {
                 outcomes[index] = Stored(entry: reused(entry, as: file), copied: 0)
             }
         }
+        var resumedCount = 0
         if let resumed {
-            try reuseInterrupted(resumed, label: label, files: listing.files, checksumMode: plan?.checksumMode ?? false,
+            resumedCount = try reuseInterrupted(resumed, label: label, files: listing.files, checksumMode: plan?.checksumMode ?? false,
                                  hasPrior: prior != nil, outcomes: &outcomes)
         }
         let partial = PartialManifest(manifest: manifest, path: try layout.partialManifest(label: label), storage: storage,
@@ -336,7 +337,7 @@ public final class BackupRun {
         }
         references.remove(label)
         let copiedCount = stored.filter { $0.entry.reference == label }.count
-        log.info("copied \(copiedCount) files, referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
+        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
 
         // pg_control last, from a CRC-checked read.
         let controlPath = Posix.join(options.dataDirectory, "global/pg_control")
@@ -407,7 +408,7 @@ public final class BackupRun {
     /// Resume (§4.2): the files of the interrupted backup that `BackupResume` allows to stand are
     /// put in `outcomes`; every other object in the directory is removed before copying starts.
     private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: [ClusterWalker.ListedFile], checksumMode: Bool,
-                                  hasPrior: Bool, outcomes: inout [Stored?]) throws {
+                                  hasPrior: Bool, outcomes: inout [Stored?]) throws -> Int {
         var partialFiles: [String: Manifest.FileEntry] = [:]
         for entry in resumed.files { partialFiles[entry.name] = entry }
         let trust = !options.delta && !checksumMode
@@ -438,6 +439,7 @@ public final class BackupRun {
         let removed = try BackupResume.clean(directory: try layout.backupDirectory(label: label), keep: keep, storage: storage)
         let failed = candidates.count - reusedCount
         log.warn("resumed backup \(label): \(reusedCount) files (\(ProgressFormat.bytes(reusedBytes))) reused from the interrupted run\(failed > 0 ? ", \(failed) failed their checksum check" : ""), \(removed) other stored files removed; everything else is copied again")
+        return reusedCount
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same
