@@ -53,24 +53,16 @@ enum CLI {
                 end("file not in the archive [\(error.code.rawValue)]")
             } else {
                 fputs("ERROR: \(error)\n", stderr)
-                withConsoleOff(log) { log.error("\(error)".split(separator: "\n").joined(separator: " ")) }
+                log.fileOnly(.error, "\(error)".split(separator: "\n").joined(separator: " "))
                 end("aborted with error [\(error.code.rawValue)] \(error.code.name)")
             }
             return error.code.rawValue
         } catch {
             fputs("ERROR: [\(ErrorCode.internal.rawValue)] internal: \(error)\n", stderr)
-            withConsoleOff(log) { log.error("[\(ErrorCode.internal.rawValue)] internal: \(error)") }
+            log.fileOnly(.error, "[\(ErrorCode.internal.rawValue)] internal: \(error)")
             end("aborted with error [\(ErrorCode.internal.rawValue)] internal")
             return ErrorCode.internal.rawValue
         }
-    }
-
-    /// Logs to the file only (the console already got the error in its fixed `ERROR:` format).
-    private static func withConsoleOff(_ log: Log, _ body: () -> Void) {
-        let console = log.consoleLevel
-        log.consoleLevel = .off
-        body()
-        log.consoleLevel = console
     }
 
     /// Opens `<log-path>/<stanza>-<command>.log` (`all-<command>.log` without a stanza), as pgBackRest names them.

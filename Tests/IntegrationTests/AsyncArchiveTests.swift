@@ -65,7 +65,13 @@ struct AsyncArchiveTests {
                     #expect(size == 16 * 1024 * 1024)
                     try? FileManager.default.removeItem(atPath: fetchDirectory + "/" + name)
                 }
-                let log = try String(contentsOfFile: stanza.logPath + "/main-archive-push-async.log", encoding: .utf8)
+                // The pusher leaves once the queue has stayed empty for a second; then its log says how it ended.
+                var log = ""
+                for _ in 0..<100 {
+                    log = (try? String(contentsOfFile: stanza.logPath + "/main-archive-push-async.log", encoding: .utf8)) ?? ""
+                    if log.contains("archive-push-async end") { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 #expect(log.contains("archive-push-async end"), "\(log)")
             }
         }

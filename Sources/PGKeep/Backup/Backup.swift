@@ -12,6 +12,8 @@ public struct BackupOptions: Sendable {
     public var lockPath: String
     /// Diff/incr: compare checksums instead of trusting size and modification time.
     public var delta = false
+    /// Resume an interrupted backup of the same type and prior (`--resume`, the default).
+    public var resume = true
 
     public init(dataDirectory: String, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
@@ -76,8 +78,9 @@ public final class BackupRun {
 
         let prior = try findPrior(info: backupInfo, control: control)
         let type = prior == nil ? BackupType.full : options.type
-        let label = try nextLabel(after: backupInfo, type: type, full: prior?.backup.label.fullLabel)
-        log.info("backup \(label) (\(type.rawValue)\(prior.map { ", prior \($0.backup.label)" } ?? "")) of stanza '\(layout.stanza)' starting")
+        let resumed = try takeOverInterrupted(info: backupInfo, type: type, prior: prior?.backup.label, control: control)
+        let label = try resumed?.backup.label ?? nextLabel(after: backupInfo, type: type, full: prior?.backup.label.fullLabel)
+        log.info("backup \(label) (\(type.rawValue)\(prior.map { ", prior \($0.backup.label)" } ?? "")) of stanza '\(layout.stanza)' \(resumed == nil ? "starting" : "resuming")")
         try session.query("SET search_path = pg_catalog")
         try session.query("SET max_parallel_workers_per_gather = 0")
 
@@ -89,7 +92,7 @@ public final class BackupRun {
         }
         log.info("backup start LSN \(startLSN)")
         do {
-            return try copyAndFinish(session: session, label: label, type: type, prior: prior, startLSN: startLSN,
+            return try copyAndFinish(session: session, label: label, type: type, prior: prior, resumed: resumed, startLSN: startLSN,
                                      startTime: startTime, archiveInfo: archiveInfo, backupInfo: &backupInfo)
         } catch {
             // End the backup in the server if the session still works; the partial directory has
@@ -127,6 +130,43 @@ public final class BackupRun {
         return manifest
     }
 
+    /// Backup directories without a `backup.info` entry are interrupted backups (§4.2): the newest
+    /// one is resumed when `BackupResume.decide` allows it (its partial manifest is returned, and
+    /// the backup keeps its label), every other one is removed. Both are said on the console.
+    private func takeOverInterrupted(info: BackupInfo, type: BackupType, prior: BackupLabel?, control: PGControl) throws -> Manifest? {
+        let completed = Set(info.backups.map(\.label))
+        let interrupted = try storage.list(layout.backupRoot).filter { $0.kind == .directory }
+            .compactMap { BackupLabel($0.name) }.filter { !completed.contains($0) }.sorted()
+        guard let newest = interrupted.last else { return nil }
+        for label in interrupted.dropLast() {
+            log.warn("removing interrupted backup \(label): only the newest interrupted backup can be resumed")
+            try storage.removeTree(try layout.backupDirectory(label: label))
+        }
+        var partial: Manifest?
+        var problem: String?
+        let partialPath = try layout.partialManifest(label: newest)
+        do {
+            if let bytes = try storage.readSmallFile(partialPath) {
+                partial = try SealedFile.open(Manifest.self, from: bytes, name: storage.describe(partialPath))
+            }
+        } catch {
+            problem = (error as? PGKeepError)?.message ?? "\(error)"
+        }
+        var intent = BackupResume.Intent(type: type, prior: prior, compression: options.compression,
+                                         systemIdentifier: control.systemIdentifier, version: control.version.major,
+                                         databaseID: info.current.id, newestLabel: info.backups.map(\.label).max())
+        intent.enabled = options.resume
+        switch BackupResume.decide(label: newest, partial: partial, problem: problem, intent: intent) {
+        case .resume:
+            log.warn("resuming interrupted backup \(newest): files it stored are reused when unchanged and intact, the rest is copied again")
+            return partial
+        case .remove(let reason):
+            log.warn("interrupted backup \(newest) cannot be resumed: \(reason); removing it")
+            try storage.removeTree(try layout.backupDirectory(label: newest))
+            return nil
+        }
+    }
+
     /// A file job's outcome, for the new manifest and the accounting.
     private struct Stored {
         var entry: Manifest.FileEntry
@@ -135,7 +175,7 @@ public final class BackupRun {
         var otherLabels: [BackupLabel] = []
     }
 
-    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: Manifest?, startLSN: LSN,
+    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: Manifest?, resumed: Manifest?, startLSN: LSN,
                                startTime: Int64, archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
         // The checkpoint pg_backup_start waited for must be visible in pg_control on disk: proves
         // we read the same storage the server writes (and gives the timeline).
@@ -192,15 +232,26 @@ public final class BackupRun {
             return .init(startLSN: startLSN.value, segment: segment, relsegSize: control.relsegSize)
         }
         var outcomes = [Stored?](repeating: nil, count: listing.files.count)
+        for (index, file) in listing.files.enumerated() {
+            if case .reference(let entry) = plan?.actions[index] {
+                outcomes[index] = Stored(entry: reused(entry, as: file), copied: 0)
+            }
+        }
+        var resumedCount = 0
+        if let resumed {
+            resumedCount = try reuseInterrupted(resumed, label: label, files: listing.files, checksumMode: plan?.checksumMode ?? false,
+                                 hasPrior: prior != nil, outcomes: &outcomes)
+        }
+        let partial = PartialManifest(manifest: manifest, path: try layout.partialManifest(label: label), storage: storage,
+                                      totalBytes: listing.files.reduce(0) { $0 + $1.size })
+        try partial.save(outcomes.compactMap { $0?.entry })
+
         var jobs: [FileJob] = []
         jobs.reserveCapacity(listing.files.count)
         for (index, file) in listing.files.enumerated() {
             let action = plan?.actions[index] ?? .copy
             let priorEntry = action.prior
-            if case .reference(let entry) = action {
-                outcomes[index] = Stored(entry: reused(entry, as: file), copied: 0)
-                continue
-            }
+            if outcomes[index] != nil { continue }  // referenced or resumed
             let verify: Bool
             if case .verify = action { verify = true } else { verify = false }
             if file.size >= BlockIncremental.minimumFileSize {
@@ -232,8 +283,19 @@ public final class BackupRun {
             }
         }
         var vanished = 0
+        let progress = ProgressReporter(
+            operation: "backup", bytesTotal: listing.files.reduce(0) { $0 + $1.size }, filesTotal: listing.files.count,
+            bytesDone: zip(listing.files, outcomes).reduce(0) { $0 + ($1.1 == nil ? 0 : $1.0.size) },
+            filesDone: outcomes.filter { $0 != nil }.count, log: log,
+            record: (BackupProgressRecord.path(lockPath: options.lockPath, stanza: layout.stanza), label.text))
+        var copied = false
+        defer { if !copied { progress.finish(success: false) } }
         try mover.run(jobs) { job, result in
             let file = listing.files[job.id]
+            defer {
+                progress.advance(bytes: file.size)
+                partial.stored(bytes: file.size) { outcomes.compactMap { $0?.entry } }
+            }
             let base = Manifest.FileEntry(name: file.name, size: 0, mtime: file.mtime, mode: file.mode, user: file.user,
                                           group: file.group, checksum: .zero, repoSize: 0, repoChecksum: .zero,
                                           compression: self.options.compression, reference: label)
@@ -269,6 +331,8 @@ public final class BackupRun {
                 break
             }
         }
+        copied = true
+        progress.finish(success: true)
         let stored = outcomes.compactMap { $0 }
         manifest.files = stored.map(\.entry)
         // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
@@ -282,14 +346,15 @@ public final class BackupRun {
         var copiedBytes = stored.reduce(UInt64(0)) { $0 + $1.copied }
         var references = Set(manifest.files.map(\.reference))
         for item in stored { references.formUnion(item.otherLabels) }
-        // A reused block-incremental entry's map may use any backup its own backup referenced.
-        if let prior, manifest.files.contains(where: { $0.isBlockIncremental && $0.reference != label }) {
+        // A reused block-incremental entry's map may use any backup its own backup referenced (and
+        // a resumed one any backup the prior referenced).
+        if let prior, manifest.files.contains(where: { $0.isBlockIncremental && ($0.reference != label || resumed != nil) }) {
             references.formUnion(prior.backup.references ?? [])
             references.insert(prior.backup.label)
         }
         references.remove(label)
         let copiedCount = stored.filter { $0.entry.reference == label }.count
-        log.info("copied \(copiedCount) files, referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
+        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
 
         // pg_control last, from a CRC-checked read.
         let controlPath = Posix.join(options.dataDirectory, "global/pg_control")
@@ -350,8 +415,49 @@ public final class BackupRun {
         summary.repoSizeTotal = manifest.totalRepoSize + referencedRepoSize
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
+        // The backup exists now; its partial manifest has served its purpose.
+        do { try storage.remove(try layout.partialManifest(label: label)) } catch {
+            log.warn("unable to remove the partial manifest of backup \(label): \(error)")
+        }
         log.info("backup \(label) complete: \(summary.fileCount) files, \(summary.size) bytes, \(summary.repoSize) bytes in the repository")
         return summary
+    }
+
+    /// Resume (§4.2): the files of the interrupted backup that `BackupResume` allows to stand are
+    /// put in `outcomes`; every other object in the directory is removed before copying starts.
+    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: [ClusterWalker.ListedFile], checksumMode: Bool,
+                                  hasPrior: Bool, outcomes: inout [Stored?]) throws -> Int {
+        var partialFiles: [String: Manifest.FileEntry] = [:]
+        for entry in resumed.files { partialFiles[entry.name] = entry }
+        let trust = !options.delta && !checksumMode
+        if !trust { log.warn("checksum mode: the files of interrupted backup \(label) are not trusted and are copied again") }
+        var candidates: [(index: Int, entry: Manifest.FileEntry)] = []
+        for (index, file) in files.enumerated() where outcomes[index] == nil {
+            guard let entry = partialFiles[file.name],
+                  BackupResume.mayReuse(file, entry: entry, partial: resumed, compression: options.compression, trustTimestamps: trust)
+            else { continue }
+            candidates.append((index, entry))
+        }
+        let intact = try BackupResume.verifyStored(candidates.map(\.entry), layout: layout, storage: storage,
+                                                   processMax: options.processMax, bufferSize: options.bufferSize)
+        var keep = Set<StoragePath>()
+        var reusedBytes: UInt64 = 0
+        var reusedCount = 0
+        for (candidate, ok) in zip(candidates, intact) where ok {
+            let entry = candidate.entry
+            // Bytes this backup copied (in its interrupted run); a block-incremental file's
+            // changed blocks are not recorded in the manifest, so its copy counts as nothing.
+            let copied = entry.isBlockIncremental && hasPrior ? 0 : entry.size
+            outcomes[candidate.index] = Stored(entry: reused(entry, as: files[candidate.index]), copied: copied)
+            keep.formUnion(try BackupResume.objects(of: entry, layout: layout))
+            reusedBytes += entry.size
+            reusedCount += 1
+        }
+        keep.insert(try layout.partialManifest(label: label))
+        let removed = try BackupResume.clean(directory: try layout.backupDirectory(label: label), keep: keep, storage: storage)
+        let failed = candidates.count - reusedCount
+        log.warn("resumed backup \(label): \(reusedCount) files (\(ProgressFormat.bytes(reusedBytes))) reused from the interrupted run\(failed > 0 ? ", \(failed) failed their checksum check" : ""), \(removed) other stored files removed; everything else is copied again")
+        return reusedCount
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same
@@ -388,5 +494,46 @@ public final class BackupRun {
         }
         throw PGKeepError(.internal, "unable to make a backup label later than '\(newest?.text ?? "")'",
                           hint: "the system clock may have gone backwards; check it")
+    }
+}
+
+
+/// `backup.manifest.partial` (repo-layout.md §4.2): the manifest so far, with every file this
+/// backup has stored (and whose object is durable), saved at the start of the copy and then
+/// whenever 1% of the backup's bytes (at least 16 MiB) or 10 seconds' worth of files are newly
+/// stored. A backup killed mid-way loses at most that much work.
+final class PartialManifest {
+    private var manifest: Manifest
+    let path: StoragePath
+    let storage: Storage
+    let threshold: UInt64
+    private var unsaved: UInt64 = 0
+    private var unsavedFiles = 0
+    private var lastSave = Clock.monotonic()
+
+    init(manifest: Manifest, path: StoragePath, storage: Storage, totalBytes: UInt64) {
+        self.manifest = manifest
+        self.path = path
+        self.storage = storage
+        threshold = max(totalBytes / 100, 16 << 20)
+    }
+
+    /// Saves the entries this backup stored itself (references to other backups need no resume).
+    func save(_ entries: [Manifest.FileEntry]) throws {
+        manifest.files = entries.filter { $0.reference == manifest.backup.label }
+        try storage.writeSmallFile(path, try SealedFile.seal(manifest))
+        unsaved = 0
+        unsavedFiles = 0
+        lastSave = Clock.monotonic()
+    }
+
+    /// One more file stored; saves when enough is unsaved.
+    func stored(bytes: UInt64, entries: () -> [Manifest.FileEntry]) {
+        unsaved += bytes
+        unsavedFiles += 1
+        guard unsaved >= threshold || Clock.monotonic() - lastSave >= 10 else { return }
+        // A failed save loses nothing but resumability; the copy itself will meet the same
+        // problem (a full disk) and fail with a clear error.
+        try? save(entries())
     }
 }

@@ -26,6 +26,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case compressLevel = "compress-level"
     case bufferSize = "buffer-size"
     case startFast = "start-fast"
+    case resume
     case archiveTimeout = "archive-timeout"
     case output
     case logLevelConsole = "log-level-console"
@@ -267,6 +268,9 @@ public enum OptionTable {
         case .startFast:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup],
                                     summary: "ask PostgreSQL for an immediate checkpoint when the backup starts")
+        case .resume:
+            return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
+                                    summary: "resume an interrupted backup of the same type and prior, reusing the files it stored that are unchanged and intact")
         case .archiveTimeout:
             return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
                                     commands: [.backup, .archivePush, .archiveGet],

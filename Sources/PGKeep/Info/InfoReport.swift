@@ -8,14 +8,31 @@ import FoundationEssentials
 public struct InfoReport {
     let storage: Storage
     let log: Log
+    /// `--lock-path`: where a running backup's lock and progress record are (nil: not looked at).
+    let lockPath: String?
 
-    public init(storage: Storage, log: Log) {
+    public init(storage: Storage, log: Log, lockPath: String? = nil) {
         self.storage = storage
         self.log = log
+        self.lockPath = lockPath
     }
 
     public struct Stanza: Encodable {
-        public struct Status: Encodable { public var code: Int; public var message: String }
+        public struct Status: Encodable {
+            public var code: Int
+            public var message: String
+            /// pgBackRest's `status.lock`: whether a backup holds the stanza's lock, and its progress.
+            public var lock = Lock()
+        }
+        public struct Lock: Encodable {
+            public struct Backup: Encodable {
+                public var held = false
+                /// Bytes the running backup covers, and how many of them are done.
+                public var size: UInt64?
+                public var sizeComplete: UInt64?
+            }
+            public var backup = Backup()
+        }
         public struct DB: Encodable {
             public var id: Int
             public var systemID: UInt64
@@ -116,6 +133,12 @@ public struct InfoReport {
     }
 
     func stanza(_ name: String) throws -> Stanza {
+        var result = try contents(name)
+        result.status.lock = backupLock(stanza: name)
+        return result
+    }
+
+    func contents(_ name: String) throws -> Stanza {
         let layout = try RepositoryLayout(stanza: name)
         var result = Stanza(name: name, status: .init(code: StatusCode.ok, message: "ok"), db: [], archive: [], backup: [])
         let backupInfo: BackupInfo?
@@ -178,6 +201,18 @@ public struct InfoReport {
         return result
     }
 
+    /// Whether a backup of `stanza` runs (its lock is held), with the progress it records.
+    func backupLock(stanza: String) -> Stanza.Lock {
+        var lock = Stanza.Lock()
+        guard let lockPath, !StanzaLock.isFree(lockPath: lockPath, stanza: stanza, kind: .backup) else { return lock }
+        lock.backup.held = true
+        if let record = BackupProgressRecord.read(from: BackupProgressRecord.path(lockPath: lockPath, stanza: stanza)) {
+            lock.backup.size = record.size
+            lock.backup.sizeComplete = record.sizeComplete
+        }
+        return lock
+    }
+
     /// The archived segments under an archive id, as ranges per timeline, and their stored bytes.
     /// A timeline is continuous when every segment number from its first to its last is present.
     func archiveContents(layout: RepositoryLayout, archiveID: String, segmentSize: UInt64)
@@ -223,6 +258,15 @@ public struct InfoReport {
             out += "stanza: \(stanza.name)\n"
             out += "    status: \(stanza.status.code == 0 ? "ok" : "error (\(stanza.status.message))")\n"
             out += "    repository size: \(formatBytes(stanza.repository.size))\n"
+            let running = stanza.status.lock.backup
+            if running.held {
+                if let size = running.size, let done = running.sizeComplete {
+                    let percent = ProgressSnapshot(bytesDone: done, bytesTotal: size, filesDone: 0, filesTotal: 0, elapsed: 0).percent
+                    out += "    backup running: \(percent)% (\(ProgressFormat.bytes(done)) of \(ProgressFormat.bytes(size)))\n"
+                } else {
+                    out += "    backup running\n"
+                }
+            }
             for archive in stanza.archive {
                 let db = stanza.db.first { $0.id == archive.database["id"] }
                 out += "\n    db (current)\n" .replacingOccurrences(of: "(current)", with: archive.id == stanza.archive.last?.id ? "(current)" : "(prior)")

@@ -72,6 +72,12 @@ public struct RepositoryLayout: Sendable {
         try backupDirectory(label: label).appending("backup.manifest")
     }
 
+    /// The resumable manifest of a backup in progress (§4.2): the files stored so far. Never read
+    /// as a backup; only the next backup reads it, to resume.
+    public func partialManifest(label: BackupLabel) throws -> StoragePath {
+        try backupDirectory(label: label).appending("backup.manifest.partial")
+    }
+
     /// The stored object of one manifest file: `<label>/<manifest name>[.<ext>]`.
     public func backupFile(label: BackupLabel, name: String, compression: CompressionType) throws -> StoragePath {
         var object = name

@@ -150,7 +150,11 @@ public final class RestoreRun {
         guard manifest.files.contains(where: { $0.name == controlName }) else {
             throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
         }
+        let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.reduce(0) { $0 + $1.size }, filesTotal: jobs.count, log: log)
+        var restored = false
+        defer { if !restored { progress.finish(success: false) } }
         try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs) { job, result in
+            progress.advance(bytes: job.size)
             switch result {
             case .restored(let size):
                 report.bytesWritten += size
@@ -161,6 +165,8 @@ public final class RestoreRun {
                 break
             }
         }
+        restored = true
+        progress.finish(success: true)
         if options.delta {
             log.info("delta restore: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) entries removed")
         }

@@ -29,6 +29,10 @@ public protocol Storage: AnyObject, Sendable {
     func removeTree(_ path: StoragePath) throws
     /// A human-readable location for messages (an absolute path, a URL).
     func describe(_ path: StoragePath) -> String
+    /// Removes, under the directory `path` and its sub-directories, the temporary files that
+    /// interrupted writes left behind (listings hide them). Only for a directory no other writer
+    /// uses (a backup's own directory, under the backup lock). Returns how many were removed.
+    func removeTemporaryFiles(under path: StoragePath) throws -> Int
 }
 
 /// One entry of a listing or the answer of `info`.
@@ -57,6 +61,9 @@ public protocol StorageWriter: ByteSink {
 }
 
 extension Storage {
+    /// Drivers whose interrupted writes leave nothing behind have nothing to remove.
+    public func removeTemporaryFiles(under path: StoragePath) throws -> Int { 0 }
+
     /// Reads a whole small file (metadata: info files, manifests), failing above `limit` bytes so a
     /// damaged or hostile file cannot exhaust memory. nil when missing.
     public func readSmallFile(_ path: StoragePath, limit: Int = 1 << 30) throws -> [UInt8]? {

@@ -46,6 +46,8 @@ public final class Log: @unchecked Sendable {
     public private(set) var filePath: String?
     private var fileDescriptor: Int32 = -1
     private let lock = Mutex()
+    /// The status line (progress) shown on a terminal console below the log lines, if any.
+    private var status: String?
 
     public init(consoleLevel: Level = .warn) { self.consoleLevel = consoleLevel }
 
@@ -86,12 +88,41 @@ public final class Log: @unchecked Sendable {
         let text = message()
         lock.withLock {
             if level <= consoleLevel {
-                _ = "\(stamp) \(level.tag): \(text)\n".withCString { fputs($0, stderr) }
+                // A log line goes above the status line: clear it, print, draw it again.
+                let clear = status == nil ? "" : "\r\u{1B}[K"
+                let redraw = status.map { "\r\($0)\u{1B}[K" } ?? ""
+                _ = "\(clear)\(stamp) \(level.tag): \(text)\n\(redraw)".withCString { fputs($0, stderr) }
             }
-            if level <= fileLevel, fileDescriptor >= 0 {
-                var line = "\(stamp) P\(getpid()) \(level.tag): \(text)\n"
-                line.withUTF8 { bytes in _ = write(fileDescriptor, bytes.baseAddress, bytes.count) }
+            writeFile(level, stamp: stamp, text: text)
+        }
+    }
+
+    /// Logs to the file only (for lines the console already shows another way).
+    public func fileOnly(_ level: Level, _ message: @autoclosure () -> String) {
+        guard level != .off, level <= fileLevel else { return }
+        let stamp = Log.timestamp()
+        let text = message()
+        lock.withLock { writeFile(level, stamp: stamp, text: text) }
+    }
+
+    private func writeFile(_ level: Level, stamp: String, text: String) {
+        if level <= fileLevel, fileDescriptor >= 0 {
+            var line = "\(stamp) P\(getpid()) \(level.tag): \(text)\n"
+            line.withUTF8 { bytes in _ = write(fileDescriptor, bytes.baseAddress, bytes.count) }
+        }
+    }
+
+    /// Shows `text` as the status line at the bottom of a terminal console (redrawn in place), or
+    /// removes it (nil). Callers decide whether the console is a terminal.
+    public func setStatus(_ text: String?) {
+        lock.withLock {
+            if let text {
+                _ = "\r\(text)\u{1B}[K".withCString { fputs($0, stderr) }
+            } else if status != nil {
+                _ = "\r\u{1B}[K".withCString { fputs($0, stderr) }
             }
+            fflush(stderr)
+            status = text
         }
     }
 

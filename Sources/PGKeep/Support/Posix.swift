@@ -208,7 +208,8 @@ public enum Posix {
         if path.hasPrefix("/") { return path }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else { return path }
-        return join(String(cString: buffer), path)
+        let cwd = String(cString: buffer)
+        return path == "." || path.isEmpty ? cwd : join(cwd, path)
     }
 }
 

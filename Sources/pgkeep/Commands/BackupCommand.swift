@@ -1,6 +1,6 @@
 import PGKeep
 
-/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N]`
+/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N] [--no-resume]`
 enum BackupCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -14,6 +14,7 @@ enum BackupCommand {
             bufferSize: context.bufferSize, processMax: context.processMax, startFast: config.bool(.startFast),
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
         options.delta = config.bool(.delta)
+        options.resume = config.bool(.resume)
         let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
         print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
 

@@ -3,7 +3,7 @@ import PGKeep
 /// `pgkeep info [--stanza=main] [--output=json]`
 enum InfoCommand {
     static func run(_ context: CommandContext) throws {
-        let report = InfoReport(storage: context.storage, log: context.log)
+        let report = InfoReport(storage: context.storage, log: context.log, lockPath: context.config.string(.lockPath))
         let stanzas = try report.collect(only: context.config.string(.stanza))
         if context.config.string(.output) == "json" {
             print(try report.json(stanzas))

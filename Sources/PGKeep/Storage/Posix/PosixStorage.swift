@@ -93,6 +93,26 @@ public final class PosixStorage: Storage, @unchecked Sendable {
         }
     }
 
+    public func removeTemporaryFiles(under path: StoragePath) throws -> Int {
+        try PosixStorage.removeTemporaries(in: absolute(path))
+    }
+
+    private static func removeTemporaries(in directory: String) throws -> Int {
+        guard let names = try Posix.listDirectory(directory) else { return 0 }
+        var removed = 0
+        for name in names {
+            let child = Posix.join(directory, name)
+            guard let st = try Posix.lstat(child) else { continue }
+            if st.kind == .directory {
+                removed += try removeTemporaries(in: child)
+            } else if name.contains(temporaryMarker), try Posix.unlink(child) {
+                removed += 1
+            }
+        }
+        if removed > 0 { try Posix.fsyncDirectory(directory) }
+        return removed
+    }
+
     static func removeRecursively(_ path: String, kind: Posix.Kind) throws {
         if kind == .directory {
             for name in try Posix.listDirectory(path) ?? [] {

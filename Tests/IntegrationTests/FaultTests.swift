@@ -1,0 +1,411 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Crashes and faults on a real PostgreSQL 15 cluster and repository: `kill -9` of backup, archive-push
+/// and restore, a repository that runs out of space, and files that vanish, shrink or grow while a
+/// backup copies them. After each, nothing invalid is visible, nothing earlier is lost, and the next run
+/// succeeds (a backup resuming the interrupted one).
+@Suite("Faults", .serialized)
+struct FaultTests {
+    /// Stable exit codes (Sources/PGKeep/Errors/PGKeepError.swift).
+    static let diskFull: Int32 = 38
+    static let backupMissing: Int32 = 62
+    /// What a shell reports for a child killed by SIGKILL.
+    static let killed: Int32 = 128 + 9
+
+    /// A pgkeep command running in the background, whose pid is known (so it can be killed, and only it).
+    struct Background {
+        let pidFile: String
+        let task: Task<ShellResult, any Error>
+
+        /// Starts `pgkeep <arguments>` as the postgres user through `sh -c 'echo $$ > pidfile; exec ...'`.
+        static func start(_ stanza: TestStanza, _ arguments: [String], scratch: Scratch, name: String) -> Background {
+            let pidFile = scratch.path(name + ".pid")
+            let words = ["-c", "echo $$ > \"$1\"; shift; exec \"$@\"", "sh", pidFile, stanza.binary.path] + stanza.common + arguments
+            let task = Task.detached {
+                try Shell.run("sh", words, unsetEnvironment: PGKeepBinary.harnessVariables, asPostgres: true, timeout: .seconds(600))
+            }
+            return Background(pidFile: pidFile, task: task)
+        }
+
+        /// The pgkeep process id, once it has started.
+        func pid() async throws -> pid_t {
+            for _ in 0..<2000 {
+                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                   let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 { return pid }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            throw HarnessError("the background command never wrote \(pidFile)")
+        }
+
+        func kill9() async throws -> ShellResult {
+            let pid = try await pid()
+            _ = kill(pid, SIGKILL)
+            return try await task.value
+        }
+    }
+
+    /// Polls `condition` every 20 ms until it holds; throws after `timeout`, or when `background` ended first.
+    static func waitUntil(_ what: String, timeout: Duration = .seconds(120), while background: Background? = nil,
+                          _ condition: () throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if try condition() { return }
+            if let background, try Self.finished(background.pidFile) {
+                throw HarnessError("the command ended before \(what): \(try await background.task.value)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessError("timed out waiting for \(what)")
+    }
+
+    /// Whether the process named in `pidFile` has exited.
+    static func finished(_ pidFile: String) throws -> Bool {
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    /// The files of a sealed manifest (JSON body plus a `sha256` trailer line); nil when unreadable.
+    static func manifestFiles(_ path: String) -> [[String: Any]]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        guard lines.last?.hasPrefix("sha256 ") == true else { return nil }
+        let body = lines.dropLast().joined(separator: "\n")
+        let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        return json?["files"] as? [[String: Any]]
+    }
+
+    /// Backup directories in the repository that `info` does not list.
+    static func unlistedBackups(_ stanza: TestStanza) throws -> [String] {
+        let root = stanza.repository + "/backup/" + stanza.name
+        let listed = Set(try stanza.labels())
+        return try FileManager.default.contentsOfDirectory(atPath: root)
+            .filter { $0.count >= 16 && $0.first?.isNumber == true && !listed.contains($0) }.sorted()
+    }
+
+    /// Restores `label` (latest when nil) into `<scratch>/<name>/data`, recovers to the end of the archive, and
+    /// returns the dump; amcheck must be clean.
+    static func restoreAndRecover(_ stanza: TestStanza, scratch: Scratch, name: String, set label: String? = nil,
+                                  amcheck: Bool = false) async throws -> ClusterDump {
+        try scratch.directory(name)
+        let data = scratch.path(name + "/data")
+        try stanza.restore(into: data, label.map { ["--set=\($0)"] } ?? []).check()
+        return try await recover(data, scratch: scratch, name: name, amcheck: amcheck)
+    }
+
+    static func recover(_ data: String, scratch: Scratch, name: String, amcheck: Bool) async throws -> ClusterDump {
+        let restored = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+        return try await withCluster(restored) { cluster in
+            try await cluster.waitForRecoveryEnd()
+            if amcheck {
+                let check = try cluster.amcheck(["--heapallindexed"])
+                #expect(check.status == 0, "\(check)")
+            }
+            return try cluster.dumpAllDatabases()
+        }
+    }
+
+    @Test("kill -9 mid-backup: nothing listed, the next backup resumes reusing stored files and restores exactly; files dropped, rewritten, shrunk and grown mid-backup; kill -9 mid-restore cannot start and --delta completes it")
+    func killedBackupAndRestore() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            var firstLabel = ""
+            var interrupted = ""
+            var accounts = ""
+            try await withCluster(name: "primary", scratch: scratch, archiveCommand: stanza.archiveCommand,
+                                  extraConf: ["autovacuum = off"]) { cluster in
+                try stanza.create(cluster)
+                try Cluster.runTool("pgbench", ["-i", "-s", "10", "-q"] + cluster.connectionArguments + ["postgres"], timeout: .seconds(300)).check()
+                _ = try cluster.psql("""
+                    create table vanish(a int, pad text);
+                    insert into vanish select g, repeat('v', 200) from generate_series(1, 20000) g;
+                    create table rewrite(a int, pad text);
+                    insert into rewrite select g, repeat('r', 200) from generate_series(1, 20000) g;
+                    create table shrink(a int, pad text);
+                    insert into shrink select g, repeat('s', 200) from generate_series(1, 20000) g;
+                    create table grow(a int, pad text);
+                    insert into grow select g, repeat('g', 200) from generate_series(1, 100) g;
+                    """)
+                _ = try cluster.psql("vacuum analyze")
+                accounts = try cluster.psql("select pg_relation_filepath('pgbench_accounts')")
+                _ = try cluster.psql("checkpoint")
+                let progressFile = stanza.lockPath + "/main-backup.progress"
+
+                // Scenario 17: while the first backup copies the largest files, a table is dropped, one is
+                // rewritten by VACUUM FULL, one shrinks and one grows.
+                // zstd at level 15 makes each backup take seconds even on a fast, idle machine, so the changes
+                // below and the kill further down land while files are being copied, not after.
+                let slow = ["--compress-type=zst", "--compress-level=15"]
+                let first = Background.start(stanza, TestStanza.clusterOptions(cluster) + [
+                    "backup", "--start-fast", "--process-max=1", "--log-level-console=info"] + slow, scratch: scratch, name: "first")
+                try await Self.waitUntil("the first backup to start copying", while: first) {
+                    FileManager.default.fileExists(atPath: progressFile)
+                }
+                _ = try cluster.psql("drop table vanish")
+                _ = try cluster.psql("vacuum full rewrite")
+                _ = try cluster.psql("delete from shrink where a > 100")
+                _ = try cluster.psql("vacuum shrink")
+                _ = try cluster.psql("insert into grow select g, repeat('g', 200) from generate_series(1, 30000) g")
+                let firstResult = try await first.task.value.check()
+                #expect(firstResult.stderr.contains("removed by the database meanwhile"),
+                        "the dropped table's files vanished during the copy: \(firstResult.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: progressFile), "the progress record is removed at the end")
+                firstLabel = try #require(try stanza.labels().last)
+
+                // The second backup is killed once its partial manifest lists stored files; meanwhile info shows it.
+                let second = Background.start(stanza, TestStanza.clusterOptions(cluster) + [
+                    "backup", "--start-fast", "--process-max=1"] + slow, scratch: scratch, name: "second")
+                var partialPath = ""
+                try await Self.waitUntil("a partial manifest with stored files", while: second) {
+                    guard let label = try Self.unlistedBackups(stanza).first else { return false }
+                    interrupted = label
+                    partialPath = stanza.repository + "/backup/main/\(label)/backup.manifest.partial"
+                    return (Self.manifestFiles(partialPath)?.count ?? 0) > 0
+                }
+                let running = try stanza.info()
+                let lock = ((running["status"] as? [String: Any])?["lock"] as? [String: Any])?["backup"] as? [String: Any]
+                #expect(lock?["held"] as? Bool == true, "info shows the running backup: \(running)")
+                let size = (lock?["size"] as? NSNumber)?.uint64Value ?? 0
+                let done = (lock?["sizeComplete"] as? NSNumber)?.uint64Value ?? 0
+                #expect(size > 100 << 20 && done > 0 && done <= size, "\(lock ?? [:])")
+                let text = try stanza.check(["info"]).stdout
+                #expect(text.contains("backup running: "), "\(text)")
+                let killed = try await second.kill9()
+                #expect(killed.status == Self.killed, "\(killed)")
+                let storedBefore = try #require(Self.manifestFiles(partialPath)).count
+
+                // Nothing of it is visible as a backup.
+                #expect(try stanza.labels() == [firstLabel])
+                let refused = try stanza.restore(into: scratch.path("never"), ["--set=\(interrupted)"])
+                #expect(refused.status == Self.backupMissing, "\(refused)")
+                let idle = try stanza.info()
+                let idleLock = ((idle["status"] as? [String: Any])?["lock"] as? [String: Any])?["backup"] as? [String: Any]
+                #expect(idleLock?["held"] as? Bool == false && idleLock?["size"] == nil, "no backup runs any more: \(idle)")
+
+                // Some files change before the next backup: those are copied again.
+                _ = try cluster.psql("update pgbench_tellers set tbalance = tbalance + 1")
+                _ = try cluster.psql("update pgbench_branches set bbalance = bbalance + 7")
+                _ = try cluster.psql("checkpoint")
+                let resumed = try stanza.check(TestStanza.clusterOptions(cluster) + [
+                    "backup", "--start-fast", "--process-max=1", "--log-level-console=info"] + slow)
+                #expect(resumed.stderr.contains("resuming interrupted backup \(interrupted)"), "\(resumed.stderr)")
+                let reusedLine = resumed.stderr.split(separator: "\n").first { $0.contains("resumed backup \(interrupted): ") }
+                let reused = reusedLine.flatMap { line in
+                    line.components(separatedBy: "resumed backup \(interrupted): ").last?.split(separator: " ").first.flatMap { Int($0) }
+                } ?? 0
+                #expect(reused > 0 && reused <= storedBefore, "\(resumed.stderr)")
+                #expect(try stanza.labels() == [firstLabel, interrupted], "the resumed backup keeps its label")
+                #expect(!FileManager.default.fileExists(atPath: partialPath), "a complete backup keeps no partial manifest")
+
+                _ = try cluster.psql("insert into grow values (-1, 'after the last backup')")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            let final = try #require(expected)
+
+            // The backup taken while tables were dropped and rewritten recovers to the same data.
+            let fromFirst = try await Self.restoreAndRecover(stanza, scratch: scratch, name: "first", set: firstLabel)
+            #expect(fromFirst.difference(from: final) == nil)
+
+            // Scenario 24: kill -9 mid-restore of the resumed backup, once it writes the largest file (the first).
+            try scratch.directory("delta")
+            let delta = scratch.path("delta/data")
+            let restore = Background.start(stanza, ["--pg1-path=\(delta)", "restore", "--process-max=1"], scratch: scratch, name: "restore")
+            try await Self.waitUntil("the restore to write \(accounts)", while: restore) {
+                FileManager.default.fileExists(atPath: delta + "/" + accounts)
+            }
+            let killedRestore = try await restore.kill9()
+            #expect(killedRestore.status == Self.killed, "\(killedRestore)")
+            #expect(!FileManager.default.fileExists(atPath: delta + "/global/pg_control"))
+            try scratch.directory("delta/sock")
+            let start = try Cluster.runTool("pg_ctl", ["start", "-D", delta, "-l", scratch.path("delta/start.log"), "-w", "-t", "20",
+                                                       "-o", "-c unix_socket_directories=\(scratch.path("delta/sock")) -c listen_addresses=''"],
+                                            timeout: .seconds(60))
+            #expect(start.status != 0, "an interrupted restore must not start: \(start)")
+            if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", delta, "-m", "immediate"]) }
+            try stanza.restore(into: delta, ["--delta"]).check()
+
+            try scratch.directory("fresh")
+            let fresh = scratch.path("fresh/data")
+            try stanza.restore(into: fresh).check()
+            #expect(try IncrementalBackupTests.fingerprint(delta) == IncrementalBackupTests.fingerprint(fresh))
+            let fromResumed = try await Self.recover(fresh, scratch: scratch, name: "fresh", amcheck: true)
+            #expect(fromResumed.difference(from: final) == nil)
+        }
+    }
+
+    @Test("kill -9 during archive-push at several moments: no partial WAL object is ever visible, and the next push succeeds")
+    func killedArchivePush() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let copy = try scratch.directory("wal") + "/"
+            var segment = ""
+            // Archiving fails on purpose, so the segment stays in pg_wal and out of the archive.
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: "false") { cluster in
+                try stanza.create(cluster)
+                // A segment full of row data (not zeros), which takes a while to compress hard.
+                _ = try cluster.psql("create table t as select g, md5(random()::text) as v from generate_series(1, 400000) g")
+                _ = try cluster.psql("select pg_switch_wal()")
+                // The completed segment with the fewest zero bytes: one written through by the insert
+                // (a recycled or half-used segment compresses in no time and could not be killed mid-way).
+                let walDirectory = cluster.dataDirectory + "/pg_wal/"
+                let current = try cluster.psql("select pg_walfile_name(pg_current_wal_lsn())")
+                let candidates = try FileManager.default.contentsOfDirectory(atPath: walDirectory)
+                    .filter { $0.count == 24 && $0 < current }
+                segment = try #require(try candidates.min { a, b in
+                    try readBytes(walDirectory + a).lazy.filter { $0 == 0 }.count < readBytes(walDirectory + b).lazy.filter { $0 == 0 }.count
+                })
+                let zeros = try readBytes(walDirectory + segment).lazy.filter { $0 == 0 }.count
+                #expect(zeros < 8 << 20, "segment \(segment) holds row data (\(zeros) zero bytes)")
+                try FileManager.default.copyItem(atPath: cluster.dataDirectory + "/pg_wal/" + segment, toPath: copy + segment)
+                try PostgresUser.takeOwnership(of: copy + segment)
+            }
+            let original = try readBytes(copy + segment)
+            let archiveDirectory = stanza.repository + "/archive/main/15-1/" + String(segment.prefix(16))
+            func visibleObjects() -> [String] {
+                ((try? FileManager.default.contentsOfDirectory(atPath: archiveDirectory)) ?? []).filter { !$0.contains(".pgkeep-tmp.") }
+            }
+            var kills = 0
+            // zst at level 15 makes the push of a segment of row data take seconds, so every kill lands in the middle.
+            for (index, delay) in [0, 20, 80, 250].enumerated() {
+                let push = Background.start(stanza, ["archive-push", "--compress-type=zst", "--compress-level=15", copy + segment],
+                                            scratch: scratch, name: "push\(index)")
+                _ = try await push.pid()
+                try await Task.sleep(for: .milliseconds(delay))
+                let result = try await push.kill9()
+                let fetched = scratch.path("wal/fetched\(index)")
+                let got = try stanza.run(["archive-get", segment, fetched])
+                if result.status == Self.killed {
+                    kills += 1
+                    #expect(visibleObjects().isEmpty, "a killed push left \(visibleObjects())")
+                    #expect(got.status == 1, "a killed push stored nothing: \(got)")
+                } else {
+                    // It finished before the kill: then the whole, verified segment is there.
+                    #expect(result.status == 0, "\(result)")
+                    #expect(got.status == 0 && (try? readBytes(fetched)) == original, "\(got)")
+                }
+            }
+            #expect(kills >= 3, "the pushes were killed mid-way")
+            let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: archiveDirectory)) ?? []).filter { $0.contains(".pgkeep-tmp.") }
+            #expect(!leftovers.isEmpty, "at least one push was killed while writing (its temporary file is hidden)")
+            try stanza.check(["archive-push", "--compress-type=zst", "--compress-level=15", copy + segment])
+            #expect(visibleObjects().count == 1)
+            let fetched = scratch.path("wal/final")
+            try stanza.check(["archive-get", segment, fetched])
+            #expect(try readBytes(fetched) == original)
+        }
+    }
+
+    @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed")
+    func repositoryFull() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let mounted = try Shell.run("mount", ["-t", "tmpfs", "-o", "size=160m,mode=0750", "tmpfs", stanza.repository])
+            guard mounted.succeeded else {
+                // Containers without CAP_SYS_ADMIN refuse mount(2); there is no unprivileged way to a full file system.
+                print("FaultTests.repositoryFull: not run, mounting a tmpfs was refused: \(mounted.stderr)")
+                return
+            }
+            defer { _ = try? Shell.run("umount", ["-l", stanza.repository]) }
+            try PostgresUser.takeOwnership(of: stanza.repository)
+            let ballast = stanza.repository + "/ballast"
+            func fill(leaving free: UInt64) throws {
+                var stats = statvfs()
+                guard statvfs(stanza.repository, &stats) == 0 else { throw HarnessError("statvfs failed") }
+                let available = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+                if free == 0 {
+                    // Every last block: write until the file system says no more.
+                    _ = try Shell.run("sh", ["-c", "cat /dev/zero > \"$1\" 2>/dev/null; true", "sh", ballast + "0"])
+                    return
+                }
+                let size = available > free ? available - free : 0
+                try Shell.run("fallocate", ["-l", String(size), ballast + "\(free)"]).check()
+            }
+            func snapshot() throws -> [String: [UInt8]] {
+                var files: [String: [UInt8]] = [:]
+                for path in stanza.repositoryFiles(under: "archive") + [
+                    stanza.repository + "/backup/main/backup.info", stanza.repository + "/backup/main/backup.info.copy",
+                ] {
+                    files[path] = try readBytes(path)
+                }
+                return files
+            }
+
+            var firstLabel = ""
+            var afterFirst: ClusterDump?
+            try await withCluster(name: "primary", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 50000) g")
+                firstLabel = try stanza.backup(cluster)
+                afterFirst = try cluster.dumpAllDatabases()
+                _ = try cluster.psql("insert into t select g, 'second' from generate_series(1, 1000) g")
+                try await cluster.switchWALAndWaitForArchive()
+
+                // Backup into a repository with 4 MB left: the uncompressed cluster does not fit.
+                let before = try snapshot()
+                try fill(leaving: 4 << 20)
+                let full = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--start-fast", "--compress-type=none"])
+                #expect(full.status == Self.diskFull, "\(full)")
+                #expect(full.stderr.contains("No space left on device") && full.stderr.contains(stanza.repository + "/backup/main/"),
+                        "the error names the cause and the path: \(full.stderr)")
+                // PostgreSQL's archiver may add small files meanwhile (the backup history file); what was there stays.
+                let now = try snapshot()
+                #expect(before.allSatisfy { now[$0.key] == $0.value }, "info files and archived WAL are byte-identical")
+                #expect(try stanza.labels() == [firstLabel])
+
+                // archive-push of a segment PostgreSQL could not archive meanwhile, into a completely full repository.
+                try fill(leaving: 0)
+                let full0 = try snapshot()
+                let failures = Int(try cluster.psql("select failed_count from pg_stat_archiver")) ?? 0
+                _ = try cluster.psql("insert into t select g, 'third' from generate_series(1, 1000) g")
+                _ = try cluster.psql("select pg_switch_wal()")
+                try await Self.waitUntil("the archiver to fail") {
+                    (Int(try cluster.psql("select failed_count from pg_stat_archiver")) ?? 0) > failures
+                }
+                // The oldest segment not archived yet: PostgreSQL keeps it in pg_wal until it is.
+                let segment = try cluster.psql("select last_failed_wal from pg_stat_archiver")
+                let copy = try scratch.directory("wal") + "/" + segment
+                try FileManager.default.copyItem(atPath: cluster.dataDirectory + "/pg_wal/" + segment, toPath: copy)
+                try PostgresUser.takeOwnership(of: copy)
+                let push = try stanza.run(["archive-push", copy])
+                #expect(push.status == Self.diskFull, "\(push)")
+                #expect(push.stderr.contains("No space left on device") && push.stderr.contains(stanza.repository + "/archive/main/"), "\(push.stderr)")
+                let missing = try stanza.run(["archive-get", segment, scratch.path("wal/fetched")])
+                #expect(missing.status == 1, "nothing was stored: \(missing)")
+                #expect(try snapshot() == full0)
+
+                // Space comes back: the push, the archiver and the backup succeed.
+                for name in try FileManager.default.contentsOfDirectory(atPath: stanza.repository) where name.hasPrefix("ballast") {
+                    try FileManager.default.removeItem(atPath: stanza.repository + "/" + name)
+                }
+                try stanza.check(["archive-push", copy])
+                let fetched = scratch.path("wal/fetched")
+                try stanza.check(["archive-get", segment, fetched])
+                #expect(try readBytes(fetched) == readBytes(copy))
+                try await cluster.switchWALAndWaitForArchive()
+                let retried = try stanza.check(TestStanza.clusterOptions(cluster) + [
+                    "backup", "--start-fast", "--compress-type=none", "--log-level-console=info"])
+                #expect(retried.stderr.contains("resuming interrupted backup"), "the interrupted backup is resumed: \(retried.stderr)")
+                #expect(try stanza.labels().count == 2)
+            }
+
+            // The earlier backup still restores to exactly its own end.
+            try scratch.directory("restored")
+            let data = scratch.path("restored/data")
+            try stanza.restore(into: data, ["--set=\(firstLabel)"]).check()
+            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: data, extraConf: [
+                "archive_mode = off", "recovery_target = 'immediate'", "recovery_target_action = 'promote'",
+            ])
+            let dump = try await withCluster(restored) { cluster in
+                try await cluster.waitForRecoveryEnd()
+                return try cluster.dumpAllDatabases()
+            }
+            #expect(dump.difference(from: try #require(afterFirst)) == nil)
+        }
+    }
+}
