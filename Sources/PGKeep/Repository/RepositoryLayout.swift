@@ -85,6 +85,11 @@ public struct RepositoryLayout: Sendable {
         try backupDirectory(label: label).appending(path: name + ".pgkb")
     }
 
+    /// A bundle object: `<label>/bundle/<id>`, small files' stored frames one after another (§3.6).
+    public func bundle(label: BackupLabel, id: Int) throws -> StoragePath {
+        try backupDirectory(label: label).appending(path: "bundle/\(id)")
+    }
+
     /// The block map of a block-incremental file: `<label>/<manifest name>.pgkm` (§3.4).
     public func blockMap(label: BackupLabel, name: String) throws -> StoragePath {
         try backupDirectory(label: label).appending(path: name + ".pgkm")

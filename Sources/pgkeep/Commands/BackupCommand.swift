@@ -1,6 +1,7 @@
 import PGKeep
 
-/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N]`
+/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N]
+///               [--no-bundle] [--bundle-limit=SIZE] [--bundle-size=SIZE]`
 enum BackupCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -14,6 +15,9 @@ enum BackupCommand {
             bufferSize: context.bufferSize, processMax: context.processMax, startFast: config.bool(.startFast),
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
         options.delta = config.bool(.delta)
+        options.bundle = BundleOptions(enabled: config.bool(.bundle),
+                                       limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
+                                       size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
         let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
         print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
 
