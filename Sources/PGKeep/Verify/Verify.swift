@@ -200,6 +200,16 @@ public final class VerifyRun {
             return value
         }
 
+        // The holders' entries by name: a chain of incrs over a cluster of thousands of files would
+        // otherwise scan a whole manifest per reference.
+        var entriesByHolder: [BackupLabel: [String: Manifest.FileEntry]] = [:]
+        func holderEntries(_ label: BackupLabel, _ holder: Manifest) -> [String: Manifest.FileEntry] {
+            if let cached = entriesByHolder[label] { return cached }
+            let index = Dictionary(holder.files.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            entriesByHolder[label] = index
+            return index
+        }
+
         var jobs: [StoragePath: Job] = [:]
         var skippedBackupFiles = 0
         var backupFileCount: [BackupLabel: Int] = [:]
@@ -240,7 +250,7 @@ public final class VerifyRun {
                             damaged.insert(label)
                             continue
                         }
-                        guard holder.files.contains(where: { entry.isSameStoredObject(as: $0) }) else {
+                        guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
                             problem("reference-invalid", requirement.object.description, backups: [label],
                                     "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
                             continue
