@@ -94,6 +94,10 @@ struct BackupResumeTests {
         #expect(!may(Self.listed(name), Self.entry(name, reference: Self.full)), "held by another backup: nothing to resume")
         #expect(!may(Self.listed(name), Self.entry(name, compression: .lz4)), "stored with another compression")
         #expect(!may(Self.listed(name), Self.entry(name), trust: false), "checksum mode trusts no timestamps")
+        var bundled = Self.entry(name)
+        bundled.bundle = 3
+        bundled.bundleOffset = 4096
+        #expect(!may(Self.listed(name), bundled), "bundled files are copied again with their bundle")
         var noCopyStart = partial
         noCopyStart.backup.timestampCopyStart = nil
         #expect(!BackupResume.mayReuse(Self.listed(name), entry: Self.entry(name), partial: noCopyStart, compression: .zst, trustTimestamps: true))

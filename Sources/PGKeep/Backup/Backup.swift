@@ -14,6 +14,8 @@ public struct BackupOptions: Sendable {
     public var delta = false
     /// Resume an interrupted backup of the same type and prior (`--resume`, the default).
     public var resume = true
+    /// Small files go into bundle objects (`BundlePlan.swift`).
+    public var bundle = BundleOptions()
 
     public init(dataDirectory: String, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
@@ -213,7 +215,9 @@ public final class BackupRun {
                             controlVersion: control.controlVersion, catalogVersion: control.catalogVersion,
                             walSegmentSize: UInt32(segmentSize.bytes), pageChecksums: control.dataChecksumVersion != 0),
             options: .init(compressType: options.compression, compressLevel: options.compressLevel,
-                           bufferSize: options.bufferSize, processMax: options.processMax, startFast: options.startFast))
+                           bufferSize: options.bufferSize, processMax: options.processMax, startFast: options.startFast,
+                           bundle: options.bundle.enabled, bundleLimit: options.bundle.enabled ? options.bundle.limit : nil,
+                           bundleSize: options.bundle.enabled ? options.bundle.size : nil))
         manifest.databases = databases
         manifest.targets = listing.targets
         manifest.paths = listing.paths
@@ -248,6 +252,7 @@ public final class BackupRun {
 
         var jobs: [FileJob] = []
         jobs.reserveCapacity(listing.files.count)
+        var toBundle: [FileJob.BundledFile] = []
         for (index, file) in listing.files.enumerated() {
             let action = plan?.actions[index] ?? .copy
             let priorEntry = action.prior
@@ -269,6 +274,15 @@ public final class BackupRun {
                     blocks.unchangedChecksum = priorEntry.checksum
                 }
                 jobs.append(FileJob(id: index, operation: .storeBlocks(blocks), size: file.size))
+            } else if options.bundle.bundles(size: file.size) {
+                var bundled = FileJob.BundledFile(id: index, source: file.path, limit: file.size,
+                                                  compression: options.compression, compressLevel: options.compressLevel)
+                bundled.pageCheck = pageCheck(file.name)
+                if verify, let priorEntry {
+                    bundled.unchangedSize = priorEntry.size
+                    bundled.unchangedChecksum = priorEntry.checksum
+                }
+                toBundle.append(bundled)
             } else {
                 var store = FileJob.StoreFile(
                     source: file.path,
@@ -282,6 +296,8 @@ public final class BackupRun {
                 jobs.append(FileJob(id: index, operation: .store(store), size: file.size))
             }
         }
+        jobs += try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count)
+        var bundles: [Manifest.BundleEntry] = []
         var vanished = 0
         let progress = ProgressReporter(
             operation: "backup", bytesTotal: listing.files.reduce(0) { $0 + $1.size }, filesTotal: listing.files.count,
@@ -291,6 +307,33 @@ public final class BackupRun {
         var copied = false
         defer { if !copied { progress.finish(success: false) } }
         try mover.run(jobs) { job, result in
+            if case .storedBundle(let stored) = result {
+                if let repoSize = stored.repoSize, let repoChecksum = stored.repoChecksum {
+                    bundles.append(.init(id: stored.bundle, repoSize: repoSize, repoChecksum: repoChecksum))
+                }
+                for item in stored.files {
+                    let file = listing.files[item.id]
+                    switch item.outcome {
+                    case .stored(let offset, let size, let checksum, let repoSize, let repoChecksum, let pageErrors):
+                        var entry = Manifest.FileEntry(name: file.name, size: size, mtime: file.mtime, mode: file.mode, user: file.user,
+                                                       group: file.group, checksum: checksum, repoSize: repoSize, repoChecksum: repoChecksum,
+                                                       compression: self.options.compression, reference: label)
+                        entry.bundle = stored.bundle
+                        entry.bundleOffset = offset
+                        entry.pageChecksumErrors = pageErrors.isEmpty ? nil : pageErrors
+                        outcomes[item.id] = Stored(entry: entry, copied: size)
+                    case .unchanged:
+                        guard let priorEntry = plan?.actions[item.id].prior else {
+                            throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
+                        }
+                        outcomes[item.id] = Stored(entry: self.reused(priorEntry, as: file), copied: 0)
+                    case .vanished:
+                        vanished += 1
+                        self.log.detail("skip file removed by database '\(file.path)'")
+                    }
+                }
+                return
+            }
             let file = listing.files[job.id]
             defer {
                 progress.advance(bytes: file.size)
@@ -327,7 +370,7 @@ public final class BackupRun {
             case .vanished:
                 vanished += 1
                 self.log.detail("skip file removed by database '\(file.path)'")
-            case .restored, .kept, .verified:
+            case .restored, .kept, .verified, .storedBundle, .restoredBundle, .verifiedBundle:
                 break
             }
         }
@@ -335,6 +378,7 @@ public final class BackupRun {
         progress.finish(success: true)
         let stored = outcomes.compactMap { $0 }
         manifest.files = stored.map(\.entry)
+        manifest.bundles = bundles.isEmpty ? nil : bundles.sorted { $0.id < $1.id }
         // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
         // the operator must hear which blocks to look at (pgBackRest's checksum-page behaviour).
         var pageErrorCount = 0
@@ -458,6 +502,25 @@ public final class BackupRun {
         let failed = candidates.count - reusedCount
         log.warn("resumed backup \(label): \(reusedCount) files (\(ProgressFormat.bytes(reusedBytes))) reused from the interrupted run\(failed > 0 ? ", \(failed) failed their checksum check" : ""), \(removed) other stored files removed; everything else is copied again")
         return reusedCount
+    }
+
+    /// Bundle jobs for the small files (listing order is name order), numbered from 1; job ids
+    /// continue after the listing's indexes.
+    private func bundleJobs(_ files: [FileJob.BundledFile], files listed: [ClusterWalker.ListedFile], label: BackupLabel,
+                            firstJobID: Int) throws -> [FileJob] {
+        guard !files.isEmpty else { return [] }
+        let byID = Dictionary(uniqueKeysWithValues: files.map { ($0.id, $0) })
+        let groups = BundlePlan.group(files.map { ($0.id, listed[$0.id].size) }, bundleSize: options.bundle.size,
+                                      processMax: options.processMax)
+        var jobs: [FileJob] = []
+        for (index, group) in groups.enumerated() {
+            let members = group.map { byID[$0]! }
+            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: members)
+            jobs.append(FileJob(id: firstJobID + index, operation: .storeBundle(bundle),
+                                size: members.reduce(UInt64(0)) { $0 + $1.limit }))
+        }
+        log.detail("\(files.count) small files go into \(jobs.count) bundles")
+        return jobs
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same

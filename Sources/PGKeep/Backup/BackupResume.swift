@@ -78,6 +78,9 @@ struct BackupResume {
               entry.size == file.size, entry.mtime == file.mtime, entry.mode == file.mode,
               entry.compression == compression,
               let copyStart = partial.backup.timestampCopyStart, entry.mtime <= copyStart else { return false }
+        // Bundled files are copied again with their bundle: the resumed run numbers its bundles
+        // afresh, and a bundle's few small files are cheap to redo.
+        guard entry.bundle == nil else { return false }
         if file.size >= BlockIncremental.minimumFileSize {
             return entry.blockSize == BlockIncremental.blockSize && entry.blockMapSize != nil && entry.blockMapChecksum != nil
         }

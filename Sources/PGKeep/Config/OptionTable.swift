@@ -27,6 +27,9 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case bufferSize = "buffer-size"
     case startFast = "start-fast"
     case resume
+    case bundle
+    case bundleLimit = "bundle-limit"
+    case bundleSize = "bundle-size"
     case archiveTimeout = "archive-timeout"
     case output
     case logLevelConsole = "log-level-console"
@@ -271,6 +274,15 @@ public enum OptionTable {
         case .resume:
             return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
                                     summary: "resume an interrupted backup of the same type and prior, reusing the files it stored that are unchanged and intact")
+        case .bundle:
+            return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
+                                    summary: "store small files together in bundle objects (fewer repository objects, fewer fsyncs)")
+        case .bundleLimit:
+            return OptionDefinition(name, .size(1...(1 << 30)), default: .value("2MiB"), commands: [.backup],
+                                    summary: "files smaller than this are bundled (files of 1MiB or more are block-incremental, never bundled)")
+        case .bundleSize:
+            return OptionDefinition(name, .size(1 << 20...(1 << 30)), default: .value("20MiB"), commands: [.backup],
+                                    summary: "bytes of files a bundle holds before the next one starts")
         case .archiveTimeout:
             return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
                                     commands: [.backup, .archivePush, .archiveGet],

@@ -24,6 +24,10 @@ public struct FileJob: Sendable, Hashable {
         case restoreBlocks(RestoreBlocks)
         /// Verify: read a stored object, hash it, decompress, hash again; write nothing.
         case verify(VerifyFile)
+        /// Bundles of small files (BundleJob.swift): store, restore, verify one bundle object.
+        case storeBundle(StoreBundle)
+        case restoreBundle(RestoreBundle)
+        case verifyBundle(VerifyBundle)
     }
 
     /// Verify PostgreSQL page checksums while storing a relation file (postgres-facts §7.3).
@@ -239,6 +243,10 @@ public enum FileJobResult: Sendable, Hashable {
     /// Re-read: what was found. A damaged object is a finding, not an error, so one bad file does
     /// not stop a verify from checking the rest.
     case verified(VerifyFinding)
+    /// Bundle jobs: per-file outcomes (BundleJob.swift).
+    case storedBundle(BundleStoreResult)
+    case restoredBundle([BundledRestoreOutcome])
+    case verifiedBundle(BundleVerifyFinding)
 }
 
 /// What re-reading one stored object found.

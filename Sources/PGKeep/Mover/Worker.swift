@@ -19,6 +19,7 @@ final class Worker {
     private var storeChains: [String: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
     private var blockWorker: BlockWorker?
+    private var bundleWorker: BundleWorker?
 
     init(storage: Storage, bufferSize: Int) throws {
         self.storage = storage
@@ -35,7 +36,18 @@ final class Worker {
         case .storeBlocks(let file): return try blocks().store(file)
         case .restoreBlocks(let file): return try blocks().restore(file)
         case .verify(let file): return .verified(verify(file))
+        case .storeBundle(let bundle): return .storedBundle(try bundles().store(bundle))
+        case .restoreBundle(let bundle): return .restoredBundle(try bundles().restore(bundle))
+        case .verifyBundle(let bundle): return .verifiedBundle(try bundles().verify(bundle))
         }
+    }
+
+    /// The bundle machinery, made on first use.
+    func bundles() throws -> BundleWorker {
+        if let bundleWorker { return bundleWorker }
+        let created = try BundleWorker(storage: storage, buffer: buffer, bufferSize: bufferSize, blocks: try blocks())
+        bundleWorker = created
+        return created
     }
 
     /// The block and checksum machinery, made on first use (most jobs never need it).

@@ -14,6 +14,8 @@ public struct Manifest: Codable, Sendable {
     public var paths: [PathEntry]
     public var links: [LinkEntry]
     public var files: [FileEntry]
+    /// The bundle objects this backup wrote (repo-layout.md §3.6), by id; absent when it wrote none.
+    public var bundles: [BundleEntry]? = nil
 
     public init(backup: Backup, database: Database, options: Options) {
         format = RepositoryFormat.current
@@ -67,6 +69,25 @@ public struct Manifest: Codable, Sendable {
         public var bufferSize: Int
         public var processMax: Int
         public var startFast: Bool
+        /// Small files went into bundles (§3.6), with these limits; absent in manifests written
+        /// before bundling existed. Recorded for operators: restore reads each entry's `bundle`.
+        public var bundle: Bool? = nil
+        public var bundleLimit: UInt64? = nil
+        public var bundleSize: UInt64? = nil
+    }
+
+    /// One bundle object `<label>/bundle/<id>`: its stored size and SHA-256, so verify can prove
+    /// every stored byte of it in one read.
+    public struct BundleEntry: Codable, Sendable, Hashable {
+        public var id: Int
+        public var repoSize: UInt64
+        public var repoChecksum: SHA256Digest
+
+        public init(id: Int, repoSize: UInt64, repoChecksum: SHA256Digest) {
+            self.id = id
+            self.repoSize = repoSize
+            self.repoChecksum = repoChecksum
+        }
     }
 
     /// A database in the cluster at backup time (for selective restore later and for operators).
@@ -131,6 +152,15 @@ public struct Manifest: Codable, Sendable {
         /// twice, page LSN before the backup start); absent when every page verified or the file
         /// is not a relation file of a cluster with data checksums.
         public var pageChecksumErrors: [UInt32]? = nil
+
+        /// Bundled storage (repo-layout.md §3.6): the file's stored frame lies in the bundle object
+        /// `<reference>/bundle/<bundle>` at byte `bundleOffset`, `repoSize` bytes long;
+        /// `repoSize`/`repoChecksum` describe the frame. Absent for a file stored on its own.
+        public var bundle: Int? = nil
+        public var bundleOffset: UInt64? = nil
+
+        /// Whether the file's stored frame lies in a bundle.
+        public var isBundled: Bool { bundle != nil }
 
         /// Whether the file is stored in block-incremental form.
         public var isBlockIncremental: Bool { blockSize != nil }

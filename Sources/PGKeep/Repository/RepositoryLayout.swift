@@ -61,7 +61,7 @@ public struct RepositoryLayout: Sendable {
 
     public var backupRoot: StoragePath { try! StoragePath("backup/\(stanza)") }
     public var backupInfo: StoragePath { try! backupRoot.appending("backup.info") }
-    /// What the last runs of `verify` proved (repo-layout.md §3.4), sealed like the info files.
+    /// What the last runs of `verify` proved (repo-layout.md §3.5), sealed like the info files.
     public var verifyState: StoragePath { try! backupRoot.appending("verify.state") }
 
     public func backupDirectory(label: BackupLabel) throws -> StoragePath {
@@ -89,6 +89,11 @@ public struct RepositoryLayout: Sendable {
     /// this backup stored, each an independent frame of the compression its map names.
     public func blockObject(label: BackupLabel, name: String) throws -> StoragePath {
         try backupDirectory(label: label).appending(path: name + ".pgkb")
+    }
+
+    /// A bundle object: `<label>/bundle/<id>`, small files' stored frames one after another (§3.6).
+    public func bundle(label: BackupLabel, id: Int) throws -> StoragePath {
+        try backupDirectory(label: label).appending(path: "bundle/\(id)")
     }
 
     /// The block map of a block-incremental file: `<label>/<manifest name>.pgkm` (§3.4).

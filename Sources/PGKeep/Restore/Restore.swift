@@ -54,7 +54,9 @@ public struct RestoreReport: Sendable {
 ///    when running as root: never leave root-owned files for PostgreSQL).
 /// 4. Restore every file with `--process-max` workers, verifying both checksums of each; files
 ///    stored in blocks are reassembled from their block map and verified block by block and as
-///    a whole. With `--delta`, a file whose size and SHA-256 already match is kept.
+///    a whole; bundled small files by one job per bundle object, which reads it once, front to
+///    back, and checks each file's frame. With `--delta`, a file whose size and SHA-256 already
+///    match is kept.
 /// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
@@ -119,6 +121,7 @@ public final class RestoreRun {
         let controlFinal = try targets.absolute(controlName)
         let controlTemporary = controlFinal + ".pgkeep-tmp"
         var jobs: [FileJob] = []
+        var bundled: [StoragePath: [FileJob.BundledRestore]] = [:]
         for (index, file) in manifest.files.enumerated() {
             var destination = try targets.absolute(file.name)
             if file.name == controlName { destination = controlTemporary }
@@ -145,7 +148,22 @@ public final class RestoreRun {
                 repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
             restore.owner = ownership.ids(user: file.user, group: file.group)
             restore.keepMatching = keepMatching
+            if let bundle = file.bundle {
+                // Bundled (§3.6): restored by one job per bundle object, which reads it once.
+                guard let offset = file.bundleOffset else {
+                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is in bundle \(bundle) without an offset",
+                                      hint: "the backup is damaged; restore another backup with --set")
+                }
+                restore.source = try layout.bundle(label: file.reference, id: bundle)
+                bundled[restore.source, default: []].append(.init(id: index, offset: offset, file: restore))
+                continue
+            }
             jobs.append(FileJob(id: index, operation: .restore(restore), size: file.size))
+        }
+        for (offset, (source, files)) in bundled.sorted(by: { $0.key < $1.key }).enumerated() {
+            let ordered = files.sorted { $0.offset < $1.offset }
+            jobs.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: ordered)),
+                                size: ordered.reduce(UInt64(0)) { $0 + $1.file.size }))
         }
         guard manifest.files.contains(where: { $0.name == controlName }) else {
             throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
@@ -161,6 +179,15 @@ public final class RestoreRun {
                 if manifest.files[job.id].name != controlName { report.rewritten += 1 }
             case .kept:
                 report.kept += 1
+            case .restoredBundle(let outcomes):
+                for outcome in outcomes {
+                    if outcome.kept {
+                        report.kept += 1
+                    } else {
+                        report.bytesWritten += outcome.size
+                        if manifest.files[outcome.id].name != controlName { report.rewritten += 1 }
+                    }
+                }
             default:
                 break
             }

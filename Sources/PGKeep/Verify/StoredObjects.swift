@@ -7,6 +7,10 @@
 /// plus a block map, spread over several backups) returns one requirement per piece here; a piece
 /// that is not the whole original leaves `size`/`checksum` nil and carries its own expectations.
 /// Everything downstream (reference checks, de-duplication, workers, the report) works on this list.
+///
+/// A bundled entry (§3.6) needs one frame of a bundle object: `bundleOffset` is set, and the
+/// expectations describe the frame. Verify groups the frames by bundle and reads each bundle once,
+/// also checking the whole object against its manifest's `bundles` record (`Manifest.bundleObjects`).
 public struct StoredObjectRequirement: Sendable, Hashable {
     /// The backup whose directory holds the object (`reference` in the manifest).
     public var holder: BackupLabel
@@ -21,6 +25,8 @@ public struct StoredObjectRequirement: Sendable, Hashable {
     /// Size and SHA-256 after decompression, when the object holds the whole original.
     public var size: UInt64?
     public var checksum: SHA256Digest?
+    /// Set when the object is a bundle: where the entry's frame starts in it.
+    public var bundleOffset: UInt64? = nil
 
     public init(holder: BackupLabel, entryName: String, object: StoragePath, compression: CompressionType,
                 repoSize: UInt64?, repoChecksum: SHA256Digest?, size: UInt64?, checksum: SHA256Digest?) {
@@ -58,6 +64,16 @@ extension Manifest.FileEntry {
                                         size: blockMapSize, checksum: blockMapChecksum),
             ]
         }
+        if let bundle {
+            guard let bundleOffset, bundleOffset <= UInt64.max - repoSize else {
+                throw PGKeepError(.repositoryInvalid, "entry '\(name)' is in bundle \(bundle) without a valid offset")
+            }
+            var requirement = StoredObjectRequirement(holder: reference, entryName: name, object: try layout.bundle(label: reference, id: bundle),
+                                                      compression: compression, repoSize: repoSize, repoChecksum: repoChecksum,
+                                                      size: size, checksum: checksum)
+            requirement.bundleOffset = bundleOffset
+            return [requirement]
+        }
         return [StoredObjectRequirement(holder: reference, entryName: name,
                                  object: try layout.backupFile(label: reference, name: name, compression: compression),
                                  compression: compression, repoSize: repoSize, repoChecksum: repoChecksum,
@@ -69,5 +85,14 @@ extension Manifest.FileEntry {
     public func isSameStoredObject(as other: Manifest.FileEntry) -> Bool {
         other.name == name && other.compression == compression && other.repoSize == repoSize
             && other.repoChecksum == repoChecksum && other.blockMapChecksum == blockMapChecksum
+            && other.bundle == bundle && other.bundleOffset == bundleOffset
+    }
+}
+
+extension Manifest {
+    /// The bundle objects this backup wrote, each to be proven whole: every stored byte of a bundle
+    /// is covered by its recorded size and SHA-256 (its frames' own checksums need not cover gaps).
+    public func bundleObjects(layout: RepositoryLayout) throws -> [(object: StoragePath, entry: BundleEntry)] {
+        try (bundles ?? []).map { (try layout.bundle(label: backup.label, id: $0.id), $0) }
     }
 }

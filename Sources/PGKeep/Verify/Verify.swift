@@ -122,6 +122,20 @@ public final class VerifyRun {
         var backups: Set<BackupLabel>
     }
 
+    /// One bundle object to re-read (§3.6): the whole object (when a verified manifest records it)
+    /// and the frames entries need, by offset, with who needs each.
+    private struct BundleJob {
+        struct Frame {
+            var file: FileJob.VerifyFile
+            var names: Set<String>
+            var backups: Set<BackupLabel>
+        }
+        var repoSize: UInt64?
+        var repoChecksum: SHA256Digest?
+        var owners: Set<BackupLabel> = []
+        var frames: [UInt64: Frame] = [:]
+    }
+
     public func run() throws -> VerifyReport {
         problems = []
         warnings = []
@@ -186,10 +200,21 @@ public final class VerifyRun {
             return value
         }
 
+        // The holders' entries by name: a chain of incrs over a cluster of thousands of files would
+        // otherwise scan a whole manifest per reference.
+        var entriesByHolder: [BackupLabel: [String: Manifest.FileEntry]] = [:]
+        func holderEntries(_ label: BackupLabel, _ holder: Manifest) -> [String: Manifest.FileEntry] {
+            if let cached = entriesByHolder[label] { return cached }
+            let index = Dictionary(holder.files.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            entriesByHolder[label] = index
+            return index
+        }
+
         var jobs: [StoragePath: Job] = [:]
         var skippedBackupFiles = 0
         var backupFileCount: [BackupLabel: Int] = [:]
-        var checkedPerBackup: [BackupLabel: Set<StoragePath>] = [:]
+        var checkedPerBackup: [BackupLabel: Set<String>] = [:]
+        var bundleJobs: [StoragePath: BundleJob] = [:]
         var segmentSizes: [String: WALSegmentSize] = [:]   // archive id → size, from manifests
         var skippedBackups = Set<BackupLabel>()
 
@@ -225,13 +250,29 @@ public final class VerifyRun {
                             damaged.insert(label)
                             continue
                         }
-                        guard holder.files.contains(where: { entry.isSameStoredObject(as: $0) }) else {
+                        guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
                             problem("reference-invalid", requirement.object.description, backups: [label],
                                     "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
                             continue
                         }
                     }
-                    checkedPerBackup[label, default: []].insert(requirement.object)
+                    checkedPerBackup[label, default: []].insert(requirement.object.description + (requirement.bundleOffset.map { "@\($0)" } ?? ""))
+                    if let offset = requirement.bundleOffset {
+                        var bundle = bundleJobs[requirement.object] ?? BundleJob()
+                        if var frame = bundle.frames[offset] {
+                            if frame.file != requirement.job {
+                                problem("reference-invalid", requirement.object.description, backups: [label],
+                                        "'\(entry.name)' expects different checksums for the frame at offset \(offset) than another entry")
+                            }
+                            frame.names.insert(entry.name)
+                            frame.backups.insert(label)
+                            bundle.frames[offset] = frame
+                        } else {
+                            bundle.frames[offset] = .init(file: requirement.job, names: [entry.name], backups: [label])
+                        }
+                        bundleJobs[requirement.object] = bundle
+                        continue
+                    }
                     if var existing = jobs[requirement.object] {
                         if existing.file != requirement.job {
                             problem("reference-invalid", requirement.object.description, backups: [label],
@@ -243,6 +284,23 @@ public final class VerifyRun {
                         jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
                     }
                 }
+            }
+        }
+
+        // The bundles each verified backup wrote, each proven whole.
+        for summary in selected where !skippedBackups.contains(summary.label) {
+            guard let m = manifests[summary.label] ?? nil else { continue }
+            do {
+                for (object, entry) in try m.bundleObjects(layout: layout) {
+                    var bundle = bundleJobs[object] ?? BundleJob()
+                    bundle.repoSize = entry.repoSize
+                    bundle.repoChecksum = entry.repoChecksum
+                    bundle.owners.insert(summary.label)
+                    bundleJobs[object] = bundle
+                }
+            } catch {
+                problem("manifest-invalid", try layout.manifest(label: summary.label).description, backups: [summary.label],
+                        (error as? PGKeepError)?.message ?? "\(error)")
             }
         }
 
@@ -336,10 +394,20 @@ public final class VerifyRun {
         for (index, job) in ordered.enumerated() {
             fileJobs.append(FileJob(id: index, operation: .verify(job.file), size: job.file.repoSize ?? job.file.size ?? 0))
         }
+        let bundles = bundleJobs.sorted { $0.key < $1.key }
+        for (index, (path, bundle)) in bundles.enumerated() {
+            let frames = bundle.frames.keys.sorted().map { FileJob.VerifyBundle.Frame(offset: $0, file: bundle.frames[$0]!.file) }
+            fileJobs.append(FileJob(id: ordered.count + index,
+                                    operation: .verifyBundle(.init(source: path, repoSize: bundle.repoSize, repoChecksum: bundle.repoChecksum,
+                                                                   frames: frames)),
+                                    size: bundle.repoSize ?? frames.reduce(UInt64(0)) { $0 + ($1.file.repoSize ?? 0) }))
+        }
         var findings = [VerifyFinding?](repeating: nil, count: ordered.count)
+        var bundleFindings = [BundleVerifyFinding?](repeating: nil, count: bundles.count)
         log.info("verifying \(fileJobs.count) stored objects with \(options.processMax) workers")
         try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
             if case .verified(let finding) = result { findings[job.id] = finding }
+            if case .verifiedBundle(let finding) = result { bundleFindings[job.id - ordered.count] = finding }
         }
 
         // Segment size where no manifest or state knew it: the size most segments have.
@@ -400,6 +468,47 @@ public final class VerifyRun {
             if case .wal = job.kind {
                 for label in job.backups where walStatus[label] == "ok" { walStatus[label] = "damaged" }
             }
+        }
+
+        // Bundles: a damaged frame names its file and the backups needing it; a damaged whole names
+        // the backup that wrote it (and those needing its damaged frames).
+        func describe(_ finding: VerifyFinding) -> String {
+            switch finding.status {
+            case .missing: return "is missing"
+            case .sizeMismatch, .checksumMismatch: return "does not match: \(finding.detail)"
+            case .unreadable: return "cannot be read back: \(finding.detail)"
+            case .ok: return "is ok"
+            }
+        }
+        for (index, (path, bundle)) in bundles.enumerated() {
+            guard let finding = bundleFindings[index] else { continue }
+            bytesRead += finding.whole.repoSize
+            backupFilesChecked += 1
+            let offsets = bundle.frames.keys.sorted()
+            let allBackups = bundle.owners.union(bundle.frames.values.flatMap(\.backups))
+            let where_ = "stored bundle '\(storage.describe(path))'"
+            if finding.whole.status == .missing {
+                let names = offsets.flatMap { bundle.frames[$0]!.names.sorted() }
+                problem("missing", path.description, backups: Array(allBackups),
+                        "\(where_) is missing; it holds \(names.count) files the backups need: \(Self.abbreviated(names))")
+                failedObjects.insert(path)
+                continue
+            }
+            var damagedNames: [String] = []
+            var affected = bundle.owners
+            for (frameIndex, offset) in offsets.enumerated() where frameIndex < finding.frames.count && finding.frames[frameIndex].status != .ok {
+                let frame = bundle.frames[offset]!
+                let names = frame.names.sorted()
+                damagedNames += names
+                affected.formUnion(frame.backups)
+                problem(finding.frames[frameIndex].status.rawValue, path.description, backups: Array(frame.backups),
+                        "file '\(names.joined(separator: "', '"))' at offset \(offset) of \(where_) \(describe(finding.frames[frameIndex]))")
+            }
+            if finding.whole.status != .ok {
+                problem(finding.whole.status.rawValue, path.description, backups: Array(affected),
+                        "\(where_) \(describe(finding.whole))\(damagedNames.isEmpty ? "" : "; damaged files in it: \(Self.abbreviated(damagedNames))")")
+            }
+            if finding.whole.status != .ok || !damagedNames.isEmpty { failedObjects.insert(path) }
         }
 
         // Step 6: continuity and history.
@@ -513,6 +622,12 @@ public final class VerifyRun {
             warnings: warnings.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
             checked: .init(backupFiles: backupFilesChecked, walFiles: walFilesChecked,
                            skipped: skippedBackupFiles + walSkipped, bytes: bytesRead))
+    }
+
+    /// Up to 20 names, then how many more.
+    static func abbreviated(_ names: [String]) -> String {
+        let shown = names.prefix(20).map { "'\($0)'" }.joined(separator: ", ")
+        return names.count > 20 ? shown + " and \(names.count - 20) more" : shown
     }
 
     /// Reads a small object whole, decompressed (history files).

@@ -1,6 +1,7 @@
 import PGKeep
 
-/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N] [--no-resume]`
+/// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N] [--no-resume]
+///               [--no-bundle] [--bundle-limit=SIZE] [--bundle-size=SIZE]`
 enum BackupCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -15,6 +16,9 @@ enum BackupCommand {
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
         options.delta = config.bool(.delta)
         options.resume = config.bool(.resume)
+        options.bundle = BundleOptions(enabled: config.bool(.bundle),
+                                       limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
+                                       size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
         let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
         print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
 

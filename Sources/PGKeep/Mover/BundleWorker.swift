@@ -1,0 +1,288 @@
+/// One worker's machinery for bundles (repo-layout.md §3.6), created on first use and reused for
+/// every bundle the worker handles: the filter chains (one per compression), counters and hashers.
+///
+/// - Store: each file runs through count → SHA-256 → page check → compress → count → SHA-256 and is
+///   appended to the bundle as one frame; the bundle object itself is one atomic storage write,
+///   hashed as a whole on the way out. A crash leaves no bundle, never half of one.
+/// - Restore and verify: the bundle is read once, front to back (storage readers are sequential);
+///   the bytes between the frames a job needs are skipped by reading. Each frame is checked
+///   against its stored size and SHA-256, then decompressed and checked against the original's.
+final class BundleWorker {
+    let storage: Storage
+    let buffer: IOBuffer
+    let bufferSize: Int
+    private let blocks: BlockWorker
+
+    private let originalCount = ByteCountFilter()
+    private let originalHash: SHA256Filter
+    private let storedCount = ByteCountFilter()
+    private let storedHash: SHA256Filter
+    private let pageCheck = PageCheckFilter()
+    private let objectHasher: SHA256Hasher
+    private var storeChains: [String: FilterChain] = [:]
+    private var readChains: [CompressionType: FilterChain] = [:]
+
+    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker) throws {
+        self.storage = storage
+        self.buffer = buffer
+        self.bufferSize = bufferSize
+        self.blocks = blocks
+        originalHash = try SHA256Filter()
+        storedHash = try SHA256Filter()
+        objectHasher = try SHA256Hasher()
+    }
+
+    private static let damagedHint = "the backup is damaged; restore another backup with --set"
+
+    // MARK: Store
+
+    func store(_ job: FileJob.StoreBundle) throws -> BundleStoreResult {
+        var result = BundleStoreResult(bundle: job.bundle)
+        let writer = try storage.openWrite(job.destination)
+        let object = ObjectSink(writer: writer, hasher: objectHasher)
+        do {
+            try objectHasher.reset()
+            for file in job.files {
+                result.files.append(.init(id: file.id, outcome: try store(file, into: object)))
+            }
+            guard result.files.contains(where: { if case .stored = $0.outcome { return true } else { return false } }) else {
+                // Every file was unchanged or gone: no object at all.
+                writer.abort()
+                return result
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        result.repoSize = object.count
+        result.repoChecksum = try objectHasher.finalize()
+        return result
+    }
+
+    private func store(_ file: FileJob.BundledFile, into object: ObjectSink) throws -> BundledFileOutcome {
+        if let size = file.unchangedSize, let checksum = file.unchangedChecksum {
+            switch try blocks.fileMatches(path: file.source, size: size, checksum: checksum, limit: file.limit) {
+            case .none: return .vanished
+            case .some(true): return .unchanged
+            case .some(false): break
+            }
+        }
+        guard let source = try FileSource.open(file.source) else { return .vanished }
+        pageCheck.check = file.pageCheck
+        defer { pageCheck.check = nil }
+        let offset = object.count
+        try storeChain(file.compression, level: file.compressLevel).run(from: source, into: object, buffer: buffer, limit: file.limit)
+        var pageErrors: [UInt32] = []
+        if let check = file.pageCheck, let failed = pageCheck.checker?.failedBlocks, !failed.isEmpty {
+            pageErrors = PageRecheck.confirm(failed, in: file.source, check: check)
+        }
+        return .stored(offset: offset, size: originalCount.count, checksum: try originalHash.finishedDigest(),
+                       repoSize: storedCount.count, repoChecksum: try storedHash.finishedDigest(), pageErrors: pageErrors)
+    }
+
+    private func storeChain(_ compression: CompressionType, level: Int) throws -> FilterChain {
+        let key = "\(compression.rawValue)/\(level)"
+        if let chain = storeChains[key] { return chain }
+        var filters: [Filter] = [originalCount, originalHash, pageCheck]
+        if let compressor = try compression.makeCompressFilter(level: level, bufferSize: bufferSize) { filters.append(compressor) }
+        filters += [storedCount, storedHash]
+        let chain = FilterChain(filters)
+        storeChains[key] = chain
+        return chain
+    }
+
+    /// stored count/hash → decompress → original count/hash, for restore and verify.
+    private func readChain(_ compression: CompressionType) throws -> FilterChain {
+        if let chain = readChains[compression] { return chain }
+        var filters: [Filter] = [storedCount, storedHash]
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        filters += [originalCount, originalHash]
+        let chain = FilterChain(filters)
+        readChains[compression] = chain
+        return chain
+    }
+
+    // MARK: Restore
+
+    func restore(_ job: FileJob.RestoreBundle) throws -> [BundledRestoreOutcome] {
+        var outcomes: [BundledRestoreOutcome] = []
+        // Opened on first need: a delta restore that keeps every file of a bundle never reads it.
+        var reader: BundleReader?
+        for item in job.files {
+            let file = item.file
+            if file.keepMatching, try blocks.fileMatches(path: file.destination, size: file.size, checksum: file.checksum) == true {
+                try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+                outcomes.append(.init(id: item.id, size: file.size, kept: true))
+                continue
+            }
+            if reader == nil {
+                guard let opened = try storage.openRead(job.source) else {
+                    throw PGKeepError(.fileMissing, "stored bundle '\(storage.describe(job.source))' is missing from the repository",
+                                      hint: Self.damagedHint)
+                }
+                reader = BundleReader(opened, hasher: nil)
+            }
+            try restore(item, from: reader!, bundle: job.source)
+            outcomes.append(.init(id: item.id, size: file.size, kept: false))
+        }
+        return outcomes
+    }
+
+    private func restore(_ item: FileJob.BundledRestore, from reader: BundleReader, bundle: StoragePath) throws {
+        let file = item.file
+        let where_ = "'\(file.destination)' (offset \(item.offset) of bundle '\(storage.describe(bundle))')"
+        guard reader.position <= item.offset else {
+            throw PGKeepError(.repositoryInvalid, "the frames of bundle '\(storage.describe(bundle))' overlap at offset \(item.offset)",
+                              hint: Self.damagedHint)
+        }
+        guard try reader.skip(to: item.offset, buffer: buffer) else {
+            throw PGKeepError(.checksumMismatch, "stored bundle '\(storage.describe(bundle))' ends before offset \(item.offset), where \(where_) starts",
+                              hint: Self.damagedHint)
+        }
+        let sink = try FileSink(creating: file.destination, mode: file.mode)
+        do {
+            try readChain(file.compression).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
+            guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
+                throw PGKeepError(.checksumMismatch,
+                                  "the stored frame of \(where_) does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
+                                  hint: Self.damagedHint)
+            }
+            guard originalCount.count == file.size, try originalHash.finishedDigest() == file.checksum else {
+                throw PGKeepError(.checksumMismatch,
+                                  "restored \(where_) does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
+                                  hint: Self.damagedHint)
+            }
+            try sink.sync()
+            try sink.close()
+        } catch {
+            try? sink.close()
+            _ = try? Posix.unlink(file.destination)
+            if let error = error as? PGKeepError, error.code == .compression {
+                throw PGKeepError(.checksumMismatch, "the stored frame of \(where_) is damaged: \(error.message)", hint: Self.damagedHint)
+            }
+            throw error
+        }
+        try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+    }
+
+    // MARK: Verify
+
+    /// Every failure becomes a finding; only a programming error throws.
+    func verify(_ job: FileJob.VerifyBundle) throws -> BundleVerifyFinding {
+        func all(_ finding: VerifyFinding) -> BundleVerifyFinding {
+            BundleVerifyFinding(whole: finding, frames: job.frames.map { _ in finding })
+        }
+        let opened: StorageReader
+        do {
+            guard let reader = try storage.openRead(job.source) else { return all(VerifyFinding(status: .missing, detail: "missing")) }
+            opened = reader
+        } catch {
+            return all(VerifyFinding(status: .unreadable, detail: (error as? PGKeepError)?.message ?? "\(error)"))
+        }
+        try objectHasher.reset()
+        let reader = BundleReader(opened, hasher: objectHasher)
+        var frames: [VerifyFinding] = []
+        for (index, frame) in job.frames.enumerated() {
+            if reader.position > frame.offset {
+                frames.append(VerifyFinding(status: .unreadable, detail: "its frame at offset \(frame.offset) overlaps the frame before it"))
+                continue
+            }
+            do {
+                guard try reader.skip(to: frame.offset, buffer: buffer) else {
+                    frames.append(VerifyFinding(status: .sizeMismatch, detail: "the bundle ends before offset \(frame.offset)"))
+                    continue
+                }
+                frames.append(try verify(frame, from: reader))
+            } catch {
+                // A read error: the rest of the bundle cannot be judged.
+                let finding = VerifyFinding(status: .unreadable, detail: (error as? PGKeepError)?.message ?? "\(error)")
+                frames += job.frames[index...].map { _ in finding }
+                return BundleVerifyFinding(whole: finding, frames: frames)
+            }
+        }
+        do {
+            // The rest of the object, so the whole is hashed and sized.
+            _ = try reader.skip(to: .max, buffer: buffer)
+        } catch {
+            return BundleVerifyFinding(whole: VerifyFinding(status: .unreadable, repoSize: reader.position,
+                                                            detail: (error as? PGKeepError)?.message ?? "\(error)"), frames: frames)
+        }
+        let repoSize = reader.position
+        let repoChecksum = try objectHasher.finalize()
+        var whole = VerifyFinding(status: .ok, repoSize: repoSize, size: repoSize)
+        if let expected = job.repoSize, expected != repoSize {
+            whole = VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: repoSize, detail: "stored size \(repoSize) bytes, expected \(expected)")
+        } else if let expected = job.repoChecksum, expected != repoChecksum {
+            whole = VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: repoSize,
+                                  detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
+        }
+        return BundleVerifyFinding(whole: whole, frames: frames)
+    }
+
+    /// Reads one frame (the reader stands at its offset). Damage is a finding; a read error throws.
+    private func verify(_ frame: FileJob.VerifyBundle.Frame, from reader: BundleReader) throws -> VerifyFinding {
+        let file = frame.file
+        do {
+            try readChain(file.compression).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
+        } catch {
+            guard let error = error as? PGKeepError, error.code == .compression else { throw error }
+            // Decompression failed: skip what remains of the frame so the next one is found.
+            if let repoSize = file.repoSize { _ = try reader.skip(to: frame.offset + repoSize, buffer: buffer) }
+            return VerifyFinding(status: .checksumMismatch, repoSize: storedCount.count, size: originalCount.count,
+                                 detail: "the stored frame is damaged: \(error.message)")
+        }
+        let repoSize = storedCount.count
+        let size = originalCount.count
+        let repoChecksum = try storedHash.finishedDigest()
+        let checksum = try originalHash.finishedDigest()
+        if let expected = file.repoSize, expected != repoSize {
+            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
+                                 detail: "stored frame of \(repoSize) bytes, expected \(expected) (the bundle is shorter)")
+        }
+        if let expected = file.repoChecksum, expected != repoChecksum {
+            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                 detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
+        }
+        if let expected = file.size, expected != size {
+            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size, detail: "original size \(size) bytes, expected \(expected)")
+        }
+        if let expected = file.checksum, expected != checksum {
+            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                 detail: "original SHA-256 \(checksum.hex), expected \(expected.hex)")
+        }
+        return VerifyFinding(status: .ok, repoSize: repoSize, size: size)
+    }
+}
+
+/// A sequential reader over a bundle that knows its position, skips forward by reading, and
+/// optionally hashes every byte it passes (verify proves the whole object in the same read).
+final class BundleReader: ByteSource {
+    let reader: StorageReader
+    let hasher: SHA256Hasher?
+    private(set) var position: UInt64 = 0
+
+    init(_ reader: StorageReader, hasher: SHA256Hasher?) {
+        self.reader = reader
+        self.hasher = hasher
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try reader.read(into: buffer)
+        if n > 0 {
+            try hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += UInt64(n)
+        }
+        return n
+    }
+
+    /// Reads forward to `offset`; false when the object ends first.
+    func skip(to offset: UInt64, buffer: IOBuffer) throws -> Bool {
+        while position < offset {
+            let want = Int(min(UInt64(buffer.count), offset - position))
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<want]))
+            if n == 0 { return false }
+        }
+        return true
+    }
+}
