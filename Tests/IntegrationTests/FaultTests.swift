@@ -301,6 +301,47 @@ struct FaultTests {
         }
     }
 
+    @Test("kill -9 during expire at several moments: backup.info never lists a backup that lost a file, and the next expire finishes the job")
+    func killedExpire() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            var midway = 0
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                try Cluster.runTool("pgbench", ["-i", "-s", "2", "-q"] + cluster.connectionArguments + ["postgres"]).check()
+                for (round, delay) in [5, 15, 40].enumerated() {
+                    // Three full backups stored file by file (no bundles): many objects for expire to delete.
+                    for _ in 0..<3 {
+                        _ = try cluster.psql("update pgbench_branches set bbalance = bbalance + 1")
+                        try stanza.backup(cluster, ["--no-bundle"])
+                    }
+                    let before = try stanza.labels()
+                    let expire = Background.start(stanza, ["expire", "--repo1-retention-full=1"], scratch: scratch, name: "expire\(round)")
+                    _ = try await expire.pid()
+                    try await Task.sleep(for: .milliseconds(delay))
+                    let result = try await expire.kill9()
+                    let listed = try stanza.labels()
+                    #expect(listed.last == before.last, "the newest backup is never expired")
+                    if result.status == Self.killed, try !Self.unlistedBackups(stanza).isEmpty { midway += 1 }
+                    // Whenever it died: every backup backup.info lists is whole.
+                    let check = try stanza.run(["verify"])
+                    #expect(check.status == 0, "after a kill at \(delay) ms: \(check)")
+                    // The next run finishes: only the newest backup remains, and no directory is left behind.
+                    try stanza.check(["expire", "--repo1-retention-full=1"])
+                    #expect(try stanza.labels() == [before.last!])
+                    #expect(try Self.unlistedBackups(stanza).isEmpty)
+                }
+                _ = try cluster.psql("update pgbench_branches set bbalance = bbalance + 100")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            print("expire killed mid-way in \(midway) of 3 rounds")
+            let restored = try await Self.restoreAndRecover(stanza, scratch: scratch, name: "after-expire")
+            #expect(restored.difference(from: expected!) == nil)
+        }
+    }
+
     @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed")
     func repositoryFull() async throws {
         try await withScratch { scratch in
