@@ -251,6 +251,73 @@ struct VerifyExpireTests {
         }
     }
 
+    @Test("a chain of fulls, diffs and incrs: a deleted object a diff references is named with exactly the backups it affects; retention removes exactly the dependent backups, and the rest restore")
+    func chainVerifyAndRetention() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var label: [String: String] = [:]
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (id int primary key, note text)")
+                var next = 0
+                for (name, type) in [("F1", "full"), ("D1", "diff"), ("I1", "incr"), ("D2", "diff"), ("I2", "incr"),
+                                     ("F2", "full"), ("I3", "incr")] {
+                    _ = try source.psql("insert into t select g, md5(g::text) from generate_series(\(next), \(next + 4999)) g")
+                    next += 5000
+                    try await source.switchWALAndWaitForArchive()
+                    // One worker: the first full's small files land in a single bundle.
+                    label[name] = try stanza.backup(source, ["--type=\(type)", "--process-max=1"])
+                }
+                _ = try source.psql("update t set note = 'last' where id % 11 = 0")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            let order = ["F1", "D1", "I1", "D2", "I2", "F2", "I3"].map { label[$0]! }
+            #expect(try stanza.labels() == order)
+            #expect(try verify(stanza).status == 0)
+
+            // The first full's bundle holds small files (PG_VERSION, catalogs) every later backup of its
+            // chain references unchanged; the second full starts a chain of its own.
+            let bundle = try #require(stanza.repositoryFiles(under: "backup/main/\(label["F1"]!)/bundle").first)
+            let saved = try readBytes(bundle)
+            try FileManager.default.removeItem(atPath: bundle)
+            let damaged = try verify(stanza)
+            #expect(damaged.status == Exit.verifyFailed, "\(damaged.stderr)")
+            let problems = findings(damaged.report, "problems")
+            let relative = String(bundle.dropFirst(stanza.repository.count + 1))
+            #expect(!problems.isEmpty && problems.allSatisfy { ($0["path"] as? String)?.hasPrefix(relative) == true }, "\(problems)")
+            let affected = Set(problems.flatMap { ($0["backups"] as? [String]) ?? [] })
+            #expect(affected == Set(["F1", "D1", "I1", "D2", "I2"].map { label[$0]! }), "\(affected)")
+            _ = FileManager.default.createFile(atPath: bundle, contents: Data(saved))
+            try PostgresUser.takeOwnership(of: bundle)
+            #expect(try verify(stanza).status == 0)
+
+            // Differential retention: of the fulls and diffs only the newest counts (F2); the diffs go,
+            // each with the incr built on it. The first full stays by the full retention.
+            try stanza.check(["expire", "--repo1-retention-full=2", "--repo1-retention-diff=1"])
+            #expect(try stanza.labels() == ["F1", "F2", "I3"].map { label[$0]! })
+            // Full retention 1: the first full goes, and the WAL before the second full's start with it.
+            try stanza.check(["expire", "--repo1-retention-full=1"])
+            #expect(try stanza.labels() == ["F2", "I3"].map { label[$0]! })
+            let start = try #require(try walRanges(stanza)[label["F2"]!]).start
+            #expect(archivedSegments(stanza).first == start)
+            #expect(try verify(stanza).status == 0)
+
+            for name in ["F2", "I3"] {
+                let target = scratch.path("restore-\(name)")
+                try stanza.restore(into: target, ["--set=\(label[name]!)"]).check()
+                let restored = try Cluster(name: "restored-\(name)", scratch: scratch, existingDataDirectory: target,
+                                           extraConf: ["archive_mode = off"])
+                try await withCluster(restored) { restored in
+                    try await restored.waitForRecoveryEnd()
+                    let actual = try restored.dumpAllDatabases()
+                    #expect(actual.difference(from: expected!) == nil, "restore of \(name): \(actual.difference(from: expected!) ?? "")")
+                }
+            }
+        }
+    }
+
     @Test("backup and expire started together: the second gets lock-held (63); the interrupted backup is cleaned up later")
     func concurrentBackupAndExpire() async throws {
         try await withScratch { scratch in
