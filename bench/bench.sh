@@ -8,6 +8,7 @@
 #                         0.05 = pgbench -s 5 + a ~65 MB table (quick development runs)
 #   BENCH_ROUNDS=3        rounds per case; each round runs pgkeep then pgBackRest (A B A B ...)
 #   BENCH_WAL_SEGMENTS    real 16 MiB WAL segments for archive-push/get (default 100 x scale, 10..100)
+#   BENCH_SMALL_TABLES    tables of dataset S, one small file each (default 50000 x scale, at least 1000)
 #   BENCH_CASES           extended regex: only cases whose name matches run (e.g. 'full|restore')
 #   BENCH_TMPDIR=/var/tmp where the work directory goes (cluster, repositories, restores)
 #   BENCH_KEEP=1          keep the work directory
@@ -32,6 +33,9 @@ calc() { python3 -c "import math; print($1)"; }
 pgbench_scale=$(calc "max(1, round(100 * $scale))")
 mixed_rows=$(calc "max(10000, round(14000000 * $scale))")
 wal_segments=${BENCH_WAL_SEGMENTS:-$(calc "min(100, max(10, round(100 * $scale)))")}
+small_tables=${BENCH_SMALL_TABLES:-$(calc "max(1000, round(50000 * $scale))")}
+latency_calls=50
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 sample_bytes=$(calc "int(max(32, min(256, 256 * $scale * 4)) * 1024 * 1024)")
 
 # ---------------------------------------------------------------------------------------------
@@ -95,6 +99,7 @@ lock-path=$work/lock-pgkeep
 compress-type=lz4
 compress-level=1
 log-level-console=warn
+log-level-file=off
 
 [$stanza]
 pg1-path=$data
@@ -153,14 +158,17 @@ quiesce() { sync; psql -c "CHECKPOINT"; sync; }
 
 # ---------------------------------------------------------------------------------------------
 # Recording.
-#   case_def NAME DESCRIPTION CODEC OP PROCESS_MAX DATA_BYTES   (OP: compress, decompress, hash, -)
+#   case_def NAME DESCRIPTION CODEC OP PROCESS_MAX DATA_BYTES [UNIT [ITEMS ITEM_NAME]]
+#   (OP: compress, decompress, hash, -; UNIT: s or ms for the times shown; ITEMS: things one run
+#   handles, shown as ITEM_NAME per second)
 case_def() {
     python3 - "$@" >>"$cases" <<'PY'
 import json, sys
-name, desc, codec, op, pm, data = sys.argv[1:7]
+name, desc, codec, op, pm, data, unit, items, item_name = (sys.argv[1:] + [""] * 9)[:9]
 print(json.dumps({"name": name, "description": desc, "codec": None if codec == "-" else codec,
                   "op": None if op == "-" else op, "process_max": int(pm),
-                  "data_bytes": int(data) if data.isdigit() else None}))
+                  "data_bytes": int(data) if data.isdigit() else None, "unit": unit or "s",
+                  "items": int(items) if items.isdigit() else None, "item_name": item_name or None}))
 PY
 }
 want_case() { [[ $1 =~ $case_filter ]]; }
@@ -194,53 +202,24 @@ measure() {
     tail -n 5 "$log" | sed 's/^/      /'
     return 1
 }
-show_last() {
-    python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("   %-10s round %d: %s%s" % (r["tool"], r["round"], r["status"], "" if r.get("wall") is None else "  %.2f s wall, %.2f s CPU, %.0f MiB RSS" % (r["wall"], r["cpu"], r["peak_rss"]/1048576)))' "$runs"
+# repeat_measure CASE TOOL ROUND REPEAT-ARGS... -- CMD...: benchlib.py repeat (median of many calls).
+repeat_measure() {
+    local c=$1 t=$2 r=$3
+    shift 3
+    local log="$work/logs/$c.$t.$r.log"
+    rm -f "$work/run.json"
+    if "${lib[@]}" repeat --out "$work/run.json" "${measure_user[@]}" "$@" >"$log" 2>&1; then
+        return 0
+    fi
+    note "$t FAILED in $c round $r (log $log):"
+    tail -n 5 "$log" | sed 's/^/      /'
+    return 1
 }
-
-# ---------------------------------------------------------------------------------------------
-# What pgkeep supports in this build (cases it lacks are reported as unsupported, not failed).
-pgkeep_incr=n
-pgkeep_delta=n
-"$work/bin/pgkeep" help backup 2>/dev/null | grep -q -- '--type=.*incr' && pgkeep_incr=y
-"$work/bin/pgkeep" help restore 2>/dev/null | grep -q -- '--\(\[no-\]\)\?delta' && pgkeep_delta=y
-
-step "cluster: initdb --data-checksums, port $port, work directory $work"
-note "BENCH_SCALE=$scale: pgbench -s $pgbench_scale, $mixed_rows rows of mixed data, $wal_segments WAL segments; BENCH_ROUNDS=$rounds"
-note "pgkeep $("$work/bin/pgkeep" version | awk '{print $2}') (incr: $pgkeep_incr, delta restore: $pgkeep_delta); $("$pgbackrest_bin" version)"
-run "$pg_bin/initdb" --data-checksums -A trust -U postgres -D "$data" >/dev/null
-cat >>"$data/postgresql.conf" <<CONF
-port = $port
-unix_socket_directories = '$work/sock'
-listen_addresses = ''
-wal_level = replica
-archive_mode = on
-archive_command = '$archive_off'
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-CONF
-run "$pg_bin/pg_ctl" -D "$data" -l "$work/postgres.log" -w start >/dev/null
-
-step "dataset P: pgbench -i -s $pgbench_scale"
-run "$pg_bin/pgbench" -i -s "$pgbench_scale" -q -h "$work/sock" -p "$port" postgres 2>&1 | tail -n 1 | sed 's/^/   /'
-psql -c "VACUUM ANALYZE"
-
-# Real WAL for archive-push: the data load's segments, topped up by bulk inserts of md5 text.
-while [ "$(ls "$work/walpool" | wc -l)" -lt "$wal_segments" ]; do
-    psql -c "CREATE TABLE bench_walgen AS SELECT g AS id, md5(g::text) AS note, (random() * 1e9)::int AS n
-             FROM generate_series(1, 500000) g"
-    psql -c "DROP TABLE bench_walgen"
-    sleep 0.5
-done
-wait_archived
-note "WAL sample: $(ls "$work/walpool" | wc -l) segments of $(du -sh "$work/walpool" | cut -f1)"
-
-step "stanza-create (both), archive_command = both tools' archive-push"
-run "${pgk[@]}" stanza-create
-run "${pgbr[@]}" stanza-create
-set_archive_command "$archive_on"
-wait_archived
-note "archive_command = '$archive_on'"
+# wait_background TEXT: until the detached archivers whose command line holds TEXT have exited
+wait_background() { "${lib[@]}" waitgone --pattern "$1" --timeout 120 || note "background processes for $1 still running"; }
+show_last() {
+    python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("   %-10s round %d: %s%s" % (r["tool"], r["round"], r["status"], "" if r.get("wall") is None else "  %.4f s wall, %.4f s CPU%s" % (r["wall"], r["cpu"], "" if r.get("peak_rss") is None else ", %.0f MiB RSS" % (r["peak_rss"]/1048576))))' "$runs"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Full backups. keep[case-tool] holds the label of a backup kept for the restore cases.
@@ -270,6 +249,74 @@ backup_run() {
         if [ "$k" = y ]; then keep[$c-$t]=$label; else rm -rf "${repo:?}/backup/$stanza/$label"; fi
     fi
 }
+
+# ---------------------------------------------------------------------------------------------
+# What pgkeep supports in this build (cases it lacks are reported as unsupported, not failed).
+pgkeep_incr=n
+pgkeep_delta=n
+# (the help text is captured first: `help | grep -q` under pipefail fails when grep's early exit
+# kills the writer with SIGPIPE, which made a supported case look unsupported)
+help_backup=$("$work/bin/pgkeep" help backup 2>/dev/null || true)
+help_restore=$("$work/bin/pgkeep" help restore 2>/dev/null || true)
+grep -q -- '--type=[a-z|]*incr' <<<"$help_backup" && pgkeep_incr=y
+grep -q -- '--\(\[no-\]\)\?delta' <<<"$help_restore" && pgkeep_delta=y
+
+step "cluster: initdb --data-checksums, port $port, work directory $work"
+note "BENCH_SCALE=$scale: pgbench -s $pgbench_scale, $mixed_rows rows of mixed data, $wal_segments WAL segments, $small_tables small tables; BENCH_ROUNDS=$rounds"
+note "load average at the start: $load_start ($(nproc) cores)"
+note "pgkeep $("$work/bin/pgkeep" version | awk '{print $2}') (incr: $pgkeep_incr, delta restore: $pgkeep_delta); $("$pgbackrest_bin" version)"
+run "$pg_bin/initdb" --data-checksums -A trust -U postgres -D "$data" >/dev/null
+cat >>"$data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$work/sock'
+listen_addresses = ''
+wal_level = replica
+archive_mode = on
+archive_command = '$archive_off'
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+CONF
+run "$pg_bin/pg_ctl" -D "$data" -l "$work/postgres.log" -w start >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# Fixed cost: a full backup of the cluster just after initdb (~30 MB), both tools archiving; then
+# archiving goes back to collecting the WAL sample for the data load.
+c=full-empty-lz4-pm1
+if want_case "$c"; then
+    step "$c: the fixed cost of a backup"
+    run "${pgk[@]}" stanza-create
+    run "${pgbr[@]}" stanza-create
+    set_archive_command "$archive_on"
+    wait_archived
+    case_def "$c" "full backup of the almost empty cluster just after initdb (fixed cost), lz4, process-max 1" "-" - 1 "$(data_bytes)"
+    for r in $(seq 1 "$rounds"); do
+        for t in pgkeep pgbackrest; do
+            backup_run "$c" "$t" "$r" n --type=full --compress-type=lz4 --compress-level=1 --process-max=1
+        done
+    done
+    set_archive_command "$archive_off"
+fi
+
+step "dataset P: pgbench -i -s $pgbench_scale"
+run "$pg_bin/pgbench" -i -s "$pgbench_scale" -q -h "$work/sock" -p "$port" postgres 2>&1 | tail -n 1 | sed 's/^/   /'
+psql -c "VACUUM ANALYZE"
+
+# Real WAL for archive-push: the data load's segments, topped up by bulk inserts of md5 text.
+while [ "$(ls "$work/walpool" | wc -l)" -lt "$wal_segments" ]; do
+    psql -c "CREATE TABLE bench_walgen AS SELECT g AS id, md5(g::text) AS note, (random() * 1e9)::int AS n
+             FROM generate_series(1, 500000) g"
+    psql -c "DROP TABLE bench_walgen"
+    sleep 0.5
+done
+wait_archived
+note "WAL sample: $(ls "$work/walpool" | wc -l) segments of $(du -sh "$work/walpool" | cut -f1)"
+
+step "stanza-create (both), archive_command = both tools' archive-push"
+run "${pgk[@]}" stanza-create
+run "${pgbr[@]}" stanza-create
+set_archive_command "$archive_on"
+wait_archived
+note "archive_command = '$archive_on'"
 
 full_cases() {  # DATASET
     local ds=$1 bytes
@@ -447,6 +494,158 @@ if want_case "$cp_" || want_case "$cg_"; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Asynchronous archiving, process-max 2. Push: the sample sits in a scratch data directory's
+# pg_wal with a .ready file each (a backlog, as after a burst of writes); archive-push is called
+# once per segment in order, as PostgreSQL would (in the data directory, with pg_wal/<name>),
+# and each .ready becomes .done after its call returns, so the background pusher works ahead.
+# Timed: until the last segment is acknowledged. Get: restore_command's pattern, archive-get
+# <name> pg_wal/RECOVERYXLOG in a scratch data directory holding the cluster's pg_control, each
+# file then moved aside (PostgreSQL would replay it) and compared with the original at the end.
+# The detached background processes' CPU is not in the CPU column (they are not waited for).
+cpa_="archive-push-async-lz4-pm2"
+cga_="archive-get-async-lz4-pm2"
+if want_case "$cpa_" || want_case "$cga_"; then
+    case_def "$cpa_" "archive-push --archive-async --process-max=2 of $wal_segments ready segments, one call each in order, until all are acknowledged, lz4" \
+        lz4 compress 2 "$seg_bytes" s "$wal_segments" segments
+    case_def "$cga_" "archive-get --archive-async --process-max=2 --archive-get-queue-max=128MiB of the same segments in order into pg_wal/RECOVERYXLOG" \
+        lz4 decompress 2 "$seg_bytes" s "$wal_segments" segments
+    step "$cpa_, $cga_"
+    cat "$work"/walpool/* >/dev/null
+    for r in $(seq 1 "$rounds"); do
+        for t in pgkeep pgbackrest; do
+            repo=$work/archive-$t-$r
+            pushdir=$work/pushdir-$t-$r
+            getdir=$work/getdir-$t-$r
+            tool=$(tool_cmd "$t")
+            run mkdir -p "$repo" "$work/spool-push-$t-$r" "$work/spool-get-$t-$r" "$pushdir/pg_wal/archive_status" "$pushdir/global" \
+                "$getdir/pg_wal" "$getdir/global"
+            run cp "$data/global/pg_control" "$pushdir/global/"
+            run cp "$data/global/pg_control" "$getdir/global/"
+            # hard links: the tools only read the segments
+            run bash -c "for f in $(echo $segments); do ln $work/walpool/\$f $pushdir/pg_wal/\$f || cp $work/walpool/\$f $pushdir/pg_wal/\$f; : >$pushdir/pg_wal/archive_status/\$f.ready; done"
+            run $tool --repo1-path="$repo" stanza-create >/dev/null
+            async="--repo1-path=$repo --archive-async --process-max=2"
+            sync
+            status=ok
+            measure "$cpa_" "$t" "$r" -- bash -c "cd $pushdir && for f in $(echo $segments); do $tool $async --pg1-path=$pushdir --spool-path=$work/spool-push-$t-$r archive-push pg_wal/\$f || exit; mv pg_wal/archive_status/\$f.ready pg_wal/archive_status/\$f.done; done" || status=failed
+            wait_background "$work/spool-push-$t-$r"
+            record "$cpa_" "$t" "$r" "$status" "$(du -sb "$repo/archive" | cut -f1)"
+            show_last
+            rm -rf "$work/walget"
+            run mkdir "$work/walget"
+            sync
+            status=ok
+            measure "$cga_" "$t" "$r" -- bash -c "cd $getdir && for f in $(echo $segments); do $tool $async --pg1-path=$getdir --spool-path=$work/spool-get-$t-$r --archive-get-queue-max=128MiB archive-get \$f pg_wal/RECOVERYXLOG || exit; mv pg_wal/RECOVERYXLOG $work/walget/\$f; done" || status=failed
+            wait_background "$work/spool-get-$t-$r"
+            if [ "$status" = ok ] && ! diff -rq "$work/walpool" "$work/walget" >/dev/null; then
+                status=failed
+                note "$t async archive-get round $r: the files differ from the originals"
+            fi
+            record "$cga_" "$t" "$r" "$status"
+            show_last
+            rm -rf "$repo" "$pushdir" "$getdir" "$work/spool-push-$t-$r" "$work/spool-get-$t-$r" "$work/walget"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Latencies, the median of many calls of one process each (no shell in between): archive-push of
+# one segment into a fresh archive (lz4, synchronous), archive-push of a segment already archived
+# (identical duplicate: both tools succeed), and the start-up of `version`.
+cl_="archive-push-latency-lz4"
+cdup_="archive-push-duplicate"
+cv_="startup-version"
+if want_case "$cl_" || want_case "$cdup_" || want_case "$cv_"; then
+    n_lat=$(( wal_segments < 20 ? wal_segments : 20 ))
+    case_def "$cl_" "one archive-push of a 16 MiB segment into the archive, lz4; median of $n_lat calls per round" - - 1 "" ms
+    case_def "$cdup_" "one archive-push of a segment already in the archive (identical); median of $latency_calls calls per round" - - 1 "" ms
+    case_def "$cv_" "start-up: \`version\`; median of $latency_calls calls per round" - - 1 "" ms
+    step "$cl_, $cdup_, $cv_"
+    ls -d "$work"/walpool/* | head -n "$n_lat" >"$work/latency-items"
+    chmod 644 "$work/latency-items"
+    first=$(head -n 1 "$work/latency-items")
+    cat "$work"/walpool/* >/dev/null
+    for r in $(seq 1 "$rounds"); do
+        for t in pgkeep pgbackrest; do
+            repo=$work/archive-$t-$r
+            if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); bare=("$work/bin/pgkeep"); else cmd=("${pgbr[@]}"); bare=("$pgbackrest_bin"); fi
+            run mkdir "$repo"
+            run "${cmd[@]}" --repo1-path="$repo" stanza-create >/dev/null
+            sync
+            status=ok
+            repeat_measure "$cl_" "$t" "$r" --items "$work/latency-items" -- "${cmd[@]}" --repo1-path="$repo" archive-push {} || status=failed
+            record "$cl_" "$t" "$r" "$status"
+            show_last
+            status=ok
+            repeat_measure "$cdup_" "$t" "$r" --times "$latency_calls" -- "${cmd[@]}" --repo1-path="$repo" archive-push "$first" || status=failed
+            record "$cdup_" "$t" "$r" "$status"
+            show_last
+            status=ok
+            repeat_measure "$cv_" "$t" "$r" --times "$latency_calls" -- "${bare[@]}" version || status=failed
+            record "$cv_" "$t" "$r" "$status"
+            show_last
+            rm -rf "$repo"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Dataset S: many small files. The large tables are dropped and $small_tables tables of one row
+# each created (one 8 KiB file each), by two sessions in parallel, committing every 500.
+cs_="full-S-lz4-pm2"
+crs_="restore-S-lz4-pm2"
+if want_case "$cs_" || want_case "$crs_"; then
+    step "dataset S: $small_tables tables of one row each (the large tables dropped)"
+    set_archive_command "$archive_off"
+    psql -c "DROP TABLE IF EXISTS bench_mixed, pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history"
+    half=$(( small_tables / 2 ))
+    pids=()
+    for part in 0 1; do
+        lo=$(( part * half + 1 ))
+        hi=$(( part == 0 ? half : small_tables ))
+        psql -c "SET synchronous_commit = off" -c "DO \$\$ BEGIN
+                   FOR i IN $lo..$hi LOOP
+                     EXECUTE format('CREATE TABLE bench_s_%s (id int, n int)', i);
+                     EXECUTE format('INSERT INTO bench_s_%s VALUES (%s, 1)', i, i);
+                     IF i % 500 = 0 THEN COMMIT; END IF;
+                   END LOOP; END \$\$" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    psql -c "VACUUM ANALYZE pg_class"
+    set_archive_command "$archive_on"
+    wait_archived
+    quiesce
+    S_bytes=$(data_bytes)
+    S_files=$(find "$data" -path "$data/pg_wal" -prune -o -type f -print | wc -l)
+    note "$(psql_value "SELECT count(*) FROM pg_class WHERE relname LIKE 'bench_s_%'") tables, $S_files files outside pg_wal, $(du -sh --exclude=pg_wal "$data" | cut -f1)"
+    case_def "$cs_" "full backup of S ($S_files files), lz4 level 1, process-max 2" lz4 compress 2 "$S_bytes" s "$S_files" files
+    case_def "$crs_" "restore of that backup into an empty directory, process-max 2" lz4 decompress 2 "$S_bytes" s "$S_files" files
+    step "$cs_, $crs_"
+    warm_cache
+    for r in $(seq 1 "$rounds"); do
+        for t in pgkeep pgbackrest; do
+            k=n
+            [ "$r" = "$rounds" ] && k=y
+            backup_run "$cs_" "$t" "$r" "$k" --type=full --compress-type=lz4 --compress-level=1 --process-max=2
+        done
+    done
+    for r in $(seq 1 "$rounds"); do
+        for t in pgkeep pgbackrest; do
+            label=${keep[$cs_-$t]:-}
+            if [ -z "$label" ]; then record "$crs_" "$t" "$r" failed "" "no backup to restore"; continue; fi
+            if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); else cmd=("${pgbr[@]}"); fi
+            fresh_restore_dir
+            status=ok
+            measure "$crs_" "$t" "$r" -- "${cmd[@]}" restore --set="$label" --pg1-path="$restore_dir" --process-max=2 || status=failed
+            record "$crs_" "$t" "$r" "$status" "" "$(find "$restore_dir" -type f | wc -l) files restored"
+            show_last
+        done
+    done
+    fresh_restore_dir
+fi
+
+# ---------------------------------------------------------------------------------------------
 step "results"
 mkdir -p "$results_dir"
 python3 - "$work/meta.json" "$cases" "$work/speeds" <<PY
@@ -469,6 +668,7 @@ meta = {
                 "hostname": platform.node()},
     "scale": float("$scale"), "rounds": int("$rounds"),
     "pgbench_scale": int("$pgbench_scale"), "mixed_rows": int("$mixed_rows"), "wal_segments": int("$wal_segments"),
+    "small_tables": int("$small_tables"), "loadavg_start": "$load_start",
     "pgkeep_version": "$("$work/bin/pgkeep" version)", "pgbackrest_version": "$("$pgbackrest_bin" version)",
     "postgresql_version": "$("$pg_bin/postgres" --version)",
     "pgkeep_supports": {"incr": "$pgkeep_incr" == "y", "delta": "$pgkeep_delta" == "y"},

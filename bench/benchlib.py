@@ -8,6 +8,17 @@
         /proc every 20 ms; never below the largest single-process peak wait4 reports (ru_maxrss),
         which catches short-lived processes the sampler misses. Exits with CMD's exit status.
 
+    benchlib.py repeat --out RUN.json [--user NAME] [--times N | --items FILE] -- CMD ARGS...
+        Runs CMD N times one after the other (or once per line of FILE, with every "{}" in CMD
+        replaced by the line) and writes the median wall and CPU seconds of one call as "wall" and
+        "cpu", every call's wall time ("calls"), and the largest single-process peak RSS. For
+        latencies (start-up, one archive-push): per call only the fork/exec/wait4 of the command,
+        no shell. Stops at the first call that fails and exits with its status.
+
+    benchlib.py waitgone --pattern TEXT [--timeout S]
+        Waits until no other process has TEXT in its command line (detached background
+        archivers); exits 1 if some still do after S seconds (default 60).
+
     benchlib.py sample --out FILE --bytes N DIR...
         Writes a sample of the files under DIRs: the same leading fraction of every file, so the
         sample has the data set's mix of tables, indexes and free space.
@@ -133,6 +144,81 @@ def cmd_measure(args):
 
 
 # ---------------------------------------------------------------------------------------------
+# repeat
+
+
+def cmd_repeat(args):
+    command = args.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        sys.exit("repeat: no command")
+    if args.items:
+        with open(args.items) as f:
+            items = [line.strip() for line in f if line.strip()]
+        commands = [[a.replace("{}", item) for a in command] for item in items]
+    else:
+        commands = [command] * args.times
+    if args.user and os.geteuid() == 0:
+        # posix_spawn (vfork) keeps the per-call overhead far below fork's; it cannot change
+        # user, so run the whole loop as that user.
+        entry, demote = _drop_to(args.user)
+        os.environ.update(HOME=entry.pw_dir, USER=args.user, LOGNAME=args.user)
+        demote()
+    import shutil
+    env = dict(os.environ)
+    walls, cpus, rss, rc = [], [], 0, 0
+    for argv in commands:
+        exe = shutil.which(argv[0]) or argv[0]
+        start = time.monotonic()
+        pid = os.posix_spawn(exe, argv, env)
+        _, status, usage = os.wait4(pid, 0)
+        walls.append(time.monotonic() - start)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        rss = max(rss, usage.ru_maxrss * 1024)
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0:
+            print(f"repeat: call {len(walls)} failed with {rc}: {' '.join(argv)}", file=sys.stderr)
+            break
+    result = {
+        "wall": round(statistics.median(walls), 6),
+        "cpu": round(statistics.median(cpus), 6),
+        "cpu_user": None, "cpu_sys": None,
+        # not measurable here: a posix_spawn child's ru_maxrss is the parent's (vfork shares it)
+        "peak_rss": None, "max_process_rss": None,
+        "calls": [round(w, 6) for w in walls],
+        "rc": rc,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+    sys.exit(rc if rc >= 0 else 128 - rc)
+
+
+def cmd_waitgone(args):
+    """Waits until no process (but this one) has PATTERN in its command line; 1 on timeout."""
+    pattern = args.pattern.encode()
+    me = os.getpid()
+    deadline = time.monotonic() + args.timeout
+    while True:
+        busy = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) == me:
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if pattern in f.read():
+                        busy.append(int(d))
+            except OSError:
+                pass
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            print(f"waitgone: still running: {busy}", file=sys.stderr)
+            sys.exit(1)
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------------------
 # sample
 
 
@@ -173,8 +259,13 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def _fmt_s(v):
-    return "-" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+def _fmt_s(v, unit="s"):
+    if v is None:
+        return "-"
+    if unit == "ms":
+        v *= 1000
+        return f"{v:.1f}" if v < 1000 else f"{v:.0f}"
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
 def _fmt_bytes(v):
@@ -220,7 +311,8 @@ def cmd_report(args):
     out = sys.stdout
     print(f"\n{meta.get('pgkeep_version', 'pgkeep')} vs {meta.get('pgbackrest_version', 'pgBackRest')}  |  {meta.get('date', '')}  |  "
           f"BENCH_SCALE={meta.get('scale')}  BENCH_ROUNDS={meta.get('rounds')}  |  "
-          f"{meta.get('machine', {}).get('cpu', '?')}, {cores} cores", file=out)
+          f"{meta.get('machine', {}).get('cpu', '?')}, {cores} cores"
+          + (f", load average at the start {meta['loadavg_start']}" if meta.get("loadavg_start") else ""), file=out)
     if speeds:
         print("single-core speeds on the data sample (MB/s): " +
               ", ".join(f"{k} {v / 1e6:.0f}" for k, v in sorted(speeds.items())), file=out)
@@ -244,7 +336,7 @@ def cmd_report(args):
                 "wall_min": min(walls) if walls else None,
                 "wall_max": max(walls) if walls else None,
                 "cpu_median": _median([r["cpu"] for r in ok]),
-                "peak_rss_max": max((r["peak_rss"] for r in ok), default=None),
+                "peak_rss_max": max((r["peak_rss"] for r in ok if r.get("peak_rss") is not None), default=None),
                 "repo_bytes_median": _median([r["repo_bytes"] for r in ok if r.get("repo_bytes") is not None]),
             }
             by_tool[tool] = ok
@@ -268,18 +360,26 @@ def cmd_report(args):
 
         print(f"\n== {name}: {case.get('description', '')}"
               + (f"  [{_fmt_bytes(data)} of data]" if data else ""), file=out)
-        print(f"   {'tool':<11} {'wall median [min-max] s':<26} {'CPU s':>8} {'peak RSS':>10} "
+        unit = case.get("unit") or "s"
+        print(f"   {'tool':<11} {'wall median [min-max] ' + unit:<26} {'CPU ' + unit:>8} {'peak RSS':>10} "
               f"{'repo bytes':>11} {'of limit':>9}", file=out)
         for tool in tools:
             t = entry["tools"][tool]
             if t["wall_median"] is None:
                 print(f"   {tool:<11} {t['status']}", file=out)
                 continue
-            span = f"{_fmt_s(t['wall_median'])} [{_fmt_s(t['wall_min'])}-{_fmt_s(t['wall_max'])}]"
+            span = f"{_fmt_s(t['wall_median'], unit)} [{_fmt_s(t['wall_min'], unit)}-{_fmt_s(t['wall_max'], unit)}]"
             frac = t["fraction_of_compute_limit"]
-            print(f"   {tool:<11} {span:<26} {_fmt_s(t['cpu_median']):>8} {_fmt_bytes(t['peak_rss_max']):>10} "
+            print(f"   {tool:<11} {span:<26} {_fmt_s(t['cpu_median'], unit):>8} {_fmt_bytes(t['peak_rss_max']):>10} "
                   f"{_fmt_bytes(t['repo_bytes_median']):>11} {('-' if frac is None else f'{frac:.0%}'):>9}"
                   + ("" if t["status"] == "ok" else f"  ({t['status']})"), file=out)
+        items = case.get("items")
+        if items:
+            rates = {tool: (round(items / entry["tools"][tool]["wall_median"], 2)
+                            if entry["tools"][tool]["wall_median"] else None) for tool in tools}
+            entry["rate_per_s"] = rates
+            print(f"   {case.get('item_name', 'items')}/s: " + ", ".join(
+                f"{tool} {'-' if rates[tool] is None else f'{rates[tool]:.1f}'}" for tool in tools), file=out)
         if ratios:
             print(f"   pgkeep/pgBackRest per round: {' '.join(f'{x:.2f}' for x in ratios)}  "
                   f"median {entry['ratio_median']:.2f}", file=out)
@@ -298,6 +398,15 @@ def main():
     m.add_argument("--out", required=True)
     m.add_argument("--user")
     m.add_argument("command", nargs=argparse.REMAINDER)
+    p = sub.add_parser("repeat")
+    p.add_argument("--out", required=True)
+    p.add_argument("--user")
+    p.add_argument("--times", type=int, default=50)
+    p.add_argument("--items")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    w = sub.add_parser("waitgone")
+    w.add_argument("--pattern", required=True)
+    w.add_argument("--timeout", type=float, default=60)
     s = sub.add_parser("sample")
     s.add_argument("--out", required=True)
     s.add_argument("--bytes", type=int, required=True)
@@ -307,7 +416,7 @@ def main():
     r.add_argument("--meta", required=True)
     r.add_argument("--out", required=True)
     args = parser.parse_args()
-    {"measure": cmd_measure, "sample": cmd_sample, "report": cmd_report}[args.cmd](args)
+    {"measure": cmd_measure, "repeat": cmd_repeat, "waitgone": cmd_waitgone, "sample": cmd_sample, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
