@@ -185,7 +185,9 @@ final class BlockWorker {
         }
         let layout = try RepositoryLayout(stanza: job.stanza)
         let sink = try FileSink(creating: job.destination, mode: job.mode)
-        let check = BlockCheckSink(target: sink, fileHasher: fileHasher, blockHasher: blockHasher)
+        // One SHA-256 pass: the whole file's checksum (checked before the file is accepted) covers
+        // every block; per-block checksums would hash every byte twice for no extra safety.
+        let check = BlockCheckSink(target: sink, fileHasher: fileHasher, blockHasher: nil)
         var readers: [Int: (reader: StorageReader, path: StoragePath, position: UInt64)] = [:]
         do {
             try fileHasher.reset()
@@ -209,7 +211,6 @@ final class BlockWorker {
                     if n == 0 { throw truncated(objectPath, hint) }
                     entry.position += UInt64(n)
                 }
-                try blockHasher.reset()
                 check.count = 0
                 let read = try decompressChain(reference.compression).run(from: entry.reader, into: check, buffer: skipBuffer,
                                                                          limit: UInt64(block.length))
@@ -217,9 +218,9 @@ final class BlockWorker {
                 entry.position += read
                 readers[Int(block.reference)] = entry
                 let expected = BlockMap.blockLength(index: index, blockSize: map.blockSize, fileSize: map.fileSize)
-                guard check.count == expected, try blockHasher.finalize() == block.checksum else {
+                guard check.count == expected else {
                     throw PGKeepError(.checksumMismatch,
-                                      "block \(index) of '\(job.name)' in '\(storage.describe(objectPath))' does not match its block map",
+                                      "block \(index) of '\(job.name)' in '\(storage.describe(objectPath))' has \(check.count) bytes, its block map \(expected)",
                                       hint: hint)
                 }
             }
@@ -310,17 +311,17 @@ final class ObjectSink: ByteSink {
 final class BlockCheckSink: ByteSink {
     let target: ByteSink
     let fileHasher: SHA256Hasher
-    let blockHasher: SHA256Hasher
+    let blockHasher: SHA256Hasher?
     var count = 0
 
-    init(target: ByteSink, fileHasher: SHA256Hasher, blockHasher: SHA256Hasher) {
+    init(target: ByteSink, fileHasher: SHA256Hasher, blockHasher: SHA256Hasher?) {
         self.target = target
         self.fileHasher = fileHasher
         self.blockHasher = blockHasher
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try blockHasher.update(bytes)
+        try blockHasher?.update(bytes)
         try fileHasher.update(bytes)
         try target.write(bytes)
         count += bytes.count
