@@ -58,6 +58,7 @@ public struct ArchiveGetAsync {
             return
         }
         let prefetched = settings.spool.prefetched(walFile)
+        waitWhilePrefetching(walFile)
         if try Posix.lstat(prefetched) != nil {
             try handOver(prefetched, to: destination)
             log.info("handed over \(walFile) from the prefetch queue")
@@ -67,6 +68,21 @@ public struct ArchiveGetAsync {
         // Only now, with the requested file in place: a missing segment (the end of the archive)
         // starts no prefetching, since the error above left already.
         try launchPrefetcherIfIdle(after: segment)
+    }
+
+    /// When the prefetcher is fetching this very segment right now (its partial file is in the
+    /// spool), waits for it rather than fetching the same bytes a second time; gives up when the
+    /// prefetcher stops or after a generous bound (a stuck prefetcher must not stall recovery).
+    private func waitWhilePrefetching(_ walFile: String) {
+        let started = Clock.monotonic()
+        let marker = walFile + "."
+        while Clock.monotonic() - started < 30 {
+            if (try? Posix.lstat(settings.spool.prefetched(walFile))) != nil { return }
+            guard !StanzaLock.isFree(lockPath: settings.lockPath, stanza: stanza, kind: .archiveGetAsync),
+                  let entries = try? Posix.listDirectory(settings.spool.inDirectory),
+                  entries.contains(where: { $0.hasPrefix(marker) }) else { return }
+            Clock.sleep(seconds: 0.002)
+        }
     }
 
     /// The cluster's WAL segment size from the pg_control of the data directory being recovered.
