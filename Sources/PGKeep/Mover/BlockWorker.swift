@@ -226,9 +226,10 @@ final class BlockWorker {
             }
             let checksum = try fileHasher.finalize()
             guard sink.written == job.size, checksum == job.checksum else {
+                let objects = readers.values.map { storage.describe($0.path) }.sorted().joined(separator: "', '")
                 throw PGKeepError(.checksumMismatch,
-                                  "restored '\(job.destination)' from its blocks does not match the manifest: \(sink.written) bytes with SHA-256 \(checksum.hex), expected \(job.size) bytes with \(job.checksum.hex)",
-                                  hint: hint)
+                                  "restored '\(job.destination)' from its blocks in '\(objects)' does not match the manifest: \(sink.written) bytes with SHA-256 \(checksum.hex), expected \(job.size) bytes with \(job.checksum.hex)",
+                                  hint: hint + " (verify names the damaged block object)")
             }
             try sink.sync()
             try sink.close()

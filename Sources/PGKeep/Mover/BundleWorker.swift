@@ -236,22 +236,8 @@ final class BundleWorker {
         let size = originalCount.count
         let repoChecksum = try storedHash.finishedDigest()
         let checksum = try originalHash.finishedDigest()
-        if let expected = file.repoSize, expected != repoSize {
-            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
-                                 detail: "stored frame of \(repoSize) bytes, expected \(expected) (the bundle is shorter)")
-        }
-        if let expected = file.repoChecksum, expected != repoChecksum {
-            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
-                                 detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
-        }
-        if let expected = file.size, expected != size {
-            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size, detail: "original size \(size) bytes, expected \(expected)")
-        }
-        if let expected = file.checksum, expected != checksum {
-            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
-                                 detail: "original SHA-256 \(checksum.hex), expected \(expected.hex)")
-        }
-        return VerifyFinding(status: .ok, repoSize: repoSize, size: size)
+        return file.finding(repoSize: repoSize, repoChecksum: repoChecksum, size: size, checksum: checksum,
+                            sizeNote: " (the bundle is shorter)")
     }
 }
 

@@ -249,6 +249,32 @@ public enum FileJobResult: Sendable, Hashable {
     case verifiedBundle(BundleVerifyFinding)
 }
 
+extension FileJob.VerifyFile {
+    /// Judges what re-reading measured against what the job expects, in the order a reader
+    /// would want to hear it: stored size, stored SHA-256, original size, original SHA-256.
+    /// `sizeNote` is appended to a stored-size mismatch (a bundle frame: the bundle is shorter).
+    func finding(repoSize: UInt64, repoChecksum: SHA256Digest, size: UInt64, checksum: SHA256Digest,
+                 sizeNote: String = "") -> VerifyFinding {
+        if let expected = self.repoSize, expected != repoSize {
+            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
+                                 detail: "stored size \(repoSize) bytes, expected \(expected)\(sizeNote)")
+        }
+        if let expected = self.repoChecksum, expected != repoChecksum {
+            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                 detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
+        }
+        if let expected = self.size, expected != size {
+            return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
+                                 detail: "original size \(size) bytes, expected \(expected)")
+        }
+        if let expected = self.checksum, expected != checksum {
+            return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
+                                 detail: "original SHA-256 \(checksum.hex), expected \(expected.hex)")
+        }
+        return VerifyFinding(status: .ok, repoSize: repoSize, size: size)
+    }
+}
+
 /// What re-reading one stored object found.
 public struct VerifyFinding: Sendable, Hashable {
     public enum Status: String, Sendable, Hashable, Codable {

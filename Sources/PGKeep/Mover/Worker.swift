@@ -85,26 +85,10 @@ final class Worker {
         do {
             let repoChecksum = try storedHash.finishedDigest()
             let checksum = try originalHash.finishedDigest()
-            if let expected = file.repoSize, expected != repoSize {
-                return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
-                                     detail: "stored size \(repoSize) bytes, expected \(expected)")
-            }
-            if let expected = file.repoChecksum, expected != repoChecksum {
-                return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
-                                     detail: "stored SHA-256 \(repoChecksum.hex), expected \(expected.hex)")
-            }
-            if let expected = file.size, expected != size {
-                return VerifyFinding(status: .sizeMismatch, repoSize: repoSize, size: size,
-                                     detail: "original size \(size) bytes, expected \(expected)")
-            }
-            if let expected = file.checksum, expected != checksum {
-                return VerifyFinding(status: .checksumMismatch, repoSize: repoSize, size: size,
-                                     detail: "original SHA-256 \(checksum.hex), expected \(expected.hex)")
-            }
+            return file.finding(repoSize: repoSize, repoChecksum: repoChecksum, size: size, checksum: checksum)
         } catch {
             return VerifyFinding(status: .unreadable, repoSize: repoSize, size: size, detail: "\(error)")
         }
-        return VerifyFinding(status: .ok, repoSize: repoSize, size: size)
     }
 
     /// stored count/hash → decompress → original count/hash: restore and verify share it.
