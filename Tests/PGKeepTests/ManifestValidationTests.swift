@@ -43,3 +43,22 @@ struct ManifestValidationTests {
         }
     }
 }
+
+@Suite("Repository format versions")
+struct FormatVersionTests {
+    @Test("a manifest or info file written in a later format is refused, naming the format", arguments: [2, 0])
+    func laterFormatRefused(_ format: Int) throws {
+        var manifest = ManifestSample.make()
+        manifest.format = format
+        let bytes = try SealedFile.seal(manifest)
+        let error = #expect(throws: PGKeepError.self) { try SealedFile.open(Manifest.self, from: bytes, name: "backup.manifest") }
+        #expect(error?.code == .repositoryInvalid)
+        #expect(error?.message.contains("format \(format)") == true, "\(error?.message ?? "")")
+
+        var info = BackupInfo(current: DatabaseIdentity(id: 1, systemIdentifier: 7, version: 15, controlVersion: 1300, catalogVersion: 1))
+        info.format = format
+        #expect(throws: PGKeepError.self) { try SealedFile.open(BackupInfo.self, from: try SealedFile.seal(info), name: "backup.info") }
+        // The current format opens.
+        #expect(try SealedFile.open(Manifest.self, from: try SealedFile.seal(ManifestSample.make()), name: "m").format == RepositoryFormat.current)
+    }
+}

@@ -46,11 +46,18 @@ public enum SealedFile {
         guard recorded == actual else {
             throw PGKeepError(.checksumMismatch, "'\(name)' checksum mismatch: recorded \(recorded), computed \(actual)")
         }
+        let value: T
         do {
-            return try JSONDecoder().decode(T.self, from: Data(body))
+            value = try JSONDecoder().decode(T.self, from: Data(body))
         } catch {
             throw PGKeepError(.formatInvalid, "'\(name)' cannot be decoded: \(error)")
         }
+        if let versioned = value as? FormatVersioned, !(1...RepositoryFormat.current).contains(versioned.format) {
+            throw PGKeepError(.repositoryInvalid,
+                              "'\(name)' is in repository format \(versioned.format); this pgkeep reads formats 1 to \(RepositoryFormat.current)",
+                              hint: "use the pgkeep version that wrote the repository, or a newer one")
+        }
+        return value
     }
 
     /// Writes `value` to `path` and then to `path.copy`, each atomically. A crash between the two
