@@ -36,7 +36,8 @@ public struct AsyncSpool: Sendable {
 
     func pushStatus(_ wal: String) throws -> PushStatus? {
         if try Posix.lstat(okFile(wal)) != nil { return .ok }
-        guard let text = try? readSmallFile(errorFile(wal)) else { return nil }
+        guard let bytes = try? out.readSmallFile(try StoragePath(wal + ".error"), limit: 64 << 10) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
         // "<code>\n<message>\n<hint>": written by `recordFailure`.
         let lines = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         let code = lines.first.flatMap { Int32($0) }.flatMap { ErrorCode(rawValue: $0) } ?? .internal
@@ -46,42 +47,20 @@ public struct AsyncSpool: Sendable {
     }
 
     func recordSuccess(_ wal: String) throws {
-        try writeDurably(okFile(wal), "")
+        try out.writeSmallFile(try StoragePath(wal + ".ok"), [])
         _ = try Posix.unlink(errorFile(wal))
     }
 
     func recordFailure(_ wal: String, _ error: Error) throws {
         let failure = (error as? PGKeepError) ?? PGKeepError(.internal, "\(error)")
         let oneLine = { (text: String) in text.split(separator: "\n").joined(separator: " ") }
-        try writeDurably(errorFile(wal), "\(failure.code.rawValue)\n\(oneLine(failure.message))\n\(oneLine(failure.hint ?? ""))")
+        let text = "\(failure.code.rawValue)\n\(oneLine(failure.message))\n\(oneLine(failure.hint ?? ""))"
+        try out.writeSmallFile(try StoragePath(wal + ".error"), Array(text.utf8))
     }
 
-    /// temp name, write, fsync, rename, fsync the directory.
-    private func writeDurably(_ path: String, _ text: String) throws {
-        let directory = Posix.dirname(path)
-        try Posix.mkdirs(directory, mode: 0o750)
-        let temporary = path + ".pgkeep-tmp.\(getpid())"
-        let sink = try FileSink(creating: temporary, mode: 0o640)
-        do {
-            var bytes = text
-            try bytes.withUTF8 { try sink.write(UnsafeRawBufferPointer($0)) }
-            try sink.sync()
-            try sink.close()
-            try Posix.rename(temporary, path)
-        } catch {
-            try? sink.close()
-            _ = try? Posix.unlink(temporary)
-            throw error
-        }
-        try Posix.fsyncDirectory(directory)
-    }
-
-    private func readSmallFile(_ path: String) throws -> String? {
-        guard let source = try FileSource.open(path) else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let n = try bytes.withUnsafeMutableBytes { try source.read(into: $0) }
-        return String(decoding: bytes[0..<n], as: UTF8.self)
-    }
+    /// The acknowledgements directory as storage: its atomic write (temp, fsync, rename, fsync the
+    /// directory) is exactly what a durable `.ok` needs.
+    private var out: PosixStorage { PosixStorage(root: outDirectory) }
 }
 
 /// Runs `body` in a detached child process (fork, new session, standard streams on /dev/null) and
