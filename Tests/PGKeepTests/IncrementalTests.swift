@@ -157,23 +157,43 @@ struct BlockIncrementalTests {
         return Stored(label: label, result: blocks)
     }
 
-    @Test("a block map survives encoding and decoding unchanged")
-    func mapRoundTrip() throws {
-        let map = BlockMap(blockSize: 8192, fileSize: 8192 * 2 + 10,
+    static func blockDigest(_ text: String, _ kind: BlockHashKind = .xxh3_128) -> BlockDigest {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { try! BlockHasher(kind: kind).digest($0) }
+    }
+
+    @Test("a block map survives encoding and decoding unchanged, with either block hash",
+          arguments: [BlockHashKind.xxh3_128, .sha256])
+    func mapRoundTrip(kind: BlockHashKind) throws {
+        let map = BlockMap(hashKind: kind, blockSize: 8192, fileSize: 8192 * 2 + 10,
                            references: [.init(label: Self.labels[0], compression: .lz4), .init(label: Self.labels[1], compression: .zst)],
-                           blocks: [.init(reference: 0, offset: 0, length: 100, checksum: ManifestSample.digest("0")),
-                                    .init(reference: 1, offset: 0, length: 70, checksum: ManifestSample.digest("1")),
-                                    .init(reference: 0, offset: 100, length: 9, checksum: ManifestSample.digest("2"))])
-        let decoded = try BlockMap.decode(map.encoded(), name: "map")
+                           blocks: [.init(reference: 0, offset: 0, length: 100, checksum: Self.blockDigest("0", kind)),
+                                    .init(reference: 1, offset: 0, length: 70, checksum: Self.blockDigest("1", kind)),
+                                    .init(reference: 0, offset: 100, length: 9, checksum: Self.blockDigest("2", kind))])
+        let encoded = map.encoded()
+        #expect(encoded.prefix(8) == (kind == .sha256 ? Array("PGKBMAP1".utf8) : Array("PGKBMAP2".utf8))[...])
+        let referenceBytes = Self.labels[0...1].map { 1 + $0.text.utf8.count + 1 }.reduce(0, +)
+        #expect(encoded.count == 8 + 4 + 8 + 2 + referenceBytes + 4 + 3 * (14 + kind.byteCount))
+        let decoded = try BlockMap.decode(encoded, name: "map")
         #expect(decoded == map)
+        #expect(decoded.hashKind == kind)
         #expect(decoded.usedLabels == [Self.labels[0], Self.labels[1]])
+    }
+
+    @Test("block hashes are XXH3-128 in canonical byte order and SHA-256 for old chains")
+    func blockHashVectors() throws {
+        // Reference values of XXH3-128 (seed 0) and SHA-256 for "" and "abc".
+        #expect(Self.blockDigest("").description == "99aa06d3014798d86001c324468d497f")
+        #expect(Self.blockDigest("abc").description == "06b05ab6733a618578af5f94892f3950")
+        #expect(Self.blockDigest("abc", .sha256).description == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Self.blockDigest("abc") != Self.blockDigest("abd"))
     }
 
     @Test("damaged block maps are refused", arguments: ["truncated", "magic", "count", "order", "reference"])
     func damagedMaps(damage: String) throws {
         var map = BlockMap(blockSize: 8192, fileSize: 8192 * 2, references: [.init(label: Self.labels[0], compression: .none)],
-                           blocks: [.init(reference: 0, offset: 0, length: 8192, checksum: ManifestSample.digest("0")),
-                                    .init(reference: 0, offset: 8192, length: 8192, checksum: ManifestSample.digest("1"))])
+                           blocks: [.init(reference: 0, offset: 0, length: 8192, checksum: Self.blockDigest("0")),
+                                    .init(reference: 0, offset: 8192, length: 8192, checksum: Self.blockDigest("1"))])
         var bytes = map.encoded()
         switch damage {
         case "truncated": bytes.removeLast()
@@ -184,6 +204,35 @@ struct BlockIncrementalTests {
         }
         let error = #expect(throws: PGKeepError.self) { try BlockMap.decode(bytes, name: "m") }
         #expect(error?.code == .formatInvalid)
+    }
+
+    @Test("an incremental on top of a SHA-256 block map (a chain begun before XXH3) keeps SHA-256 and stores only changed blocks")
+    func chainBegunWithSHA256() throws {
+        var bytes = Samples.random(Self.blockSize * 8, seed: 12)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
+        let mapPath = try layout.blockMap(label: Self.labels[0], name: Self.name)
+        #expect(try BlockMap.decode(try #require(try storage.readSmallFile(mapPath, limit: 1 << 20)), name: "m").hashKind == .xxh3_128)
+
+        // Rewrite generation 0's map as the SHA-256 map an earlier version wrote for the same blocks.
+        var old = try BlockMap.decode(try #require(try storage.readSmallFile(mapPath, limit: 1 << 20)), name: "m")
+        old.hashKind = .sha256
+        for index in old.blocks.indices {
+            let range = index * Self.blockSize..<(index + 1) * Self.blockSize
+            old.blocks[index].checksum = bytes[range].withUnsafeBytes { try! BlockHasher(kind: .sha256).digest($0) }
+        }
+        let oldBytes = old.encoded()
+        try storage.writeSmallFile(mapPath, oldBytes)
+        var olderFirst = first
+        olderFirst.result.mapSize = UInt64(oldBytes.count)
+        olderFirst.result.mapChecksum = try SHA256Digest.of(oldBytes)
+
+        bytes[3 * Self.blockSize + 1] ^= 0x10
+        let second = try Self.stored(try store(bytes, generation: 1, prior: olderFirst, compression: .lz4), Self.labels[1])
+        #expect(second.result.changedBlocks == 1)
+        let secondMap = try BlockMap.decode(try #require(try storage.readSmallFile(try layout.blockMap(label: Self.labels[1], name: Self.name),
+                                                                                   limit: 1 << 20)), name: "m")
+        #expect(secondMap.hashKind == .sha256)
+        #expect(try restore(second, into: "g1") == bytes)
     }
 
     @Test("a chain of block-incremental generations stores only changed blocks and each one reassembles exactly",

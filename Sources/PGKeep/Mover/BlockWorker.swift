@@ -8,14 +8,14 @@ import Darwin
 /// hashers and one codec chain per compression, created once and reused for every file.
 ///
 /// Storing (`store`): the file is read one block at a time into a fixed buffer. Each block's
-/// SHA-256 is compared with the prior map's; an equal block is referenced where it already lies,
+/// hash (XXH3-128, or SHA-256 in a chain that began with it) is compared with the prior map's; an equal block is referenced where it already lies,
 /// a different one is compressed as one frame and appended to this backup's block object. The
 /// new map is written after the object is durable. A file whose every block and size match the
 /// prior is reported `.unchanged` and nothing is kept.
 ///
 /// Restoring (`restore`): the map is loaded and checked against the manifest, then the file is
 /// written block by block from the objects the map names. One reader per object moves forward
-/// only (skipping by reading), each block is decompressed and checked against its SHA-256, and
+/// only (skipping by reading), each block is decompressed and checked against its size, and
 /// the whole file against the manifest's size and SHA-256.
 final class BlockWorker {
     let storage: Storage
@@ -23,7 +23,8 @@ final class BlockWorker {
     private var blockBuffer: IOBuffer?
     private let skipBuffer: IOBuffer
     private let fileHasher: SHA256Hasher
-    private let blockHasher: SHA256Hasher
+    private let xxh3Hasher: BlockHasher
+    private var sha256BlockHasher: BlockHasher?
     private let objectHasher: SHA256Hasher
     private var compressChains: [String: FilterChain] = [:]
     private var decompressChains: [CompressionType: FilterChain] = [:]
@@ -36,8 +37,20 @@ final class BlockWorker {
         self.bufferSize = bufferSize
         skipBuffer = IOBuffer(size: bufferSize)
         fileHasher = try SHA256Hasher()
-        blockHasher = try SHA256Hasher()
+        xxh3Hasher = try BlockHasher(kind: .xxh3_128)
         objectHasher = try SHA256Hasher()
+    }
+
+    /// The hasher for a map of `kind`: a chain keeps the kind its first map used.
+    private func blockHasher(_ kind: BlockHashKind) throws -> BlockHasher {
+        switch kind {
+        case .xxh3_128: return xxh3Hasher
+        case .sha256:
+            if let hasher = sha256BlockHasher { return hasher }
+            let hasher = try BlockHasher(kind: .sha256)
+            sha256BlockHasher = hasher
+            return hasher
+        }
     }
 
     private func buffer(blockSize: Int) -> IOBuffer {
@@ -82,7 +95,10 @@ final class BlockWorker {
             // A map in another block size cannot be compared block for block: store everything.
             if loaded.blockSize == job.blockSize { prior = loaded }
         }
-        var map = BlockMap(blockSize: job.blockSize)
+        // New chains hash blocks with XXH3-128; a chain begun with SHA-256 maps keeps SHA-256 so its
+        // blocks stay comparable until the next full backup.
+        let blockHasher = try blockHasher(prior?.hashKind ?? .xxh3_128)
+        var map = BlockMap(hashKind: blockHasher.kind, blockSize: job.blockSize)
         let own = try map.referenceIndex(.init(label: job.label, compression: job.compression))
         let chain = try compressChain(job.compression, level: job.compressLevel)
         let block = buffer(blockSize: job.blockSize)
@@ -102,9 +118,7 @@ final class BlockWorker {
                 let bytes = UnsafeRawBufferPointer(rebasing: block.bytes[0..<n])
                 try fileHasher.update(bytes)
                 pages?.update(bytes)
-                try blockHasher.reset()
-                try blockHasher.update(bytes)
-                let digest = try blockHasher.finalize()
+                let digest = try blockHasher.digest(bytes)
                 let index = map.blocks.count
                 if let prior, index < prior.blocks.count, prior.blocks[index].checksum == digest,
                    BlockMap.blockLength(index: index, blockSize: prior.blockSize, fileSize: prior.fileSize) == n {
@@ -153,7 +167,7 @@ final class BlockWorker {
 
     /// The map with only the references its blocks use, in first-use order.
     static func compacted(_ map: BlockMap) -> BlockMap {
-        var result = BlockMap(blockSize: map.blockSize, fileSize: map.fileSize)
+        var result = BlockMap(hashKind: map.hashKind, blockSize: map.blockSize, fileSize: map.fileSize)
         var remap: [UInt16: UInt16] = [:]
         for block in map.blocks {
             var copy = block

@@ -1,9 +1,10 @@
 /// The block map of a block-incremental file (repo-layout.md §3.4): for every fixed-size block of
 /// the file, where its bytes are stored (which backup's block object, at which offset, how many
-/// stored bytes) and the SHA-256 of its original bytes.
+/// stored bytes) and a hash of its original bytes (`BlockHashKind`: XXH3-128 in maps written by
+/// this version, SHA-256 in maps of chains begun before it).
 ///
 /// A backup that finds a large file changed compares the file block by block against the prior
-/// backup's map and stores only the blocks whose SHA-256 differs; the new map points the others
+/// backup's map and stores only the blocks whose hash differs; the new map points the others
 /// at the objects that already hold them. A restore reads the newest map only and reassembles the
 /// file from the objects it names, in block order: within one object the blocks a map uses always
 /// appear in increasing offset order, so every object is read once, front to back, without
@@ -11,13 +12,13 @@
 ///
 /// The binary form (all integers big-endian):
 ///
-///     magic       8 bytes   "PGKBMAP1"
+///     magic       8 bytes   "PGKBMAP2" (block hashes XXH3-128) or "PGKBMAP1" (SHA-256)
 ///     blockSize   u32       bytes per block (the last block may be shorter)
 ///     fileSize    u64       bytes of the file the map describes
 ///     refCount    u16       entries in the reference table
 ///     references  refCount x { labelLength u8, label (UTF-8), compression u8 (0 none, 1 lz4, 2 zst) }
 ///     blockCount  u32       ceil(fileSize / blockSize)
-///     blocks      blockCount x { reference u16, offset u64, length u32, sha256 32 bytes }
+///     blocks      blockCount x { reference u16, offset u64, length u32, hash (16 or 32 bytes) }
 ///
 /// The map file itself is covered by the size and SHA-256 recorded in the manifest entry.
 public struct BlockMap: Equatable, Sendable {
@@ -33,24 +34,30 @@ public struct BlockMap: Equatable, Sendable {
         /// Offset and length of the stored (compressed) block in the reference's block object.
         public var offset: UInt64
         public var length: UInt32
-        /// SHA-256 of the block's original bytes.
-        public var checksum: SHA256Digest
+        /// Hash of the block's original bytes, of the map's `hashKind`.
+        public var checksum: BlockDigest
     }
 
+    /// The hash every block's `checksum` has; it decides the magic.
+    public var hashKind: BlockHashKind
     public var blockSize: Int
     public var fileSize: UInt64
     public var references: [Reference]
     public var blocks: [Block]
 
-    public init(blockSize: Int, fileSize: UInt64 = 0, references: [Reference] = [], blocks: [Block] = []) {
+    public init(hashKind: BlockHashKind = .xxh3_128, blockSize: Int, fileSize: UInt64 = 0, references: [Reference] = [],
+                blocks: [Block] = []) {
+        self.hashKind = hashKind
         self.blockSize = blockSize
         self.fileSize = fileSize
         self.references = references
         self.blocks = blocks
     }
 
-    static let magic = Array("PGKBMAP1".utf8)
-    static let blockRecordSize = 2 + 8 + 4 + 32
+    static let magicSHA256 = Array("PGKBMAP1".utf8)
+    static let magicXXH3 = Array("PGKBMAP2".utf8)
+
+    static func blockRecordSize(_ kind: BlockHashKind) -> Int { 2 + 8 + 4 + kind.byteCount }
 
     /// The original size of block `index` of a file of `fileSize` bytes.
     public static func blockLength(index: Int, blockSize: Int, fileSize: UInt64) -> Int {
@@ -78,10 +85,12 @@ public struct BlockMap: Equatable, Sendable {
         Set(blocks.map { references[Int($0.reference)].label }).sorted()
     }
 
+    /// The binary form. Every block's checksum must be of `hashKind` (writers hash with one
+    /// `BlockHasher`; a mixed map is a programming error and traps).
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(32 + references.count * 40 + blocks.count * Self.blockRecordSize)
-        out += Self.magic
+        out.reserveCapacity(32 + references.count * 40 + blocks.count * Self.blockRecordSize(hashKind))
+        out += hashKind == .sha256 ? Self.magicSHA256 : Self.magicXXH3
         append(&out, UInt64(blockSize), bytes: 4)
         append(&out, fileSize, bytes: 8)
         append(&out, UInt64(references.count), bytes: 2)
@@ -96,7 +105,8 @@ public struct BlockMap: Equatable, Sendable {
             append(&out, UInt64(block.reference), bytes: 2)
             append(&out, block.offset, bytes: 8)
             append(&out, UInt64(block.length), bytes: 4)
-            out += block.checksum.bytes
+            precondition(block.checksum.kind == hashKind, "block map mixes hash kinds")
+            block.checksum.withUnsafeBytes { out.append(contentsOf: $0) }
         }
         return out
     }
@@ -104,7 +114,16 @@ public struct BlockMap: Equatable, Sendable {
     /// Parses and validates a map; `name` is used in error messages.
     public static func decode(_ bytes: [UInt8], name: String) throws -> BlockMap {
         var reader = Reader(bytes: bytes, name: name)
-        guard try reader.take(8) == magic[...] else { throw reader.invalid("it does not start with PGKBMAP1") }
+        let magic = try reader.take(8)
+        let hashKind: BlockHashKind
+        if magic == magicXXH3[...] {
+            hashKind = .xxh3_128
+        } else if magic == magicSHA256[...] {
+            hashKind = .sha256
+        } else {
+            throw reader.invalid("it starts with neither PGKBMAP2 nor PGKBMAP1")
+        }
+        let recordSize = blockRecordSize(hashKind)
         let blockSize = Int(try reader.integer(4))
         guard blockSize >= 512, blockSize <= 64 << 20 else { throw reader.invalid("block size \(blockSize) is out of range") }
         let fileSize = try reader.integer(8)
@@ -123,7 +142,7 @@ public struct BlockMap: Equatable, Sendable {
         guard blockCount == Self.blockCount(blockSize: blockSize, fileSize: fileSize) else {
             throw reader.invalid("it has \(blockCount) blocks for \(fileSize) bytes in blocks of \(blockSize)")
         }
-        guard reader.remaining == blockCount * blockRecordSize else {
+        guard reader.remaining == blockCount * recordSize else {
             throw reader.invalid("its length does not match its \(blockCount) blocks")
         }
         var blocks: [Block] = []
@@ -134,8 +153,8 @@ public struct BlockMap: Equatable, Sendable {
             let reference = Int(try reader.integer(2))
             let offset = try reader.integer(8)
             let length = UInt32(try reader.integer(4))
-            let digestBytes = try reader.take(32)
-            guard let checksum = digestBytes.withUnsafeBytes({ SHA256Digest(bytes: $0) }) else {
+            let digestBytes = try reader.take(hashKind.byteCount)
+            guard let checksum = digestBytes.withUnsafeBytes({ BlockDigest(kind: hashKind, bytes: $0) }) else {
                 throw reader.invalid("block \(index) has no checksum")
             }
             guard reference < references.count else { throw reader.invalid("block \(index) names reference \(reference) of \(references.count)") }
@@ -145,7 +164,7 @@ public struct BlockMap: Equatable, Sendable {
             nextOffset[reference] = offset + UInt64(length)
             blocks.append(Block(reference: UInt16(reference), offset: offset, length: length, checksum: checksum))
         }
-        return BlockMap(blockSize: blockSize, fileSize: fileSize, references: references, blocks: blocks)
+        return BlockMap(hashKind: hashKind, blockSize: blockSize, fileSize: fileSize, references: references, blocks: blocks)
     }
 
     static func code(_ compression: CompressionType) -> UInt8 {
