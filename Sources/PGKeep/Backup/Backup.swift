@@ -41,8 +41,8 @@ public struct BackupOptions: Sendable {
 ///    becomes a full one and says so.
 /// 2. `pg_backup_start(label, fast)` in one session that stays open to the end: if it dies, the
 ///    server silently abandons the backup (postgres-facts §11.4).
-/// 3. Record the copy start and wait into the next second, so that any later write to a file gets
-///    a later mtime. List the data directory and tablespaces with PostgreSQL's exclusions; for
+/// 3. Record the copy start (the second before the current one), so that any write to a file
+///    after it was listed gets a later mtime than the copy start. List the data directory and tablespaces with PostgreSQL's exclusions; for
 ///    diff/incr decide per file what changed (`IncrementalPlan`); copy what must be copied with
 ///    `--process-max` workers, largest first, each through SHA-256 and compression. Files of at
 ///    least `BlockIncremental.minimumFileSize` are stored in blocks, and a changed one stores only
@@ -198,9 +198,13 @@ public final class BackupRun {
             if let oid = UInt32(row[0] ?? ""), let name = row[1] { tablespaces[oid] = (name, row[2] ?? "") }
         }
 
-        // Copy start: every write to a file from the next second on gives it a later mtime.
-        let copyStart = Clock.now()
-        Clock.sleep(seconds: Double(copyStart + 1) - Clock.nowPrecise())
+        // Copy start: the second BEFORE the one the listing begins in. A file whose mtime is not
+        // later than it was last written before the listing, so any write after it was read gives
+        // it a later mtime (§4.1). Recording the previous second instead of waiting into the next
+        // one keeps the same guarantee for every reader of the manifest without costing up to a
+        // second per backup. The 0.1 s margin covers file systems stamping mtimes from a coarse
+        // clock that lags the precise one by a tick.
+        let copyStart = Int64((Clock.nowPrecise() - 0.1).rounded(.down)) - 1
 
         var walker = ClusterWalker(dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
         let listing = try walker.walk()
