@@ -189,6 +189,30 @@ PY
     rm -f "$work/run.json"
 }
 
+# copy_phase LOG: adds copy_seconds to run.json, the time between the "backup start" and "backup
+# stop" log lines (pgkeep: "backup start LSN", "backup stop LSN"; pgBackRest: "backup start
+# archive", "backup stop archive"): listing and copying, without connecting, the checkpoint and
+# waiting for WAL, which the wall time includes.
+copy_phase() {
+    [ -f "$work/run.json" ] || return 0
+    python3 - "$1" "$work/run.json" <<'PY'
+import datetime, json, re, sys
+log, path = sys.argv[1], sys.argv[2]
+stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\b.*INFO: backup (start|stop) (LSN|archive)")
+times = {}
+for line in open(log, errors="replace"):
+    m = stamp.match(line)
+    if m:
+        times.setdefault(m.group(2), datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f"))
+with open(path) as f:
+    run = json.load(f)
+if "start" in times and "stop" in times:
+    run["copy_seconds"] = round((times["stop"] - times["start"]).total_seconds(), 3)
+with open(path, "w") as f:
+    json.dump(run, f)
+PY
+}
+
 # measure CASE TOOL ROUND -- CMD...: runs CMD timed as postgres; returns its exit status.
 measure() {
     local c=$1 t=$2 r=$3
@@ -234,11 +258,14 @@ backup_run() {
     local repo=$work/repo-$t before label status=ok bytes=""
     before=$(labels "$repo")
     quiesce
+    # info on the console: both tools log "backup start ..." and "backup stop ..." with
+    # millisecond timestamps, which bound the copy phase (copy_phase below).
     if [ "$t" = pgkeep ]; then
-        measure "$c" "$t" "$r" -- "${pgk[@]}" backup --start-fast "$@" || status=failed
+        measure "$c" "$t" "$r" -- "${pgk[@]}" backup --start-fast --log-level-console=info "$@" || status=failed
     else
-        measure "$c" "$t" "$r" -- "${pgbr[@]}" backup "$@" || status=failed
+        measure "$c" "$t" "$r" -- "${pgbr[@]}" backup --log-level-console=info "$@" || status=failed
     fi
+    copy_phase "$work/logs/$c.$t.$r.log"
     label=$(new_label "$before" "$repo")
     if [ "$status" = ok ] && [ -n "$label" ]; then
         bytes=$(du -sb "$repo/backup/$stanza/$label" | cut -f1)

@@ -331,7 +331,8 @@ def cmd_report(args):
             t = {
                 "status": status,
                 "rounds": [{k: r.get(k) for k in ("round", "wall", "cpu", "cpu_user", "cpu_sys", "peak_rss",
-                                                   "repo_bytes", "status", "note")} for r in tr],
+                                                   "repo_bytes", "status", "note", "copy_seconds")} for r in tr],
+                "copy_median": _median([r["copy_seconds"] for r in ok if r.get("copy_seconds") is not None]),
                 "wall_median": _median(walls),
                 "wall_min": min(walls) if walls else None,
                 "wall_max": max(walls) if walls else None,
@@ -356,6 +357,8 @@ def cmd_report(args):
             t = entry["tools"][tool]
             t["fraction_of_compute_limit"] = (
                 round(data / t["wall_median"] / limit, 3) if limit and data and t["wall_median"] else None)
+            t["copy_fraction_of_compute_limit"] = (
+                round(data / t["copy_median"] / limit, 3) if limit and data and t.get("copy_median") else None)
         results.append(entry)
 
         print(f"\n== {name}: {case.get('description', '')}"
@@ -373,6 +376,16 @@ def cmd_report(args):
             print(f"   {tool:<11} {span:<26} {_fmt_s(t['cpu_median'], unit):>8} {_fmt_bytes(t['peak_rss_max']):>10} "
                   f"{_fmt_bytes(t['repo_bytes_median']):>11} {('-' if frac is None else f'{frac:.0%}'):>9}"
                   + ("" if t["status"] == "ok" else f"  ({t['status']})"), file=out)
+        if any(entry["tools"][tool].get("copy_median") for tool in tools):
+            parts = []
+            for tool in tools:
+                t = entry["tools"][tool]
+                if not t.get("copy_median"):
+                    parts.append(f"{tool} -")
+                    continue
+                frac = t["copy_fraction_of_compute_limit"]
+                parts.append(f"{tool} {t['copy_median']:.2f} s" + ("" if frac is None else f" ({frac:.0%} of limit)"))
+            print("   copy phase (backup start to stop log lines), median: " + ", ".join(parts), file=out)
         items = case.get("items")
         if items:
             rates = {tool: (round(items / entry["tools"][tool]["wall_median"], 2)
