@@ -323,5 +323,36 @@ struct BlockIncrementalTests {
         _ = try directory.write("existing", changed)
         #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
         #expect(try directory.read("existing") == bytes)
+
+        // A difference in the short last block, a longer and a shorter file are rewritten too.
+        for existing in [Array(bytes.dropLast()) + [bytes.last! ^ 0x40], bytes + [0], Array(bytes.dropLast(5))] {
+            _ = try directory.write("existing", existing)
+            #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
+            #expect(try directory.read("existing") == bytes)
+        }
+    }
+
+    @Test("delta restore compares block by block with an XXH3 map, by whole-file SHA-256 with a SHA-256 map")
+    func keepMatchingByMapKind() throws {
+        let bytes = Samples.random(Self.blockSize * 4, seed: 13)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
+        let worker = try BlockWorker(storage: storage, bufferSize: 1024)
+        let mapPath = try layout.blockMap(label: Self.labels[0], name: Self.name)
+        let map = try BlockMap.decode(try #require(try storage.readSmallFile(mapPath, limit: 1 << 20)), name: "m")
+        _ = try directory.write("existing", bytes)
+        #expect(try worker.blocksMatch(path: directory.path("existing"), map: map) == true)
+        #expect(try worker.blocksMatch(path: directory.path("missing"), map: map) == nil)
+        var changed = bytes
+        changed[Self.blockSize * 2 + 100] ^= 0x02
+        _ = try directory.write("existing", changed)
+        #expect(try worker.blocksMatch(path: directory.path("existing"), map: map) == false)
+
+        var old = map
+        old.hashKind = .sha256
+        for index in old.blocks.indices {
+            old.blocks[index].checksum = bytes[index * Self.blockSize..<(index + 1) * Self.blockSize]
+                .withUnsafeBytes { try! BlockHasher(kind: .sha256).digest($0) }
+        }
+        #expect(try worker.blocksMatch(path: directory.path("existing"), map: old) == nil)
     }
 }
