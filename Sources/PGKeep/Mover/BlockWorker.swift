@@ -280,10 +280,12 @@ final class BlockWorker {
         return chain
     }
 
+    /// Restore only: the reassembled file's SHA-256 is compared with the manifest before the file
+    /// is kept, so the codec's own frame checksum is skipped (see `makeDecompressFilter`).
     private func decompressChain(_ compression: CompressionType) throws -> FilterChain {
         if let chain = decompressChains[compression] { return chain }
         var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: true) { filters.append(decompressor) }
         let chain = FilterChain(filters)
         decompressChains[compression] = chain
         return chain

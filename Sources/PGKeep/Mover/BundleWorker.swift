@@ -20,7 +20,8 @@ final class BundleWorker {
     private let pageCheck = PageCheckFilter()
     private let objectHasher: SHA256Hasher
     private var storeChains: [String: FilterChain] = [:]
-    private var readChains: [CompressionType: FilterChain] = [:]
+    private var verifyChains: [CompressionType: FilterChain] = [:]
+    private var restoreChains: [CompressionType: FilterChain] = [:]
 
     init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker) throws {
         self.storage = storage
@@ -92,14 +93,18 @@ final class BundleWorker {
         return chain
     }
 
-    /// stored count/hash → decompress → original count/hash, for restore and verify.
-    private func readChain(_ compression: CompressionType) throws -> FilterChain {
-        if let chain = readChains[compression] { return chain }
+    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
+    /// compares every frame's original SHA-256 with the manifest before keeping the file, so its
+    /// decompressor may skip the codec's own frame checksum; verify keeps it.
+    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
+        if let chain = forRestore ? restoreChains[compression] : verifyChains[compression] { return chain }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
+            filters.append(decompressor)
+        }
         filters += [originalCount, originalHash]
         let chain = FilterChain(filters)
-        readChains[compression] = chain
+        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
         return chain
     }
 
@@ -142,7 +147,7 @@ final class BundleWorker {
         }
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
-            try readChain(file.compression).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
+            try readChain(file.compression, forRestore: true).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
             guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
                 throw PGKeepError(.checksumMismatch,
                                   "the stored frame of \(where_) does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
@@ -224,7 +229,7 @@ final class BundleWorker {
     private func verify(_ frame: FileJob.VerifyBundle.Frame, from reader: BundleReader) throws -> VerifyFinding {
         let file = frame.file
         do {
-            try readChain(file.compression).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
+            try readChain(file.compression, forRestore: false).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
         } catch {
             guard let error = error as? PGKeepError, error.code == .compression else { throw error }
             // Decompression failed: skip what remains of the frame so the next one is found.

@@ -17,6 +17,7 @@ final class Worker {
     private let storedHash: SHA256Filter
     private let pageCheck = PageCheckFilter()
     private var storeChains: [String: FilterChain] = [:]
+    private var verifyChains: [CompressionType: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
     private var blockWorker: BlockWorker?
     private var bundleWorker: BundleWorker?
@@ -69,7 +70,7 @@ final class Worker {
             return VerifyFinding(status: .unreadable, detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
         }
         do {
-            try restoreChain(file.compression).run(from: source, into: DiscardSink(), buffer: buffer)
+            try readChain(file.compression, forRestore: false).run(from: source, into: DiscardSink(), buffer: buffer)
         } catch {
             // Stored bytes that no longer decompress were changed after they were hashed: report
             // them as damaged, as restore does. Anything else (an I/O error) is "unreadable".
@@ -91,16 +92,19 @@ final class Worker {
         }
     }
 
-    /// stored count/hash → decompress → original count/hash: restore and verify share it.
-    private func restoreChain(_ compression: CompressionType) throws -> FilterChain {
-        if let cached = restoreChains[compression] { return cached }
+    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
+    /// always compares the original SHA-256 with the manifest before keeping a file, so its
+    /// decompressor may skip the codec's own frame checksum (see `makeDecompressFilter`); verify
+    /// keeps it (an expectation there may be missing).
+    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
+        if let cached = forRestore ? restoreChains[compression] : verifyChains[compression] { return cached }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) {
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
             filters.append(decompressor)
         }
         filters += [originalCount, originalHash]
         let chain = FilterChain(filters)
-        restoreChains[compression] = chain
+        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
         return chain
     }
 
@@ -163,7 +167,7 @@ final class Worker {
             throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
                               hint: "the backup is damaged; restore another backup with --set")
         }
-        let chain = try restoreChain(file.compression)
+        let chain = try readChain(file.compression, forRestore: true)
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
             try chain.run(from: source, into: sink, buffer: buffer)
