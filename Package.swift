@@ -23,11 +23,13 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Not a library: glibc calls Swift's Glibc module hides behind _GNU_SOURCE (shim.h says why).
+        .systemLibrary(name: "CLinux"),
 
         .target(
             name: "PGKeep",
             dependencies: [
-                "CZstd", "CLZ4", "CCrypto", "CPQ",
+                "CZstd", "CLZ4", "CCrypto", "CPQ", "CLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]

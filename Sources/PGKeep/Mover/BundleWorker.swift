@@ -12,6 +12,7 @@ final class BundleWorker {
     let buffer: IOBuffer
     let bufferSize: Int
     private let blocks: BlockWorker
+    private let deferredSyncs: DeferredSyncs
 
     private let originalCount = ByteCountFilter()
     private let originalHash: SHA256Filter
@@ -23,11 +24,12 @@ final class BundleWorker {
     private var verifyChains: [CompressionType: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
 
-    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker) throws {
+    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
         self.storage = storage
         self.buffer = buffer
         self.bufferSize = bufferSize
         self.blocks = blocks
+        self.deferredSyncs = deferredSyncs
         originalHash = try SHA256Filter()
         storedHash = try SHA256Filter()
         objectHasher = try SHA256Hasher()
@@ -158,8 +160,6 @@ final class BundleWorker {
                                   "restored \(where_) does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
                                   hint: Self.damagedHint)
             }
-            try sink.sync()
-            try sink.close()
         } catch {
             try? sink.close()
             _ = try? Posix.unlink(file.destination)
@@ -168,7 +168,9 @@ final class BundleWorker {
             }
             throw error
         }
+        // Attributes before the fsync, which makes them durable with the data.
         try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+        try deferredSyncs.add(sink)
     }
 
     // MARK: Verify
