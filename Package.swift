@@ -24,11 +24,13 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        // Not a library: glibc calls Swift's Glibc module hides behind _GNU_SOURCE (shim.h says why).
+        .systemLibrary(name: "CLinux"),
 
         .target(
             name: "PGKeep",
             dependencies: [
-                "CZstd", "CLZ4", "CCrypto", "CPQ", "CXXHash",
+                "CZstd", "CLZ4", "CCrypto", "CPQ", "CXXHash", "CLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]

@@ -62,10 +62,15 @@ public enum CompressionType: String, CaseIterable, Sendable {
     }
 
     /// A filter that decompresses one frame of this format, or nil for `.none`.
-    public func makeDecompressFilter(bufferSize: Int) throws(PGKeepError) -> Filter? {
+    ///
+    /// `outputVerified: true` lets the codec skip its own frame checksum where that is expensive
+    /// (lz4's XXH32). Pass it only when every decompressed byte goes through a SHA-256 that is
+    /// compared with a recorded digest before the output is accepted (restore); verify and
+    /// anything that may lack a recorded digest keep the codec's check.
+    public func makeDecompressFilter(bufferSize: Int, outputVerified: Bool = false) throws(PGKeepError) -> Filter? {
         switch self {
         case .none: return nil
-        case .lz4: return try LZ4DecompressFilter(bufferSize: bufferSize)
+        case .lz4: return try LZ4DecompressFilter(bufferSize: bufferSize, verifyContentChecksum: !outputVerified)
         case .zst: return try ZstdDecompressFilter(bufferSize: bufferSize)
         }
     }

@@ -10,7 +10,8 @@ import CLZ4
 //   `repoChecksum` and the original bytes' `checksum`, or the archive name), both checked on
 //   restore; lz4's XXH32 on top cost as much CPU as the compression itself (`lz4 -1` on a 466 MB
 //   table file: 0.61 s of CPU with the frame checksum, 0.37 s without). Frames written by earlier
-//   versions carry one; the decoder still checks it.
+//   versions carry one; the decoder checks it unless its caller compares the output's SHA-256
+//   with a recorded digest (restore: `verifyContentChecksum: false`).
 
 /// Compresses a stream into a single lz4 frame.
 ///
@@ -132,11 +133,19 @@ public final class LZ4DecompressFilter: Filter {
     private var output: PendingOutput
     private var state = StreamState.idle
     private var frameComplete = false
+    private var options = LZ4F_decompressOptions_t()
 
     /// Creates a decompressor whose output buffer holds `bufferSize` bytes (any size works; larger
     /// means fewer, bigger writes downstream).
-    public init(bufferSize: Int) throws(PGKeepError) {
+    ///
+    /// `verifyContentChecksum: false` skips the frame's XXH32 content checksum (liblz4 still reads
+    /// it, so truncation is still caught). The checksum costs more CPU than the decoding itself
+    /// (liblz4's XXH32 is slow as Debian builds it: a third of a restore's CPU time in `perf`);
+    /// pass false only when the caller checks the SHA-256 of every decompressed byte against a
+    /// recorded digest before it accepts the output, which catches all the checksum would.
+    public init(bufferSize: Int, verifyContentChecksum: Bool = true) throws(PGKeepError) {
         precondition(bufferSize > 0, "LZ4DecompressFilter bufferSize must be positive")
+        options.skipChecksums = verifyContentChecksum ? 0 : 1
         output = PendingOutput(capacity: bufferSize)
         var context: OpaquePointer?
         try lz4Check(LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION)),
@@ -158,7 +167,7 @@ public final class LZ4DecompressFilter: Filter {
             if output.isFull { try output.flush(to: next) }
             var produced = output.freeCount
             var consumed = remaining
-            let expected = try lz4Check(LZ4F_decompress(context, output.freeStart, &produced, source, &consumed, nil),
+            let expected = try lz4Check(LZ4F_decompress(context, output.freeStart, &produced, source, &consumed, &options),
                                         "lz4 decompression: LZ4F_decompress", corruptInput: true)
             output.commit(produced)
             source += consumed

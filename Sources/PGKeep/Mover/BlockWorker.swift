@@ -28,13 +28,16 @@ final class BlockWorker {
     private let objectHasher: SHA256Hasher
     private var compressChains: [String: FilterChain] = [:]
     private var decompressChains: [CompressionType: FilterChain] = [:]
+    /// Where restored files go for their `fsync` (limit 0, the default: synced at once).
+    let deferredSyncs: DeferredSyncs
 
     /// Maps larger than this are refused as damaged: 1 GiB in 8 KiB blocks needs ~6 MiB.
     static let mapLimit = 64 << 20
 
-    init(storage: Storage, bufferSize: Int) throws {
+    init(storage: Storage, bufferSize: Int, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
         self.storage = storage
         self.bufferSize = bufferSize
+        self.deferredSyncs = deferredSyncs
         skipBuffer = IOBuffer(size: bufferSize)
         fileHasher = try SHA256Hasher()
         xxh3Hasher = try BlockHasher(kind: .xxh3_128)
@@ -224,6 +227,7 @@ final class BlockWorker {
         }
         let layout = try RepositoryLayout(stanza: job.stanza)
         let sink = try FileSink(creating: job.destination, mode: job.mode)
+        sink.writeBehind = Worker.writeBehind
         // One SHA-256 pass: the whole file's checksum (checked before the file is accepted) covers
         // every block; per-block checksums would hash every byte twice for no extra safety.
         let check = BlockCheckSink(target: sink, fileHasher: fileHasher, blockHasher: nil)
@@ -270,8 +274,6 @@ final class BlockWorker {
                                   "restored '\(job.destination)' from its blocks in '\(objects)' does not match the manifest: \(sink.written) bytes with SHA-256 \(checksum.hex), expected \(job.size) bytes with \(job.checksum.hex)",
                                   hint: hint + " (verify names the damaged block object)")
             }
-            try sink.sync()
-            try sink.close()
         } catch {
             try? sink.close()
             _ = try? Posix.unlink(job.destination)
@@ -280,7 +282,9 @@ final class BlockWorker {
             }
             throw error
         }
+        // Attributes before the fsync, which makes them durable with the data.
         try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
+        try deferredSyncs.add(sink)
         return .restored(size: job.size)
     }
 
@@ -319,10 +323,12 @@ final class BlockWorker {
         return chain
     }
 
+    /// Restore only: the reassembled file's SHA-256 is compared with the manifest before the file
+    /// is kept, so the codec's own frame checksum is skipped (see `makeDecompressFilter`).
     private func decompressChain(_ compression: CompressionType) throws -> FilterChain {
         if let chain = decompressChains[compression] { return chain }
         var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: true) { filters.append(decompressor) }
         let chain = FilterChain(filters)
         decompressChains[compression] = chain
         return chain

@@ -12,6 +12,7 @@ final class BundleWorker {
     let buffer: IOBuffer
     let bufferSize: Int
     private let blocks: BlockWorker
+    private let deferredSyncs: DeferredSyncs
 
     private let originalCount = ByteCountFilter()
     private let originalHash: SHA256Filter
@@ -20,13 +21,15 @@ final class BundleWorker {
     private let pageCheck = PageCheckFilter()
     private let objectHasher: SHA256Hasher
     private var storeChains: [String: FilterChain] = [:]
-    private var readChains: [CompressionType: FilterChain] = [:]
+    private var verifyChains: [CompressionType: FilterChain] = [:]
+    private var restoreChains: [CompressionType: FilterChain] = [:]
 
-    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker) throws {
+    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
         self.storage = storage
         self.buffer = buffer
         self.bufferSize = bufferSize
         self.blocks = blocks
+        self.deferredSyncs = deferredSyncs
         originalHash = try SHA256Filter()
         storedHash = try SHA256Filter()
         objectHasher = try SHA256Hasher()
@@ -92,14 +95,18 @@ final class BundleWorker {
         return chain
     }
 
-    /// stored count/hash → decompress → original count/hash, for restore and verify.
-    private func readChain(_ compression: CompressionType) throws -> FilterChain {
-        if let chain = readChains[compression] { return chain }
+    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
+    /// compares every frame's original SHA-256 with the manifest before keeping the file, so its
+    /// decompressor may skip the codec's own frame checksum; verify keeps it.
+    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
+        if let chain = forRestore ? restoreChains[compression] : verifyChains[compression] { return chain }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
+            filters.append(decompressor)
+        }
         filters += [originalCount, originalHash]
         let chain = FilterChain(filters)
-        readChains[compression] = chain
+        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
         return chain
     }
 
@@ -142,7 +149,7 @@ final class BundleWorker {
         }
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
-            try readChain(file.compression).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
+            try readChain(file.compression, forRestore: true).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
             guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
                 throw PGKeepError(.checksumMismatch,
                                   "the stored frame of \(where_) does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
@@ -153,8 +160,6 @@ final class BundleWorker {
                                   "restored \(where_) does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
                                   hint: Self.damagedHint)
             }
-            try sink.sync()
-            try sink.close()
         } catch {
             try? sink.close()
             _ = try? Posix.unlink(file.destination)
@@ -163,7 +168,9 @@ final class BundleWorker {
             }
             throw error
         }
+        // Attributes before the fsync, which makes them durable with the data.
         try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+        try deferredSyncs.add(sink)
     }
 
     // MARK: Verify
@@ -224,7 +231,7 @@ final class BundleWorker {
     private func verify(_ frame: FileJob.VerifyBundle.Frame, from reader: BundleReader) throws -> VerifyFinding {
         let file = frame.file
         do {
-            try readChain(file.compression).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
+            try readChain(file.compression, forRestore: false).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
         } catch {
             guard let error = error as? PGKeepError, error.code == .compression else { throw error }
             // Decompression failed: skip what remains of the frame so the next one is found.

@@ -14,6 +14,9 @@ import Darwin
 /// 3. Workers take the next job under a lock; the first error stops new jobs, the running ones
 ///    finish, and that error is thrown after every thread has joined.
 /// 4. Results are delivered on the worker's thread to `onResult`, serialized by the mover's lock.
+///    A restored file's result may arrive before its `fsync` (batched, see `DeferredSyncs`); every
+///    file is synced before its worker's thread ends, and `run` returns only after all have ended
+///    and throws if any sync failed.
 public final class Mover {
     public let storage: Storage
     public let processMax: Int
@@ -29,9 +32,10 @@ public final class Mover {
         let ordered = jobs.sorted { ($0.size, $1.id) > ($1.size, $0.id) }
         let state = SharedState(jobs: ordered)
         let workerCount = min(processMax, max(1, ordered.count))
+        let syncLimit = DeferredSyncs.limit(workers: workerCount)
         let body: (Int) -> Void = { [storage, bufferSize] _ in
             let worker: Worker
-            do { worker = try Worker(storage: storage, bufferSize: bufferSize) } catch { state.fail(error); return }
+            do { worker = try Worker(storage: storage, bufferSize: bufferSize, deferredSyncLimit: syncLimit) } catch { state.fail(error); return }
             while let job = state.next() {
                 do {
                     let result = try worker.execute(job)
@@ -40,6 +44,9 @@ public final class Mover {
                     state.fail(error)
                 }
             }
+            // Restored files whose fsync was batched: durable before this thread ends, so before
+            // `run` returns.
+            do { try worker.syncDeferred() } catch { state.fail(error) }
         }
         if workerCount == 1 {
             body(0)

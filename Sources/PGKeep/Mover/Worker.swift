@@ -17,13 +17,20 @@ final class Worker {
     private let storedHash: SHA256Filter
     private let pageCheck = PageCheckFilter()
     private var storeChains: [String: FilterChain] = [:]
+    private var verifyChains: [CompressionType: FilterChain] = [:]
     private var restoreChains: [CompressionType: FilterChain] = [:]
     private var blockWorker: BlockWorker?
     private var bundleWorker: BundleWorker?
+    /// Restored files waiting for their `fsync` (see `DeferredSyncs`); `syncDeferred` drains them.
+    let deferredSyncs: DeferredSyncs
 
-    init(storage: Storage, bufferSize: Int) throws {
+    /// `deferredSyncLimit`: restored files this worker may keep waiting for a batched `fsync`
+    /// (0: each is synced before its job returns). A worker with a nonzero limit must end with
+    /// `syncDeferred()` (the mover does this) before anything relies on the files being durable.
+    init(storage: Storage, bufferSize: Int, deferredSyncLimit: Int = 0) throws {
         self.storage = storage
         self.bufferSize = bufferSize
+        deferredSyncs = DeferredSyncs(limit: deferredSyncLimit)
         buffer = IOBuffer(size: bufferSize)
         originalHash = try SHA256Filter()
         storedHash = try SHA256Filter()
@@ -42,10 +49,22 @@ final class Worker {
         }
     }
 
+    /// Syncs and closes every restored file still waiting for its `fsync`; on an error the
+    /// others are closed unsynced and the error is thrown.
+    func syncDeferred() throws {
+        do {
+            try deferredSyncs.syncAll()
+        } catch {
+            deferredSyncs.abandon()
+            throw error
+        }
+    }
+
     /// The bundle machinery, made on first use.
     func bundles() throws -> BundleWorker {
         if let bundleWorker { return bundleWorker }
-        let created = try BundleWorker(storage: storage, buffer: buffer, bufferSize: bufferSize, blocks: try blocks())
+        let created = try BundleWorker(storage: storage, buffer: buffer, bufferSize: bufferSize, blocks: try blocks(),
+                                       deferredSyncs: deferredSyncs)
         bundleWorker = created
         return created
     }
@@ -53,7 +72,7 @@ final class Worker {
     /// The block and checksum machinery, made on first use (most jobs never need it).
     func blocks() throws -> BlockWorker {
         if let blockWorker { return blockWorker }
-        let created = try BlockWorker(storage: storage, bufferSize: bufferSize)
+        let created = try BlockWorker(storage: storage, bufferSize: bufferSize, deferredSyncs: deferredSyncs)
         blockWorker = created
         return created
     }
@@ -69,7 +88,7 @@ final class Worker {
             return VerifyFinding(status: .unreadable, detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
         }
         do {
-            try restoreChain(file.compression).run(from: source, into: DiscardSink(), buffer: buffer)
+            try readChain(file.compression, forRestore: false).run(from: source, into: DiscardSink(), buffer: buffer)
         } catch {
             // Stored bytes that no longer decompress were changed after they were hashed: report
             // them as damaged, as restore does. Anything else (an I/O error) is "unreadable".
@@ -91,16 +110,19 @@ final class Worker {
         }
     }
 
-    /// stored count/hash → decompress → original count/hash: restore and verify share it.
-    private func restoreChain(_ compression: CompressionType) throws -> FilterChain {
-        if let cached = restoreChains[compression] { return cached }
+    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
+    /// always compares the original SHA-256 with the manifest before keeping a file, so its
+    /// decompressor may skip the codec's own frame checksum (see `makeDecompressFilter`); verify
+    /// keeps it (an expectation there may be missing).
+    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
+        if let cached = forRestore ? restoreChains[compression] : verifyChains[compression] { return cached }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) {
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
             filters.append(decompressor)
         }
         filters += [originalCount, originalHash]
         let chain = FilterChain(filters)
-        restoreChains[compression] = chain
+        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
         return chain
     }
 
@@ -163,13 +185,12 @@ final class Worker {
             throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
                               hint: "the backup is damaged; restore another backup with --set")
         }
-        let chain = try restoreChain(file.compression)
+        let chain = try readChain(file.compression, forRestore: true)
         let sink = try FileSink(creating: file.destination, mode: file.mode)
+        sink.writeBehind = Self.writeBehind
         do {
             try chain.run(from: source, into: sink, buffer: buffer)
             try verify(file)
-            try sink.sync()
-            try sink.close()
         } catch {
             try? sink.close()
             _ = try? Posix.unlink(file.destination)
@@ -179,12 +200,19 @@ final class Worker {
             }
             throw error
         }
-        // open(2) applies the umask; set the recorded mode exactly.
+        // open(2) applies the umask; set the recorded mode exactly. Attributes are set before the
+        // fsync, so that it makes them durable with the data.
         try Posix.chmod(file.destination, mode: file.mode)
         if let owner = file.owner { try Posix.lchown(file.destination, uid: owner.uid, gid: owner.gid) }
         try Posix.setModificationTime(file.destination, seconds: file.mtime)
+        try deferredSyncs.add(sink)
         return .restored(size: originalCount.count)
     }
+
+    /// Restored files start their writeback every 8 MiB while they are written (see
+    /// `FileSink.startWriteback`): large enough for big sequential I/Os, small enough that the
+    /// disk starts early and dirty pages never pile up.
+    static let writeBehind: UInt64 = 8 << 20
 
     private func verify(_ file: FileJob.RestoreFile) throws {
         let where_ = storage.describe(file.source)

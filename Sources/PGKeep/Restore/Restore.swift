@@ -56,7 +56,8 @@ public struct RestoreReport: Sendable {
 ///    stored in blocks are reassembled from their block map and verified block by block and as
 ///    a whole; bundled small files by one job per bundle object, which reads it once, front to
 ///    back, and checks each file's frame. With `--delta`, a file whose size and SHA-256 already
-///    match is kept.
+///    match is kept. Every written file is fsynced (attributes set first) before the mover
+///    returns; workers batch those fsyncs (`DeferredSyncs`) instead of waiting for each file.
 /// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.

@@ -1,0 +1,20 @@
+// Linux calls that glibc declares only under _GNU_SOURCE, which Swift's Glibc module does not
+// define: this header defines it for its own module and wraps each call under a name of ours, so
+// Swift never sees two declarations of one libc function.
+#ifndef PGKEEP_CLINUX_SHIM_H
+#define PGKEEP_CLINUX_SHIM_H
+
+#ifdef __linux__
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writeback of the dirty pages in the
+/// range without waiting for it. Returns 0 or -1 with errno set.
+static inline int pgkeep_start_writeback(int fd, long long offset, long long count) {
+    return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
+}
+#endif
+
+#endif
