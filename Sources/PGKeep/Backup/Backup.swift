@@ -557,7 +557,9 @@ public final class BackupRun {
             let now = Clock.now()
             let label = full.map { BackupLabel.dependent(of: $0, type: type, at: now) } ?? BackupLabel.full(at: now)
             if newest.map({ label > $0 }) ?? true { return label }
-            Clock.sleep(seconds: 1.0 - (Clock.nowPrecise() - Double(Clock.now())))
+            // Into the next second (never less than a few milliseconds, whatever the clocks say).
+            let precise = Clock.nowPrecise()
+            Clock.sleep(seconds: max(0.005, precise.rounded(.down) + 1 - precise))
         }
         throw PGKeepError(.internal, "unable to make a backup label later than '\(newest?.text ?? "")'",
                           hint: "the system clock may have gone backwards; check it")

@@ -6,8 +6,14 @@ import Darwin
 
 /// Wall-clock time and its human forms, without Foundation.
 public enum Clock {
-    /// Seconds since the epoch.
-    public static func now() -> Int64 { Int64(time(nil)) }
+    /// Seconds since the epoch, from the same clock as `nowPrecise`. (`time(2)` reads the kernel's
+    /// coarse clock, which lags CLOCK_REALTIME by up to a tick: mixing the two made a label loop
+    /// believe the next second had not begun when it had.)
+    public static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec)
+    }
 
     /// Seconds since the epoch, with a fraction.
     public static func nowPrecise() -> Double {
