@@ -22,7 +22,10 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // CPQ has declarations only: libpq is loaded with dlopen by the commands that connect
+        // (Sources/PGKeep/Postgres/LibPQ.swift), so neither a link directive nor pkg-config (whose
+        // flags would link it).
+        .systemLibrary(name: "CPQ", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Not a library: glibc calls Swift's Glibc module hides behind _GNU_SOURCE (shim.h says why).
         .systemLibrary(name: "CLinux"),

@@ -588,7 +588,10 @@ if want_case "$cl_" || want_case "$cdup_" || want_case "$cv_"; then
     case_def "$cdup_" "one archive-push of a segment already in the archive (identical); median of $latency_calls calls per round" - - 1 "" ms
     case_def "$cv_" "start-up: \`version\`; median of $latency_calls calls per round" - - 1 "" ms
     step "$cl_, $cdup_, $cv_"
-    ls -d "$work"/walpool/* | head -n "$n_lat" >"$work/latency-items"
+    # Not `ls | head`: head exits after n_lat lines, and ls's next write then dies of SIGPIPE,
+    # which pipefail turns into the end of the whole run (seen with 100 segments).
+    pool=("$work"/walpool/*)
+    printf '%s\n' "${pool[@]:0:$n_lat}" >"$work/latency-items"
     chmod 644 "$work/latency-items"
     first=$(head -n 1 "$work/latency-items")
     cat "$work"/walpool/* >/dev/null

@@ -124,6 +124,76 @@ struct ArchivePushTests {
         #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == original)
     }
 
+    @Test("an identical duplicate succeeds and a different file is refused, whatever the stored compression",
+          arguments: CompressionType.allCases)
+    func duplicateByStoredCompression(_ stored: CompressionType) throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let object) = try fixture.push(wal, compression: stored) else { Issue.record("not stored"); return }
+        let before = fixture.archived
+        let original = try #require(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]))
+        for compression in CompressionType.allCases {
+            #expect(try fixture.push(wal, compression: compression) == .alreadyArchived(object: object))
+        }
+        // Differences at the start, in the middle, in the last byte, and a zeroed page.
+        for position in [8192 + 1, 8 << 20, (16 << 20) - 1] {
+            var changed = ArchiveFixture.segment
+            changed[position] ^= 0x5A
+            try fixture.writeWAL(ArchiveFixture.segmentName, changed)
+            let error = try #require(#expect(throws: PGKeepError.self) { try fixture.push(wal, compression: stored) })
+            #expect(error.code == .archiveDuplicate)
+            #expect(error.message.contains((try SHA256Digest.of(changed)).hex))
+        }
+        #expect(fixture.archived == before)
+        #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == original)
+    }
+
+    @Test("with the stored object damaged or truncated, an identical push still succeeds and a different one is still refused, leaving it as it was",
+          arguments: CompressionType.allCases, ["flip", "truncate", "empty", "extend"])
+    func duplicateOfDamagedObject(_ stored: CompressionType, _ damage: String) throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let object) = try fixture.push(wal, compression: stored) else { Issue.record("not stored"); return }
+        let before = fixture.archived
+        let path = "repo/archive/demo/15-1/" + before[0]
+        var bytes = try #require(try fixture.directory.read(path))
+        switch damage {
+        case "flip": bytes[bytes.count / 2] ^= 0x01
+        case "truncate": bytes.removeLast(bytes.count / 3)
+        case "empty": bytes = []
+        default: bytes += [0x00, 0x01]
+        }
+        try fixture.directory.write(path, bytes)
+
+        // The name's checksum is the file's: an identical duplicate, as before the damage.
+        #expect(try fixture.push(wal, compression: .lz4) == .alreadyArchived(object: object))
+        var changed = ArchiveFixture.segment
+        changed[8192 + 100] = 0x5A
+        try fixture.writeWAL(ArchiveFixture.segmentName, changed)
+        let error = try #require(#expect(throws: PGKeepError.self) { try fixture.push(wal, compression: stored) })
+        #expect(error.code == .archiveDuplicate)
+        #expect(error.message.contains((try SHA256Digest.of(changed)).hex))
+        #expect(fixture.archived == before)
+        #expect(try fixture.directory.read(path) == bytes)
+    }
+
+    @Test("a pushed file that is a prefix or an extension of the archived one is refused")
+    func duplicateOfOtherLength() throws {
+        let fixture = try ArchiveFixture()
+        let name = "000000010000000000000002.00000028.backup"
+        let label = Array("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n".utf8)
+        let data = try fixture.dataDirectory()
+        let path = try fixture.writeWAL(name, label)
+        _ = try fixture.push(path, compression: .lz4, dataDirectory: data)
+        let before = fixture.archived
+        for other in [Array(label.dropLast()), label + [0x0A], []] {
+            try fixture.writeWAL(name, other)
+            let error = try #require(#expect(throws: PGKeepError.self) { try fixture.push(path, compression: .lz4, dataDirectory: data) })
+            #expect(error.code == .archiveDuplicate)
+        }
+        #expect(fixture.archived == before)
+    }
+
     @Test("a segment whose header carries another system identifier is refused as an archive mismatch, storing nothing")
     func otherCluster() throws {
         let fixture = try ArchiveFixture()

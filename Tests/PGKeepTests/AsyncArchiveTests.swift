@@ -29,6 +29,20 @@ struct AsyncArchiveUnitTests {
         #expect(directory.files(under: "archive/main/out").allSatisfy { !$0.contains("pgkeep-tmp") })
     }
 
+    @Test("a success is an empty .ok created in place, also when the spool does not exist yet, and recording it again is harmless")
+    func okMarker() throws {
+        let spool = AsyncSpool(spoolPath: directory.path("new/spool"), stanza: "main")
+        let name = "000000010000000000000009"
+        try spool.recordSuccess(name)
+        try spool.recordSuccess(name)
+        #expect(directory.files(under: "new/spool/archive/main/out") == ["\(name).ok"])
+        #expect(try directory.read("new/spool/archive/main/out/\(name).ok") == [])
+        guard case .ok? = try spool.pushStatus(name) else {
+            Issue.record("success not recorded")
+            return
+        }
+    }
+
     @Test("the pusher's queue: .ready files without a status, timeline history files first, then by name")
     func pendingQueueOrder() throws {
         let status = "data/pg_wal/archive_status/"

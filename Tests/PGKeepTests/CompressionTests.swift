@@ -213,14 +213,14 @@ func outputVerifiedDecoder(type: CompressionType) throws {
     for sample in samples {
         let stored = try compress(type, sample.bytes)
         for feeding in feedings {
-            let filter = try #require(try type.makeDecompressFilter(bufferSize: smallBuffer, outputVerified: true))
+            let filter = try #require(try type.makeDecompressFilter(bufferSize: smallBuffer, frameChecksum: .skip))
             #expect(try run(filter, stored, feeding: feeding) == sample.bytes, "\(type) \(sample.name) \(feeding)")
             // Reused after reset, as a worker does for the next file.
             try filter.reset()
             #expect(try run(filter, stored) == sample.bytes, "\(type) \(sample.name) after reset")
         }
         for keep in [stored.count - 1, stored.count - 4, stored.count / 2] where keep > 0 {
-            let filter = try #require(try type.makeDecompressFilter(bufferSize: smallBuffer, outputVerified: true))
+            let filter = try #require(try type.makeDecompressFilter(bufferSize: smallBuffer, frameChecksum: .skip))
             do {
                 _ = try run(filter, Array(stored.prefix(keep)))
                 Issue.record("\(type) \(sample.name): cut to \(keep) of \(stored.count) bytes decoded without error")
@@ -238,7 +238,7 @@ func lz4ContentChecksumOnlySkippedWhenVerified() throws {
     // The frame ends with the 4-byte XXH32 of the content: damage only that.
     stored[stored.count - 1] ^= 0x01
     #expect(throws: PGKeepError.self) { _ = try decompress(.lz4, stored) }
-    let verified = try #require(try CompressionType.lz4.makeDecompressFilter(bufferSize: smallBuffer, outputVerified: true))
+    let verified = try #require(try CompressionType.lz4.makeDecompressFilter(bufferSize: smallBuffer, frameChecksum: .skip))
     // The content itself is intact; restore's SHA-256 of the output is what judges it.
     #expect(try run(verified, stored) == input)
 }

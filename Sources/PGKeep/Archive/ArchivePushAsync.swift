@@ -8,13 +8,13 @@ import Darwin
 /// per segment and still hears success only once that segment is durable in the repository, but
 /// the work happens ahead of it. The first call starts a background pusher that walks the
 /// `pg_wal/archive_status/*.ready` queue and pushes `--process-max` files at a time, recording a
-/// durable `.ok` per file in the spool. Each call then only waits for its own `.ok`, which is
+/// `.ok` per file in the spool. Each call then only waits for its own `.ok`, which is
 /// usually there already.
 ///
-/// Nothing is acknowledged early: `.ok` is written after the repository commit (temp, fsync,
-/// rename, fsync directory). A crash of the pusher loses nothing: files without `.ok` are pushed
-/// again by the next pusher (an identical duplicate is success), and a waiting call restarts the
-/// pusher when it sees the pusher's lock free.
+/// Nothing is acknowledged early: `.ok` is created only after the repository commit (temp, fsync,
+/// rename, fsync directory) returned (`AsyncSpool.recordSuccess`). A crash of the pusher loses
+/// nothing: files without `.ok` are pushed again by the next pusher (an identical duplicate is
+/// success), and a waiting call restarts the pusher when it sees the pusher's lock free.
 public struct ArchivePushAsync {
     public struct Settings: Sendable {
         public var spool: AsyncSpool

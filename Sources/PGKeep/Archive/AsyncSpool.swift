@@ -11,9 +11,10 @@ import Darwin
 ///     <spool-path>/archive/<stanza>/in/<wal>          archive-get: prefetched, checksum-verified, ready to hand over
 ///
 /// The spool only ever holds acknowledgements and copies: the repository stays the single source
-/// of truth, so losing the spool loses nothing (the next call pushes or fetches again). Status
-/// files are written durably (temp, fsync, rename, fsync directory) before anyone reads them, so a
-/// `.ok` that survives a crash always means the segment is in the repository.
+/// of truth, so losing the spool loses nothing (the next call pushes or fetches again). A `.ok` is
+/// created only after the segment's own commit to the repository returned (fsync, rename, fsync
+/// directory), so any `.ok` anyone sees, before or after a crash, means the segment is durable.
+/// `.error` files carry a message and are written atomically and durably.
 public struct AsyncSpool: Sendable {
     public let outDirectory: String
     public let inDirectory: String
@@ -46,8 +47,21 @@ public struct AsyncSpool: Sendable {
         return .failed(PGKeepError(code, "asynchronous archive-push of \(wal) failed: \(message)", hint: hint))
     }
 
+    /// Records that `wal` is durable in the repository; call only after its push returned.
+    ///
+    /// The `.ok` is an empty file created in place, not synced: its durability would buy nothing.
+    /// It can only exist once the segment is durable, and empty it cannot be torn; if a crash loses
+    /// it, PostgreSQL, which has not marked the segment done, asks again and the next pusher finds
+    /// an identical duplicate. This spares every segment a temporary file, a rename and two fsyncs.
     func recordSuccess(_ wal: String) throws {
-        try out.writeSmallFile(try StoragePath(wal + ".ok"), [])
+        do {
+            try Posix.createEmptyFile(okFile(wal), mode: 0o640)
+        } catch {
+            // The first status ever written: the directory may not exist yet.
+            guard try Posix.lstat(outDirectory) == nil else { throw error }
+            try Posix.mkdirs(outDirectory)
+            try Posix.createEmptyFile(okFile(wal), mode: 0o640)
+        }
         _ = try Posix.unlink(errorFile(wal))
     }
 

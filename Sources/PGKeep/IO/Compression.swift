@@ -63,14 +63,15 @@ public enum CompressionType: String, CaseIterable, Sendable {
 
     /// A filter that decompresses one frame of this format, or nil for `.none`.
     ///
-    /// `outputVerified: true` lets the codec skip its own frame checksum where that is expensive
-    /// (lz4's XXH32). Pass it only when every decompressed byte goes through a SHA-256 that is
-    /// compared with a recorded digest before the output is accepted (restore); verify and
-    /// anything that may lack a recorded digest keep the codec's check.
-    public func makeDecompressFilter(bufferSize: Int, outputVerified: Bool = false) throws(PGKeepError) -> Filter? {
+    /// `frameChecksum: .skip` is for callers that compare every decoded byte with a reference
+    /// themselves (restore: the SHA-256 of the output against the manifest before the file is
+    /// accepted; a duplicate archive-push: the bytes of the file being pushed); lz4 then skips its
+    /// content checksum (the costly part of decoding it), zstd verifies its checksum anyway (its
+    /// switch is experimental API, and it is cheap there). Verify keeps the codec's check.
+    public func makeDecompressFilter(bufferSize: Int, frameChecksum: FrameChecksum = .verify) throws(PGKeepError) -> Filter? {
         switch self {
         case .none: return nil
-        case .lz4: return try LZ4DecompressFilter(bufferSize: bufferSize, verifyContentChecksum: !outputVerified)
+        case .lz4: return try LZ4DecompressFilter(bufferSize: bufferSize, frameChecksum: frameChecksum)
         case .zst: return try ZstdDecompressFilter(bufferSize: bufferSize)
         }
     }
@@ -81,4 +82,14 @@ public enum CompressionType: String, CaseIterable, Sendable {
         PGKeepError(.optionInvalid, "compress-level \(level) is not valid for compress-type \(rawValue)",
                     hint: "use a level in \(validLevels.lowerBound)...\(validLevels.upperBound) for \(rawValue), or omit compress-level to use \(defaultLevel)")
     }
+}
+
+/// Whether a decompressor checks the frame's own content checksum.
+public enum FrameChecksum: Sendable {
+    /// Verified: a damaged frame is an error (the default, and the only choice when the decoded
+    /// bytes are not checked otherwise).
+    case verify
+    /// Not checked, where the codec allows it: the caller compares every decoded byte with a
+    /// reference, which catches more than a 32-bit checksum could.
+    case skip
 }

@@ -328,7 +328,7 @@ final class BlockWorker {
     private func decompressChain(_ compression: CompressionType) throws -> FilterChain {
         if let chain = decompressChains[compression] { return chain }
         var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: true) { filters.append(decompressor) }
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: .skip) { filters.append(decompressor) }
         let chain = FilterChain(filters)
         decompressChains[compression] = chain
         return chain

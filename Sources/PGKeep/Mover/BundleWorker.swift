@@ -101,7 +101,7 @@ final class BundleWorker {
     private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
         if let chain = forRestore ? restoreChains[compression] : verifyChains[compression] { return chain }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: forRestore ? .skip : .verify) {
             filters.append(decompressor)
         }
         filters += [originalCount, originalHash]

@@ -117,7 +117,7 @@ final class Worker {
     private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
         if let cached = forRestore ? restoreChains[compression] : verifyChains[compression] { return cached }
         var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, outputVerified: forRestore) {
+        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: forRestore ? .skip : .verify) {
             filters.append(decompressor)
         }
         filters += [originalCount, originalHash]

@@ -25,57 +25,61 @@ public struct PGConnectionOptions: Sendable {
 /// connection is a failed backup, never a retry on a new session.
 public final class PGSession {
     private let connection: OpaquePointer
+    private let libpq: LibPQ
     public let options: PGConnectionOptions
 
     public init(_ options: PGConnectionOptions, applicationName: String = "pgkeep") throws {
+        let libpq = try LibPQ.load()
+        self.libpq = libpq
         self.options = options
         var keys = ["host", "port", "dbname", "application_name", "connect_timeout", "client_encoding"]
         var values = [options.socketPath, String(options.port), options.database, applicationName, "30", "UTF8"]
         if let user = options.user { keys.append("user"); values.append(user) }
         let conn: OpaquePointer? = withCStrings(keys) { k in
-            withCStrings(values) { v in PQconnectdbParams(k, v, 0) }
+            withCStrings(values) { v in libpq.connectdbParams(k, v, 0) }
         }
         guard let conn else {
             throw PGKeepError(.dbConnect, "unable to allocate a libpq connection")
         }
         connection = conn
-        if PQstatus(conn) != CONNECTION_OK {
+        if libpq.status(conn) != CONNECTION_OK {
             // No PQfinish here: every stored property is set, so throwing runs deinit, which finishes it.
-            let message = PGSession.errorText(conn)
+            let message = errorText(conn)
             throw PGKeepError(.dbConnect, "unable to connect to PostgreSQL (\(options.where_)): \(message)",
                               hint: "check that PostgreSQL is running and that --pg1-socket-path and --pg1-port point at it")
         }
     }
 
-    deinit { PQfinish(connection) }
+    deinit { libpq.finish(connection) }
 
     /// The server's version, e.g. 150018.
-    public var serverVersionNumber: Int { Int(PQserverVersion(connection)) }
+    public var serverVersionNumber: Int { Int(libpq.serverVersion(connection)) }
 
     /// Runs `sql` with text parameters and returns the rows as optional strings (nil = SQL NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String] = []) throws -> [[String?]] {
         let result: OpaquePointer? = withCStrings(parameters) { params in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, params, nil, nil, 0)
+            libpq.execParams(connection, sql, Int32(parameters.count), nil, params, nil, nil, 0)
         }
         guard let result else {
-            throw PGKeepError(.dbQuery, "query failed (\(options.where_)): \(PGSession.errorText(connection))")
+            throw PGKeepError(.dbQuery, "query failed (\(options.where_)): \(errorText(connection))")
         }
-        defer { PQclear(result) }
-        let status = PQresultStatus(result)
+        defer { libpq.clear(result) }
+        let status = libpq.resultStatus(result)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
-            var message = PQresultErrorMessage(result).map { String(cString: $0) } ?? "unknown error"
+            var message = libpq.resultErrorMessage(result).map { String(cString: $0) } ?? "unknown error"
             message = message.trimmingTrailingNewlines()
             throw PGKeepError(.dbQuery, "query '\(sql)' failed: \(message)",
-                              hint: PQstatus(connection) != CONNECTION_OK ? "the connection to PostgreSQL was lost" : nil)
+                              hint: libpq.status(connection) != CONNECTION_OK ? "the connection to PostgreSQL was lost" : nil)
         }
         var rows: [[String?]] = []
-        let rowCount = PQntuples(result), columnCount = PQnfields(result)
+        let rowCount = libpq.ntuples(result), columnCount = libpq.nfields(result)
         rows.reserveCapacity(Int(rowCount))
         for r in 0..<rowCount {
             var row: [String?] = []
             for c in 0..<columnCount {
-                row.append(PQgetisnull(result, r, c) != 0 ? nil : String(cString: PQgetvalue(result, r, c)))
+                // PQgetvalue is never NULL for a cell in range.
+                row.append(libpq.getisnull(result, r, c) != 0 ? nil : libpq.getvalue(result, r, c).map { String(cString: $0) })
             }
             rows.append(row)
         }
@@ -91,8 +95,8 @@ public final class PGSession {
         return rows[0][0]
     }
 
-    static func errorText(_ conn: OpaquePointer) -> String {
-        (PQerrorMessage(conn).map { String(cString: $0) } ?? "unknown error").trimmingTrailingNewlines()
+    private func errorText(_ conn: OpaquePointer) -> String {
+        (libpq.errorMessage(conn).map { String(cString: $0) } ?? "unknown error").trimmingTrailingNewlines()
     }
 }
 

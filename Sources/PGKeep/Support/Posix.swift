@@ -78,6 +78,16 @@ public enum Posix {
         throw PGKeepError.system(.fileWrite, "unable to remove", path: path, errno: errno)
     }
 
+    /// Creates `path` as an empty file with `mode` (or truncates it), without syncing: for markers
+    /// whose loss in a crash is harmless. ENOENT means the directory is missing.
+    public static func createEmptyFile(_ path: String, mode: UInt32 = 0o600) throws {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        if fd < 0 {
+            throw PGKeepError.system(.fileOpen, "unable to create", path: path, errno: errno)
+        }
+        Glibc.close(fd)
+    }
+
     public static func rmdir(_ path: String) throws {
         if Glibc.rmdir(path) != 0 && errno != ENOENT {
             throw PGKeepError.system(.fileWrite, "unable to remove directory", path: path, errno: errno)
