@@ -15,6 +15,13 @@
 static inline int pgkeep_start_writeback(int fd, long long offset, long long count) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
 }
+
+#include <unistd.h>
+
+/// syncfs(2): writes back everything of the file system holding fd, and waits for it.
+static inline int pgkeep_syncfs(int fd) {
+    return syncfs(fd);
+}
 #endif
 
 #endif

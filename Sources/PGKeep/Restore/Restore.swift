@@ -53,11 +53,13 @@ public struct RestoreReport: Sendable {
 /// 3. Recreate the directory skeleton and tablespace links with the recorded modes (and owners,
 ///    when running as root: never leave root-owned files for PostgreSQL).
 /// 4. Restore every file with `--process-max` workers, verifying both checksums of each; files
-///    stored in blocks are reassembled from their block map and verified block by block and as
-///    a whole; bundled small files by one job per bundle object, which reads it once, front to
-///    back, and checks each file's frame. With `--delta`, a file whose size and SHA-256 already
-///    match is kept. Every written file is fsynced (attributes set first) before the mover
-///    returns; workers batch those fsyncs (`DeferredSyncs`) instead of waiting for each file.
+///    stored in blocks are reassembled from their block map and verified as a whole; bundled
+///    small files by one job per bundle object, which reads it once, front to back, and checks
+///    each file's frame. With `--delta`, a file whose size and SHA-256 already match (for a file
+///    stored in blocks with an XXH3 map: whose size and every block's hash match the map) is
+///    kept. Every written file is fsynced (attributes set first) before the mover returns;
+///    workers batch those fsyncs (`DeferredSyncs`) instead of waiting for each file. Kept files
+///    are made durable by one syncfs(2) per file system before pg_control goes in place.
 /// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
@@ -205,6 +207,11 @@ public final class RestoreRun {
                                  settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group), log: log)
 
+        // Kept files were not written by this restore, so nothing above synced them; an earlier,
+        // interrupted restore may have left them in the page cache only.
+        if options.delta, report.kept > 0 {
+            for root in [options.dataDirectory] + targets.tablespaceLocations { try Posix.syncFileSystem(containing: root) }
+        }
         for directory in directories { try Posix.fsyncDirectory(directory) }
         try Posix.rename(controlTemporary, controlFinal)
         try Posix.fsyncDirectory(Posix.dirname(controlFinal))

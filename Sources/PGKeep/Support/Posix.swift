@@ -63,6 +63,23 @@ public enum Posix {
         }
     }
 
+    /// Makes everything on the file system holding `path` durable (syncfs(2)): one call instead
+    /// of an fsync per file, for files this process did not write (a delta restore's kept files,
+    /// which an interrupted earlier restore may have left in the page cache only).
+    public static func syncFileSystem(containing path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw PGKeepError.system(.fileSync, "unable to open directory for sync", path: path, errno: errno) }
+        defer { Glibc.close(fd) }
+        #if os(Linux)
+        while pgkeep_syncfs(fd) != 0 {
+            if errno == EINTR { continue }
+            throw PGKeepError.system(.fileSync, "unable to sync the file system of", path: path, errno: errno)
+        }
+        #else
+        sync()
+        #endif
+    }
+
     public static func rename(_ from: String, _ to: String) throws {
         if Glibc.rename(from, to) != 0 {
             throw PGKeepError.system(.fileWrite, "unable to rename '\(from)' to", path: to, errno: errno)
