@@ -14,6 +14,14 @@ extension Manifest {
         try writeJSON(to: &w, files: files)
     }
 
+    /// Writes the manifest and its `.copy` (`SealedFile.save`), with `files` as its file entries in
+    /// place of `self.files`, streamed from the sequence.
+    func save<Files: Sequence<FileEntry>>(files: Files, to path: StoragePath, in storage: Storage) throws {
+        for target in [path, try SealedFile.copyPath(of: path)] {
+            try SealedFile.write(to: target, in: storage) { try writeJSON(to: &$0, files: files) }
+        }
+    }
+
     func writeJSON<Files: Sequence<FileEntry>>(to w: inout JSONStreamWriter, files: Files) throws {
         try w.beginObject()
         try w.key("backup"); try backup.writeJSON(to: &w)

@@ -168,8 +168,11 @@ public struct Manifest: Codable, Sendable {
 
     /// Totals for backup.info.
     public var totalSize: UInt64 { files.reduce(0) { $0 + $1.size } }
-    public var totalRepoSize: UInt64 {
-        files.reduce(0) { $0 + ($1.reference == backup.label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
+    public var totalRepoSize: UInt64 { Self.repoSize(of: files, label: backup.label) }
+
+    /// The bytes the objects of `files` stored by backup `label` take (block maps included).
+    static func repoSize<Files: Sequence<FileEntry>>(of files: Files, label: BackupLabel) -> UInt64 {
+        files.reduce(0) { $0 + ($1.reference == label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
     }
 
     /// The labels, other than this backup's own, that hold objects of its files (the file
