@@ -286,7 +286,12 @@ public final class BackupRun {
                 jobs.append(FileJob(id: index, operation: .store(store), size: file.size))
             }
         }
-        jobs += try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count) { index in
+        // Bundle jobs start empty; their members are made when a worker takes the bundle.
+        var (bundleJobList, bundleMembers) = try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count)
+        jobs += bundleJobList
+        bundleJobList = []
+        toBundle = []
+        func bundleMember(_ index: Int) -> FileJob.BundledFile {
             let file = listing.files[index]
             var bundled = FileJob.BundledFile(id: index, source: file.path, limit: file.size,
                                               compression: options.compression, compressLevel: options.compressLevel)
@@ -297,7 +302,12 @@ public final class BackupRun {
             }
             return bundled
         }
-        toBundle = []
+        func prepare(_ job: FileJob) throws -> FileJob {
+            guard case .storeBundle(var bundle) = job.operation, bundle.files.isEmpty else { return job }
+            bundle.files = bundleMembers[bundle.bundle - 1].map(bundleMember)
+            bundleMembers[bundle.bundle - 1] = []
+            return FileJob(id: job.id, operation: .storeBundle(bundle), size: job.size)
+        }
         var bundles: [Manifest.BundleEntry] = []
         var vanished = 0
         let progress = ProgressReporter(
@@ -307,7 +317,7 @@ public final class BackupRun {
             record: (BackupProgressRecord.path(lockPath: options.lockPath, stanza: layout.stanza), label.text))
         var copied = false
         defer { if !copied { progress.finish(success: false) } }
-        try mover.run(jobs) { job, result in
+        try mover.run(jobs, prepare: prepare) { job, result in
             if case .storedBundle(let stored) = result {
                 if let repoSize = stored.repoSize, let repoChecksum = stored.repoChecksum {
                     bundles.append(.init(id: stored.bundle, repoSize: repoSize, repoChecksum: repoChecksum))
@@ -477,7 +487,7 @@ public final class BackupRun {
 
     /// Resume (§4.2): the files of the interrupted backup that `BackupResume` allows to stand are
     /// put in `outcomes`; every other object in the directory is removed before copying starts.
-    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: [ClusterWalker.ListedFile], checksumMode: Bool,
+    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: ClusterWalker.FileList, checksumMode: Bool,
                                   hasPrior: Bool, outcomes: inout BackupFileTable, copiedBytes: inout UInt64) throws -> Int {
         var partialFiles: [String: Manifest.FileEntry] = [:]
         for entry in resumed.files { partialFiles[entry.name] = entry }
@@ -514,21 +524,21 @@ public final class BackupRun {
     }
 
     /// Bundle jobs for the small files (listing order is name order), numbered from 1; job ids
-    /// continue after the listing's indexes.
-    private func bundleJobs(_ files: [Int], files listed: [ClusterWalker.ListedFile], label: BackupLabel,
-                            firstJobID: Int, member: (Int) -> FileJob.BundledFile) throws -> [FileJob] {
-        guard !files.isEmpty else { return [] }
+    /// continue after the listing's indexes. The jobs have no members yet: `members[n - 1]` lists
+    /// the listing indexes of bundle n, made into `BundledFile`s when a worker takes it.
+    private func bundleJobs(_ files: [Int], files listed: ClusterWalker.FileList, label: BackupLabel,
+                            firstJobID: Int) throws -> (jobs: [FileJob], members: [[Int]]) {
+        guard !files.isEmpty else { return ([], []) }
         let groups = BundlePlan.group(files.map { ($0, listed[$0].size) }, bundleSize: options.bundle.size,
                                       processMax: options.processMax)
         var jobs: [FileJob] = []
         for (index, group) in groups.enumerated() {
-            let members = group.map(member)
-            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: members)
+            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: [])
             jobs.append(FileJob(id: firstJobID + index, operation: .storeBundle(bundle),
-                                size: members.reduce(UInt64(0)) { $0 + $1.limit }))
+                                size: group.reduce(UInt64(0)) { $0 + listed[$1].size }))
         }
         log.detail("\(files.count) small files go into \(jobs.count) bundles")
-        return jobs
+        return (jobs, groups)
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same

@@ -90,7 +90,7 @@ struct BackupFileTable {
     }
 
     /// Every entry in listing order; `files` is the listing the table was made for.
-    func entries(_ files: [ClusterWalker.ListedFile]) -> some Sequence<Manifest.FileEntry> {
+    func entries(_ files: ClusterWalker.FileList) -> some Sequence<Manifest.FileEntry> {
         files.indices.lazy.compactMap { self.entry($0, file: files[$0]) }
     }
 

@@ -42,7 +42,7 @@ struct IncrementalPlan {
     ///   - listedAt: the time the listing ended; a later mtime is in the future. (Files written
     ///     while the backup runs have mtimes after its copy start, which is normal: WAL replay
     ///     repairs them, and the next backup does not trust their times, see above.)
-    static func make(files: [ClusterWalker.ListedFile], prior: Manifest, listedAt: Int64, delta: Bool,
+    static func make<Files: Collection<ClusterWalker.ListedFile>>(files: Files, prior: Manifest, listedAt: Int64, delta: Bool,
                      timeline: UInt32) -> IncrementalPlan {
         var priorFiles: [String: Manifest.FileEntry] = [:]
         for entry in prior.files { priorFiles[entry.name] = entry }

@@ -14,6 +14,9 @@ import Darwin
 /// 3. Workers take the next job under a lock; the first error stops new jobs, the running ones
 ///    finish, and that error is thrown after every thread has joined.
 /// 4. Results are delivered on the worker's thread to `onResult`, serialized by the mover's lock.
+/// 5. A job may be a placeholder that `prepare` completes when a worker takes it (under the same
+///    lock): a backup of a million small files then holds the details of the bundles in progress,
+///    not of every file at once.
 public final class Mover {
     public let storage: Storage
     public let processMax: Int
@@ -25,15 +28,18 @@ public final class Mover {
         self.bufferSize = bufferSize
     }
 
-    public func run(_ jobs: [FileJob], onResult: @escaping (FileJob, FileJobResult) throws -> Void) throws {
+    public func run(_ jobs: [FileJob], prepare: ((FileJob) throws -> FileJob)? = nil,
+                    onResult: @escaping (FileJob, FileJobResult) throws -> Void) throws {
         let ordered = jobs.sorted { ($0.size, $1.id) > ($1.size, $0.id) }
         let state = SharedState(jobs: ordered)
         let workerCount = min(processMax, max(1, ordered.count))
         let body: (Int) -> Void = { [storage, bufferSize] _ in
             let worker: Worker
             do { worker = try Worker(storage: storage, bufferSize: bufferSize) } catch { state.fail(error); return }
-            while let job = state.next() {
+            while let next = state.next() {
                 do {
+                    var job = next
+                    if let prepare { job = try state.lock.withLock { try prepare(next) } }
                     let result = try worker.execute(job)
                     try state.lock.withLock { try onResult(job, result) }
                 } catch {
