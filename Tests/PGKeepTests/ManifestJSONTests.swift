@@ -2,6 +2,15 @@ import Foundation
 import Testing
 @testable import PGKeep
 
+extension Manifest.FileEntry {
+    func renamed(_ name: String, size: UInt64) -> Self {
+        var entry = self
+        entry.name = name
+        entry.size = size
+        return entry
+    }
+}
+
 /// The streamed manifest JSON (`Manifest+JSON.swift`, `JSONStreamWriter`, `JSONStreamReader`):
 /// byte for byte what `JSONEncoder` wrote before, read back exactly, and strict about bad input.
 @Suite("Manifest JSON, streamed")
@@ -51,6 +60,31 @@ struct ManifestJSONTests {
         #expect(Array(sealed[..<(sealed.count - 73)]) == expected,
                 "streamed:\n\(sealedBody(sealed))\nencoder:\n\(String(decoding: expected, as: UTF8.self))")
         #expect(Array(sealed[(sealed.count - 73)...]) == Array("\nsha256 \(try SHA256Digest.of(expected).hex)\n".utf8))
+    }
+
+    @Test("the streamed body and the Codable conformance both give the bytes JSONEncoder wrote before (Fixtures/manifest-every-key.json)")
+    func byteIdentityFixture() throws {
+        let fixture = try PostgresFixture.bytes("manifest-every-key.json")
+        let sealed = try SealedFile.seal(Self.everyKey())
+        #expect(Array(sealed[..<(sealed.count - 73)]) == fixture)
+        #expect(try Self.encoderBody(Self.everyKey()) == fixture)
+        let decoded = try JSONDecoder().decode(Manifest.self, from: Data(fixture))
+        #expect(decoded.files == Self.everyKey().files)
+    }
+
+    @Test("a file entry stays small in memory: a manifest holds one per file of the cluster")
+    func entryLayout() {
+        #expect(MemoryLayout<Manifest.FileEntry>.stride <= 200)
+        var entry = Self.everyKey().files[3]
+        let copy = entry
+        entry.blockSize = nil
+        entry.pageChecksumErrors = [1]
+        #expect(copy.blockSize == 131_072 && copy.pageChecksumErrors == [0, 7, UInt32.max], "setters keep value semantics")
+        #expect(entry.blockSize == nil && entry.blockMapSize == 38_276 && entry.pageChecksumErrors == [1])
+        entry.blockMapSize = nil
+        entry.blockMapChecksum = nil
+        entry.pageChecksumErrors = nil
+        #expect(entry == Self.everyKey().files[0].renamed(entry.name, size: entry.size))
     }
 
     @Test("empty lists and absent optionals lay out as JSONEncoder lays them out")
