@@ -1,8 +1,8 @@
 /// The manifest's file entries while a backup runs, one compact record per listed file.
 ///
 /// A backup holds an entry for every file of the cluster from the moment it is stored (or found
-/// unchanged, or resumed) until the manifest is written. A `Manifest.FileEntry` is about 300 bytes;
-/// here a file costs one fixed 96-byte record: the name, mtime, mode and owners are those of the
+/// unchanged, or resumed) until the manifest is written. A `Manifest.FileEntry` is 200 bytes plus
+/// its name; here a file costs one fixed 96-byte record: the name, mtime, mode and owners are those of the
 /// listing (every entry the backup writes takes them from it, `BackupRun.reused` included), the
 /// reference is an index into a short table of labels, and the rare parts (block-incremental
 /// details, damaged pages) live in side tables keyed by the file's index. `entries` rebuilds the
