@@ -169,14 +169,6 @@ public final class BackupRun {
         }
     }
 
-    /// A file job's outcome, for the new manifest and the accounting.
-    private struct Stored {
-        var entry: Manifest.FileEntry
-        /// Original bytes copied by this backup.
-        var copied: UInt64
-        var otherLabels: [BackupLabel] = []
-    }
-
     private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: Manifest?, resumed: Manifest?, startLSN: LSN,
                                startTime: Int64, archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
         // The checkpoint pg_backup_start waited for must be visible in pg_control on disk: proves
@@ -239,28 +231,33 @@ public final class BackupRun {
             guard control.dataChecksumVersion != 0, let segment = PageChecksum.relationSegment(manifestName: name) else { return nil }
             return .init(startLSN: startLSN.value, segment: segment, relsegSize: control.relsegSize)
         }
-        var outcomes = [Stored?](repeating: nil, count: listing.files.count)
+        // The entries so far, the original bytes this backup copied, and the other backups that
+        // hold objects it needs (beyond the entries' references).
+        var outcomes = BackupFileTable(fileCount: listing.files.count)
+        var copiedBytes: UInt64 = 0
+        var references = Set<BackupLabel>()
         for (index, file) in listing.files.enumerated() {
             if case .reference(let entry) = plan?.actions[index] {
-                outcomes[index] = Stored(entry: reused(entry, as: file), copied: 0)
+                try outcomes.set(index, reused(entry, as: file))
             }
         }
         var resumedCount = 0
         if let resumed {
             resumedCount = try reuseInterrupted(resumed, label: label, files: listing.files, checksumMode: plan?.checksumMode ?? false,
-                                 hasPrior: prior != nil, outcomes: &outcomes)
+                                                hasPrior: prior != nil, outcomes: &outcomes, copiedBytes: &copiedBytes)
         }
         let partial = PartialManifest(manifest: manifest, path: try layout.partialManifest(label: label), storage: storage,
                                       totalBytes: listing.files.reduce(0) { $0 + $1.size })
-        try partial.save(outcomes.compactMap { $0?.entry })
+        try partial.save(outcomes.entries(listing.files))
 
         var jobs: [FileJob] = []
         jobs.reserveCapacity(listing.files.count)
-        var toBundle: [FileJob.BundledFile] = []
+        // Files to bundle, by listing index; their jobs are made bundle by bundle (`bundleJobs`).
+        var toBundle: [Int] = []
         for (index, file) in listing.files.enumerated() {
             let action = plan?.actions[index] ?? .copy
             let priorEntry = action.prior
-            if outcomes[index] != nil { continue }  // referenced or resumed
+            if outcomes.contains(index) { continue }  // referenced or resumed
             let verify: Bool
             if case .verify = action { verify = true } else { verify = false }
             if file.size >= BlockIncremental.minimumFileSize {
@@ -279,14 +276,7 @@ public final class BackupRun {
                 }
                 jobs.append(FileJob(id: index, operation: .storeBlocks(blocks), size: file.size))
             } else if options.bundle.bundles(size: file.size) {
-                var bundled = FileJob.BundledFile(id: index, source: file.path, limit: file.size,
-                                                  compression: options.compression, compressLevel: options.compressLevel)
-                bundled.pageCheck = pageCheck(file.name)
-                if verify, let priorEntry {
-                    bundled.unchangedSize = priorEntry.size
-                    bundled.unchangedChecksum = priorEntry.checksum
-                }
-                toBundle.append(bundled)
+                toBundle.append(index)
             } else {
                 var store = FileJob.StoreFile(
                     source: file.path,
@@ -300,17 +290,38 @@ public final class BackupRun {
                 jobs.append(FileJob(id: index, operation: .store(store), size: file.size))
             }
         }
-        jobs += try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count)
+        // Bundle jobs start empty; their members are made when a worker takes the bundle.
+        var (bundleJobList, bundleMembers) = try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count)
+        jobs += bundleJobList
+        bundleJobList = []
+        toBundle = []
+        func bundleMember(_ index: Int) -> FileJob.BundledFile {
+            let file = listing.files[index]
+            var bundled = FileJob.BundledFile(id: index, source: file.path, limit: file.size,
+                                              compression: options.compression, compressLevel: options.compressLevel)
+            bundled.pageCheck = pageCheck(file.name)
+            if case .verify = plan?.actions[index], let priorEntry = plan?.actions[index].prior {
+                bundled.unchangedSize = priorEntry.size
+                bundled.unchangedChecksum = priorEntry.checksum
+            }
+            return bundled
+        }
+        func prepare(_ job: FileJob) throws -> FileJob {
+            guard case .storeBundle(var bundle) = job.operation, bundle.files.isEmpty else { return job }
+            bundle.files = bundleMembers[bundle.bundle - 1].map(bundleMember)
+            bundleMembers[bundle.bundle - 1] = []
+            return FileJob(id: job.id, operation: .storeBundle(bundle), size: job.size)
+        }
         var bundles: [Manifest.BundleEntry] = []
         var vanished = 0
         let progress = ProgressReporter(
             operation: "backup", bytesTotal: listing.files.reduce(0) { $0 + $1.size }, filesTotal: listing.files.count,
-            bytesDone: zip(listing.files, outcomes).reduce(0) { $0 + ($1.1 == nil ? 0 : $1.0.size) },
-            filesDone: outcomes.filter { $0 != nil }.count, log: log,
+            bytesDone: listing.files.indices.reduce(0) { $0 + (outcomes.contains($1) ? listing.files[$1].size : 0) },
+            filesDone: outcomes.count, log: log,
             record: (BackupProgressRecord.path(lockPath: options.lockPath, stanza: layout.stanza), label.text))
         var copied = false
         defer { if !copied { progress.finish(success: false) } }
-        try mover.run(jobs) { job, result in
+        try mover.run(jobs, prepare: prepare) { job, result in
             if case .storedBundle(let stored) = result {
                 if let repoSize = stored.repoSize, let repoChecksum = stored.repoChecksum {
                     bundles.append(.init(id: stored.bundle, repoSize: repoSize, repoChecksum: repoChecksum))
@@ -325,12 +336,13 @@ public final class BackupRun {
                         entry.bundle = stored.bundle
                         entry.bundleOffset = offset
                         entry.pageChecksumErrors = pageErrors.isEmpty ? nil : pageErrors
-                        outcomes[item.id] = Stored(entry: entry, copied: size)
+                        try outcomes.set(item.id, entry)
+                        copiedBytes += size
                     case .unchanged:
                         guard let priorEntry = plan?.actions[item.id].prior else {
                             throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
                         }
-                        outcomes[item.id] = Stored(entry: self.reused(priorEntry, as: file), copied: 0)
+                        try outcomes.set(item.id, self.reused(priorEntry, as: file))
                     case .vanished:
                         vanished += 1
                         self.log.detail("skip file removed by database '\(file.path)'")
@@ -341,7 +353,7 @@ public final class BackupRun {
             let file = listing.files[job.id]
             defer {
                 progress.advance(bytes: file.size)
-                partial.stored(bytes: file.size) { outcomes.compactMap { $0?.entry } }
+                partial.stored(bytes: file.size) { outcomes.entries(listing.files) }
             }
             let base = Manifest.FileEntry(name: file.name, size: 0, mtime: file.mtime, mode: file.mode, user: file.user,
                                           group: file.group, checksum: .zero, repoSize: 0, repoChecksum: .zero,
@@ -354,7 +366,8 @@ public final class BackupRun {
                 entry.checksum = checksum
                 entry.repoSize = repoSize
                 entry.repoChecksum = repoChecksum
-                outcomes[job.id] = Stored(entry: entry, copied: size)
+                try outcomes.set(job.id, entry)
+                copiedBytes += size
             case .storedBlocks(let stored):
                 var entry = base
                 entry.pageChecksumErrors = stored.pageErrors.isEmpty ? nil : stored.pageErrors
@@ -365,12 +378,14 @@ public final class BackupRun {
                 entry.blockSize = stored.blockSize
                 entry.blockMapSize = stored.mapSize
                 entry.blockMapChecksum = stored.mapChecksum
-                outcomes[job.id] = Stored(entry: entry, copied: stored.changedBytes, otherLabels: stored.otherLabels)
+                try outcomes.set(job.id, entry)
+                copiedBytes += stored.changedBytes
+                references.formUnion(stored.otherLabels)
             case .unchanged:
                 guard let priorEntry = plan?.actions[job.id].prior else {
                     throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
                 }
-                outcomes[job.id] = Stored(entry: self.reused(priorEntry, as: file), copied: 0)
+                try outcomes.set(job.id, self.reused(priorEntry, as: file))
             case .vanished:
                 vanished += 1
                 self.log.detail("skip file removed by database '\(file.path)'")
@@ -380,29 +395,32 @@ public final class BackupRun {
         }
         copied = true
         progress.finish(success: true)
-        let stored = outcomes.compactMap { $0 }
-        manifest.files = stored.map(\.entry)
+        // The listed files' entries stay in the compact table; `manifest.files` gets only the files
+        // stored from memory below, and the manifest is written from both (`allFiles`).
+        let listed = outcomes
+        let listedFiles = listing.files
+        func allFiles() -> some Sequence<Manifest.FileEntry> {
+            [AnySequence(listed.entries(listedFiles)), AnySequence(manifest.files)].joined()
+        }
         manifest.bundles = bundles.isEmpty ? nil : bundles.sorted { $0.id < $1.id }
         // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
         // the operator must hear which blocks to look at (pgBackRest's checksum-page behaviour).
         var pageErrorCount = 0
-        for entry in manifest.files where entry.reference == label {
-            guard let blocks = entry.pageChecksumErrors, !blocks.isEmpty else { continue }
+        for (index, blocks) in outcomes.damagedPages where !blocks.isEmpty {
+            guard let entry = outcomes.entry(index, file: listing.files[index]), entry.reference == label else { continue }
             pageErrorCount += blocks.count
             log.warn("invalid page checksums found in file '\(entry.name)' at block\(blocks.count == 1 ? "" : "s") \(blocks.map(String.init).joined(separator: ", "))")
         }
-        var copiedBytes = stored.reduce(UInt64(0)) { $0 + $1.copied }
-        var references = Set(manifest.files.map(\.reference))
-        for item in stored { references.formUnion(item.otherLabels) }
+        references.formUnion(outcomes.references)
         // A reused block-incremental entry's map may use any backup its own backup referenced (and
         // a resumed one any backup the prior referenced).
-        if let prior, manifest.files.contains(where: { $0.isBlockIncremental && ($0.reference != label || resumed != nil) }) {
+        if let prior, outcomes.containsBlockIncremental(where: { $0 != label || resumed != nil }) {
             references.formUnion(prior.backup.references ?? [])
             references.insert(prior.backup.label)
         }
         references.remove(label)
-        let copiedCount = stored.filter { $0.entry.reference == label }.count
-        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(manifest.files.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
+        let copiedCount = outcomes.count(referencing: label)
+        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(outcomes.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
 
         // pg_control last, from a CRC-checked read.
         let controlPath = Posix.join(options.dataDirectory, "global/pg_control")
@@ -448,7 +466,7 @@ public final class BackupRun {
 
         let referenceList = references.sorted()
         manifest.backup.references = referenceList.isEmpty ? nil : referenceList
-        try SealedFile.save(manifest, to: try layout.manifest(label: label), in: storage)
+        try manifest.save(files: allFiles(), to: try layout.manifest(label: label), in: storage)
         // Re-read under the lock we hold, so nothing another command wrote meanwhile is lost.
         backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         let referencedRepoSize = backupInfo.backups.filter { references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
@@ -456,11 +474,11 @@ public final class BackupRun {
                                     databaseID: backupInfo.current.id,
                                     timestampStart: startTime, timestampStop: stopTime, lsnStart: startLSN, lsnStop: stopLSN,
                                     walStart: walStart.name, walStop: walStop.name, timeline: timeline.rawValue,
-                                    size: manifest.totalSize, repoSize: manifest.totalRepoSize,
-                                    fileCount: manifest.files.count, compressType: options.compression)
+                                    size: allFiles().reduce(0) { $0 + $1.size }, repoSize: Manifest.repoSize(of: allFiles(), label: label),
+                                    fileCount: outcomes.count + manifest.files.count, compressType: options.compression)
         summary.sizeDelta = copiedBytes
         if pageErrorCount > 0 { summary.pageChecksumErrors = pageErrorCount }
-        summary.repoSizeTotal = manifest.totalRepoSize + referencedRepoSize
+        summary.repoSizeTotal = summary.repoSize + referencedRepoSize
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
         // The backup exists now; its partial manifest has served its purpose.
@@ -473,14 +491,14 @@ public final class BackupRun {
 
     /// Resume (§4.2): the files of the interrupted backup that `BackupResume` allows to stand are
     /// put in `outcomes`; every other object in the directory is removed before copying starts.
-    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: [ClusterWalker.ListedFile], checksumMode: Bool,
-                                  hasPrior: Bool, outcomes: inout [Stored?]) throws -> Int {
+    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: ClusterWalker.FileList, checksumMode: Bool,
+                                  hasPrior: Bool, outcomes: inout BackupFileTable, copiedBytes: inout UInt64) throws -> Int {
         var partialFiles: [String: Manifest.FileEntry] = [:]
         for entry in resumed.files { partialFiles[entry.name] = entry }
         let trust = !options.delta && !checksumMode
         if !trust { log.warn("checksum mode: the files of interrupted backup \(label) are not trusted and are copied again") }
         var candidates: [(index: Int, entry: Manifest.FileEntry)] = []
-        for (index, file) in files.enumerated() where outcomes[index] == nil {
+        for (index, file) in files.enumerated() where !outcomes.contains(index) {
             guard let entry = partialFiles[file.name],
                   BackupResume.mayReuse(file, entry: entry, partial: resumed, compression: options.compression, trustTimestamps: trust)
             else { continue }
@@ -496,7 +514,8 @@ public final class BackupRun {
             // Bytes this backup copied (in its interrupted run); a block-incremental file's
             // changed blocks are not recorded in the manifest, so its copy counts as nothing.
             let copied = entry.isBlockIncremental && hasPrior ? 0 : entry.size
-            outcomes[candidate.index] = Stored(entry: reused(entry, as: files[candidate.index]), copied: copied)
+            try outcomes.set(candidate.index, reused(entry, as: files[candidate.index]))
+            copiedBytes += copied
             keep.formUnion(try BackupResume.objects(of: entry, layout: layout))
             reusedBytes += entry.size
             reusedCount += 1
@@ -509,22 +528,21 @@ public final class BackupRun {
     }
 
     /// Bundle jobs for the small files (listing order is name order), numbered from 1; job ids
-    /// continue after the listing's indexes.
-    private func bundleJobs(_ files: [FileJob.BundledFile], files listed: [ClusterWalker.ListedFile], label: BackupLabel,
-                            firstJobID: Int) throws -> [FileJob] {
-        guard !files.isEmpty else { return [] }
-        let byID = Dictionary(uniqueKeysWithValues: files.map { ($0.id, $0) })
-        let groups = BundlePlan.group(files.map { ($0.id, listed[$0.id].size) }, bundleSize: options.bundle.size,
+    /// continue after the listing's indexes. The jobs have no members yet: `members[n - 1]` lists
+    /// the listing indexes of bundle n, made into `BundledFile`s when a worker takes it.
+    private func bundleJobs(_ files: [Int], files listed: ClusterWalker.FileList, label: BackupLabel,
+                            firstJobID: Int) throws -> (jobs: [FileJob], members: [[Int]]) {
+        guard !files.isEmpty else { return ([], []) }
+        let groups = BundlePlan.group(files.map { ($0, listed[$0].size) }, bundleSize: options.bundle.size,
                                       processMax: options.processMax)
         var jobs: [FileJob] = []
         for (index, group) in groups.enumerated() {
-            let members = group.map { byID[$0]! }
-            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: members)
+            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: [])
             jobs.append(FileJob(id: firstJobID + index, operation: .storeBundle(bundle),
-                                size: members.reduce(UInt64(0)) { $0 + $1.limit }))
+                                size: group.reduce(UInt64(0)) { $0 + listed[$1].size }))
         }
         log.detail("\(files.count) small files go into \(jobs.count) bundles")
-        return jobs
+        return (jobs, groups)
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same
@@ -572,7 +590,7 @@ public final class BackupRun {
 /// whenever 1% of the backup's bytes (at least 16 MiB) or 10 seconds' worth of files are newly
 /// stored. A backup killed mid-way loses at most that much work.
 final class PartialManifest {
-    private var manifest: Manifest
+    private let manifest: Manifest
     let path: StoragePath
     let storage: Storage
     let threshold: UInt64
@@ -587,17 +605,20 @@ final class PartialManifest {
         threshold = max(totalBytes / 100, 16 << 20)
     }
 
-    /// Saves the entries this backup stored itself (references to other backups need no resume).
-    func save(_ entries: [Manifest.FileEntry]) throws {
-        manifest.files = entries.filter { $0.reference == manifest.backup.label }
-        try storage.writeSmallFile(path, try SealedFile.seal(manifest))
+    /// Saves the entries this backup stored itself (references to other backups need no resume),
+    /// streamed from `entries` as they are written: no copy of the entries, no document in memory.
+    func save<Entries: Sequence<Manifest.FileEntry>>(_ entries: Entries) throws {
+        let label = manifest.backup.label
+        try SealedFile.write(to: path, in: storage) { writer in
+            try manifest.writeJSON(to: &writer, files: entries.lazy.filter { $0.reference == label })
+        }
         unsaved = 0
         unsavedFiles = 0
         lastSave = Clock.monotonic()
     }
 
     /// One more file stored; saves when enough is unsaved.
-    func stored(bytes: UInt64, entries: () -> [Manifest.FileEntry]) {
+    func stored<Entries: Sequence<Manifest.FileEntry>>(bytes: UInt64, entries: () -> Entries) {
         unsaved += bytes
         unsavedFiles += 1
         guard unsaved >= threshold || Clock.monotonic() - lastSave >= 10 else { return }

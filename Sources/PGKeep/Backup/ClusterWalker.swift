@@ -18,7 +18,7 @@ struct ClusterWalker {
         var targets: [Manifest.Target] = []
         var paths: [Manifest.PathEntry] = []
         var links: [Manifest.LinkEntry] = []
-        var files: [ListedFile] = []
+        var files = FileList()
         var skippedSpecial: [String] = []
     }
 
@@ -104,7 +104,7 @@ struct ClusterWalker {
                 case .skip, .keepEmptyDirectory, .copyLast:
                     continue
                 case .copy:
-                    listing.files.append(ListedFile(name: manifestName, path: childAbsolute, size: st.size, mtime: st.mtime,
+                    try listing.files.append(ListedFile(name: manifestName, path: childAbsolute, size: st.size, mtime: st.mtime,
                                                     mode: st.mode, user: owners.user(st.uid), group: owners.group(st.gid)))
                 }
             case .link, .other:

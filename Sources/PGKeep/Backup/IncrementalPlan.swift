@@ -33,7 +33,8 @@ struct IncrementalPlan {
         }
     }
 
-    var actions: [Action]
+    /// One action per listed file, in listing order.
+    var actions: Actions
     /// Why checksum mode is on; empty when timestamps are trusted.
     var checksumReasons: [String]
     var checksumMode: Bool { !checksumReasons.isEmpty }
@@ -42,10 +43,12 @@ struct IncrementalPlan {
     ///   - listedAt: the time the listing ended; a later mtime is in the future. (Files written
     ///     while the backup runs have mtimes after its copy start, which is normal: WAL replay
     ///     repairs them, and the next backup does not trust their times, see above.)
-    static func make(files: [ClusterWalker.ListedFile], prior: Manifest, listedAt: Int64, delta: Bool,
+    static func make<Files: Collection<ClusterWalker.ListedFile>>(files: Files, prior: Manifest, listedAt: Int64, delta: Bool,
                      timeline: UInt32) -> IncrementalPlan {
-        var priorFiles: [String: Manifest.FileEntry] = [:]
-        for entry in prior.files { priorFiles[entry.name] = entry }
+        // Name to index in the prior manifest (the names share the manifest's storage).
+        var priorFiles: [String: Int] = [:]
+        priorFiles.reserveCapacity(prior.files.count)
+        for (index, entry) in prior.files.enumerated() { priorFiles[entry.name] = index }
 
         var reasons: [String] = []
         if delta { reasons.append("--delta was given") }
@@ -59,7 +62,8 @@ struct IncrementalPlan {
             }
         }
         for file in files {
-            guard let entry = priorFiles[file.name] else { continue }
+            guard let index = priorFiles[file.name] else { continue }
+            let entry = prior.files[index]
             if file.mtime < entry.mtime {
                 reasons.append("'\(file.name)' has an older modification time than in backup \(prior.backup.label)")
                 break
@@ -73,15 +77,58 @@ struct IncrementalPlan {
         // Manifests from before copy start was recorded: the copy began after timestampStart.
         let trustedUntil = prior.backup.timestampCopyStart ?? (prior.backup.timestampStart - 1)
         let checksumMode = !reasons.isEmpty
-        let actions: [Action] = files.map { file in
-            guard let entry = priorFiles[file.name] else { return .copy }
-            if file.size != entry.size { return .changed(entry) }
-            if checksumMode { return .verify(entry) }
-            if file.mtime != entry.mtime { return .changed(entry) }
-            if file.mode != entry.mode || entry.mtime > trustedUntil { return .verify(entry) }
-            return .reference(entry)
+        var actions = Actions(prior: prior.files)
+        actions.reserveCapacity(files.count)
+        for file in files {
+            guard let index = priorFiles[file.name] else { actions.append(.copy, prior: 0); continue }
+            let entry = prior.files[index]
+            let kind: Actions.Kind
+            if file.size != entry.size { kind = .changed }
+            else if checksumMode { kind = .verify }
+            else if file.mtime != entry.mtime { kind = .changed }
+            else if file.mode != entry.mode || entry.mtime > trustedUntil { kind = .verify }
+            else { kind = .reference }
+            actions.append(kind, prior: index)
         }
         return IncrementalPlan(actions: actions, checksumReasons: reasons)
+    }
+}
+
+extension IncrementalPlan {
+    /// The actions, packed: a kind and an index into the prior manifest's files per listed file
+    /// (a `FileEntry` copy per file would double the prior manifest). Subscripting builds the
+    /// `Action` with its prior entry.
+    struct Actions: RandomAccessCollection {
+        enum Kind: UInt8 { case copy, reference, verify, changed }
+
+        private let prior: [Manifest.FileEntry]
+        private var kinds: [Kind] = []
+        private var indexes: [Int32] = []
+
+        init(prior: [Manifest.FileEntry]) { self.prior = prior }
+
+        var startIndex: Int { 0 }
+        var endIndex: Int { kinds.count }
+
+        subscript(position: Int) -> Action {
+            let entry = { prior[Int(indexes[position])] }
+            switch kinds[position] {
+            case .copy: return .copy
+            case .reference: return .reference(entry())
+            case .verify: return .verify(entry())
+            case .changed: return .changed(entry())
+            }
+        }
+
+        mutating func reserveCapacity(_ count: Int) {
+            kinds.reserveCapacity(count)
+            indexes.reserveCapacity(count)
+        }
+
+        mutating func append(_ kind: Kind, prior index: Int) {
+            kinds.append(kind)
+            indexes.append(Int32(index))  // traps beyond 2^31 entries, which no manifest in memory reaches
+        }
     }
 }
 

@@ -17,6 +17,9 @@ import Darwin
 ///    A restored file's result may arrive before its `fsync` (batched, see `DeferredSyncs`); every
 ///    file is synced before its worker's thread ends, and `run` returns only after all have ended
 ///    and throws if any sync failed.
+/// 5. A job may be a placeholder that `prepare` completes when a worker takes it (under the same
+///    lock): a backup of a million small files then holds the details of the bundles in progress,
+///    not of every file at once.
 public final class Mover {
     public let storage: Storage
     public let processMax: Int
@@ -28,7 +31,8 @@ public final class Mover {
         self.bufferSize = bufferSize
     }
 
-    public func run(_ jobs: [FileJob], onResult: @escaping (FileJob, FileJobResult) throws -> Void) throws {
+    public func run(_ jobs: [FileJob], prepare: ((FileJob) throws -> FileJob)? = nil,
+                    onResult: @escaping (FileJob, FileJobResult) throws -> Void) throws {
         let ordered = jobs.sorted { ($0.size, $1.id) > ($1.size, $0.id) }
         let state = SharedState(jobs: ordered)
         let workerCount = min(processMax, max(1, ordered.count))
@@ -36,8 +40,10 @@ public final class Mover {
         let body: (Int) -> Void = { [storage, bufferSize] _ in
             let worker: Worker
             do { worker = try Worker(storage: storage, bufferSize: bufferSize, deferredSyncLimit: syncLimit) } catch { state.fail(error); return }
-            while let job = state.next() {
+            while let next = state.next() {
                 do {
+                    var job = next
+                    if let prepare { job = try state.lock.withLock { try prepare(next) } }
                     let result = try worker.execute(job)
                     try state.lock.withLock { try onResult(job, result) }
                 } catch {

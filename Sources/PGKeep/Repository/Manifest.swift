@@ -123,13 +123,16 @@ public struct Manifest: Codable, Sendable {
     }
 
     /// One file: its attributes in the cluster, its checksums, and where its bytes are stored.
+    ///
+    /// A manifest holds one per file of the cluster, so the layout is kept small (200 bytes): the
+    /// block-incremental details and damaged pages, which few entries have, live in one shared
+    /// immutable `Details` object that setters replace, so the entry keeps value semantics.
     public struct FileEntry: Codable, Sendable, Hashable {
         public var name: String
         /// Bytes copied (the size when the copy read it, which may differ from the listing: files
         /// that grow or shrink during an online backup are repaired by WAL replay).
         public var size: UInt64
         public var mtime: Int64
-        public var mode: UInt32
         public var user: String?
         public var group: String?
         /// SHA-256 of the file's bytes as copied.
@@ -137,21 +140,10 @@ public struct Manifest: Codable, Sendable {
         /// Size and SHA-256 of the stored (compressed) object.
         public var repoSize: UInt64
         public var repoChecksum: SHA256Digest
-        public var compression: CompressionType
         /// The backup whose directory holds the stored object; a full backup references itself.
         public var reference: BackupLabel
-        /// Block-incremental storage (repo-layout.md §3.4): the block size in bytes. When set, the
-        /// file is stored as a block object `<name>.pgkb` plus a block map `<name>.pgkm` in the
-        /// `reference` backup, and `repoSize`/`repoChecksum` describe that block object.
-        public var blockSize: Int? = nil
-        /// Size and SHA-256 of the block map `<name>.pgkm` in the `reference` backup.
-        public var blockMapSize: UInt64? = nil
-        public var blockMapChecksum: SHA256Digest? = nil
-
-        /// Block numbers whose PostgreSQL page checksum failed while the file was copied (read
-        /// twice, page LSN before the backup start); absent when every page verified or the file
-        /// is not a relation file of a cluster with data checksums.
-        public var pageChecksumErrors: [UInt32]? = nil
+        public var mode: UInt32
+        public var compression: CompressionType
 
         /// Bundled storage (repo-layout.md §3.6): the file's stored frame lies in the bundle object
         /// `<reference>/bundle/<bundle>` at byte `bundleOffset`, `repoSize` bytes long;
@@ -159,17 +151,149 @@ public struct Manifest: Codable, Sendable {
         public var bundle: Int? = nil
         public var bundleOffset: UInt64? = nil
 
+        private var details: Details? = nil
+
+        public init(name: String, size: UInt64, mtime: Int64, mode: UInt32, user: String?, group: String?,
+                    checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest, compression: CompressionType,
+                    reference: BackupLabel) {
+            self.name = name
+            self.size = size
+            self.mtime = mtime
+            self.mode = mode
+            self.user = user
+            self.group = group
+            self.checksum = checksum
+            self.repoSize = repoSize
+            self.repoChecksum = repoChecksum
+            self.compression = compression
+            self.reference = reference
+        }
+
+        /// Block-incremental storage (repo-layout.md §3.4): the block size in bytes. When set, the
+        /// file is stored as a block object `<name>.pgkb` plus a block map `<name>.pgkm` in the
+        /// `reference` backup, and `repoSize`/`repoChecksum` describe that block object.
+        public var blockSize: Int? {
+            get { details?.blockSize }
+            set { details = Details.make(details, blockSize: newValue) }
+        }
+
+        /// Size and SHA-256 of the block map `<name>.pgkm` in the `reference` backup.
+        public var blockMapSize: UInt64? {
+            get { details?.blockMapSize }
+            set { details = Details.make(details, blockMapSize: newValue) }
+        }
+
+        public var blockMapChecksum: SHA256Digest? {
+            get { details?.blockMapChecksum }
+            set { details = Details.make(details, blockMapChecksum: newValue) }
+        }
+
+        /// Block numbers whose PostgreSQL page checksum failed while the file was copied (read
+        /// twice, page LSN before the backup start); absent when every page verified or the file
+        /// is not a relation file of a cluster with data checksums.
+        public var pageChecksumErrors: [UInt32]? {
+            get { details?.pageChecksumErrors }
+            set { details = Details.make(details, pageChecksumErrors: newValue) }
+        }
+
         /// Whether the file's stored frame lies in a bundle.
         public var isBundled: Bool { bundle != nil }
 
         /// Whether the file is stored in block-incremental form.
         public var isBlockIncremental: Bool { blockSize != nil }
+
+        /// The rarely present fields, immutable and compared by value.
+        private final class Details: Hashable, Sendable {
+            let blockSize: Int?
+            let blockMapSize: UInt64?
+            let blockMapChecksum: SHA256Digest?
+            let pageChecksumErrors: [UInt32]?
+
+            init(blockSize: Int?, blockMapSize: UInt64?, blockMapChecksum: SHA256Digest?, pageChecksumErrors: [UInt32]?) {
+                self.blockSize = blockSize
+                self.blockMapSize = blockMapSize
+                self.blockMapChecksum = blockMapChecksum
+                self.pageChecksumErrors = pageChecksumErrors
+            }
+
+            /// `old` with the given fields replaced; nil when every field is absent.
+            static func make(_ old: Details?, blockSize: Int?? = .none, blockMapSize: UInt64?? = .none,
+                             blockMapChecksum: SHA256Digest?? = .none, pageChecksumErrors: [UInt32]?? = .none) -> Details? {
+                let value = Details(blockSize: blockSize ?? old?.blockSize, blockMapSize: blockMapSize ?? old?.blockMapSize,
+                                    blockMapChecksum: blockMapChecksum ?? old?.blockMapChecksum,
+                                    pageChecksumErrors: pageChecksumErrors ?? old?.pageChecksumErrors)
+                let empty = value.blockSize == nil && value.blockMapSize == nil && value.blockMapChecksum == nil
+                    && value.pageChecksumErrors == nil
+                return empty ? nil : value
+            }
+
+            static func == (a: Details, b: Details) -> Bool {
+                a.blockSize == b.blockSize && a.blockMapSize == b.blockMapSize && a.blockMapChecksum == b.blockMapChecksum
+                    && a.pageChecksumErrors == b.pageChecksumErrors
+            }
+
+            func hash(into hasher: inout Hasher) {
+                hasher.combine(blockSize)
+                hasher.combine(blockMapSize)
+                hasher.combine(blockMapChecksum)
+                hasher.combine(pageChecksumErrors)
+            }
+        }
+
+        // Codable by hand (the synthesised conformance would see `details`): the keys and the
+        // present-or-absent rule of the stored fields before `Details` existed, which
+        // `Fixtures/manifest-every-key.json` pins.
+        private enum CodingKeys: String, CodingKey {
+            case name, size, mtime, mode, user, group, checksum, repoSize, repoChecksum, compression, reference
+            case blockSize, blockMapSize, blockMapChecksum, pageChecksumErrors, bundle, bundleOffset
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), size: try c.decode(UInt64.self, forKey: .size),
+                      mtime: try c.decode(Int64.self, forKey: .mtime), mode: try c.decode(UInt32.self, forKey: .mode),
+                      user: try c.decodeIfPresent(String.self, forKey: .user), group: try c.decodeIfPresent(String.self, forKey: .group),
+                      checksum: try c.decode(SHA256Digest.self, forKey: .checksum), repoSize: try c.decode(UInt64.self, forKey: .repoSize),
+                      repoChecksum: try c.decode(SHA256Digest.self, forKey: .repoChecksum),
+                      compression: try c.decode(CompressionType.self, forKey: .compression),
+                      reference: try c.decode(BackupLabel.self, forKey: .reference))
+            blockSize = try c.decodeIfPresent(Int.self, forKey: .blockSize)
+            blockMapSize = try c.decodeIfPresent(UInt64.self, forKey: .blockMapSize)
+            blockMapChecksum = try c.decodeIfPresent(SHA256Digest.self, forKey: .blockMapChecksum)
+            pageChecksumErrors = try c.decodeIfPresent([UInt32].self, forKey: .pageChecksumErrors)
+            bundle = try c.decodeIfPresent(Int.self, forKey: .bundle)
+            bundleOffset = try c.decodeIfPresent(UInt64.self, forKey: .bundleOffset)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(size, forKey: .size)
+            try c.encode(mtime, forKey: .mtime)
+            try c.encode(mode, forKey: .mode)
+            try c.encodeIfPresent(user, forKey: .user)
+            try c.encodeIfPresent(group, forKey: .group)
+            try c.encode(checksum, forKey: .checksum)
+            try c.encode(repoSize, forKey: .repoSize)
+            try c.encode(repoChecksum, forKey: .repoChecksum)
+            try c.encode(compression, forKey: .compression)
+            try c.encode(reference, forKey: .reference)
+            try c.encodeIfPresent(blockSize, forKey: .blockSize)
+            try c.encodeIfPresent(blockMapSize, forKey: .blockMapSize)
+            try c.encodeIfPresent(blockMapChecksum, forKey: .blockMapChecksum)
+            try c.encodeIfPresent(pageChecksumErrors, forKey: .pageChecksumErrors)
+            try c.encodeIfPresent(bundle, forKey: .bundle)
+            try c.encodeIfPresent(bundleOffset, forKey: .bundleOffset)
+        }
     }
 
     /// Totals for backup.info.
     public var totalSize: UInt64 { files.reduce(0) { $0 + $1.size } }
-    public var totalRepoSize: UInt64 {
-        files.reduce(0) { $0 + ($1.reference == backup.label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
+    public var totalRepoSize: UInt64 { Self.repoSize(of: files, label: backup.label) }
+
+    /// The bytes the objects of `files` stored by backup `label` take (block maps included).
+    static func repoSize<Files: Sequence<FileEntry>>(of files: Files, label: BackupLabel) -> UInt64 {
+        files.reduce(0) { $0 + ($1.reference == label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
     }
 
     /// The labels, other than this backup's own, that hold objects of its files (the file

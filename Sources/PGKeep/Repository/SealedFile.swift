@@ -13,6 +13,11 @@ public enum SealedFile {
 
     /// Encodes `value` as sorted, pretty-printed JSON and appends the seal.
     public static func seal<T: Encodable>(_ value: T) throws -> [UInt8] {
+        if let streamed = value as? StreamSealed {
+            let sink = CollectingSink(limit: Int.max)
+            try write(sink) { try streamed.writeJSONBody(to: &$0) }
+            return sink.bytes
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let body: [UInt8]
@@ -27,8 +32,40 @@ public enum SealedFile {
         return bytes
     }
 
+    /// Streams a sealed file into `sink`: the body `writeBody` produces, through SHA-256 on its way,
+    /// then the trailer. Memory is the writer's one buffer, whatever the size of the body.
+    static func write(_ sink: ByteSink, body writeBody: (inout JSONStreamWriter) throws -> Void) throws {
+        let hasher = try SHA256Hasher()
+        var writer = JSONStreamWriter { bytes in
+            try hasher.update(bytes)
+            try sink.write(bytes)
+        }
+        try writeBody(&writer)
+        try writer.finish()
+        var trailer = [UInt8(ascii: "\n")] + trailerPrefix
+        trailer.append(contentsOf: try hasher.finalize().hex.utf8)
+        trailer.append(UInt8(ascii: "\n"))
+        try trailer.withUnsafeBytes { try sink.write($0) }
+    }
+
+    /// Writes a streamed sealed file to `path` atomically (no `.copy`: callers that need the twin
+    /// call it twice).
+    static func write(to path: StoragePath, in storage: Storage, body: (inout JSONStreamWriter) throws -> Void) throws {
+        let writer = try storage.openWrite(path)
+        do {
+            try write(writer, body: body)
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
     /// Checks the seal of `bytes` and decodes the body. `name` is used in error messages.
     public static func open<T: Decodable>(_ type: T.Type, from bytes: [UInt8], name: String) throws -> T {
+        if let streamed = T.self as? StreamSealed.Type {
+            return try open(streamed, from: MemorySource(bytes), name: name) as! T
+        }
         // The trailer is the last line: "sha256 " + 64 hex + "\n".
         let trailerLength = trailerPrefix.count + 64 + 1
         guard bytes.count > trailerLength, bytes.last == UInt8(ascii: "\n"),
@@ -52,17 +89,58 @@ public enum SealedFile {
         } catch {
             throw PGKeepError(.formatInvalid, "'\(name)' cannot be decoded: \(error)")
         }
+        try checkFormat(value, name: name)
+        return value
+    }
+
+    /// Reads a streamed sealed file from `source`, checking the seal as the bytes pass: the body is
+    /// decoded as it arrives, and the value is returned only after the trailer verified (a seal
+    /// problem is reported before any decoding problem, as `open(_:from:name:)` does).
+    static func open(_ type: StreamSealed.Type, from source: ByteSource, name: String) throws -> StreamSealed {
+        let sealed = try SealedSource(source)
+        var reader = JSONStreamReader(source: sealed, name: name)
+        var value: StreamSealed?
+        var decodeError: (any Error)?
+        do {
+            value = try type.readJSONBody(from: &reader)
+            try reader.finishDocument { sealed.bodyEnd }
+        } catch {
+            decodeError = error
+            try reader.drain()
+        }
+        try sealed.verify(name: name)
+        if let decodeError { throw decodeError }
+        try checkFormat(value!, name: name)
+        return value!
+    }
+
+    private static func checkFormat(_ value: Any, name: String) throws {
         if let versioned = value as? FormatVersioned, !(1...RepositoryFormat.current).contains(versioned.format) {
             throw PGKeepError(.repositoryInvalid,
                               "'\(name)' is in repository format \(versioned.format); this pgkeep reads formats 1 to \(RepositoryFormat.current)",
                               hint: "use the pgkeep version that wrote the repository, or a newer one")
         }
-        return value
+    }
+
+    /// Reads and opens `path`; nil when it is missing. Streamed types never hold the whole file.
+    static func read<T: Decodable>(_ type: T.Type, from path: StoragePath, in storage: Storage) throws -> T? {
+        if let streamed = T.self as? StreamSealed.Type {
+            guard let reader = try storage.openRead(path) else { return nil }
+            return try open(streamed, from: reader, name: storage.describe(path)) as? T
+        }
+        guard let bytes = try storage.readSmallFile(path) else { return nil }
+        return try open(type, from: bytes, name: storage.describe(path))
     }
 
     /// Writes `value` to `path` and then to `path.copy`, each atomically. A crash between the two
     /// leaves one good file, which is what `load` needs.
     public static func save<T: Encodable>(_ value: T, to path: StoragePath, in storage: Storage) throws {
+        if let streamed = value as? StreamSealed {
+            for target in [path, try copyPath(of: path)] {
+                try write(to: target, in: storage) { try streamed.writeJSONBody(to: &$0) }
+            }
+            return
+        }
         let bytes = try seal(value)
         try storage.writeSmallFile(path, bytes)
         try storage.writeSmallFile(try copyPath(of: path), bytes)
@@ -74,12 +152,12 @@ public enum SealedFile {
                                           warn: (String) -> Void = { _ in }) throws -> T? {
         let copy = try copyPath(of: path)
         var mainError: PGKeepError?
-        if let bytes = try storage.readSmallFile(path) {
-            do { return try open(type, from: bytes, name: storage.describe(path)) } catch let error as PGKeepError {
-                mainError = error
-            }
+        do {
+            if let value = try read(type, from: path, in: storage) { return value }
+        } catch let error as PGKeepError {
+            mainError = error
         }
-        guard let copyBytes = try storage.readSmallFile(copy) else {
+        guard try storage.info(copy) != nil else {
             if let mainError {
                 throw PGKeepError(mainError.code, mainError.message + "; the copy '\(storage.describe(copy))' is missing",
                                   hint: "restore the file from a backup of the repository; do not edit metadata files by hand")
@@ -87,7 +165,9 @@ public enum SealedFile {
             return nil
         }
         do {
-            let value = try open(type, from: copyBytes, name: storage.describe(copy))
+            guard let value = try read(type, from: copy, in: storage) else {
+                throw PGKeepError(.fileMissing, "'\(storage.describe(copy))' vanished while it was read")
+            }
             warn(mainError.map { "\($0.message); using the copy '\(storage.describe(copy))'" }
                  ?? "'\(storage.describe(path))' is missing; using the copy '\(storage.describe(copy))'")
             return value
@@ -104,5 +184,78 @@ public enum SealedFile {
 
     static func copyPath(of path: StoragePath) throws -> StoragePath {
         try path.parent.appending(path.name + ".copy")
+    }
+}
+
+/// A sealed value written and read as a stream (the manifest, which lists every file of a cluster),
+/// never as a whole document or a `Codable` tree in memory.
+protocol StreamSealed {
+    /// Writes the JSON body, byte for byte what `JSONEncoder` would write for the value's
+    /// `Encodable` conformance with `SealedFile`'s options.
+    func writeJSONBody(to writer: inout JSONStreamWriter) throws
+    /// Reads the JSON body.
+    static func readJSONBody(from reader: inout JSONStreamReader) throws -> Self
+}
+
+extension Manifest: StreamSealed {
+    func writeJSONBody(to writer: inout JSONStreamWriter) throws { try writeJSON(to: &writer) }
+    static func readJSONBody(from reader: inout JSONStreamReader) throws -> Manifest { try readJSON(from: &reader) }
+}
+
+/// Passes a sealed file's bytes through, hashing all but the last 73 (the newline before the
+/// trailer and the trailer line), which it keeps to check the seal at the end.
+final class SealedSource: ByteSource {
+    private let inner: ByteSource
+    private let hasher: SHA256Hasher
+    private var held: [UInt8] = []
+    private(set) var total = 0
+    /// "\n" + "sha256 " + 64 hex digits + "\n"
+    static let heldLength = 1 + SealedFile.trailerPrefix.count + 64 + 1
+
+    init(_ inner: ByteSource) throws {
+        self.inner = inner
+        hasher = try SHA256Hasher()
+        held.reserveCapacity(Self.heldLength * 2)
+    }
+
+    /// Where the trailer line begins (its "sha256"); meaningful once the source is at its end.
+    var bodyEnd: Int { total - Self.heldLength + 1 }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        total += n
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+        if n >= Self.heldLength {
+            try held.withUnsafeBytes { try hasher.update($0) }
+            try hasher.update(UnsafeRawBufferPointer(rebasing: chunk[..<(n - Self.heldLength)]))
+            held.removeAll(keepingCapacity: true)
+            held.append(contentsOf: chunk[(n - Self.heldLength)...])
+        } else {
+            held.append(contentsOf: chunk)
+            if held.count > Self.heldLength {
+                let extra = held.count - Self.heldLength
+                try held.withUnsafeBytes { try hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<extra])) }
+                held.removeFirst(extra)
+            }
+        }
+        return n
+    }
+
+    /// Checks the trailer against the hash of the body (the source must be at its end), with the
+    /// messages of `SealedFile.open`.
+    func verify(name: String) throws {
+        guard held.count == Self.heldLength, total > Self.heldLength - 1, held.last == UInt8(ascii: "\n"),
+              held.first == UInt8(ascii: "\n") else {
+            throw PGKeepError(.formatInvalid, "'\(name)' has no checksum trailer (truncated or not a pgkeep file)")
+        }
+        let trailer = held.dropFirst()
+        guard trailer.starts(with: SealedFile.trailerPrefix) else {
+            throw PGKeepError(.formatInvalid, "'\(name)' has a malformed checksum trailer")
+        }
+        let recorded = String(decoding: trailer.dropFirst(SealedFile.trailerPrefix.count).dropLast(), as: UTF8.self)
+        let actual = try hasher.finalize().hex
+        guard recorded == actual else {
+            throw PGKeepError(.checksumMismatch, "'\(name)' checksum mismatch: recorded \(recorded), computed \(actual)")
+        }
     }
 }

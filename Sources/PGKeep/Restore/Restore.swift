@@ -124,8 +124,33 @@ public final class RestoreRun {
         let controlFinal = try targets.absolute(controlName)
         let controlTemporary = controlFinal + ".pgkeep-tmp"
         var jobs: [FileJob] = []
-        var bundled: [StoragePath: [FileJob.BundledRestore]] = [:]
+        // What a worker needs to restore manifest entry `index` (stored on its own or bundled).
+        func restoreFile(_ index: Int) throws -> FileJob.RestoreFile {
+            let file = manifest.files[index]
+            var restore = FileJob.RestoreFile(
+                source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
+                destination: file.name == controlName ? controlTemporary : try targets.absolute(file.name),
+                compression: file.compression, size: file.size, checksum: file.checksum,
+                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
+            restore.owner = ownership.ids(user: file.user, group: file.group)
+            restore.keepMatching = options.delta && file.name != controlName
+            if let bundle = file.bundle { restore.source = try layout.bundle(label: file.reference, id: bundle) }
+            return restore
+        }
+        // Bundled files (§3.6) are restored by one job per bundle object, which reads it once. The
+        // jobs start empty and get their members (in offset order) when a worker takes them, so a
+        // restore of many small files holds their details one bundle at a time.
+        var bundled: [StoragePath: [(offset: UInt64, id: Int)]] = [:]
         for (index, file) in manifest.files.enumerated() {
+            if let bundle = file.bundle, file.blockSize == nil {
+                guard let offset = file.bundleOffset else {
+                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is in bundle \(bundle) without an offset",
+                                      hint: "the backup is damaged; restore another backup with --set")
+                }
+                _ = try targets.absolute(file.name)  // a name outside every target fails here, before writing
+                bundled[try layout.bundle(label: file.reference, id: bundle), default: []].append((offset, index))
+                continue
+            }
             var destination = try targets.absolute(file.name)
             if file.name == controlName { destination = controlTemporary }
             let keepMatching = options.delta && file.name != controlName
@@ -145,28 +170,21 @@ public final class RestoreRun {
                 jobs.append(FileJob(id: index, operation: .restoreBlocks(blocks), size: file.size))
                 continue
             }
-            var restore = FileJob.RestoreFile(
-                source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
-                destination: destination, compression: file.compression, size: file.size, checksum: file.checksum,
-                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
-            restore.owner = ownership.ids(user: file.user, group: file.group)
-            restore.keepMatching = keepMatching
-            if let bundle = file.bundle {
-                // Bundled (§3.6): restored by one job per bundle object, which reads it once.
-                guard let offset = file.bundleOffset else {
-                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is in bundle \(bundle) without an offset",
-                                      hint: "the backup is damaged; restore another backup with --set")
-                }
-                restore.source = try layout.bundle(label: file.reference, id: bundle)
-                bundled[restore.source, default: []].append(.init(id: index, offset: offset, file: restore))
-                continue
-            }
-            jobs.append(FileJob(id: index, operation: .restore(restore), size: file.size))
+            jobs.append(FileJob(id: index, operation: .restore(try restoreFile(index)), size: file.size))
         }
+        var bundleMembers: [[(offset: UInt64, id: Int)]] = []
         for (offset, (source, files)) in bundled.sorted(by: { $0.key < $1.key }).enumerated() {
-            let ordered = files.sorted { $0.offset < $1.offset }
-            jobs.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: ordered)),
-                                size: ordered.reduce(UInt64(0)) { $0 + $1.file.size }))
+            bundleMembers.append(files.sorted { $0.offset < $1.offset })
+            jobs.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: [])),
+                                size: files.reduce(UInt64(0)) { $0 + manifest.files[$1.id].size }))
+        }
+        bundled = [:]
+        func prepare(_ job: FileJob) throws -> FileJob {
+            guard case .restoreBundle(var bundle) = job.operation, bundle.files.isEmpty else { return job }
+            let number = job.id - manifest.files.count
+            bundle.files = try bundleMembers[number].map { .init(id: $0.id, offset: $0.offset, file: try restoreFile($0.id)) }
+            bundleMembers[number] = []
+            return FileJob(id: job.id, operation: .restoreBundle(bundle), size: job.size)
         }
         guard manifest.files.contains(where: { $0.name == controlName }) else {
             throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
@@ -174,7 +192,7 @@ public final class RestoreRun {
         let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.reduce(0) { $0 + $1.size }, filesTotal: jobs.count, log: log)
         var restored = false
         defer { if !restored { progress.finish(success: false) } }
-        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs) { job, result in
+        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs, prepare: prepare) { job, result in
             progress.advance(bytes: job.size)
             switch result {
             case .restored(let size):

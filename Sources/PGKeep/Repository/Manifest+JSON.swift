@@ -1,0 +1,458 @@
+/// The manifest's JSON, written and read as a stream (repo-layout.md §3.3): a manifest lists every
+/// file of the cluster, and building a `JSONEncoder`/`JSONDecoder` tree of it cost several KiB per
+/// file. The bytes are those `JSONEncoder` (`[.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]`)
+/// writes for the `Codable` conformance, so manifests on disk are unchanged
+/// (`ManifestJSONTests` proves it byte for byte).
+///
+/// Keys are written in byte order, as `.sortedKeys` sorts them; optional values that are nil are
+/// left out, as the synthesised `encodeIfPresent` does. Reading ignores unknown keys and takes
+/// `null` as absent, as `JSONDecoder` does.
+extension Manifest {
+    /// Writes the JSON body. `files` replaces `self.files` when given (the partial manifest writes
+    /// the entries stored so far without collecting them into an array).
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try writeJSON(to: &w, files: files)
+    }
+
+    /// Writes the manifest and its `.copy` (`SealedFile.save`), with `files` as its file entries in
+    /// place of `self.files`, streamed from the sequence.
+    func save<Files: Sequence<FileEntry>>(files: Files, to path: StoragePath, in storage: Storage) throws {
+        for target in [path, try SealedFile.copyPath(of: path)] {
+            try SealedFile.write(to: target, in: storage) { try writeJSON(to: &$0, files: files) }
+        }
+    }
+
+    func writeJSON<Files: Sequence<FileEntry>>(to w: inout JSONStreamWriter, files: Files) throws {
+        try w.beginObject()
+        try w.key("backup"); try backup.writeJSON(to: &w)
+        if let bundles {
+            try w.key("bundles")
+            try w.beginArray()
+            for bundle in bundles {
+                try w.element()
+                try w.beginObject()
+                try w.key("id"); try w.value(bundle.id)
+                try w.key("repoChecksum"); try w.value(bundle.repoChecksum)
+                try w.key("repoSize"); try w.value(bundle.repoSize)
+                try w.endObject()
+            }
+            try w.endArray()
+        }
+        try w.key("database"); try database.writeJSON(to: &w)
+        try w.key("databases")
+        try w.beginArray()
+        for entry in databases {
+            try w.element()
+            try w.beginObject()
+            try w.key("name"); try w.value(entry.name)
+            try w.key("oid"); try w.value(entry.oid)
+            try w.endObject()
+        }
+        try w.endArray()
+        try w.key("files")
+        try w.beginArray()
+        for file in files {
+            try w.element()
+            try file.writeJSON(to: &w)
+        }
+        try w.endArray()
+        try w.key("format"); try w.value(format)
+        try w.key("links")
+        try w.beginArray()
+        for link in links {
+            try w.element()
+            try w.beginObject()
+            try w.key("destination"); try w.value(link.destination)
+            if let group = link.group { try w.key("group"); try w.value(group) }
+            try w.key("name"); try w.value(link.name)
+            if let user = link.user { try w.key("user"); try w.value(user) }
+            try w.endObject()
+        }
+        try w.endArray()
+        try w.key("options"); try options.writeJSON(to: &w)
+        try w.key("paths")
+        try w.beginArray()
+        for path in paths {
+            try w.element()
+            try w.beginObject()
+            if let group = path.group { try w.key("group"); try w.value(group) }
+            try w.key("mode"); try w.value(path.mode)
+            try w.key("name"); try w.value(path.name)
+            if let user = path.user { try w.key("user"); try w.value(user) }
+            try w.endObject()
+        }
+        try w.endArray()
+        try w.key("targets")
+        try w.beginArray()
+        for target in targets {
+            try w.element()
+            try w.beginObject()
+            try w.key("kind"); try w.value(target.kind.rawValue)
+            try w.key("name"); try w.value(target.name)
+            try w.key("path"); try w.value(target.path)
+            if let name = target.tablespaceName { try w.key("tablespaceName"); try w.value(name) }
+            if let oid = target.tablespaceOID { try w.key("tablespaceOID"); try w.value(oid) }
+            try w.endObject()
+        }
+        try w.endArray()
+        try w.endObject()
+    }
+
+    /// Reads a manifest body. Strings that repeat in every entry (owner names, references) are
+    /// shared, so a large manifest keeps one copy of each.
+    static func readJSON(from r: inout JSONStreamReader) throws -> Manifest {
+        var format: Int?, backup: Backup?, database: Database?, options: Options?
+        var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: [FileEntry]?
+        var bundles: [BundleEntry]?
+        var strings = StringTable()
+        try r.object { r, key in
+            switch key {
+            case "format": format = try r.int()
+            case "backup": backup = try Backup.readJSON(from: &r)
+            case "database": database = try Database.readJSON(from: &r)
+            case "options": options = try Options.readJSON(from: &r)
+            case "databases":
+                var list: [DatabaseEntry] = []
+                try r.array { r in
+                    var oid: UInt32?, name: String?
+                    try r.object { r, key in
+                        switch key {
+                        case "oid": oid = try r.uint32()
+                        case "name": name = try r.string()
+                        default: try r.skipValue()
+                        }
+                    }
+                    list.append(DatabaseEntry(oid: try required(oid, "oid", in: "databases", r), name: try required(name, "name", in: "databases", r)))
+                }
+                databases = list
+            case "targets":
+                var list: [Target] = []
+                try r.array { r in
+                    var kind: Target.Kind?, name: String?, path: String?, oid: UInt32?, spcname: String?
+                    try r.object { r, key in
+                        switch key {
+                        case "kind": kind = try r.string(as: "target kind", Target.Kind.init(rawValue:))
+                        case "name": name = try r.string()
+                        case "path": path = try r.string()
+                        case "tablespaceOID": oid = try r.consumeNull() ? nil : r.uint32()
+                        case "tablespaceName": spcname = try r.consumeNull() ? nil : r.string()
+                        default: try r.skipValue()
+                        }
+                    }
+                    list.append(Target(name: try required(name, "name", in: "targets", r), kind: try required(kind, "kind", in: "targets", r),
+                                       path: try required(path, "path", in: "targets", r), tablespaceOID: oid, tablespaceName: spcname))
+                }
+                targets = list
+            case "paths":
+                var list: [PathEntry] = []
+                try r.array { r in
+                    var name: String?, mode: UInt32?, user: String?, group: String?
+                    try r.object { r, key in
+                        switch key {
+                        case "name": name = try r.string()
+                        case "mode": mode = try r.uint32()
+                        case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
+                        case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
+                        default: try r.skipValue()
+                        }
+                    }
+                    list.append(PathEntry(name: try required(name, "name", in: "paths", r), mode: try required(mode, "mode", in: "paths", r),
+                                          user: user, group: group))
+                }
+                paths = list
+            case "links":
+                var list: [LinkEntry] = []
+                try r.array { r in
+                    var name: String?, destination: String?, user: String?, group: String?
+                    try r.object { r, key in
+                        switch key {
+                        case "name": name = try r.string()
+                        case "destination": destination = try r.string()
+                        case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
+                        case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
+                        default: try r.skipValue()
+                        }
+                    }
+                    list.append(LinkEntry(name: try required(name, "name", in: "links", r),
+                                          destination: try required(destination, "destination", in: "links", r), user: user, group: group))
+                }
+                links = list
+            case "files":
+                var list: [FileEntry] = []
+                try r.array { r in list.append(try FileEntry.readJSON(from: &r, strings: &strings)) }
+                files = list
+            case "bundles":
+                if try r.consumeNull() { bundles = nil; return }
+                var list: [BundleEntry] = []
+                try r.array { r in
+                    var id: Int?, repoSize: UInt64?, repoChecksum: SHA256Digest?
+                    try r.object { r, key in
+                        switch key {
+                        case "id": id = try r.int()
+                        case "repoSize": repoSize = try r.uint64()
+                        case "repoChecksum": repoChecksum = try r.string(as: "SHA-256", SHA256Digest.init(hex:))
+                        default: try r.skipValue()
+                        }
+                    }
+                    list.append(BundleEntry(id: try required(id, "id", in: "bundles", r), repoSize: try required(repoSize, "repoSize", in: "bundles", r),
+                                            repoChecksum: try required(repoChecksum, "repoChecksum", in: "bundles", r)))
+                }
+                bundles = list
+            default:
+                try r.skipValue()
+            }
+        }
+        var manifest = Manifest(backup: try required(backup, "backup", in: "the manifest", r),
+                                database: try required(database, "database", in: "the manifest", r),
+                                options: try required(options, "options", in: "the manifest", r))
+        manifest.format = try required(format, "format", in: "the manifest", r)
+        manifest.databases = try required(databases, "databases", in: "the manifest", r)
+        manifest.targets = try required(targets, "targets", in: "the manifest", r)
+        manifest.paths = try required(paths, "paths", in: "the manifest", r)
+        manifest.links = try required(links, "links", in: "the manifest", r)
+        manifest.files = try required(files, "files", in: "the manifest", r)
+        manifest.bundles = bundles
+        return manifest
+    }
+}
+
+extension Manifest.Backup {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("label"); try w.value(label.text)
+        try w.key("lsnStart"); try w.value(lsnStart.description)
+        try w.key("lsnStop"); try w.value(lsnStop.description)
+        if let prior { try w.key("prior"); try w.value(prior.text) }
+        if let references {
+            try w.key("references")
+            try w.beginArray()
+            for reference in references { try w.element(); try w.value(reference.text) }
+            try w.endArray()
+        }
+        try w.key("timeline"); try w.value(timeline)
+        if let timestampCopyStart { try w.key("timestampCopyStart"); try w.value(timestampCopyStart) }
+        try w.key("timestampStart"); try w.value(timestampStart)
+        try w.key("timestampStop"); try w.value(timestampStop)
+        try w.key("type"); try w.value(type.rawValue)
+        try w.key("walStart"); try w.value(walStart)
+        try w.key("walStop"); try w.value(walStop)
+        try w.endObject()
+    }
+
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var label: BackupLabel?, type: BackupType?, prior: BackupLabel?, references: [BackupLabel]?
+        var timestampStart: Int64?, timestampStop: Int64?, timestampCopyStart: Int64?
+        var lsnStart: LSN?, lsnStop: LSN?, walStart: String?, walStop: String?, timeline: UInt32?
+        try r.object { r, key in
+            switch key {
+            case "label": label = try r.string(as: "backup label", BackupLabel.init)
+            case "type": type = try r.string(as: "backup type", BackupType.init(rawValue:))
+            case "prior": prior = try r.consumeNull() ? nil : r.string(as: "backup label", BackupLabel.init)
+            case "references":
+                if try r.consumeNull() { references = nil; return }
+                var list: [BackupLabel] = []
+                try r.array { r in list.append(try r.string(as: "backup label", BackupLabel.init)) }
+                references = list
+            case "timestampStart": timestampStart = try r.int64()
+            case "timestampStop": timestampStop = try r.int64()
+            case "timestampCopyStart": timestampCopyStart = try r.consumeNull() ? nil : r.int64()
+            case "lsnStart": lsnStart = try r.string(as: "LSN", LSN.init)
+            case "lsnStop": lsnStop = try r.string(as: "LSN", LSN.init)
+            case "walStart": walStart = try r.string()
+            case "walStop": walStop = try r.string()
+            case "timeline": timeline = try r.uint32()
+            default: try r.skipValue()
+            }
+        }
+        let where_ = "backup"
+        var backup = Self(label: try required(label, "label", in: where_, r), type: try required(type, "type", in: where_, r), prior: prior,
+                          timestampStart: try required(timestampStart, "timestampStart", in: where_, r),
+                          timestampStop: try required(timestampStop, "timestampStop", in: where_, r),
+                          lsnStart: try required(lsnStart, "lsnStart", in: where_, r), lsnStop: try required(lsnStop, "lsnStop", in: where_, r),
+                          walStart: try required(walStart, "walStart", in: where_, r), walStop: try required(walStop, "walStop", in: where_, r),
+                          timeline: try required(timeline, "timeline", in: where_, r))
+        backup.references = references
+        backup.timestampCopyStart = timestampCopyStart
+        return backup
+    }
+}
+
+extension Manifest.Database {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("catalogVersion"); try w.value(catalogVersion)
+        try w.key("controlVersion"); try w.value(controlVersion)
+        try w.key("id"); try w.value(id)
+        try w.key("pageChecksums"); try w.value(pageChecksums)
+        try w.key("systemIdentifier"); try w.value(systemIdentifier)
+        try w.key("version"); try w.value(version)
+        try w.key("walSegmentSize"); try w.value(walSegmentSize)
+        try w.endObject()
+    }
+
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var id: Int?, systemIdentifier: UInt64?, version: Int?, controlVersion: UInt32?, catalogVersion: UInt32?
+        var walSegmentSize: UInt32?, pageChecksums: Bool?
+        try r.object { r, key in
+            switch key {
+            case "id": id = try r.int()
+            case "systemIdentifier": systemIdentifier = try r.uint64()
+            case "version": version = try r.int()
+            case "controlVersion": controlVersion = try r.uint32()
+            case "catalogVersion": catalogVersion = try r.uint32()
+            case "walSegmentSize": walSegmentSize = try r.uint32()
+            case "pageChecksums": pageChecksums = try r.bool()
+            default: try r.skipValue()
+            }
+        }
+        let where_ = "database"
+        return Self(id: try required(id, "id", in: where_, r), systemIdentifier: try required(systemIdentifier, "systemIdentifier", in: where_, r),
+                    version: try required(version, "version", in: where_, r),
+                    controlVersion: try required(controlVersion, "controlVersion", in: where_, r),
+                    catalogVersion: try required(catalogVersion, "catalogVersion", in: where_, r),
+                    walSegmentSize: try required(walSegmentSize, "walSegmentSize", in: where_, r),
+                    pageChecksums: try required(pageChecksums, "pageChecksums", in: where_, r))
+    }
+}
+
+extension Manifest.Options {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("bufferSize"); try w.value(bufferSize)
+        if let bundle { try w.key("bundle"); try w.value(bundle) }
+        if let bundleLimit { try w.key("bundleLimit"); try w.value(bundleLimit) }
+        if let bundleSize { try w.key("bundleSize"); try w.value(bundleSize) }
+        try w.key("compressLevel"); try w.value(compressLevel)
+        try w.key("compressType"); try w.value(compressType.rawValue)
+        try w.key("processMax"); try w.value(processMax)
+        try w.key("startFast"); try w.value(startFast)
+        try w.endObject()
+    }
+
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var compressType: CompressionType?, compressLevel: Int?, bufferSize: Int?, processMax: Int?, startFast: Bool?
+        var bundle: Bool?, bundleLimit: UInt64?, bundleSize: UInt64?
+        try r.object { r, key in
+            switch key {
+            case "compressType": compressType = try r.string(as: "compression type", CompressionType.init(rawValue:))
+            case "compressLevel": compressLevel = try r.int()
+            case "bufferSize": bufferSize = try r.int()
+            case "processMax": processMax = try r.int()
+            case "startFast": startFast = try r.bool()
+            case "bundle": bundle = try r.consumeNull() ? nil : r.bool()
+            case "bundleLimit": bundleLimit = try r.consumeNull() ? nil : r.uint64()
+            case "bundleSize": bundleSize = try r.consumeNull() ? nil : r.uint64()
+            default: try r.skipValue()
+            }
+        }
+        let where_ = "options"
+        return Self(compressType: try required(compressType, "compressType", in: where_, r),
+                    compressLevel: try required(compressLevel, "compressLevel", in: where_, r),
+                    bufferSize: try required(bufferSize, "bufferSize", in: where_, r),
+                    processMax: try required(processMax, "processMax", in: where_, r),
+                    startFast: try required(startFast, "startFast", in: where_, r),
+                    bundle: bundle, bundleLimit: bundleLimit, bundleSize: bundleSize)
+    }
+}
+
+extension Manifest.FileEntry {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        if let blockMapChecksum { try w.key("blockMapChecksum"); try w.value(blockMapChecksum) }
+        if let blockMapSize { try w.key("blockMapSize"); try w.value(blockMapSize) }
+        if let blockSize { try w.key("blockSize"); try w.value(blockSize) }
+        if let bundle { try w.key("bundle"); try w.value(bundle) }
+        if let bundleOffset { try w.key("bundleOffset"); try w.value(bundleOffset) }
+        try w.key("checksum"); try w.value(checksum)
+        try w.key("compression"); try w.value(compression.rawValue)
+        if let group { try w.key("group"); try w.value(group) }
+        try w.key("mode"); try w.value(mode)
+        try w.key("mtime"); try w.value(mtime)
+        try w.key("name"); try w.value(name)
+        if let pageChecksumErrors {
+            try w.key("pageChecksumErrors")
+            try w.beginArray()
+            for block in pageChecksumErrors { try w.element(); try w.value(block) }
+            try w.endArray()
+        }
+        try w.key("reference"); try w.value(reference.text)
+        try w.key("repoChecksum"); try w.value(repoChecksum)
+        try w.key("repoSize"); try w.value(repoSize)
+        try w.key("size"); try w.value(size)
+        if let user { try w.key("user"); try w.value(user) }
+        try w.endObject()
+    }
+
+    static func readJSON(from r: inout JSONStreamReader, strings: inout StringTable) throws -> Self {
+        var name: String?, size: UInt64?, mtime: Int64?, mode: UInt32?, user: String?, group: String?
+        var checksum: SHA256Digest?, repoSize: UInt64?, repoChecksum: SHA256Digest?, compression: CompressionType?
+        var reference: BackupLabel?, blockSize: Int?, blockMapSize: UInt64?, blockMapChecksum: SHA256Digest?
+        var pageChecksumErrors: [UInt32]?, bundle: Int?, bundleOffset: UInt64?
+        try r.object { r, key in
+            switch key {
+            case "name": name = try r.string()
+            case "size": size = try r.uint64()
+            case "mtime": mtime = try r.int64()
+            case "mode": mode = try r.uint32()
+            case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
+            case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
+            case "checksum": checksum = try r.string(as: "SHA-256", SHA256Digest.init(hex:))
+            case "repoSize": repoSize = try r.uint64()
+            case "repoChecksum": repoChecksum = try r.string(as: "SHA-256", SHA256Digest.init(hex:))
+            case "compression": compression = try r.string(as: "compression type", CompressionType.init(rawValue:))
+            case "reference": reference = try strings.label(r.string(as: "backup label", BackupLabel.init))
+            case "blockSize": blockSize = try r.consumeNull() ? nil : r.int()
+            case "blockMapSize": blockMapSize = try r.consumeNull() ? nil : r.uint64()
+            case "blockMapChecksum": blockMapChecksum = try r.consumeNull() ? nil : r.string(as: "SHA-256", SHA256Digest.init(hex:))
+            case "pageChecksumErrors":
+                if try r.consumeNull() { pageChecksumErrors = nil; return }
+                var list: [UInt32] = []
+                try r.array { r in list.append(try r.uint32()) }
+                pageChecksumErrors = list
+            case "bundle": bundle = try r.consumeNull() ? nil : r.int()
+            case "bundleOffset": bundleOffset = try r.consumeNull() ? nil : r.uint64()
+            default: try r.skipValue()
+            }
+        }
+        let where_ = "files" + (name.map { " ('\($0)')" } ?? "")
+        var entry = Self(name: try required(name, "name", in: where_, r), size: try required(size, "size", in: where_, r),
+                         mtime: try required(mtime, "mtime", in: where_, r), mode: try required(mode, "mode", in: where_, r),
+                         user: user, group: group, checksum: try required(checksum, "checksum", in: where_, r),
+                         repoSize: try required(repoSize, "repoSize", in: where_, r),
+                         repoChecksum: try required(repoChecksum, "repoChecksum", in: where_, r),
+                         compression: try required(compression, "compression", in: where_, r),
+                         reference: try required(reference, "reference", in: where_, r))
+        entry.blockSize = blockSize
+        entry.blockMapSize = blockMapSize
+        entry.blockMapChecksum = blockMapChecksum
+        entry.pageChecksumErrors = pageChecksumErrors
+        entry.bundle = bundle
+        entry.bundleOffset = bundleOffset
+        return entry
+    }
+}
+
+/// One copy of each string that repeats across manifest entries (owner names, backup labels):
+/// equal strings then share their storage instead of holding one allocation per entry.
+struct StringTable {
+    private var strings: Set<String> = []
+    private var labels: Set<BackupLabel> = []
+
+    mutating func intern(_ text: String) -> String {
+        if let known = strings.firstIndex(of: text) { return strings[known] }
+        strings.insert(text)
+        return text
+    }
+
+    mutating func label(_ label: BackupLabel) -> BackupLabel {
+        if let known = labels.firstIndex(of: label) { return labels[known] }
+        labels.insert(label)
+        return label
+    }
+}
+
+/// The value of a member the manifest must have.
+private func required<T>(_ value: T?, _ key: String, in context: String, _ r: borrowing JSONStreamReader) throws -> T {
+    guard let value else { throw r.error("missing key '\(key)' in \(context)") }
+    return value
+}
