@@ -15,14 +15,14 @@ struct IncrementalPlanTests {
                            compression: .lz4, reference: priorLabel)
     }
 
-    static func prior(_ files: [Manifest.FileEntry], timeline: UInt32 = 1, copyStart: Int64? = priorCopyStart) -> Manifest {
+    static func prior(_ files: [Manifest.FileEntry], timeline: UInt32 = 1, copyStart: Int64? = priorCopyStart) throws -> PriorManifest {
         var manifest = ManifestSample.make()
         manifest.backup.label = priorLabel
         manifest.backup.timeline = timeline
         manifest.backup.timestampStart = 990
         manifest.backup.timestampCopyStart = copyStart
         manifest.files = files
-        return manifest
+        return try PriorManifest(manifest)
     }
 
     static func listed(_ name: String, size: UInt64 = 8192, mtime: Int64 = 900, mode: UInt32 = 0o600) -> ClusterWalker.ListedFile {
@@ -33,16 +33,16 @@ struct IncrementalPlanTests {
     static let copyStart: Int64 = 2000
 
     @Test("size, mtime and mode equal and written before the prior copy start: referenced, not copied")
-    func unchangedIsReferenced() {
-        let plan = IncrementalPlan.make(files: [Self.listed("pg_data/a")], prior: Self.prior([Self.entry("pg_data/a")]),
+    func unchangedIsReferenced() throws {
+        let plan = IncrementalPlan.make(files: [Self.listed("pg_data/a")], prior: try Self.prior([Self.entry("pg_data/a")]),
                                         listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(Array(plan.actions) == [.reference(Self.entry("pg_data/a"))])
         #expect(!plan.checksumMode)
     }
 
     @Test("a new file is copied; a changed size or a later mtime is a change; a mode change is verified by checksum")
-    func changes() {
-        let prior = Self.prior([Self.entry("pg_data/size"), Self.entry("pg_data/time"), Self.entry("pg_data/mode")])
+    func changes() throws {
+        let prior = try Self.prior([Self.entry("pg_data/size"), Self.entry("pg_data/time"), Self.entry("pg_data/mode")])
         let plan = IncrementalPlan.make(
             files: [Self.listed("pg_data/new"), Self.listed("pg_data/size", size: 16384, mtime: 1500), Self.listed("pg_data/time", mtime: 1500),
                     Self.listed("pg_data/mode", mode: 0o640)],
@@ -53,17 +53,17 @@ struct IncrementalPlanTests {
     }
 
     @Test("a file the prior backup saw written at or after its copy start is verified by checksum, not trusted")
-    func writtenDuringPriorBackup() {
+    func writtenDuringPriorBackup() throws {
         let late = Self.entry("pg_data/late", mtime: Self.priorCopyStart + 1)
         let atStart = Self.entry("pg_data/start", mtime: Self.priorCopyStart)
         let plan = IncrementalPlan.make(files: [Self.listed("pg_data/late", mtime: Self.priorCopyStart + 1),
                                                 Self.listed("pg_data/start", mtime: Self.priorCopyStart)],
-                                        prior: Self.prior([late, atStart]), listedAt: Self.copyStart, delta: false, timeline: 1)
+                                        prior: try Self.prior([late, atStart]), listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(Array(plan.actions) == [.verify(late), .reference(atStart)])
 
         // A manifest without a recorded copy start trusts only mtimes before its start time.
         let old = IncrementalPlan.make(files: [Self.listed("pg_data/start", mtime: 990)],
-                                       prior: Self.prior([Self.entry("pg_data/start", mtime: 990)], copyStart: nil),
+                                       prior: try Self.prior([Self.entry("pg_data/start", mtime: 990)], copyStart: nil),
                                        listedAt: Self.copyStart, delta: false, timeline: 1)
         #expect(Array(old.actions) == [.verify(Self.entry("pg_data/start", mtime: 990))])
     }
@@ -71,7 +71,7 @@ struct IncrementalPlanTests {
     @Test("untrustworthy times switch the whole backup to checksum mode", arguments: [
         "future", "backwards", "size without mtime", "delta", "timeline",
     ])
-    func checksumMode(reason: String) {
+    func checksumMode(reason: String) throws {
         var files = [Self.listed("pg_data/a"), Self.listed("pg_data/b", size: 4096, mtime: 1500)]
         var delta = false
         var timeline: UInt32 = 1
@@ -82,13 +82,45 @@ struct IncrementalPlanTests {
         case "delta": delta = true
         default: timeline = 2
         }
-        let prior = Self.prior([Self.entry("pg_data/a"), Self.entry("pg_data/b"), Self.entry("pg_data/c")])
+        let prior = try Self.prior([Self.entry("pg_data/a"), Self.entry("pg_data/b"), Self.entry("pg_data/c")])
         let plan = IncrementalPlan.make(files: files, prior: prior, listedAt: Self.copyStart, delta: delta, timeline: timeline)
         #expect(plan.checksumMode, "\(reason)")
         #expect(plan.checksumReasons.count == 1, "\(plan.checksumReasons)")
         // Even the file whose size, mtime and mode all match is compared by checksum; a size change stays a change.
         #expect(plan.actions[0] == .verify(Self.entry("pg_data/a")))
         #expect(plan.actions[1] == .changed(Self.entry("pg_data/b")))
+    }
+
+    @Test("the prior manifest, read as a stream into its compact table, gives back every entry, found by name")
+    func priorFileTable() throws {
+        var entries = [Self.entry("pg_data/b"), Self.entry("pg_data/a", mtime: 5, mode: 0o640), Self.entry("pg_data/base/1/2"),
+                       Self.entry("pg_data/a/x")]
+        entries[0].bundle = 3
+        entries[0].bundleOffset = 77
+        entries[1].blockSize = BlockIncremental.blockSize
+        entries[1].blockMapSize = 9
+        entries[1].blockMapChecksum = ManifestSample.digest("map")
+        entries[1].pageChecksumErrors = [1, 4]
+        entries[2].user = nil
+        entries[2].group = "other"
+        entries[3].reference = BackupLabel("20261126-230501F_20261127-010203I")!
+        var manifest = ManifestSample.make()
+        manifest.files = entries
+        let bytes = try SealedFile.seal(manifest)
+        let streamed = try #require(try SealedFile.open(PriorManifest.self, from: MemorySource(bytes), name: "test") as? PriorManifest)
+        for prior in [streamed, try PriorManifest(manifest)] {
+            #expect(prior.manifest.files.isEmpty)
+            #expect(prior.backup.label == manifest.backup.label)
+            #expect(prior.files.count == entries.count)
+            for (index, entry) in entries.enumerated() {
+                #expect(prior.files[index] == entry)
+                #expect(prior.files.index(of: entry.name) == index)
+                #expect(prior.files.size(index) == entry.size && prior.files.mtime(index) == entry.mtime && prior.files.mode(index) == entry.mode)
+            }
+            for missing in ["", "pg_data", "pg_data/", "pg_data/c", "pg_data/base/1/20", "pg_data/a/"] {
+                #expect(prior.files.index(of: missing) == nil, "\(missing)")
+            }
+        }
     }
 
     @Test("dependent labels name their full backup and type, and sort after it")

@@ -107,7 +107,7 @@ public final class BackupRun {
     /// The backup a diff (the latest full) or incr (the latest backup) builds on, with its
     /// manifest; nil for a full backup, or when there is no usable prior (then the backup
     /// becomes a full one, with a warning, as pgBackRest does).
-    private func findPrior(info: BackupInfo, control: PGControl) throws -> Manifest? {
+    private func findPrior(info: BackupInfo, control: PGControl) throws -> PriorManifest? {
         guard options.type != .full else { return nil }
         guard let candidate = options.type == .diff ? info.latestFull : info.latest else {
             log.warn("no prior backup exists, \(options.type.rawValue) backup has been changed to full")
@@ -117,7 +117,7 @@ public final class BackupRun {
             log.warn("the latest backup \(candidate.label) was taken from an earlier cluster identity (database id \(candidate.databaseID)), \(options.type.rawValue) backup has been changed to full")
             return nil
         }
-        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: candidate.label), in: storage, warn: log.warn) else {
+        guard let manifest = try SealedFile.loadStreamed(PriorManifest.self, from: try layout.manifest(label: candidate.label), in: storage, warn: log.warn) else {
             throw PGKeepError(.backupMissing, "the manifest of prior backup \(candidate.label) is missing from '\(storage.describe(try layout.backupDirectory(label: candidate.label)))'",
                               hint: "the repository is damaged; take a full backup with --type=full")
         }
@@ -169,7 +169,7 @@ public final class BackupRun {
         }
     }
 
-    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: Manifest?, resumed: Manifest?, startLSN: LSN,
+    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: PriorManifest?, resumed: Manifest?, startLSN: LSN,
                                startTime: Int64, archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
         // The checkpoint pg_backup_start waited for must be visible in pg_control on disk: proves
         // we read the same storage the server writes (and gives the timeline).

@@ -43,13 +43,8 @@ struct IncrementalPlan {
     ///   - listedAt: the time the listing ended; a later mtime is in the future. (Files written
     ///     while the backup runs have mtimes after its copy start, which is normal: WAL replay
     ///     repairs them, and the next backup does not trust their times, see above.)
-    static func make<Files: Collection<ClusterWalker.ListedFile>>(files: Files, prior: Manifest, listedAt: Int64, delta: Bool,
+    static func make<Files: Collection<ClusterWalker.ListedFile>>(files: Files, prior: PriorManifest, listedAt: Int64, delta: Bool,
                      timeline: UInt32) -> IncrementalPlan {
-        // Name to index in the prior manifest (the names share the manifest's storage).
-        var priorFiles: [String: Int] = [:]
-        priorFiles.reserveCapacity(prior.files.count)
-        for (index, entry) in prior.files.enumerated() { priorFiles[entry.name] = index }
-
         var reasons: [String] = []
         if delta { reasons.append("--delta was given") }
         if prior.backup.timeline != timeline {
@@ -61,14 +56,18 @@ struct IncrementalPlan {
                 break
             }
         }
-        for file in files {
-            guard let index = priorFiles[file.name] else { continue }
-            let entry = prior.files[index]
-            if file.mtime < entry.mtime {
+        // Each listed file's entry in the prior manifest, looked up once.
+        var priorIndexes: [Int32] = []
+        priorIndexes.reserveCapacity(files.count)
+        for file in files { priorIndexes.append(prior.files.index(of: file.name).map(Int32.init) ?? -1) }
+
+        for (file, index) in zip(files, priorIndexes) where index >= 0 {
+            let index = Int(index)
+            if file.mtime < prior.files.mtime(index) {
                 reasons.append("'\(file.name)' has an older modification time than in backup \(prior.backup.label)")
                 break
             }
-            if file.mtime == entry.mtime && file.size != entry.size {
+            if file.mtime == prior.files.mtime(index) && file.size != prior.files.size(index) {
                 reasons.append("'\(file.name)' changed size without changing its modification time")
                 break
             }
@@ -79,14 +78,15 @@ struct IncrementalPlan {
         let checksumMode = !reasons.isEmpty
         var actions = Actions(prior: prior.files)
         actions.reserveCapacity(files.count)
-        for file in files {
-            guard let index = priorFiles[file.name] else { actions.append(.copy, prior: 0); continue }
-            let entry = prior.files[index]
+        for (file, index) in zip(files, priorIndexes) {
+            guard index >= 0 else { actions.append(.copy, prior: 0); continue }
+            let index = Int(index)
+            let mtime = prior.files.mtime(index)
             let kind: Actions.Kind
-            if file.size != entry.size { kind = .changed }
+            if file.size != prior.files.size(index) { kind = .changed }
             else if checksumMode { kind = .verify }
-            else if file.mtime != entry.mtime { kind = .changed }
-            else if file.mode != entry.mode || entry.mtime > trustedUntil { kind = .verify }
+            else if file.mtime != mtime { kind = .changed }
+            else if file.mode != prior.files.mode(index) || mtime > trustedUntil { kind = .verify }
             else { kind = .reference }
             actions.append(kind, prior: index)
         }
@@ -96,16 +96,16 @@ struct IncrementalPlan {
 
 extension IncrementalPlan {
     /// The actions, packed: a kind and an index into the prior manifest's files per listed file
-    /// (a `FileEntry` copy per file would double the prior manifest). Subscripting builds the
-    /// `Action` with its prior entry.
+    /// (a `FileEntry` copy per file would cost more than the compact prior table). Subscripting
+    /// builds the `Action` with its prior entry.
     struct Actions: RandomAccessCollection {
         enum Kind: UInt8 { case copy, reference, verify, changed }
 
-        private let prior: [Manifest.FileEntry]
+        private let prior: PriorFileTable
         private var kinds: [Kind] = []
         private var indexes: [Int32] = []
 
-        init(prior: [Manifest.FileEntry]) { self.prior = prior }
+        init(prior: PriorFileTable) { self.prior = prior }
 
         var startIndex: Int { 0 }
         var endIndex: Int { kinds.count }

@@ -101,8 +101,18 @@ extension Manifest {
     /// Reads a manifest body. Strings that repeat in every entry (owner names, references) are
     /// shared, so a large manifest keeps one copy of each.
     static func readJSON(from r: inout JSONStreamReader) throws -> Manifest {
+        var files: [FileEntry] = []
+        var manifest = try readJSON(from: &r) { files.append($0) }
+        manifest.files = files
+        return manifest
+    }
+
+    /// Reads a manifest body, handing each file entry to `file` as it is read instead of keeping
+    /// it: the manifest returned has no files. A reader that keeps the entries in its own compact
+    /// form (`PriorManifest`) never holds the `FileEntry` array.
+    static func readJSON(from r: inout JSONStreamReader, file: (FileEntry) throws -> Void) throws -> Manifest {
         var format: Int?, backup: Backup?, database: Database?, options: Options?
-        var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: [FileEntry]?
+        var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: Bool?
         var bundles: [BundleEntry]?
         var strings = StringTable()
         try r.object { r, key in
@@ -178,9 +188,8 @@ extension Manifest {
                 }
                 links = list
             case "files":
-                var list: [FileEntry] = []
-                try r.array { r in list.append(try FileEntry.readJSON(from: &r, strings: &strings)) }
-                files = list
+                try r.array { r in try file(try FileEntry.readJSON(from: &r, strings: &strings)) }
+                files = true
             case "bundles":
                 if try r.consumeNull() { bundles = nil; return }
                 var list: [BundleEntry] = []
@@ -210,7 +219,7 @@ extension Manifest {
         manifest.targets = try required(targets, "targets", in: "the manifest", r)
         manifest.paths = try required(paths, "paths", in: "the manifest", r)
         manifest.links = try required(links, "links", in: "the manifest", r)
-        manifest.files = try required(files, "files", in: "the manifest", r)
+        _ = try required(files, "files", in: "the manifest", r)
         manifest.bundles = bundles
         return manifest
     }

@@ -96,10 +96,10 @@ public enum SealedFile {
     /// Reads a streamed sealed file from `source`, checking the seal as the bytes pass: the body is
     /// decoded as it arrives, and the value is returned only after the trailer verified (a seal
     /// problem is reported before any decoding problem, as `open(_:from:name:)` does).
-    static func open(_ type: StreamSealed.Type, from source: ByteSource, name: String) throws -> StreamSealed {
+    static func open(_ type: StreamReadable.Type, from source: ByteSource, name: String) throws -> StreamReadable {
         let sealed = try SealedSource(source)
         var reader = JSONStreamReader(source: sealed, name: name)
-        var value: StreamSealed?
+        var value: StreamReadable?
         var decodeError: (any Error)?
         do {
             value = try type.readJSONBody(from: &reader)
@@ -150,10 +150,24 @@ public enum SealedFile {
     /// nil when neither exists. `warn` receives a message when the twin had to be used.
     public static func load<T: Decodable>(_ type: T.Type, from path: StoragePath, in storage: Storage,
                                           warn: (String) -> Void = { _ in }) throws -> T? {
+        try load(from: path, in: storage, warn: warn) { try read(type, from: $0, in: storage) }
+    }
+
+    /// `load` for a type only ever read as a stream (a compact form of a manifest).
+    static func loadStreamed<T: StreamReadable>(_ type: T.Type, from path: StoragePath, in storage: Storage,
+                                                warn: (String) -> Void = { _ in }) throws -> T? {
+        try load(from: path, in: storage, warn: warn) { path in
+            guard let reader = try storage.openRead(path) else { return nil }
+            return try open(type, from: reader, name: storage.describe(path)) as? T
+        }
+    }
+
+    private static func load<T>(from path: StoragePath, in storage: Storage, warn: (String) -> Void,
+                                read: (StoragePath) throws -> T?) throws -> T? {
         let copy = try copyPath(of: path)
         var mainError: PGKeepError?
         do {
-            if let value = try read(type, from: path, in: storage) { return value }
+            if let value = try read(path) { return value }
         } catch let error as PGKeepError {
             mainError = error
         }
@@ -165,7 +179,7 @@ public enum SealedFile {
             return nil
         }
         do {
-            guard let value = try read(type, from: copy, in: storage) else {
+            guard let value = try read(copy) else {
                 throw PGKeepError(.fileMissing, "'\(storage.describe(copy))' vanished while it was read")
             }
             warn(mainError.map { "\($0.message); using the copy '\(storage.describe(copy))'" }
@@ -187,14 +201,17 @@ public enum SealedFile {
     }
 }
 
-/// A sealed value written and read as a stream (the manifest, which lists every file of a cluster),
-/// never as a whole document or a `Codable` tree in memory.
-protocol StreamSealed {
+/// A sealed value read as a stream, never as a whole document or a `Codable` tree in memory.
+protocol StreamReadable {
+    /// Reads the JSON body.
+    static func readJSONBody(from reader: inout JSONStreamReader) throws -> Self
+}
+
+/// A sealed value written and read as a stream (the manifest, which lists every file of a cluster).
+protocol StreamSealed: StreamReadable {
     /// Writes the JSON body, byte for byte what `JSONEncoder` would write for the value's
     /// `Encodable` conformance with `SealedFile`'s options.
     func writeJSONBody(to writer: inout JSONStreamWriter) throws
-    /// Reads the JSON body.
-    static func readJSONBody(from reader: inout JSONStreamReader) throws -> Self
 }
 
 extension Manifest: StreamSealed {
