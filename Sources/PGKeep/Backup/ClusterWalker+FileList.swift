@@ -25,11 +25,9 @@ extension ClusterWalker {
 
         private var records: [Record] = []
         private var arena: [UInt8] = []
-        private var roots: [Root] = []
-        private var rootNumbers: [Root: UInt16] = [:]
+        private var roots = InternTable<Root>(of: "listing directories")
         /// Owner names; number 0 is "no name".
-        private var owners: [String?] = [nil]
-        private var ownerNumbers: [String: UInt16] = [:]
+        private var owners = InternTable<String?>(of: "owner names", preset: [nil])
 
         init() {}
 
@@ -43,19 +41,19 @@ extension ClusterWalker {
 
         subscript(index: Int) -> ListedFile {
             let record = records[index]
-            let root = roots[Int(record.root)]
+            let root = roots[record.root]
             let tail = arena.withUnsafeBufferPointer {
                 String(decoding: UnsafeBufferPointer(rebasing: $0[record.tailStart..<record.tailStart + Int(record.tailLength)]), as: UTF8.self)
             }
             return ListedFile(name: root.namePrefix + tail, path: root.pathPrefix + tail, size: record.size, mtime: record.mtime,
-                              mode: record.mode, user: owners[Int(record.user)], group: owners[Int(record.group)])
+                              mode: record.mode, user: owners[record.user], group: owners[record.group])
         }
 
         /// The manifest name of file `index` (without building its path).
         func name(_ index: Int) -> String {
             let record = records[index]
             return arena.withUnsafeBufferPointer {
-                roots[Int(record.root)].namePrefix
+                roots[record.root].namePrefix
                     + String(decoding: UnsafeBufferPointer(rebasing: $0[record.tailStart..<record.tailStart + Int(record.tailLength)]), as: UTF8.self)
             }
         }
@@ -68,14 +66,14 @@ extension ClusterWalker {
             let tail = Self.commonTail(name, path)
             name.removeLast(tail.utf8.count)
             path.removeLast(tail.utf8.count)
-            let root = try number(of: Root(namePrefix: name, pathPrefix: path))
+            let root = try roots.number(of: Root(namePrefix: name, pathPrefix: path))
             let start = arena.count
             arena.append(contentsOf: tail.utf8)
             guard let length = UInt32(exactly: tail.utf8.count) else {
                 throw PGKeepError(.internal, "path '\(file.path)' is too long to list")
             }
             records.append(Record(size: file.size, mtime: file.mtime, tailStart: start, tailLength: length, mode: file.mode,
-                                  root: root, user: try owner(file.user), group: try owner(file.group)))
+                                  root: root, user: try owners.number(of: file.user), group: try owners.number(of: file.group)))
         }
 
         /// The longest common suffix of `a` and `b` that starts after a `/` in both.
@@ -89,27 +87,6 @@ extension ClusterWalker {
                 if i > 0 && j > 0 && x[i - 1] == UInt8(ascii: "/") && y[j - 1] == UInt8(ascii: "/") { lastSlash = n }
             }
             return String(decoding: x[(x.count - lastSlash)...], as: UTF8.self)
-        }
-
-        private mutating func number(of root: Root) throws -> UInt16 {
-            if let number = rootNumbers[root] { return number }
-            guard let number = UInt16(exactly: roots.count) else {
-                throw PGKeepError(.internal, "more than \(UInt16.max) listing directories")
-            }
-            roots.append(root)
-            rootNumbers[root] = number
-            return number
-        }
-
-        private mutating func owner(_ name: String?) throws -> UInt16 {
-            guard let name else { return 0 }
-            if let number = ownerNumbers[name] { return number }
-            guard let number = UInt16(exactly: owners.count) else {
-                throw PGKeepError(.internal, "more than \(UInt16.max) owner names")
-            }
-            owners.append(name)
-            ownerNumbers[name] = number
-            return number
         }
     }
 }

@@ -82,10 +82,9 @@ struct PriorFileTable {
     private var names: [UInt8] = []
     private var blocks: [Int: Block] = [:]
     private var pageErrors: [Int: [UInt32]] = [:]
-    private var labels: [BackupLabel] = []
-    private var labelNumbers: [BackupLabel: UInt16] = [:]
-    private var owners: [String?] = [nil]
-    private var ownerNumbers: [String: UInt16] = [:]
+    private var labels = InternTable<BackupLabel>(of: "backups referenced by the prior manifest")
+    /// Owner names; number 0 is "no name".
+    private var owners = InternTable<String?>(of: "owner names in the prior manifest", preset: [nil])
     /// Entry indexes ordered by name bytes (equal names by index), for `index(of:)`.
     private var byName: [Int32] = []
 
@@ -108,8 +107,8 @@ struct PriorFileTable {
         names.append(contentsOf: name)
         records.append(Record(size: entry.size, mtime: entry.mtime, repoSize: entry.repoSize, bundleOffset: entry.bundleOffset ?? 0,
                               checksum: entry.checksum, repoChecksum: entry.repoChecksum, nameStart: start, mode: entry.mode,
-                              bundle: bundle, nameLength: length, reference: try labelNumber(entry.reference),
-                              user: try owner(entry.user), group: try owner(entry.group), compression: entry.compression))
+                              bundle: bundle, nameLength: length, reference: try labels.number(of: entry.reference),
+                              user: try owners.number(of: entry.user), group: try owners.number(of: entry.group), compression: entry.compression))
         if entry.blockSize != nil || entry.blockMapSize != nil || entry.blockMapChecksum != nil {
             blocks[index] = Block(blockSize: entry.blockSize, mapSize: entry.blockMapSize, mapChecksum: entry.blockMapChecksum)
         }
@@ -165,9 +164,9 @@ struct PriorFileTable {
                    as: UTF8.self)
         }
         var entry = Manifest.FileEntry(name: name, size: record.size, mtime: record.mtime, mode: record.mode,
-                                       user: owners[Int(record.user)], group: owners[Int(record.group)], checksum: record.checksum,
+                                       user: owners[record.user], group: owners[record.group], checksum: record.checksum,
                                        repoSize: record.repoSize, repoChecksum: record.repoChecksum, compression: record.compression,
-                                       reference: labels[Int(record.reference)])
+                                       reference: labels[record.reference])
         if record.bundle >= 0 {
             entry.bundle = Int(record.bundle)
             entry.bundleOffset = record.bundleOffset
@@ -195,26 +194,5 @@ struct PriorFileTable {
             if order != 0 { return Int(order) }
         }
         return name.count - key.count
-    }
-
-    private mutating func labelNumber(_ label: BackupLabel) throws -> UInt16 {
-        if let number = labelNumbers[label] { return number }
-        guard let number = UInt16(exactly: labels.count) else {
-            throw PGKeepError(.internal, "the prior manifest references more than \(UInt16.max) backups")
-        }
-        labels.append(label)
-        labelNumbers[label] = number
-        return number
-    }
-
-    private mutating func owner(_ name: String?) throws -> UInt16 {
-        guard let name else { return 0 }
-        if let number = ownerNumbers[name] { return number }
-        guard let number = UInt16(exactly: owners.count) else {
-            throw PGKeepError(.internal, "the prior manifest names more than \(UInt16.max) owners")
-        }
-        owners.append(name)
-        ownerNumbers[name] = number
-        return number
     }
 }
