@@ -22,6 +22,15 @@ static inline int pgkeep_start_writeback(int fd, long long offset, long long cou
 static inline int pgkeep_syncfs(int fd) {
     return syncfs(fd);
 }
+
+#include <malloc.h>
+
+/// mallopt(M_TRIM_THRESHOLD): free memory at the top of a heap above `bytes` goes back to the
+/// system. Setting it also stops glibc from raising it (and the mmap threshold) on its own.
+/// Returns 1 on success, 0 on error.
+static inline int pgkeep_set_malloc_trim_threshold(int bytes) {
+    return mallopt(M_TRIM_THRESHOLD, bytes);
+}
 #endif
 
 #endif
