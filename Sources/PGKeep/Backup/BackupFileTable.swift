@@ -21,14 +21,8 @@ struct BackupFileTable {
         var bundle: Int32 = -1
     }
 
-    private struct Block {
-        var blockSize: Int?
-        var mapSize: UInt64?
-        var mapChecksum: SHA256Digest?
-    }
-
     private var records: [Record]
-    private var blocks: [Int: Block] = [:]
+    private var blocks: [Int: BlockDetails] = [:]
     private var pageErrors: [Int: [UInt32]] = [:]
     private var labels: [BackupLabel] = []
     private var labelIndex: [BackupLabel: UInt16] = [:]
@@ -58,11 +52,7 @@ struct BackupFileTable {
             record.bundle = narrow
             record.bundleOffset = entry.bundleOffset ?? 0
         }
-        if entry.blockSize != nil || entry.blockMapSize != nil || entry.blockMapChecksum != nil {
-            blocks[index] = Block(blockSize: entry.blockSize, mapSize: entry.blockMapSize, mapChecksum: entry.blockMapChecksum)
-        } else {
-            blocks[index] = nil
-        }
+        blocks[index] = BlockDetails(of: entry)
         pageErrors[index] = entry.pageChecksumErrors
         if records[index].reference == 0 { count += 1 }
         records[index] = record
@@ -80,11 +70,7 @@ struct BackupFileTable {
             entry.bundle = Int(record.bundle)
             entry.bundleOffset = record.bundleOffset
         }
-        if let block = blocks[index] {
-            entry.blockSize = block.blockSize
-            entry.blockMapSize = block.mapSize
-            entry.blockMapChecksum = block.mapChecksum
-        }
+        blocks[index]?.apply(to: &entry)
         entry.pageChecksumErrors = pageErrors[index]
         return entry
     }
@@ -127,5 +113,27 @@ struct BackupFileTable {
         let number = UInt16(labels.count)
         labelIndex[label] = number
         return number
+    }
+}
+
+/// The block-incremental keys of a file entry (`blockSize`, `blockMapSize`, `blockMapChecksum`),
+/// kept aside by the compact per-file tables: only files of 1 MiB or more have them.
+struct BlockDetails {
+    var blockSize: Int?
+    var mapSize: UInt64?
+    var mapChecksum: SHA256Digest?
+
+    /// nil when the entry has none of the keys.
+    init?(of entry: Manifest.FileEntry) {
+        guard entry.blockSize != nil || entry.blockMapSize != nil || entry.blockMapChecksum != nil else { return nil }
+        blockSize = entry.blockSize
+        mapSize = entry.blockMapSize
+        mapChecksum = entry.blockMapChecksum
+    }
+
+    func apply(to entry: inout Manifest.FileEntry) {
+        entry.blockSize = blockSize
+        entry.blockMapSize = mapSize
+        entry.blockMapChecksum = mapChecksum
     }
 }

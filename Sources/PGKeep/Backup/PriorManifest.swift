@@ -72,15 +72,9 @@ struct PriorFileTable {
         var compression: CompressionType
     }
 
-    private struct Block {
-        var blockSize: Int?
-        var mapSize: UInt64?
-        var mapChecksum: SHA256Digest?
-    }
-
     private var records: [Record] = []
     private var names: [UInt8] = []
-    private var blocks: [Int: Block] = [:]
+    private var blocks: [Int: BlockDetails] = [:]
     private var pageErrors: [Int: [UInt32]] = [:]
     private var labels = InternTable<BackupLabel>(of: "backups referenced by the prior manifest")
     /// Owner names; number 0 is "no name".
@@ -109,9 +103,7 @@ struct PriorFileTable {
                               checksum: entry.checksum, repoChecksum: entry.repoChecksum, nameStart: start, mode: entry.mode,
                               bundle: bundle, nameLength: length, reference: try labels.number(of: entry.reference),
                               user: try owners.number(of: entry.user), group: try owners.number(of: entry.group), compression: entry.compression))
-        if entry.blockSize != nil || entry.blockMapSize != nil || entry.blockMapChecksum != nil {
-            blocks[index] = Block(blockSize: entry.blockSize, mapSize: entry.blockMapSize, mapChecksum: entry.blockMapChecksum)
-        }
+        if let block = BlockDetails(of: entry) { blocks[index] = block }
         if let errors = entry.pageChecksumErrors { pageErrors[index] = errors }
     }
 
@@ -171,11 +163,7 @@ struct PriorFileTable {
             entry.bundle = Int(record.bundle)
             entry.bundleOffset = record.bundleOffset
         }
-        if let block = blocks[index] {
-            entry.blockSize = block.blockSize
-            entry.blockMapSize = block.mapSize
-            entry.blockMapChecksum = block.mapChecksum
-        }
+        blocks[index]?.apply(to: &entry)
         entry.pageChecksumErrors = pageErrors[index]
         return entry
     }
