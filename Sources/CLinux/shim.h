@@ -16,6 +16,15 @@ static inline int pgkeep_start_writeback(int fd, long long offset, long long cou
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
 }
 
+/// Turns O_DIRECT on or off for an open file (fcntl F_SETFL): writes then bypass the page
+/// cache. Returns 0 or -1 with errno set (EINVAL: the file system does not support it).
+static inline int pgkeep_set_direct(int fd, int on) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    flags = on ? (flags | O_DIRECT) : (flags & ~O_DIRECT);
+    return fcntl(fd, F_SETFL, flags);
+}
+
 #include <unistd.h>
 
 /// syncfs(2): writes back everything of the file system holding fd, and waits for it.

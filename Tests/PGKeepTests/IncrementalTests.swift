@@ -367,7 +367,7 @@ struct BlockIncrementalTests {
     @Test("delta restore compares block by block with an XXH3 map, by whole-file SHA-256 with a SHA-256 map")
     func keepMatchingByMapKind() throws {
         let bytes = Samples.random(Self.blockSize * 4, seed: 13)
-        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
+        _ = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
         let worker = try BlockWorker(storage: storage, bufferSize: 1024)
         let mapPath = try layout.blockMap(label: Self.labels[0], name: Self.name)
         let map = try BlockMap.decode(try #require(try storage.readSmallFile(mapPath, limit: 1 << 20)), name: "m")

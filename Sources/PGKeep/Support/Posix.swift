@@ -313,6 +313,8 @@ public final class FileSink: ByteSink {
     /// for them (`startWriteback`). 0 never starts it during writing.
     public var writeBehind: UInt64 = 0
     private var writebackStart: UInt64 = 0
+    /// Set for repository writes: bytes go through a stage written with O_DIRECT (`DirectStage`).
+    var stage: DirectStage?
 
     /// Creates (or truncates) `path` with `mode`.
     public init(creating path: String, mode: UInt32 = 0o600, exclusive: Bool = false) throws {
@@ -327,6 +329,11 @@ public final class FileSink: ByteSink {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let stage {
+            try stage.write(bytes, to: fd.rawValue, path: path)
+            written += UInt64(bytes.count)
+            return
+        }
         do {
             _ = try fd.writeAll(bytes)
         } catch let error as Errno {
@@ -343,6 +350,7 @@ public final class FileSink: ByteSink {
     /// kernel from accumulating gigabytes of dirty pages that would all be written at the end.
     /// A file system that does not support it is left to `fsync`; an I/O error is thrown.
     public func startWriteback() throws {
+        try finishStaged()
         guard written > writebackStart else { return }
         #if os(Linux)
         if pgkeep_start_writeback(fd.rawValue, Int64(writebackStart), Int64(written - writebackStart)) != 0,
@@ -353,7 +361,20 @@ public final class FileSink: ByteSink {
         writebackStart = written
     }
 
-    public func sync() throws { try Posix.fsync(fd, path: path) }
+    public func sync() throws {
+        try finishStaged()
+        try Posix.fsync(fd, path: path)
+    }
+
+    /// Writes what the stage still holds and gives the stage back: the file is complete.
+    private func finishStaged() throws {
+        guard let stage else { return }
+        try stage.drain(to: fd.rawValue, path: path)
+        self.stage = nil
+    }
+
+    /// Drops what a stage still holds, for a file about to be removed.
+    func discardStaged() { stage = nil }
 
     /// Whether `close` has not been called yet.
     public var isOpen: Bool { !closed }
@@ -361,6 +382,13 @@ public final class FileSink: ByteSink {
     public func close() throws {
         guard !closed else { return }
         closed = true
+        do {
+            try finishStaged()
+        } catch {
+            stage = nil
+            try? fd.close()
+            throw error
+        }
         do { try fd.close() } catch let error as Errno {
             throw PGKeepError.system(.fileWrite, "unable to close", path: path, errno: error.rawValue)
         }

@@ -58,6 +58,7 @@ public final class PosixStorage: Storage, @unchecked Sendable {
             _ = try? Posix.unlink(temp)
             throw error
         }
+        sink.stage = DirectStage.take()
         return PosixWriter(sink: sink, temporary: temp, final: final, directory: directory)
     }
 
@@ -163,6 +164,7 @@ final class PosixWriter: StorageWriter {
             try sink.close()
             try Posix.rename(temporary, final)
         } catch {
+            sink.discardStaged()
             try? sink.close()
             _ = try? Posix.unlink(temporary)
             throw error
@@ -173,6 +175,7 @@ final class PosixWriter: StorageWriter {
     func abort() {
         guard !done else { return }
         done = true
+        sink.discardStaged()
         try? sink.close()
         _ = try? Posix.unlink(temporary)
     }
