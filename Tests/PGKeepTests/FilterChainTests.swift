@@ -74,6 +74,26 @@ func storeChainObservesBothSides(type: CompressionType) throws {
     #expect(result.stored.count < input.count)
 }
 
+@Test("writeLast of a whole stream equals write then finish: same observers, and the frame decodes to the input",
+      arguments: codecs, [64, 4_096, 1 << 20])
+func writeLastIsWriteThenFinish(type: CompressionType, bufferSize: Int) throws {
+    let block = Samples.compressible(90_000) + Samples.random(41_072, seed: 31)  // 128 KiB, as a block-map block
+    let store = try StoreChain(type, bufferSize: bufferSize)
+    // Reused: the second round starts from a chain that already finished one stream.
+    for round in 0..<2 {
+        for input in [block, [], [0x2A], block] {
+            try store.chain.reset()
+            let sink = MemorySink()
+            try input.withUnsafeBytes { try store.chain.writeLast($0, into: sink) }
+            #expect(store.originalCount.count == UInt64(input.count), "round \(round)")
+            #expect(store.originalHash.digest == (try SHA256Digest.of(input)))
+            #expect(store.storedCount.count == UInt64(sink.bytes.count))
+            #expect(store.storedHash.digest == (try SHA256Digest.of(sink.bytes)))
+            #expect(try RestoreChain(type).restore(sink.bytes) == input, "\(type) buffer \(bufferSize), \(input.count) bytes")
+        }
+    }
+}
+
 @Test("the reverse chain restores the original and verifies both checksums", arguments: codecs)
 func restoreChainVerifiesBothSides(type: CompressionType) throws {
     let input = Samples.compressible(250_000) + Samples.random(60_000, seed: 31)

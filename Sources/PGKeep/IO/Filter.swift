@@ -33,4 +33,15 @@ public protocol Filter: AnyObject {
     func finish(next: ByteSink) throws
     /// Makes the filter ready for a new stream, reusing its contexts and buffers.
     func reset() throws
+    /// `process(input)` then `finish`: `input` is all that is left of the stream. A filter that
+    /// can do better knowing the end (zstd: one pass over a whole block, with parameters for its
+    /// size) implements it; the default does the two steps.
+    func processLast(_ input: UnsafeRawBufferPointer, next: ByteSink) throws
+}
+
+extension Filter {
+    public func processLast(_ input: UnsafeRawBufferPointer, next: ByteSink) throws {
+        try process(input, next: next)
+        try finish(next: next)
+    }
 }

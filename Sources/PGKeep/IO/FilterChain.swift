@@ -43,6 +43,18 @@ public final class FilterChain {
         }
     }
 
+    /// `write(bytes)` then `finish`, for a stream that is all in `bytes` (a block): the first
+    /// filter gets it with `processLast`, the others are finished in order as `finish` does.
+    public func writeLast(_ bytes: UnsafeRawBufferPointer, into sink: ByteSink) throws {
+        guard let first = filters.first else { return try write(bytes, into: sink) }
+        terminal.target = sink
+        defer { terminal.target = nil }
+        try first.processLast(bytes, next: links.count > 1 ? links[1] : terminal)
+        for index in filters.indices.dropFirst() {
+            try filters[index].finish(next: index + 1 < links.count ? links[index + 1] : terminal)
+        }
+    }
+
     /// Resets the chain, then streams `source` through it into `sink` using `buffer`, reading at
     /// most `limit` bytes (nil: to the end). Returns the number of bytes read from the source.
     @discardableResult

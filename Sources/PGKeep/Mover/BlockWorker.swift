@@ -154,8 +154,7 @@ final class BlockWorker {
                 } else {
                     let offset = object.count
                     try chain.reset()
-                    try chain.write(bytes, into: object)
-                    try chain.finish(into: object)
+                    try chain.writeLast(bytes, into: object)
                     map.blocks.append(.init(reference: own, offset: offset, length: UInt32(object.count - offset), checksum: digest))
                     changedBytes += UInt64(n)
                     changedBlocks += 1
