@@ -58,6 +58,13 @@ struct VerifyExpireTests {
             let clean = try verify(stanza)
             #expect(clean.status == 0, "\(clean.stderr)")
             #expect(findings(clean.report, "problems").isEmpty, "\(clean.report)")
+            // Every file counts once, also a block-incremental one (map and block object).
+            let cleanBackups = findings(clean.report, "backups")
+            #expect(cleanBackups.count == 2)
+            for backup in cleanBackups {
+                #expect((backup["filesChecked"] as? Int).map { $0 > 0 } == true, "\(backup)")
+                #expect(backup["filesChecked"] as? Int == backup["fileCount"] as? Int, "\(backup)")
+            }
             #expect(findings(clean.report, "warnings").isEmpty, "\(clean.report)")
             let backups = findings(clean.report, "backups")
             #expect(backups.map { $0["label"] as? String } == [first, second])

@@ -213,7 +213,10 @@ public final class VerifyRun {
         var jobs: [StoragePath: Job] = [:]
         var skippedBackupFiles = 0
         var backupFileCount: [BackupLabel: Int] = [:]
-        var checkedPerBackup: [BackupLabel: Set<String>] = [:]
+        /// Entries of each backup whose every stored object is checked (a block-incremental file
+        /// has two objects, its map and its block object; a file another backup holds counts for
+        /// each backup that lists it).
+        var checkedPerBackup: [BackupLabel: Int] = [:]
         var bundleJobs: [StoragePath: BundleJob] = [:]
         var segmentSizes: [String: WALSegmentSize] = [:]   // archive id → size, from manifests
         var skippedBackups = Set<BackupLabel>()
@@ -238,25 +241,29 @@ public final class VerifyRun {
                             "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
                     continue
                 }
+                var everyObjectChecked = true
+                defer { if everyObjectChecked { checkedPerBackup[label, default: 0] += 1 } }
                 for requirement in requirements {
                     if requirement.holder != label {
                         guard byLabel[requirement.holder] != nil else {
                             problem("reference-missing", requirement.object.description, backups: [label],
                                     "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
+                            everyObjectChecked = false
                             continue
                         }
                         guard let holder = manifest(requirement.holder, needer: label) else {
                             // The holder's manifest problem is already reported; this backup needs it too.
                             damaged.insert(label)
+                            everyObjectChecked = false
                             continue
                         }
                         guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
                             problem("reference-invalid", requirement.object.description, backups: [label],
                                     "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
+                            everyObjectChecked = false
                             continue
                         }
                     }
-                    checkedPerBackup[label, default: []].insert(requirement.object.description + (requirement.bundleOffset.map { "@\($0)" } ?? ""))
                     if let offset = requirement.bundleOffset {
                         var bundle = bundleJobs[requirement.object] ?? BundleJob()
                         if var frame = bundle.frames[offset] {
@@ -578,7 +585,7 @@ public final class VerifyRun {
             let label = summary.label
             let status = damaged.contains(label) ? "error" : (skippedBackups.contains(label) ? "skipped" : "ok")
             backupResults.append(.init(label: label.text, status: status, fileCount: backupFileCount[label] ?? summary.fileCount,
-                                       filesChecked: checkedPerBackup[label]?.count ?? 0, walStart: summary.walStart,
+                                       filesChecked: checkedPerBackup[label] ?? 0, walStart: summary.walStart,
                                        walStop: summary.walStop, walStatus: walStatus[label] ?? "unknown"))
         }
 

@@ -32,7 +32,8 @@ public struct VerifyReport: Encodable, Sendable {
         /// `ok`, `error`, or `skipped` (proven by an earlier verify, `--since-last`).
         public var status: String
         public var fileCount: Int
-        /// Stored objects this run re-read for the backup (0 when skipped).
+        /// Files of the manifest whose every stored object this run re-read (a block-incremental
+        /// file has two: its map and its block object); 0 when skipped.
         public var filesChecked: Int
         public var walStart: String
         public var walStop: String
