@@ -257,6 +257,9 @@ backup_run() {
     shift 4
     local repo=$work/repo-$t before label status=ok bytes=""
     before=$(labels "$repo")
+    # The cases before may have pushed data files out of the page cache (each tool's runs write
+    # gigabytes); every backup run starts with the whole data directory cached.
+    warm_cache
     quiesce
     # info on the console: both tools log "backup start ..." and "backup stop ..." with
     # millisecond timestamps, which bound the copy phase (copy_phase below).
