@@ -12,8 +12,18 @@ struct DirectStageTests {
 
     /// Bytes that differ at every offset, so a misplaced or repeated piece cannot go unnoticed.
     static func pattern(_ count: Int) -> [UInt8] {
-        (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 12) }
+        precondition(count <= longPattern.count)
+        return Array(longPattern[0..<count])
     }
+
+    /// Made once: building megabytes byte by byte is slow in a debug build.
+    static let longPattern: [UInt8] = {
+        var bytes = [UInt8](repeating: 0, count: 4 * stage)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            for index in buffer.indices { buffer[index] = UInt8(truncatingIfNeeded: index &* 31 &+ index >> 12) }
+        }
+        return bytes
+    }()
 
     static let sizes = [0, 1, 4095, 4096, stage - 1, stage, stage + 1, 2 * stage + 4096, 3 * stage + 12_345]
 
@@ -78,5 +88,39 @@ struct DirectStageTests {
         try bytes.withUnsafeBytes { try sink.write($0) }
         try sink.close()
         #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) == bytes)
+    }
+
+    @Test("bytes written after a sync land after the staged ones (the stage leaves the file position at the end)")
+    func writesAfterSyncAppend() throws {
+        let directory = try TemporaryDirectory("direct")
+        let path = directory.path("file")
+        let sink = try FileSink(creating: path, mode: 0o600)
+        sink.stage = DirectStage.take()
+        let bytes = Self.pattern(2 * Self.stage + 777)
+        try bytes.withUnsafeBytes { try sink.write($0) }
+        try sink.sync()
+        let more: [UInt8] = Array(repeating: 0xEE, count: 10)
+        try more.withUnsafeBytes { try sink.write($0) }
+        try sink.close()
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) == bytes + more)
+    }
+
+    @Test("a sink dropped in the middle of staged writes stops its writer before the descriptor closes")
+    func droppedWhileWriting() throws {
+        let directory = try TemporaryDirectory("direct")
+        for round in 0..<20 {
+            var sink: FileSink? = try FileSink(creating: directory.path("file\(round)"), mode: 0o600)
+            sink!.stage = DirectStage.take()
+            try Self.pattern(3 * Self.stage).withUnsafeBytes { try sink!.write($0) }
+            sink = nil
+        }
+        // Nothing to read back: the point is that no write outlives its descriptor (a reused
+        // descriptor number would receive it). The stages went back to the pool and work again.
+        let storage = PosixStorage(root: directory.path)
+        let writer = try storage.openWrite(try StoragePath("after"))
+        let bytes = Self.pattern(2 * Self.stage + 1)
+        try bytes.withUnsafeBytes { try writer.write($0) }
+        try writer.commit()
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory.path("after")))) == bytes)
     }
 }

@@ -394,7 +394,11 @@ public final class FileSink: ByteSink {
         }
     }
 
-    deinit { if !closed { try? fd.close() } }
+    deinit {
+        // A stage's writer thread may still use the descriptor: it ends before the close.
+        stage = nil
+        if !closed { try? fd.close() }
+    }
 }
 
 extension Posix {
