@@ -40,6 +40,12 @@ static inline int pgkeep_syncfs(int fd) {
 static inline int pgkeep_set_malloc_trim_threshold(int bytes) {
     return mallopt(M_TRIM_THRESHOLD, bytes);
 }
+
+/// mallopt(M_MMAP_THRESHOLD): allocations of at least `bytes` get their own mapping, returned to
+/// the system when freed; smaller ones come from the heaps. Returns 1 on success, 0 on error.
+static inline int pgkeep_set_malloc_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
+}
 #endif
 
 #endif
