@@ -422,6 +422,8 @@ full_cases M
 # Restores of the kept M backups: into an empty directory, then --delta onto that unchanged copy.
 restore_dir=$work/restore
 fresh_restore_dir() { rm -rf "$restore_dir"; run mkdir -m 700 "$restore_dir"; sync; }
+# Both tools restore from a repository that is not in the page cache (see benchlib.py uncache).
+cold_repositories() { "${lib[@]}" uncache "$work/repo-pgkeep" "$work/repo-pgbackrest"; }
 for codec in lz4 zst; do
     c="restore-M-$codec-pm2"
     cd_="restore-delta-M-$codec-pm2"
@@ -440,6 +442,7 @@ for codec in lz4 zst; do
             fi
             if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); else cmd=("${pgbr[@]}"); fi
             fresh_restore_dir
+            cold_repositories
             status=ok
             measure "$c" "$t" "$r" -- "${cmd[@]}" restore --set="$label" --pg1-path="$restore_dir" --process-max=2 || status=failed
             record "$c" "$t" "$r" "$status" "" "$(du -sb "$restore_dir" | cut -f1) bytes restored"
@@ -669,6 +672,7 @@ if want_case "$cs_" || want_case "$crs_"; then
             if [ -z "$label" ]; then record "$crs_" "$t" "$r" failed "" "no backup to restore"; continue; fi
             if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); else cmd=("${pgbr[@]}"); fi
             fresh_restore_dir
+            cold_repositories
             status=ok
             measure "$crs_" "$t" "$r" -- "${cmd[@]}" restore --set="$label" --pg1-path="$restore_dir" --process-max=2 || status=failed
             record "$crs_" "$t" "$r" "$status" "" "$(find "$restore_dir" -type f | wc -l) files restored"

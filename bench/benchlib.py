@@ -194,6 +194,24 @@ def cmd_repeat(args):
     sys.exit(rc if rc >= 0 else 128 - rc)
 
 
+def cmd_uncache(args):
+    """Drops the clean page-cache pages of every file under the directories (posix_fadvise
+    DONTNEED): a restore then reads its repository from disk, as a restore after a disaster
+    does, whichever way the backup wrote it (pgkeep's O_DIRECT writes leave nothing cached,
+    buffered writes leave the whole repository cached)."""
+    for top in args.dirs:
+        for root, _, files in os.walk(top):
+            for name in files:
+                try:
+                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
 def cmd_waitgone(args):
     """Waits until no process (but this one) has PATTERN in its command line; 1 on timeout."""
     pattern = args.pattern.encode()
@@ -424,12 +442,14 @@ def main():
     s.add_argument("--out", required=True)
     s.add_argument("--bytes", type=int, required=True)
     s.add_argument("dirs", nargs="+")
+    u = sub.add_parser("uncache")
+    u.add_argument("dirs", nargs="+")
     r = sub.add_parser("report")
     r.add_argument("--runs", required=True)
     r.add_argument("--meta", required=True)
     r.add_argument("--out", required=True)
     args = parser.parse_args()
-    {"measure": cmd_measure, "repeat": cmd_repeat, "waitgone": cmd_waitgone, "sample": cmd_sample, "report": cmd_report}[args.cmd](args)
+    {"measure": cmd_measure, "repeat": cmd_repeat, "waitgone": cmd_waitgone, "sample": cmd_sample, "uncache": cmd_uncache, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
