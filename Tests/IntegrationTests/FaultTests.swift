@@ -369,7 +369,10 @@ struct FaultTests {
             }
             func snapshot() throws -> [String: [UInt8]] {
                 var files: [String: [UInt8]] = [:]
-                for path in stanza.repositoryFiles(under: "archive") + [
+                // Temporary files are invisible by contract (repo-layout §2), and come and go while
+                // PostgreSQL's archiver retries its push into the full repository.
+                let archived = stanza.repositoryFiles(under: "archive").filter { !$0.contains(".pgkeep-tmp.") }
+                for path in archived + [
                     stanza.repository + "/backup/main/backup.info", stanza.repository + "/backup/main/backup.info.copy",
                 ] {
                     files[path] = try readBytes(path)
