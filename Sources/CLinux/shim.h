@@ -25,6 +25,15 @@ static inline int pgkeep_set_direct(int fd, int on) {
     return fcntl(fd, F_SETFL, flags);
 }
 
+#include <sys/vfs.h>
+
+/// statfs(2)'s f_type (the file system's magic number) for `path`, or -1 with errno set.
+static inline long long pgkeep_file_system_type(const char *path) {
+    struct statfs buffer;
+    if (statfs(path, &buffer) != 0) return -1;
+    return (long long)buffer.f_type;
+}
+
 #include <unistd.h>
 
 /// syncfs(2): writes back everything of the file system holding fd, and waits for it.

@@ -30,7 +30,7 @@ struct DirectStageTests {
     @Test("a committed file holds exactly the bytes written, in pieces of any size", arguments: sizes)
     func exactBytes(_ size: Int) throws {
         let directory = try TemporaryDirectory("direct")
-        let storage = PosixStorage(root: directory.path)
+        let storage = PosixStorage(root: directory.path, directWrites: true)
         let bytes = Self.pattern(size)
         for piece in [7_777, 65_536, Self.stage + 3, max(size, 1)] {
             let path = try StoragePath("piece-\(piece)")
@@ -52,7 +52,7 @@ struct DirectStageTests {
     @Test("an aborted write of several stages leaves no file, visible or temporary")
     func abortLeavesNothing() throws {
         let directory = try TemporaryDirectory("direct")
-        let storage = PosixStorage(root: directory.path)
+        let storage = PosixStorage(root: directory.path, directWrites: true)
         let writer = try storage.openWrite(try StoragePath("dir/file"))
         try Self.pattern(3 * Self.stage + 10).withUnsafeBytes { try writer.write($0) }
         writer.abort()
@@ -116,11 +116,29 @@ struct DirectStageTests {
         }
         // Nothing to read back: the point is that no write outlives its descriptor (a reused
         // descriptor number would receive it). The stages went back to the pool and work again.
-        let storage = PosixStorage(root: directory.path)
+        let storage = PosixStorage(root: directory.path, directWrites: true)
         let writer = try storage.openWrite(try StoragePath("after"))
         let bytes = Self.pattern(2 * Self.stage + 1)
         try bytes.withUnsafeBytes { try writer.write($0) }
         try writer.commit()
         #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory.path("after")))) == bytes)
+    }
+
+    @Test("direct writes only on local block-device file systems: not NFS, SMB, tmpfs, FUSE, overlay or ZFS")
+    func fileSystemPolicy() {
+        for local: Int64 in [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010] {
+            #expect(DirectStage.suits(fileSystemType: local), "\(String(local, radix: 16))")
+        }
+        for other: Int64 in [0x6969, 0xFF53_4D42, 0xFE53_4D42, 0x0102_1994, 0x6573_5546, 0x794C_7630, 0x2FC1_2FC1, -1] {
+            #expect(!DirectStage.suits(fileSystemType: other), "\(String(other, radix: 16))")
+        }
+    }
+
+    @Test("a repository root that does not exist yet is judged by its nearest existing ancestor")
+    func policyOfMissingRoot() throws {
+        let directory = try TemporaryDirectory("direct")
+        #expect(DirectStage.suits(directory.path("not/there/yet")) == DirectStage.suits(directory.path))
+        #expect(PosixStorage(root: directory.path("repo")).directWrites == DirectStage.suits(directory.path))
+        #expect(PosixStorage(root: directory.path("repo"), directWrites: false).directWrites == false)
     }
 }

@@ -20,8 +20,9 @@ import Darwin
 /// smaller than one stage never switch to O_DIRECT and never start a thread. The tail (less than
 /// a stage) is written through the page cache at the end; `fsync` still follows, as for any file.
 ///
-/// A file system that refuses O_DIRECT (EINVAL from fcntl or from a write) makes the stage write
-/// through the page cache from then on, on the worker's thread: same bytes at the same offsets.
+/// `PosixStorage` uses stages only on local block-device file systems (`suits`). One that still
+/// refuses O_DIRECT (EINVAL from fcntl or from a write) makes the stage write through the page
+/// cache from then on, on the worker's thread: same bytes at the same offsets.
 final class DirectStage {
     /// Size of a stage and of each direct write: large I/Os, few system calls.
     static let size = 1 << 20
@@ -168,6 +169,42 @@ final class DirectStage {
         }
 
         func give(_ bytes: UnsafeMutableRawBufferPointer) { lock.withLock { free.append(bytes) } }
+    }
+}
+
+extension DirectStage {
+    /// Whether files written under `path` should go through a stage: only on the file systems of
+    /// local block devices (ext2/3/4, XFS, btrfs, F2FS), where O_DIRECT skips the page cache and
+    /// the kernel's copy. Elsewhere buffered writes are kept: on NFS or SMB each direct write is
+    /// a synchronous round trip to the server, tmpfs is the page cache itself, and FUSE, overlay
+    /// and ZFS each treat O_DIRECT their own way. `path` need not exist yet: its nearest existing
+    /// ancestor tells the file system.
+    static func suits(_ path: String) -> Bool {
+        #if os(Linux)
+        var candidate = path
+        while true {
+            let type = pgkeep_file_system_type(candidate)
+            if type >= 0 { return suits(fileSystemType: type) }
+            let parent = Posix.dirname(candidate)
+            if parent == candidate || (errno != ENOENT && errno != ENOTDIR) { return false }
+            candidate = parent
+        }
+        #else
+        return false
+        #endif
+    }
+
+    /// The magic numbers (statfs f_type) of the file systems `suits` accepts.
+    static func suits(fileSystemType type: Int64) -> Bool {
+        switch UInt32(truncatingIfNeeded: type) {
+        case 0xEF53,      // ext2, ext3, ext4
+             0x5846_5342, // XFS
+             0x9123_683E, // btrfs
+             0xF2F5_2010: // F2FS
+            return true
+        default:
+            return false
+        }
     }
 }
 

@@ -19,12 +19,17 @@ public final class PosixStorage: Storage, @unchecked Sendable {
 
     static let temporaryMarker = ".pgkeep-tmp."
 
-    public init(root: String, fileMode: UInt32 = 0o640, directoryMode: UInt32 = 0o750) {
+    /// Whether writers go through a `DirectStage` (O_DIRECT for each full 1 MiB).
+    let directWrites: Bool
+
+    /// - Parameter directWrites: nil decides by the file system under `root` (`DirectStage.suits`).
+    public init(root: String, fileMode: UInt32 = 0o640, directoryMode: UInt32 = 0o750, directWrites: Bool? = nil) {
         var root = Posix.absolute(root)
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
         self.root = root
         self.fileMode = fileMode
         self.directoryMode = directoryMode
+        self.directWrites = directWrites ?? DirectStage.suits(root)
     }
 
     func absolute(_ path: StoragePath) -> String {
@@ -58,7 +63,7 @@ public final class PosixStorage: Storage, @unchecked Sendable {
             _ = try? Posix.unlink(temp)
             throw error
         }
-        sink.stage = DirectStage.take()
+        if directWrites { sink.stage = DirectStage.take() }
         return PosixWriter(sink: sink, temporary: temp, final: final, directory: directory)
     }
 
