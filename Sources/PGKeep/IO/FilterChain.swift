@@ -37,10 +37,7 @@ public final class FilterChain {
     public func finish(into sink: ByteSink) throws {
         terminal.target = sink
         defer { terminal.target = nil }
-        for (index, filter) in filters.enumerated() {
-            let next: ByteSink = index + 1 < links.count ? links[index + 1] : terminal
-            try filter.finish(next: next)
-        }
+        try finishFilters(from: 0)
     }
 
     /// `write(bytes)` then `finish`, for a stream that is all in `bytes` (a block): the first
@@ -49,10 +46,20 @@ public final class FilterChain {
         guard let first = filters.first else { return try write(bytes, into: sink) }
         terminal.target = sink
         defer { terminal.target = nil }
-        try first.processLast(bytes, next: links.count > 1 ? links[1] : terminal)
-        for index in filters.indices.dropFirst() {
-            try filters[index].finish(next: index + 1 < links.count ? links[index + 1] : terminal)
+        try first.processLast(bytes, next: output(of: 0))
+        try finishFilters(from: 1)
+    }
+
+    /// Finishes filters `start...` in order, each one's flushed output passing through the rest.
+    private func finishFilters(from start: Int) throws {
+        for index in filters.indices.dropFirst(start) {
+            try filters[index].finish(next: output(of: index))
         }
+    }
+
+    /// Where the output of filter `index` goes: the link feeding the next filter, or the terminal.
+    private func output(of index: Int) -> ByteSink {
+        index + 1 < links.count ? links[index + 1] : terminal
     }
 
     /// Resets the chain, then streams `source` through it into `sink` using `buffer`, reading at
