@@ -172,7 +172,7 @@ struct IncrementalBackupTests {
                 printf 'XXXXXXXX' | dd of=\(relation[0]) bs=1 seek=100 conv=notrunc status=none &&
                 truncate -s 0 \(relation[1]) &&
                 printf 'tail' >> \(relation[2]) &&
-                rm PG_VERSION &&
+                rm base/1/PG_VERSION &&
                 echo junk > base/5/999999 &&
                 mkdir -p extra/sub && echo junk > extra/sub/file
                 """, "damage", delta], asPostgres: true).check()
@@ -187,7 +187,8 @@ struct IncrementalBackupTests {
 
             let result = try repo.restore(into: delta, extra: ["--delta"]).check()
             let fileCount = (backups[3]["file-count"] as? Int) ?? 0
-            // Rewritten: the 3 damaged files, the removed PG_VERSION, and postgresql.auto.conf (the first restore
+            // Rewritten: the 3 damaged files, the removed base/1/PG_VERSION (the top-level one must stay: without it
+            // --delta refuses the directory, RestoreSafetyTests), and postgresql.auto.conf (the first restore
             // appended recovery settings). Removed: base/5/999999, extra, extra/sub, extra/sub/file,
             // recovery.signal, postmaster.pid. pg_control is always written last and counted in neither.
             let kept = fileCount - 1 - 5

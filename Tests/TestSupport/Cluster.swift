@@ -61,12 +61,14 @@ public final class Cluster: @unchecked Sendable {
     ///   - archiveCommand: with a command, `archive_mode = on` and this `archive_command`; `nil` leaves archiving off.
     ///   - extraConf: further `postgresql.conf` lines (`"archive_timeout = 1"`), appended last so they win.
     ///   - environment: see ``serverEnvironment``.
+    ///   - initdbArguments: further `initdb` arguments (`--waldir=<dir>`).
     public init(
         name: String,
         scratch: Scratch,
         archiveCommand: String?,
         extraConf: [String] = [],
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        initdbArguments: [String] = []
     ) throws {
         self.name = name
         self.scratch = scratch
@@ -80,7 +82,7 @@ public final class Cluster: @unchecked Sendable {
         try Self.runTool(
             "initdb",
             ["-D", dataDirectory, "--data-checksums", "-A", "trust", "-U", "postgres", "--encoding=UTF8",
-             "--locale=C", "--no-sync", "--no-instructions"]
+             "--locale=C", "--no-sync", "--no-instructions"] + initdbArguments
         ).check()
 
         var settings = [

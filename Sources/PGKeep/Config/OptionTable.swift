@@ -41,6 +41,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case allowRoot = "allow-root"
     case set
     case delta
+    case force
     case target
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
@@ -335,6 +336,9 @@ public enum OptionTable {
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+        case .force:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
+                                    summary: "restore with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to); never over a running server")
         case .repo1RetentionFull:
             return OptionDefinition(name, .int(1...9_999_999), commands: retains,
                                     summary: "full backups to keep (a count, or days with repo1-retention-full-type=time)")

@@ -71,6 +71,7 @@ public struct PGDataRules: Hashable, Sendable {
         "recovery.conf", "recovery.done",     // PG11 and older
         "backup_label.old",
         "backup_manifest.tmp",
+        "pgkeep.restore-in-progress",  // RestoreMarker: a restore's own, never part of the cluster
     ]
 
     /// `excludeDirContents` (basebackup.c, PG15): directories whose contents the server recreates

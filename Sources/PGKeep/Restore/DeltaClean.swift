@@ -24,8 +24,10 @@ struct DeltaClean {
     let log: Log
     private(set) var removed = 0
 
-    init(manifest: Manifest, targets: TargetMap, log: Log) throws {
+    /// `keep`: absolute paths of files the restore itself put there (its marker).
+    init(manifest: Manifest, targets: TargetMap, keep: [String] = [], log: Log) throws {
         var expected: [String: Expected] = [:]
+        for path in keep { expected[path] = .file }
         for path in manifest.paths { expected[try targets.absolute(path.name)] = .directory }
         for file in manifest.files { expected[try targets.absolute(file.name)] = .file }
         for link in manifest.links { expected[try targets.absolute(link.name)] = .link(try targets.linkDestination(link)) }

@@ -14,6 +14,9 @@ public struct RestoreOptions: Sendable {
     public var restoreCommand: String
     /// Restore over an existing data directory, keeping files whose size and SHA-256 match.
     public var delta = false
+    /// With `--delta`: restore over a directory pgkeep cannot prove is this cluster's
+    /// (`RestoreDestination`). Never over a running server.
+    public var force = false
     /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
     public var target: RecoveryTarget
 
@@ -78,26 +81,45 @@ public final class RestoreRun {
         self.log = log
     }
 
+    /// The plan (`restore --plan`): the planner's answer for the repository, with the
+    /// destination's problems (`RestoreDestination`) added, so it refuses what the restore would.
+    public func plan() throws -> RestorePlan {
+        try planned().plan
+    }
+
+    private func planned() throws -> (plan: RestorePlan, summary: BackupSummary, manifest: Manifest, targets: TargetMap) {
+        let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
+            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+        try manifest.validateForRestore()
+        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
+        let destination = RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
+                                             manifest: manifest, tablespaces: targets.tablespaceTargets)
+        plan.add(destinationProblems: try destination.problems())
+        return (plan, summary, manifest, targets)
+    }
+
     @discardableResult
     public func run() throws -> BackupLabel {
-        let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
-        let (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
-            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+        let (plan, summary, manifest, targets) = try planned()
         try plan.check()
-        try manifest.validateForRestore()
         for note in plan.notes { log.info(note) }
-        log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
+        log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")\(options.force ? " --force" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
-        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
-        try checkDestinations(targets)
         let ownership = Ownership(log: log)
         var report = RestoreReport(label: summary.label)
+        let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
+        let dataDirectoryOwner = ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group)
+        // Before anything is removed or written: which cluster this directory now belongs to.
+        try Posix.mkdirs(options.dataDirectory, mode: 0o700)
+        try RestoreMarker(stanza: layout.stanza, label: summary.label, systemIdentifier: manifest.database.systemIdentifier,
+                          version: manifest.database.version).write(dataDirectory: options.dataDirectory, owner: dataDirectoryOwner)
 
         if options.delta {
             // pg_control goes first and comes back last: until then the directory cannot start.
             let control = try targets.absolute("pg_data/global/pg_control")
             if try Posix.unlink(control) { try Posix.fsyncDirectory(Posix.dirname(control)) }
-            var clean = try DeltaClean(manifest: manifest, targets: targets, log: log)
+            var clean = try DeltaClean(manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)], log: log)
             try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations)
             report.removed = clean.removed
         }
@@ -220,10 +242,9 @@ public final class RestoreRun {
         }
         log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
 
-        let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
                                  settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
-                                 owner: ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group), log: log)
+                                 owner: dataDirectoryOwner, log: log)
 
         // Kept files were not written by this restore, so nothing above synced them; an earlier,
         // interrupted restore may have left them in the page cache only.
@@ -233,40 +254,10 @@ public final class RestoreRun {
         for directory in directories { try Posix.fsyncDirectory(directory) }
         try Posix.rename(controlTemporary, controlFinal)
         try Posix.fsyncDirectory(Posix.dirname(controlFinal))
+        try RestoreMarker.remove(dataDirectory: options.dataDirectory)
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
         self.report = report
         return summary.label
-    }
-
-    /// Everything that could make the restore destroy or mix data is refused before writing.
-    private func checkDestinations(_ targets: TargetMap) throws {
-        let directory = options.dataDirectory
-        if let st = try Posix.lstat(directory) {
-            guard st.kind == .directory else {
-                throw PGKeepError(.pathInvalid, "'\(directory)' exists and is not a directory", hint: "choose another --pg1-path")
-            }
-            if options.delta {
-                if let pid = try DeltaClean.livePostmaster(dataDirectory: directory) {
-                    throw PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' names process \(pid), which is running: PostgreSQL may be running on this data directory",
-                                      hint: "stop PostgreSQL (pg_ctl stop) before a delta restore")
-                }
-                return
-            }
-            if (try Posix.lstat(Posix.join(directory, "postmaster.pid"))) != nil {
-                throw PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' exists: PostgreSQL may be running on this data directory",
-                                  hint: "stop PostgreSQL (pg_ctl stop) before restoring; if it is not running, remove the stale postmaster.pid")
-            }
-            if let names = try Posix.listDirectory(directory), !names.isEmpty {
-                throw PGKeepError(.pathNotEmpty, "data directory '\(directory)' is not empty (\(names.count) entries, e.g. '\(names[0])')",
-                                  hint: "restore into an empty or new directory; pgkeep never overwrites an existing cluster")
-            }
-        }
-        for location in targets.tablespaceLocations {
-            if let names = try Posix.listDirectory(location), !names.isEmpty {
-                throw PGKeepError(.pathNotEmpty, "tablespace location '\(location)' is not empty",
-                                  hint: "empty it or restore on a host where the tablespace location is free")
-            }
-        }
     }
 }
 
@@ -283,6 +274,8 @@ struct TargetMap {
     }
 
     var tablespaceLocations: [String] { tablespaces.values.sorted() }
+    /// Each tablespace's name in the data directory (`pg_tblspc/<oid>`) and its location.
+    var tablespaceTargets: [(name: String, location: String)] { tablespaces.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 
     /// Maps `pg_data/x` and `pg_tblspc/<oid>/x` to absolute paths; anything else is refused, as are
     /// names that would climb out of their target.

@@ -137,6 +137,12 @@ public struct RestorePlan: Codable, Sendable {
         self.write.dataDirectory = dataDirectory
     }
 
+    /// The destination's problems (`RestoreDestination`): the restore would be refused with them
+    /// too, after the repository's.
+    mutating func add(destinationProblems: [PGKeepError]) {
+        problems += destinationProblems.map(Problem.init)
+    }
+
     /// Whether the restore may go ahead.
     public var isRestorable: Bool { problems.isEmpty }
 

@@ -124,7 +124,9 @@ public enum Posix {
     /// new directories survive a crash. Returns nothing; existing directories are left as they are.
     public static func mkdirs(_ path: String, mode: UInt32 = 0o750) throws {
         if let st = try lstat(path) {
+            // A link to a directory serves as one (a data directory's pg_wal made by initdb --waldir).
             if st.kind == .directory { return }
+            if st.kind == .link, try statFollowing(path)?.kind == .directory { return }
             throw PGKeepError(.pathCreate, "unable to create directory '\(path)': a non-directory is in the way")
         }
         let parent = dirname(path)

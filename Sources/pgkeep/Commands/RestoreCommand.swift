@@ -6,7 +6,7 @@ import Darwin
 import PGKeep
 
 /// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL] [--type=time|xid|lsn|name|immediate|default|standby
-///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown] [--plan [--output=json]] [--delta]`
+///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown] [--plan [--output=json]] [--delta [--force]]`
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -20,11 +20,14 @@ enum RestoreCommand {
                                      bufferSize: context.bufferSize, processMax: context.processMax,
                                      restoreCommand: restoreCommand(context, stanza: layout.stanza), target: target)
         options.delta = config.bool(.delta)
+        // pgBackRest's --force alone replaces the directory; here it is --delta that may also
+        // replace a directory pgkeep cannot prove is this cluster's, still comparing checksums.
+        options.force = config.bool(.force)
+        if options.force { options.delta = true }
+        let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
         if config.bool(.plan) {
-            // The plan reads the repository only: the data directory may be anything.
-            let info = try InfoFiles.loadBackupInfo(context.storage, layout, warn: context.log.warn)
-            let plan = try RestorePlanning(storage: context.storage, layout: layout, bufferSize: context.bufferSize, log: context.log)
-                .plan(info: info, request: .init(target: target, set: set), dataDirectory: options.dataDirectory).plan
+            // The plan reads the repository and looks at the destination; it writes nothing.
+            let plan = try run.plan()
             if config.string(.output) == "json" {
                 print(try plan.json())
             } else {
@@ -34,7 +37,6 @@ enum RestoreCommand {
             try plan.check()
             return
         }
-        let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
         let label = try run.run()
         print("restored backup \(label) into '\(options.dataDirectory)'")
         if options.delta, let report = run.report {

@@ -1,0 +1,249 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import FoundationEssentials
+
+/// The checks a restore's destination passes before anything is written, in one place: a restore
+/// runs them and refuses on the first problem; `restore --plan` reports all of them.
+///
+/// A restore may destroy what is in its way (`--delta` removes whatever the backup does not
+/// have), so the destination must be proved to be *this cluster's* data directory, or free:
+/// - Always: the data directory, if it exists, is a directory; no running PostgreSQL uses it or any
+///   of the backup's tablespace locations (found through `postmaster.pid` and the working
+///   directories of the running `postgres` processes, which is where a postmaster and its
+///   backends live, `RunningClusters`). Never overridden.
+/// - Without `--delta`: the data directory and every tablespace location are empty (or absent).
+/// - With `--delta`, over a non-empty data directory: it holds `PG_VERSION` of the backup's major
+///   version or pgkeep's restore marker (`RestoreMarker`), and its `pg_control` (or the marker)
+///   names the backup's system identifier. A tablespace location that holds anything must be the
+///   one this data directory's `pg_tblspc/<oid>` already links to: a location nobody links to
+///   from here belongs to another cluster, or to nobody pgkeep knows of. `--force` overrides these
+///   identity checks, never the running-server ones.
+public struct RestoreDestination {
+    public let dataDirectory: String
+    public let delta: Bool
+    public let force: Bool
+    let manifest: Manifest
+    let tablespaces: [(name: String, location: String)]
+    let running: [RunningClusters.Cluster]
+
+    init(dataDirectory: String, delta: Bool, force: Bool, manifest: Manifest, tablespaces: [(name: String, location: String)],
+         running: [RunningClusters.Cluster] = RunningClusters.find()) {
+        self.dataDirectory = dataDirectory
+        self.delta = delta
+        self.force = force
+        self.manifest = manifest
+        self.tablespaces = tablespaces
+        self.running = running
+    }
+
+    /// Every problem, in the order a restore meets them; empty when the restore may write.
+    public func problems() throws -> [PGKeepError] {
+        var problems: [PGKeepError] = []
+        let directory = dataDirectory
+        let existing = try Posix.statFollowing(directory)
+        if let existing, existing.kind != .directory {
+            return [PGKeepError(.pathInvalid, "'\(directory)' exists and is not a directory", hint: "choose another --pg1-path")]
+        }
+        problems += try runningServers()
+        let names = existing == nil ? [] : (try Posix.listDirectory(directory) ?? [])
+        if !delta {
+            if names.contains("postmaster.pid") {
+                problems.append(PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' exists: PostgreSQL may be running on this data directory",
+                                            hint: "stop PostgreSQL (pg_ctl stop) before restoring; if it is not running, remove the stale postmaster.pid"))
+            } else if !names.isEmpty {
+                problems.append(PGKeepError(.pathNotEmpty, "data directory '\(directory)' is not empty (\(names.count) entries, e.g. '\(names[0])')",
+                                            hint: "restore into an empty or new directory, or, over this cluster's own stopped data directory, with --delta"))
+            }
+            for (_, location) in tablespaces {
+                if let inside = try Posix.listDirectory(location), !inside.isEmpty {
+                    problems.append(PGKeepError(.pathNotEmpty, "tablespace location '\(location)' is not empty (e.g. '\(inside[0])')",
+                                                hint: "empty it or restore on a host where the tablespace location is free"))
+                }
+            }
+            return problems
+        }
+        if !names.isEmpty, !force { problems += try identity(names: names) }
+        problems += try tablespaceOwnership(dataDirectoryIsEmpty: names.isEmpty)
+        return problems
+    }
+
+    /// The backup's major version and system identifier against what the directory holds.
+    private func identity(names: [String]) throws -> [PGKeepError] {
+        let directory = dataDirectory
+        let database = manifest.database
+        let overridable = "if you are sure this directory may be replaced by backup \(manifest.backup.label), add --force"
+        let marker = try RestoreMarker.read(dataDirectory: directory)
+        let versionText = try Self.readSmallFile(Posix.join(directory, "PG_VERSION"))?
+            .split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init)
+        guard versionText != nil || marker != nil else {
+            return [PGKeepError(.pathNotEmpty,
+                                "'\(directory)' is not empty (\(names.count) entries, e.g. '\(names[0])') and is not a PostgreSQL data directory: it has neither PG_VERSION nor a pgkeep restore marker (\(RestoreMarker.fileName)); --delta would remove everything in it that backup \(manifest.backup.label) does not have",
+                                hint: "check --pg1-path: --delta restores over a cluster's own stopped data directory; restore into an empty directory otherwise; \(overridable)")]
+        }
+        if let marker, marker.systemIdentifier != database.systemIdentifier {
+            return [PGKeepError(.dbMismatch,
+                                "'\(directory)' holds an interrupted restore of another cluster (\(RestoreMarker.fileName): stanza '\(marker.stanza)', backup \(marker.label), system identifier \(marker.systemIdentifier)); backup \(manifest.backup.label) has system identifier \(database.systemIdentifier)",
+                                hint: "check --pg1-path and --stanza; \(overridable)")]
+        }
+        if let versionText, versionText != String(database.version) {
+            return [PGKeepError(.dbMismatch,
+                                "'\(directory)' is a PostgreSQL \(versionText) data directory (PG_VERSION); backup \(manifest.backup.label) is of PostgreSQL \(database.version)",
+                                hint: "check --pg1-path and --stanza; \(overridable)")]
+        }
+        let controlPath = Posix.join(directory, PGControl.relativePath)
+        guard (try Posix.lstat(controlPath)) != nil else {
+            // An interrupted delta restore removed it first; PG_VERSION (and the marker, when a
+            // restore of this pgkeep was interrupted) is what is left to go by.
+            return []
+        }
+        let control: PGControl
+        do {
+            control = try PGControl.read(path: controlPath, attempts: 1)
+        } catch {
+            return [PGKeepError(.pgControlInvalid,
+                                "'\(controlPath)' cannot be read, so pgkeep cannot prove '\(directory)' is the data directory of the cluster backup \(manifest.backup.label) came from: \(error.message)",
+                                hint: overridable)]
+        }
+        guard control.systemIdentifier == database.systemIdentifier else {
+            return [PGKeepError(.dbMismatch,
+                                "'\(directory)' is the data directory of another cluster: its pg_control has system identifier \(control.systemIdentifier), backup \(manifest.backup.label) has \(database.systemIdentifier); a delta restore would replace that cluster",
+                                hint: "check --pg1-path and --stanza; \(overridable)")]
+        }
+        return []
+    }
+
+    /// A tablespace location holding anything must be linked from this data directory.
+    private func tablespaceOwnership(dataDirectoryIsEmpty: Bool) throws -> [PGKeepError] {
+        var problems: [PGKeepError] = []
+        for (name, location) in tablespaces {
+            guard let inside = try Posix.listDirectory(location), !inside.isEmpty else { continue }
+            let link = Posix.join(dataDirectory, name)  // pg_data's pg_tblspc/<oid>
+            var linkedHere = false
+            if !dataDirectoryIsEmpty, let st = try Posix.lstat(link), st.kind == .link {
+                linkedHere = RunningClusters.sameLocation(try Posix.readLink(link), location)
+            }
+            if linkedHere || force { continue }
+            problems.append(PGKeepError(.pathNotEmpty,
+                                        "tablespace location '\(location)' is not empty (e.g. '\(inside[0])') and '\(link)' does not link to it: its files belong to another cluster or to an earlier one, not to this data directory",
+                                        hint: "restore on a host where the location is free, or empty it; --delta only rewrites the tablespaces of the data directory it restores over; add --force if you are sure the location may be replaced"))
+        }
+        return problems
+    }
+
+    /// A running PostgreSQL on the data directory or on one of the tablespace locations.
+    private func runningServers() throws -> [PGKeepError] {
+        var problems: [PGKeepError] = []
+        if let pid = try DeltaClean.livePostmaster(dataDirectory: dataDirectory) {
+            problems.append(PGKeepError(.pgRunning, "'\(dataDirectory)/postmaster.pid' names process \(pid), which is running: PostgreSQL may be running on this data directory",
+                                        hint: "stop PostgreSQL (pg_ctl stop) before restoring over it"))
+        }
+        for cluster in running {
+            if problems.isEmpty, RunningClusters.sameLocation(cluster.dataDirectory, dataDirectory) {
+                problems.append(PGKeepError(.pgRunning, "PostgreSQL (process \(cluster.pid)) is running on '\(dataDirectory)'",
+                                            hint: "stop PostgreSQL (pg_ctl stop) before restoring over it"))
+            }
+            for (_, location) in tablespaces {
+                if RunningClusters.overlaps(location, cluster.dataDirectory) {
+                    problems.append(PGKeepError(.pgRunning, "tablespace location '\(location)' lies in the data directory '\(cluster.dataDirectory)' of a running PostgreSQL (process \(cluster.pid))",
+                                                hint: "restore on another host, or stop that server"))
+                }
+                for used in cluster.tablespaceLocations where RunningClusters.overlaps(location, used) {
+                    problems.append(PGKeepError(.pgRunning, "tablespace location '\(location)' is in use by the running PostgreSQL on '\(cluster.dataDirectory)' (process \(cluster.pid), tablespace '\(used)')",
+                                                hint: "a restore would overwrite that cluster's tablespace: restore on another host, or stop that server; --force does not override this"))
+                }
+            }
+        }
+        return problems
+    }
+
+    static func readSmallFile(_ path: String) throws -> String? {
+        guard let source = try FileSource.open(path) else { return nil }
+        let buffer = IOBuffer(size: 4096)
+        let n = try source.read(into: buffer.bytes)
+        return String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)
+    }
+}
+
+/// The PostgreSQL servers running on this host, found through `/proc`: a postmaster and its
+/// backends run with their data directory as working directory. Processes pgkeep may not inspect
+/// (another user's, without privileges) are not seen: the `postmaster.pid` check covers the
+/// restore's own data directory regardless.
+public enum RunningClusters {
+    public struct Cluster: Sendable, Equatable {
+        public var pid: Int32
+        public var dataDirectory: String
+        /// Where its `pg_tblspc` links point, resolved.
+        public var tablespaceLocations: [String]
+    }
+
+    public static func find() -> [Cluster] {
+        guard let entries = try? Posix.listDirectory("/proc") else { return [] }
+        var byDirectory: [String: Cluster] = [:]
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid() else { continue }
+            guard let comm = try? RestoreDestination.readSmallFile("/proc/\(entry)/comm"),
+                  comm.hasPrefix("postgres") || comm.hasPrefix("postmaster") else { continue }
+            guard let cwd = try? Posix.readLink("/proc/\(entry)/cwd"), cwd.hasPrefix("/"),
+                  byDirectory[cwd] == nil else { continue }
+            // Only a data directory: a postgres process elsewhere (initdb's, a client's) is not a server.
+            guard (try? Posix.lstat(Posix.join(cwd, "PG_VERSION"))) != nil else { continue }
+            var locations: [String] = []
+            for name in (try? Posix.listDirectory(Posix.join(cwd, "pg_tblspc"))) ?? [] {
+                if let target = try? Posix.readLink(Posix.join(cwd, "pg_tblspc/" + name)) { locations.append(resolve(target)) }
+            }
+            byDirectory[cwd] = Cluster(pid: pid, dataDirectory: cwd, tablespaceLocations: locations)
+        }
+        return byDirectory.values.sorted { $0.dataDirectory < $1.dataDirectory }
+    }
+
+    /// The path with links resolved when it exists (so two names of one directory compare equal).
+    static func resolve(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func sameLocation(_ a: String, _ b: String) -> Bool { resolve(a) == resolve(b) }
+
+    /// Whether one path is the other or lies below it.
+    static func overlaps(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (resolve(a), resolve(b))
+        return x == y || x.hasPrefix(y.hasSuffix("/") ? y : y + "/") || y.hasPrefix(x.hasSuffix("/") ? x : x + "/")
+    }
+}
+
+/// `<data directory>/pgkeep.restore-in-progress`: written by a restore before it removes or
+/// writes anything, removed after `global/pg_control` is in place. It says which cluster the
+/// half-restored directory belongs to, so a `--delta` re-run after an interruption can prove the
+/// directory is this cluster's although pg_control (and perhaps PG_VERSION) is not there yet.
+/// Backups leave it out (`PGDataRules.rootOnlyExcludedNames`).
+public struct RestoreMarker: Codable, Sendable, Equatable {
+    public static let fileName = "pgkeep.restore-in-progress"
+
+    public var stanza: String
+    public var label: BackupLabel
+    public var systemIdentifier: UInt64
+    public var version: Int
+
+    public static func read(dataDirectory: String) throws -> RestoreMarker? {
+        let path = Posix.join(dataDirectory, fileName)
+        guard let text = try RestoreDestination.readSmallFile(path) else { return nil }
+        // An unreadable marker proves nothing: it is as if there were none.
+        return try? JSONDecoder().decode(RestoreMarker.self, from: Data(text.utf8))
+    }
+
+    func write(dataDirectory: String, owner: (uid: UInt32, gid: UInt32)?) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try encoder.encode(self)) + [10]
+        try RecoveryConfig.writeFile(Posix.join(dataDirectory, Self.fileName), bytes, mode: 0o600, owner: owner)
+        try Posix.fsyncDirectory(dataDirectory)
+    }
+
+    static func remove(dataDirectory: String) throws {
+        if try Posix.unlink(Posix.join(dataDirectory, fileName)) { try Posix.fsyncDirectory(dataDirectory) }
+    }
+}

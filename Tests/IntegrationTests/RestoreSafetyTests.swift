@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A restore may remove whatever is in its way (`--delta` removes every file the backup does not
+/// have), so the destination must be proved to be this cluster's, or free, before anything is
+/// written (Sources/PGKeep/Restore/RestoreDestination.swift). Each case runs on real clusters and
+/// proves the refusal left everything as it was.
+@Suite("Restore safety", .serialized)
+struct RestoreSafetyTests {
+    enum Exit {
+        static let pathNotEmpty: Int32 = 36
+        static let dbMismatch: Int32 = 53
+        static let pgRunning: Int32 = 55
+    }
+
+    /// Every entry below `root` with its size and modification time, to prove nothing changed.
+    static func snapshot(_ root: String) throws -> [String: String] {
+        var entries: [String: String] = [:]
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return entries }
+        for case let name as String in walker {
+            let attributes = try FileManager.default.attributesOfItem(atPath: root + "/" + name)
+            let size = attributes[.size] as? Int ?? -1
+            let mtime = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            entries[name] = "\(attributes[.type] ?? "") \(size) \(mtime)"
+        }
+        return entries
+    }
+
+    /// The system identifier in a data directory's pg_control, as pg_controldata prints it.
+    static func systemIdentifier(_ dataDirectory: String) throws -> String {
+        let result = try Cluster.runTool("pg_controldata", [dataDirectory]).check()
+        guard let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("Database system identifier:") }) else {
+            throw HarnessError("pg_controldata printed no system identifier:\n\(result.stdout)")
+        }
+        return line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test("restore --delta into a new directory refuses the tablespace location of the running source cluster and leaves its files untouched")
+    func deltaRefusesRunningClustersTablespace() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let location = try scratch.directory("tablespace", mode: 0o700)
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                _ = try source.psql("create tablespace one location '\(location)'")
+                _ = try source.psql("create table in_one tablespace one as select g, md5(g::text) from generate_series(1, 20000) g")
+                try stanza.backup(source)
+                _ = try source.psql("checkpoint")
+                let before = try Self.snapshot(location)
+
+                let target = scratch.path("new-data")
+                for extra in [["--delta"], ["--delta", "--plan"], ["--delta", "--force"]] {
+                    let refused = try stanza.restore(into: target, extra)
+                    #expect(refused.status == Exit.pgRunning, "\(extra): \(refused)")
+                    #expect(refused.stderr.contains(location) && refused.stderr.contains(source.dataDirectory), "\(refused.stderr)")
+                }
+                #expect(try Self.snapshot(location) == before, "the running cluster's tablespace files are untouched")
+                #expect(!FileManager.default.fileExists(atPath: target + "/global"), "nothing was restored")
+                _ = try source.psql("checkpoint")
+                #expect(try source.psql("select count(*) from in_one") == "20000")
+            }
+        }
+    }
+
+    @Test("restore --delta into a new directory refuses a tablespace location that holds files it does not link to; --force restores over it")
+    func deltaRefusesUnlinkedTablespace() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let location = try scratch.directory("tablespace", mode: 0o700)
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                _ = try source.psql("create tablespace one location '\(location)'")
+                _ = try source.psql("create table in_one tablespace one as select g from generate_series(1, 1000) g")
+                try stanza.backup(source)
+            }
+            // The source is stopped: no running server protects the location, only the link check does.
+            let before = try Self.snapshot(location)
+            let target = scratch.path("new-data")
+            let refused = try stanza.restore(into: target, ["--delta"])
+            #expect(refused.status == Exit.pathNotEmpty, "\(refused)")
+            #expect(refused.stderr.contains("tablespace location '\(location)'") && refused.stderr.contains("--force"), "\(refused.stderr)")
+            #expect(try Self.snapshot(location) == before)
+
+            try stanza.restore(into: target, ["--delta", "--force"]).check()
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: target + "/pg_tblspc/" +
+                (try FileManager.default.contentsOfDirectory(atPath: target + "/pg_tblspc")[0])) == location)
+        }
+    }
+
+    @Test("restore --delta refuses a directory that is not a PostgreSQL data directory and leaves everything in it")
+    func deltaRefusesNonDataDirectory() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                try stanza.backup(source)
+            }
+            // A parent directory: some files and a whole other cluster below it.
+            let parent = try scratch.directory("srv", mode: 0o700)
+            try scratch.writeFile("srv/notes.txt", contents: "precious")
+            let other = try Cluster(name: "srv/other", scratch: scratch, archiveCommand: nil)
+            let before = try Self.snapshot(parent)
+            #expect(before.keys.contains("other/data/PG_VERSION"))
+
+            let refused = try stanza.restore(into: parent, ["--delta"])
+            #expect(refused.status == Exit.pathNotEmpty, "\(refused)")
+            #expect(refused.stderr.contains(parent) && refused.stderr.contains("PG_VERSION"), "\(refused.stderr)")
+            #expect(try Self.snapshot(parent) == before)
+            _ = other
+        }
+    }
+
+    @Test("restore --delta refuses another cluster's data directory (another system identifier) and leaves it intact; --force replaces it")
+    func deltaRefusesAnotherCluster() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var sourceIdentifier = ""
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                try stanza.backup(source)
+                sourceIdentifier = try Self.systemIdentifier(source.dataDirectory)
+            }
+            let other = try Cluster(name: "other", scratch: scratch, archiveCommand: nil)
+            let otherIdentifier = try Self.systemIdentifier(other.dataDirectory)
+            #expect(otherIdentifier != sourceIdentifier)
+            let before = try Self.snapshot(other.dataDirectory)
+
+            let refused = try stanza.restore(into: other.dataDirectory, ["--delta"])
+            #expect(refused.status == Exit.dbMismatch, "\(refused)")
+            #expect(refused.stderr.contains(otherIdentifier) && refused.stderr.contains(sourceIdentifier), "\(refused.stderr)")
+            #expect(try Self.snapshot(other.dataDirectory) == before)
+            let planned = try stanza.restore(into: other.dataDirectory, ["--delta", "--plan"])
+            #expect(planned.status == Exit.dbMismatch, "\(planned)")
+
+            try stanza.restore(into: other.dataDirectory, ["--delta", "--force"]).check()
+            #expect(try Self.systemIdentifier(other.dataDirectory) == sourceIdentifier)
+        }
+    }
+
+    @Test("restore --delta over the cluster's own stopped data directory with pg_wal linked elsewhere (initdb --waldir) keeps the link and recovers exactly")
+    func deltaOverLinkedWALDirectory() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let walDirectory = scratch.path("wal-elsewhere")
+            var expected: ClusterDump?
+            let source = try Cluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand,
+                                     initdbArguments: ["--waldir=\(walDirectory)"])
+            try await withCluster(source) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t as select g from generate_series(1, 10000) g")
+                try stanza.backup(source)
+                _ = try source.psql("insert into t select g from generate_series(1, 500) g")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            let data = source.dataDirectory
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: data + "/pg_wal") == walDirectory)
+
+            let result = try stanza.restore(into: data, ["--delta"])
+            #expect(result.status == 0, "\(result)")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: data + "/pg_wal") == walDirectory,
+                    "pg_wal is still the link initdb made")
+            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+            try await withCluster(restored) { restored in
+                try await restored.waitForRecoveryEnd()
+                #expect(try restored.dumpAllDatabases().difference(from: try #require(expected)) == nil)
+            }
+        }
+    }
+
+    @Test("restore --plan refuses what the restore refuses: a non-empty directory (36) and, with --delta, a running server (55)")
+    func planChecksTheDestination() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                try stanza.backup(source)
+
+                let occupied = try scratch.directory("occupied", mode: 0o700)
+                try scratch.writeFile("occupied/keep-me", contents: "x")
+                let plan = try stanza.restore(into: occupied, ["--plan"])
+                #expect(plan.status == Exit.pathNotEmpty, "\(plan)")
+                #expect(plan.stdout.contains("PROBLEM") && plan.stdout.contains(occupied), "\(plan.stdout)")
+
+                let running = try stanza.restore(into: source.dataDirectory, ["--plan", "--delta", "--output=json"])
+                #expect(running.status == Exit.pgRunning, "\(running)")
+                #expect(running.stdout.contains("\"pg-running\""), "\(running.stdout)")
+
+                let free = try stanza.restore(into: scratch.path("free"), ["--plan"])
+                #expect(free.status == 0 && free.stdout.contains("restorable"), "\(free)")
+            }
+        }
+    }
+}
