@@ -342,31 +342,13 @@ struct FaultTests {
         }
     }
 
-    @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed")
+    @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
     func repositoryFull() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            let mounted = try Shell.run("mount", ["-t", "tmpfs", "-o", "size=160m,mode=0750", "tmpfs", stanza.repository])
-            guard mounted.succeeded else {
-                // Containers without CAP_SYS_ADMIN refuse mount(2); there is no unprivileged way to a full file system.
-                print("FaultTests.repositoryFull: not run, mounting a tmpfs was refused: \(mounted.stderr)")
-                return
-            }
-            defer { _ = try? Shell.run("umount", ["-l", stanza.repository]) }
-            try PostgresUser.takeOwnership(of: stanza.repository)
-            let ballast = stanza.repository + "/ballast"
-            func fill(leaving free: UInt64) throws {
-                var stats = statvfs()
-                guard statvfs(stanza.repository, &stats) == 0 else { throw HarnessError("statvfs failed") }
-                let available = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
-                if free == 0 {
-                    // Every last block: write until the file system says no more.
-                    _ = try Shell.run("sh", ["-c", "cat /dev/zero > \"$1\" 2>/dev/null; true", "sh", ballast + "0"])
-                    return
-                }
-                let size = available > free ? available - free : 0
-                try Shell.run("fallocate", ["-l", String(size), ballast + "\(free)"]).check()
-            }
+            let repository = try SmallFileSystem.mount(at: stanza.repository, bytes: 160 << 20, imageDirectory: scratch.path)
+            defer { repository.unmount() }
             func snapshot() throws -> [String: [UInt8]] {
                 var files: [String: [UInt8]] = [:]
                 // Temporary files are invisible by contract (repo-layout §2), and come and go while
@@ -392,7 +374,7 @@ struct FaultTests {
 
                 // Backup into a repository with 4 MB left: the uncompressed cluster does not fit.
                 let before = try snapshot()
-                try fill(leaving: 4 << 20)
+                try repository.fill(leaving: 4 << 20)
                 let full = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--start-fast", "--compress-type=none"])
                 #expect(full.status == Self.diskFull, "\(full)")
                 #expect(full.stderr.contains("No space left on device") && full.stderr.contains(stanza.repository + "/backup/main/"),
@@ -403,7 +385,7 @@ struct FaultTests {
                 #expect(try stanza.labels() == [firstLabel])
 
                 // archive-push of a segment PostgreSQL could not archive meanwhile, into a completely full repository.
-                try fill(leaving: 0)
+                try repository.fill(leaving: 0)
                 let full0 = try snapshot()
                 let failures = Int(try cluster.psql("select failed_count from pg_stat_archiver")) ?? 0
                 _ = try cluster.psql("insert into t select g, 'third' from generate_series(1, 1000) g")
@@ -424,9 +406,7 @@ struct FaultTests {
                 #expect(try snapshot() == full0)
 
                 // Space comes back: the push, the archiver and the backup succeed.
-                for name in try FileManager.default.contentsOfDirectory(atPath: stanza.repository) where name.hasPrefix("ballast") {
-                    try FileManager.default.removeItem(atPath: stanza.repository + "/" + name)
-                }
+                try repository.removeBallast()
                 try stanza.check(["archive-push", copy])
                 let fetched = scratch.path("wal/fetched")
                 try stanza.check(["archive-get", segment, fetched])
