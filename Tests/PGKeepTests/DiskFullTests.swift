@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 @testable import PGKeep
@@ -171,5 +174,32 @@ struct DiskFullTests {
         #expect(try repo.storage.readSmallFile(repo.layout.backupInfo) == repo.storage.readSmallFile(try SealedFile.copyPath(of: repo.layout.backupInfo)))
         #expect(storage.freeBytes > infoSize + 2 * 40_000, "the two expired backups' files gave their space back")
         #expect(try repo.verify().problems == [])
+    }
+}
+
+@Suite("Restore onto a full file system")
+struct RestoreSpaceTests {
+    @Test("a restore's disk-full error names the full file system and the bytes the backup needs there, and hints at --delta")
+    func diskFullExplained() throws {
+        let directory = try TemporaryDirectory("restore-space")
+        let data = try directory.makeDirectory("data")
+        let low = PGKeepError.system(.fileWrite, "unable to write", path: data + "/base/5/16384", errno: ENOSPC)
+        let label = BackupLabel("20260101-000000F")!
+
+        let explained = try #require(RestoreSpace.explain(low, label: label, roots: [data, "/elsewhere"]) { $0 == data ? 123_456_789 : 1 } as? PGKeepError)
+        #expect(explained.code == .diskFull)
+        #expect(explained.message.hasPrefix(low.message), "the original cause and path come first: \(explained.message)")
+        #expect(explained.message.contains("backup \(label) needs 117.7MB (123456789 bytes) under '\(data)'"), "\(explained.message)")
+        // /proc/self/mountinfo names the mount holding the directory (at least "/").
+        #expect(explained.message.contains("on the file system mounted at '/"), "\(explained.message)")
+        #expect(explained.message.contains("free"), "\(explained.message)")
+        #expect(explained.hint?.contains("123456789 bytes") == true && explained.hint?.contains("--delta") == true, "\(explained.hint ?? "")")
+    }
+
+    @Test("a restore error other than disk-full passes through unchanged")
+    func otherErrorsUnchanged() throws {
+        let other = PGKeepError(.checksumMismatch, "stored file damaged", hint: "restore another backup")
+        let passed = try #require(RestoreSpace.explain(other, label: BackupLabel("20260101-000000F")!, roots: ["/x"]) { _ in 1 } as? PGKeepError)
+        #expect(passed.code == .checksumMismatch && passed.message == other.message && passed.hint == other.hint)
     }
 }
