@@ -432,4 +432,103 @@ struct FaultTests {
             #expect(dump.difference(from: try #require(afterFirst)) == nil)
         }
     }
+
+    @Test("expire in a full repository: with no space left it fails with disk-full naming backup.info and changes nothing; with 64 KB left it expires, and the remaining backup restores exactly",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
+    func expireInFullRepository() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let repository = try SmallFileSystem.mount(at: stanza.repository, bytes: 160 << 20, imageDirectory: scratch.path)
+            defer { repository.unmount() }
+            var expected: ClusterDump?
+            var labels: [String] = []
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                for round in 1...3 {
+                    _ = try cluster.psql("update t set v = 'round \(round)' where g % 10 = \(round)")
+                    labels.append(try stanza.backup(cluster))
+                }
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            // The cluster is stopped: nothing but expire writes to the repository from here on.
+            let info = stanza.repository + "/backup/main/backup.info"
+            let infoFiles = [info, info + ".copy"]
+            let before = try (stanza.repositoryFiles(under: "backup") + stanza.repositoryFiles(under: "archive"))
+                .reduce(into: [String: [UInt8]]()) { $0[$1] = try readBytes($1) }
+
+            try repository.fill(leaving: 0)
+            let full = try stanza.run(["expire", "--repo1-retention-full=1"])
+            #expect(full.status == Self.diskFull, "\(full)")
+            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(info), "the error names the cause and backup.info: \(full.stderr)")
+            for file in infoFiles {
+                #expect(try readBytes(file) == before[file], "\(file) is byte-identical")
+            }
+            let after = stanza.repositoryFiles(under: "backup") + stanza.repositoryFiles(under: "archive")
+            #expect(Set(after) == Set(before.keys), "no backup file was removed or added")
+            #expect(try stanza.labels() == labels)
+
+            // Expire needs only room for one backup.info at a time; it frees the rest itself.
+            try repository.removeBallast()
+            try repository.fill(leaving: 64 << 10)
+            let expired = try stanza.check(["expire", "--repo1-retention-full=1"])
+            #expect(try stanza.labels() == [labels[2]], "\(expired.stderr)")
+            #expect(try repository.availableBytes > 1 << 20, "the expired backups' space came back")
+
+            try repository.removeBallast()
+            let verify = try stanza.run(["verify"])
+            #expect(verify.status == 0, "\(verify)")
+            let restored = try await Self.restoreAndRecover(stanza, scratch: scratch, name: "restored")
+            #expect(restored.difference(from: try #require(expected)) == nil)
+        }
+    }
+
+    @Test("a restore onto a full file system fails with disk-full naming the file system and the bytes the backup needs, cannot be started, and completes with --delta once space is freed",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
+    func restoreOntoFullFileSystem() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 50000) g")
+                try stanza.backup(cluster)
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            let backup = try #require((try stanza.info()["backup"] as? [[String: Any]])?.last)
+            let size = try #require(((backup["info"] as? [String: Any])?["size"] as? NSNumber)?.uint64Value)
+
+            // ext4 first: the file system restores usually write to, with pgkeep's O_DIRECT path.
+            let mountPoint = try scratch.directory("target", mode: 0o750)
+            // Room for the cluster and the WAL recovery replays (16 MB segments in pg_wal).
+            let target = try SmallFileSystem.mount(at: mountPoint, bytes: 160 << 20, imageDirectory: scratch.path, preferring: .loopExt4)
+            defer { target.unmount() }
+            let data = mountPoint + "/data"
+            try target.fill(leaving: size / 2)
+            let full = try stanza.restore(into: data)
+            #expect(full.status == Self.diskFull, "\(full)")
+            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(data + "/"), "names the cause and the file: \(full.stderr)")
+            #expect(full.stderr.contains("mounted at '\(mountPoint)'"), "names the file system: \(full.stderr)")
+            #expect(full.stderr.contains("(\(size) bytes)") && full.stderr.contains("--delta"),
+                    "says how much space the backup needs (\(size) bytes) and how to finish: \(full.stderr)")
+
+            // Half restored: no pg_control, so PostgreSQL refuses to start it.
+            #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control"))
+            #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control.pgkeep-tmp"))
+            try scratch.directory("half/sock")
+            let start = try Cluster.runTool("pg_ctl", ["start", "-D", data, "-l", scratch.path("half/start.log"), "-w", "-t", "20",
+                                                       "-o", "-c unix_socket_directories=\(scratch.path("half/sock")) -c listen_addresses=''"],
+                                            timeout: .seconds(60))
+            #expect(start.status != 0, "a half-restored directory must not start: \(start)")
+            if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", data, "-m", "immediate"]) }
+
+            try target.removeBallast()
+            let completed = try stanza.check(["--pg1-path=\(data)", "restore", "--delta", "--process-max=2", "--log-level-console=info"])
+            #expect(completed.stderr.contains("files kept"), "the delta restore kept what was restored before: \(completed.stderr)")
+            let restored = try await Self.recover(data, scratch: scratch, name: "restored", amcheck: false)
+            #expect(restored.difference(from: try #require(expected)) == nil)
+        }
+    }
 }
