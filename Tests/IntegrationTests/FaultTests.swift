@@ -3,9 +3,12 @@ import Testing
 import TestSupport
 
 /// Crashes and faults on a real PostgreSQL 15 cluster and repository: `kill -9` of backup, archive-push
-/// and restore, a repository that runs out of space, and files that vanish, shrink or grow while a
-/// backup copies them. After each, nothing invalid is visible, nothing earlier is lost, and the next run
-/// succeeds (a backup resuming the interrupted one).
+/// and restore, a repository (during backup, archive-push and expire) or a restore target that runs
+/// out of space, and files that vanish, shrink or grow while a backup copies them. The disk-full
+/// tests need a small mounted file system (`SmallFileSystem`) and are skipped, with the reason,
+/// where mounting is refused; Tests/PGKeepTests/DiskFullTests.swift covers the same paths everywhere.
+/// After each, nothing invalid is visible, nothing earlier is lost, and the next run succeeds (a
+/// backup resuming the interrupted one).
 @Suite("Faults", .serialized)
 struct FaultTests {
     /// Stable exit codes (Sources/PGKeep/Errors/PGKeepError.swift).
