@@ -3,9 +3,12 @@ import Testing
 import TestSupport
 
 /// Crashes and faults on a real PostgreSQL 15 cluster and repository: `kill -9` of backup, archive-push
-/// and restore, a repository that runs out of space, and files that vanish, shrink or grow while a
-/// backup copies them. After each, nothing invalid is visible, nothing earlier is lost, and the next run
-/// succeeds (a backup resuming the interrupted one).
+/// and restore, a repository (during backup, archive-push and expire) or a restore target that runs
+/// out of space, and files that vanish, shrink or grow while a backup copies them. The disk-full
+/// tests need a small mounted file system (`SmallFileSystem`) and are skipped, with the reason,
+/// where mounting is refused; Tests/PGKeepTests/DiskFullTests.swift covers the same paths everywhere.
+/// After each, nothing invalid is visible, nothing earlier is lost, and the next run succeeds (a
+/// backup resuming the interrupted one).
 @Suite("Faults", .serialized)
 struct FaultTests {
     /// Stable exit codes (Sources/PGKeep/Errors/PGKeepError.swift).
@@ -342,31 +345,13 @@ struct FaultTests {
         }
     }
 
-    @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed")
+    @Test("a full repository: backup and archive-push fail with disk-full naming the path, nothing stored earlier changes, and after freeing space both succeed",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
     func repositoryFull() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            let mounted = try Shell.run("mount", ["-t", "tmpfs", "-o", "size=160m,mode=0750", "tmpfs", stanza.repository])
-            guard mounted.succeeded else {
-                // Containers without CAP_SYS_ADMIN refuse mount(2); there is no unprivileged way to a full file system.
-                print("FaultTests.repositoryFull: not run, mounting a tmpfs was refused: \(mounted.stderr)")
-                return
-            }
-            defer { _ = try? Shell.run("umount", ["-l", stanza.repository]) }
-            try PostgresUser.takeOwnership(of: stanza.repository)
-            let ballast = stanza.repository + "/ballast"
-            func fill(leaving free: UInt64) throws {
-                var stats = statvfs()
-                guard statvfs(stanza.repository, &stats) == 0 else { throw HarnessError("statvfs failed") }
-                let available = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
-                if free == 0 {
-                    // Every last block: write until the file system says no more.
-                    _ = try Shell.run("sh", ["-c", "cat /dev/zero > \"$1\" 2>/dev/null; true", "sh", ballast + "0"])
-                    return
-                }
-                let size = available > free ? available - free : 0
-                try Shell.run("fallocate", ["-l", String(size), ballast + "\(free)"]).check()
-            }
+            let repository = try SmallFileSystem.mount(at: stanza.repository, bytes: 160 << 20, imageDirectory: scratch.path)
+            defer { repository.unmount() }
             func snapshot() throws -> [String: [UInt8]] {
                 var files: [String: [UInt8]] = [:]
                 // Temporary files are invisible by contract (repo-layout §2), and come and go while
@@ -392,7 +377,7 @@ struct FaultTests {
 
                 // Backup into a repository with 4 MB left: the uncompressed cluster does not fit.
                 let before = try snapshot()
-                try fill(leaving: 4 << 20)
+                try repository.fill(leaving: 4 << 20)
                 let full = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--start-fast", "--compress-type=none"])
                 #expect(full.status == Self.diskFull, "\(full)")
                 #expect(full.stderr.contains("No space left on device") && full.stderr.contains(stanza.repository + "/backup/main/"),
@@ -403,7 +388,7 @@ struct FaultTests {
                 #expect(try stanza.labels() == [firstLabel])
 
                 // archive-push of a segment PostgreSQL could not archive meanwhile, into a completely full repository.
-                try fill(leaving: 0)
+                try repository.fill(leaving: 0)
                 let full0 = try snapshot()
                 let failures = Int(try cluster.psql("select failed_count from pg_stat_archiver")) ?? 0
                 _ = try cluster.psql("insert into t select g, 'third' from generate_series(1, 1000) g")
@@ -424,9 +409,7 @@ struct FaultTests {
                 #expect(try snapshot() == full0)
 
                 // Space comes back: the push, the archiver and the backup succeed.
-                for name in try FileManager.default.contentsOfDirectory(atPath: stanza.repository) where name.hasPrefix("ballast") {
-                    try FileManager.default.removeItem(atPath: stanza.repository + "/" + name)
-                }
+                try repository.removeBallast()
                 try stanza.check(["archive-push", copy])
                 let fetched = scratch.path("wal/fetched")
                 try stanza.check(["archive-get", segment, fetched])
@@ -450,6 +433,105 @@ struct FaultTests {
                 return try cluster.dumpAllDatabases()
             }
             #expect(dump.difference(from: try #require(afterFirst)) == nil)
+        }
+    }
+
+    @Test("expire in a full repository: with no space left it fails with disk-full naming backup.info and changes nothing; with 64 KB left it expires, and the remaining backup restores exactly",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
+    func expireInFullRepository() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let repository = try SmallFileSystem.mount(at: stanza.repository, bytes: 160 << 20, imageDirectory: scratch.path)
+            defer { repository.unmount() }
+            var expected: ClusterDump?
+            var labels: [String] = []
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                for round in 1...3 {
+                    _ = try cluster.psql("update t set v = 'round \(round)' where g % 10 = \(round)")
+                    labels.append(try stanza.backup(cluster))
+                }
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            // The cluster is stopped: nothing but expire writes to the repository from here on.
+            let info = stanza.repository + "/backup/main/backup.info"
+            let infoFiles = [info, info + ".copy"]
+            let before = try (stanza.repositoryFiles(under: "backup") + stanza.repositoryFiles(under: "archive"))
+                .reduce(into: [String: [UInt8]]()) { $0[$1] = try readBytes($1) }
+
+            try repository.fill(leaving: 0)
+            let full = try stanza.run(["expire", "--repo1-retention-full=1"])
+            #expect(full.status == Self.diskFull, "\(full)")
+            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(info), "the error names the cause and backup.info: \(full.stderr)")
+            for file in infoFiles {
+                #expect(try readBytes(file) == before[file], "\(file) is byte-identical")
+            }
+            let after = stanza.repositoryFiles(under: "backup") + stanza.repositoryFiles(under: "archive")
+            #expect(Set(after) == Set(before.keys), "no backup file was removed or added")
+            #expect(try stanza.labels() == labels)
+
+            // Expire needs only room for one backup.info at a time; it frees the rest itself.
+            try repository.removeBallast()
+            try repository.fill(leaving: 64 << 10)
+            let expired = try stanza.check(["expire", "--repo1-retention-full=1"])
+            #expect(try stanza.labels() == [labels[2]], "\(expired.stderr)")
+            #expect(try repository.availableBytes > 1 << 20, "the expired backups' space came back")
+
+            try repository.removeBallast()
+            let verify = try stanza.run(["verify"])
+            #expect(verify.status == 0, "\(verify)")
+            let restored = try await Self.restoreAndRecover(stanza, scratch: scratch, name: "restored")
+            #expect(restored.difference(from: try #require(expected)) == nil)
+        }
+    }
+
+    @Test("a restore onto a full file system fails with disk-full naming the file system and the bytes the backup needs, cannot be started, and completes with --delta once space is freed",
+          .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
+    func restoreOntoFullFileSystem() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 50000) g")
+                try stanza.backup(cluster)
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            let backup = try #require((try stanza.info()["backup"] as? [[String: Any]])?.last)
+            let size = try #require(((backup["info"] as? [String: Any])?["size"] as? NSNumber)?.uint64Value)
+
+            // ext4 first: the file system restores usually write to, with pgkeep's O_DIRECT path.
+            let mountPoint = try scratch.directory("target", mode: 0o750)
+            // Room for the cluster and the WAL recovery replays (16 MB segments in pg_wal).
+            let target = try SmallFileSystem.mount(at: mountPoint, bytes: 160 << 20, imageDirectory: scratch.path, preferring: .loopExt4)
+            defer { target.unmount() }
+            let data = mountPoint + "/data"
+            try target.fill(leaving: size / 2)
+            let full = try stanza.restore(into: data)
+            #expect(full.status == Self.diskFull, "\(full)")
+            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(data + "/"), "names the cause and the file: \(full.stderr)")
+            #expect(full.stderr.contains("mounted at '\(mountPoint)'"), "names the file system: \(full.stderr)")
+            #expect(full.stderr.contains("(\(size) bytes)") && full.stderr.contains("--delta"),
+                    "says how much space the backup needs (\(size) bytes) and how to finish: \(full.stderr)")
+
+            // Half restored: no pg_control, so PostgreSQL refuses to start it.
+            #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control"))
+            #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control.pgkeep-tmp"))
+            try scratch.directory("half/sock")
+            let start = try Cluster.runTool("pg_ctl", ["start", "-D", data, "-l", scratch.path("half/start.log"), "-w", "-t", "20",
+                                                       "-o", "-c unix_socket_directories=\(scratch.path("half/sock")) -c listen_addresses=''"],
+                                            timeout: .seconds(60))
+            #expect(start.status != 0, "a half-restored directory must not start: \(start)")
+            if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", data, "-m", "immediate"]) }
+
+            try target.removeBallast()
+            let completed = try stanza.check(["--pg1-path=\(data)", "restore", "--delta", "--process-max=2", "--log-level-console=info"])
+            #expect(completed.stderr.contains("files kept"), "the delta restore kept what was restored before: \(completed.stderr)")
+            let restored = try await Self.recover(data, scratch: scratch, name: "restored", amcheck: false)
+            #expect(restored.difference(from: try #require(expected)) == nil)
         }
     }
 }

@@ -214,25 +214,35 @@ public final class RestoreRun {
         let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.reduce(0) { $0 + $1.size }, filesTotal: jobs.count, log: log)
         var restored = false
         defer { if !restored { progress.finish(success: false) } }
-        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs, prepare: prepare) { job, result in
-            progress.advance(bytes: job.size)
-            switch result {
-            case .restored(let size):
-                report.bytesWritten += size
-                if manifest.files[job.id].name != controlName { report.rewritten += 1 }
-            case .kept:
-                report.kept += 1
-            case .restoredBundle(let outcomes):
-                for outcome in outcomes {
-                    if outcome.kept {
-                        report.kept += 1
-                    } else {
-                        report.bytesWritten += outcome.size
-                        if manifest.files[outcome.id].name != controlName { report.rewritten += 1 }
+        do {
+            try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs, prepare: prepare) { job, result in
+                progress.advance(bytes: job.size)
+                switch result {
+                case .restored(let size):
+                    report.bytesWritten += size
+                    if manifest.files[job.id].name != controlName { report.rewritten += 1 }
+                case .kept:
+                    report.kept += 1
+                case .restoredBundle(let outcomes):
+                    for outcome in outcomes {
+                        if outcome.kept {
+                            report.kept += 1
+                        } else {
+                            report.bytesWritten += outcome.size
+                            if manifest.files[outcome.id].name != controlName { report.rewritten += 1 }
+                        }
                     }
+                default:
+                    break
                 }
-            default:
-                break
+            }
+        } catch {
+            // A full file system: say which one, and how much room the backup's files take there.
+            throw RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
+                manifest.files.reduce(0) { total, file in
+                    let path = (try? targets.absolute(file.name)) ?? ""
+                    return path.hasPrefix(root + "/") ? total + file.size : total
+                }
             }
         }
         restored = true
