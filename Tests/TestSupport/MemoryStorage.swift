@@ -12,6 +12,9 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     public let name: String
     private let lock = Mutex()
     private var files: [StoragePath: [UInt8]] = [:]
+    /// When each file was committed, on a clock that ticks once per commit (`StorageEntry.modified`).
+    private var modified: [StoragePath: Int64] = [:]
+    private var clock: Int64 = 0
 
     public init(name: String = "test") {
         self.name = name
@@ -30,7 +33,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
 
     public func info(_ path: StoragePath) throws -> StorageEntry? {
         lock.withLock {
-            if let bytes = files[path] { return StorageEntry(name: path.name, kind: .file, size: UInt64(bytes.count)) }
+            if let bytes = files[path] { return StorageEntry(name: path.name, kind: .file, size: UInt64(bytes.count), modified: modified[path] ?? 0) }
             if path.isRoot || files.keys.contains(where: { $0.isStrictlyBelow(path) }) {
                 return StorageEntry(name: path.name, kind: .directory, size: 0)
             }
@@ -46,7 +49,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
             for (key, bytes) in files where key.isStrictlyBelow(path) {
                 let child = key.components[depth]
                 if key.components.count == depth + 1 {
-                    children[Array(child.utf8)] = StorageEntry(name: child, kind: .file, size: UInt64(bytes.count))
+                    children[Array(child.utf8)] = StorageEntry(name: child, kind: .file, size: UInt64(bytes.count), modified: modified[key] ?? 0)
                 } else {
                     children[Array(child.utf8)] = StorageEntry(name: child, kind: .directory, size: 0)
                 }
@@ -74,6 +77,8 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
         try lock.withLock {
             try checkWritable(path)
             files[path] = bytes
+            clock += 1
+            modified[path] = clock
         }
     }
 

@@ -42,6 +42,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case set
     case delta
     case force
+    case archiveMode = "archive-mode"
     case target
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
@@ -336,6 +337,9 @@ public enum OptionTable {
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+        case .archiveMode:
+            return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
+                                    summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")
         case .force:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
                                     summary: "restore with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to); never over a running server")

@@ -71,6 +71,10 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     /// The target timeline does not exist, or does not descend from the backup's timeline after
     /// the backup's consistency point.
     case timelineInvalid = 73
+    /// Following `--target-timeline=latest` would cross a fork whose parent timeline went on being
+    /// archived after the fork (`TimelineDivergence`): two clusters archive into the stanza, and
+    /// pgkeep will not guess which history the operator wants.
+    case timelineDiverged = 74
 
     // Anything else: 90-99
     case interrupted = 90
@@ -120,6 +124,7 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .targetUnreachable: return "target-unreachable"
         case .walMissing: return "wal-missing"
         case .timelineInvalid: return "timeline-invalid"
+        case .timelineDiverged: return "timeline-diverged"
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
         case .interrupted: return "interrupted"

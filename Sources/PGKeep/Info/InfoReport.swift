@@ -57,6 +57,9 @@ public struct InfoReport {
             public var timelines: [Timeline] = []
             /// pgkeep addition: bytes of archived WAL (as stored) under this archive id.
             public var size: UInt64 = 0
+            /// pgkeep addition: timelines archived past a child's fork after the child began: two
+            /// clusters archive into this stanza (`TimelineDivergence`). Absent when none.
+            public var diverged: [TimelineDivergence]? = nil
         }
         /// pgkeep addition: the stanza's bytes in the repository (backups as stored plus archived WAL).
         public struct Repository: Encodable { public var size: UInt64 }
@@ -179,6 +182,11 @@ public struct InfoReport {
             let contents = try archiveContents(layout: layout, archiveID: identity.archiveID, segmentSize: segmentSize)
             result.archive.append(.init(id: identity.archiveID, min: contents.timelines.first?.min, max: contents.timelines.last?.max,
                                         database: ["id": identity.id], timelines: contents.timelines, size: contents.bytes))
+            if let size = WALSegmentSize(bytes: segmentSize) {
+                let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
+                let diverged = catalog.divergences(segmentSize: size)
+                if !diverged.isEmpty { result.archive[result.archive.count - 1].diverged = diverged }
+            }
             result.repository.size += contents.bytes
         }
         for summary in backupInfo.backups.sorted(by: { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }) {
@@ -274,6 +282,9 @@ public struct InfoReport {
                 out += "        wal archive min/max (\(archive.id)): \(archive.min.map { "\($0)/\(archive.max ?? "")" } ?? "none present")\n"
                 for timeline in archive.timelines where archive.timelines.count > 1 || !timeline.continuous {
                     out += "            timeline \(timeline.timeline): \(timeline.min)/\(timeline.max), \(timeline.segments) segments\(timeline.continuous ? "" : ", WITH GAPS (run verify)")\n"
+                }
+                for divergence in archive.diverged ?? [] {
+                    out += "            WARNING: \(divergence.message)\n"
                 }
             }
             for backup in stanza.backup {

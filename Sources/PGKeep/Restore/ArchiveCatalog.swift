@@ -10,11 +10,21 @@ public struct ArchiveCatalog: Sendable {
     public var segments: [String: UInt64]
     /// Segments stored more than once with different content: archive-get refuses them.
     public var conflicting: Set<String>
+    /// When each segment's (latest) object and each history file's object was stored
+    /// (`StorageEntry.modified`), for `divergences`.
+    public var segmentsStored: [String: Int64] = [:]
+    public var historiesStored: [TimelineID: Int64] = [:]
 
     public init(histories: [TimelineHistory] = [], segments: [String: UInt64] = [:], conflicting: Set<String> = []) {
         self.histories = Dictionary(histories.map { ($0.timeline, $0) }, uniquingKeysWith: { first, _ in first })
         self.segments = segments
         self.conflicting = conflicting
+    }
+
+    /// Timelines archived past a child's fork after the child began (`TimelineDivergence`).
+    public func divergences(segmentSize: WALSegmentSize) -> [TimelineDivergence] {
+        TimelineDivergence.find(histories: histories.values.map { ($0, historiesStored[$0.timeline] ?? 0) },
+                                segments: segmentsStored, segmentSize: segmentSize)
     }
 
     /// The history of `timeline`: the empty one for timeline 1, nil when its file is not archived.
@@ -43,12 +53,18 @@ public struct ArchiveCatalog: Sendable {
         var segments: [String: UInt64] = [:]
         var segmentChecksums: [String: SHA256Digest] = [:]
         var conflicting: Set<String> = []
+        var segmentsStored: [String: Int64] = [:]
+        var historiesStored: [TimelineID: Int64] = [:]
         for entry in try storage.list(root) {
             switch entry.kind {
             case .file:
                 guard let parsed = RepositoryLayout.parseArchiveObjectName(entry.name),
                       WALFileName(parsed.name)?.kind == .history else { continue }
                 historyObjects[parsed.name, default: []].append((try root.appending(entry.name), parsed.checksum, parsed.compression))
+                if let timeline = WALFileName(parsed.name)?.timeline {
+                    // The first copy stored is when the timeline began.
+                    historiesStored[timeline] = min(historiesStored[timeline] ?? .max, entry.modified)
+                }
             case .directory:
                 // Segment directories are named by 16 upper-case hex digits (timeline + log id).
                 guard entry.name.utf8.count == 16, Hex.parse(utf8: entry.name.utf8) != nil else { continue }
@@ -58,6 +74,7 @@ public struct ArchiveCatalog: Sendable {
                     if let earlier = segmentChecksums[parsed.name], earlier != parsed.checksum { conflicting.insert(parsed.name) }
                     segmentChecksums[parsed.name] = parsed.checksum
                     segments[parsed.name] = max(segments[parsed.name] ?? 0, object.size)
+                    segmentsStored[parsed.name] = max(segmentsStored[parsed.name] ?? 0, object.modified)
                 }
             }
         }
@@ -74,7 +91,10 @@ public struct ArchiveCatalog: Sendable {
                 try TimelineHistory(timeline: timeline, bytes: raw, path: storage.describe(object))
             })
         }
-        return ArchiveCatalog(histories: histories, segments: segments, conflicting: conflicting)
+        var catalog = ArchiveCatalog(histories: histories, segments: segments, conflicting: conflicting)
+        catalog.segmentsStored = segmentsStored
+        catalog.historiesStored = historiesStored
+        return catalog
     }
 
     /// A small archived object, decompressed, with its SHA-256 checked against its name.

@@ -82,3 +82,60 @@ extension String {
         return result + rest
     }
 }
+
+/// What a restored cluster will do about archiving, read from its `postgresql.conf` and then
+/// `postgresql.auto.conf` (later settings win, as in PostgreSQL). `include` directives are not
+/// followed: a setting only an included file makes is not seen, and no warning is given for it.
+struct ArchiveSettings: Equatable {
+    var mode = "off"
+    var command = ""
+
+    /// Whether a cluster with these settings would push WAL into `stanza` with pgkeep.
+    func archives(into stanza: String) -> Bool {
+        guard mode == "on" || mode == "always", command.contains("archive-push") else { return false }
+        return command.split(whereSeparator: { $0 == " " || $0 == "'" || $0 == "\"" })
+            .contains { $0 == "--stanza=\(stanza)" || $0 == stanza }
+    }
+
+    static func read(dataDirectory: String) throws -> ArchiveSettings {
+        var settings = ArchiveSettings()
+        for file in ["postgresql.conf", "postgresql.auto.conf"] {
+            guard let text = try RestoreDestination.readText(Posix.join(dataDirectory, file)) else { continue }
+            for line in text.split(separator: "\n") {
+                guard let (name, value) = parse(line) else { continue }
+                if name == "archive_mode" { settings.mode = value.lowercased() }
+                if name == "archive_command" { settings.command = value }
+            }
+        }
+        return settings
+    }
+
+    /// One `name = value` line of a PostgreSQL configuration file (the `=` is optional); a quoted
+    /// value has its `''` and backslash escapes undone. nil for comments, blank and odd lines.
+    static func parse(_ line: Substring) -> (String, String)? {
+        var rest = line.drop { $0 == " " || $0 == "\t" }
+        let name = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }
+        guard !name.isEmpty else { return nil }
+        rest = rest.dropFirst(name.count).drop { $0 == " " || $0 == "\t" }
+        if rest.first == "=" { rest = rest.dropFirst().drop { $0 == " " || $0 == "\t" } }
+        var value = ""
+        if rest.first == "'" {
+            var characters = rest.dropFirst().makeIterator()
+            var closed = false
+            while let c = characters.next() {
+                if c == "\\" {
+                    if let escaped = characters.next() { value.append(escaped) }
+                } else if c == "'" {
+                    var lookahead = characters
+                    if lookahead.next() == "'" { value.append("'"); characters = lookahead } else { closed = true; break }
+                } else {
+                    value.append(c)
+                }
+            }
+            guard closed else { return nil }
+        } else {
+            value = String(rest.prefix { $0 != "#" && $0 != " " && $0 != "\t" })
+        }
+        return (name.lowercased(), value)
+    }
+}

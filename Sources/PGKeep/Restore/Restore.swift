@@ -19,6 +19,11 @@ public struct RestoreOptions: Sendable {
     public var force = false
     /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
     public var target: RecoveryTarget
+    /// `--archive-mode`: `preserve` keeps the backup's archiving settings; `off` writes
+    /// `archive_mode = 'off'`, so a restored clone never archives into the stanza it came from.
+    public var archiveMode: ArchiveModeOption = .preserve
+
+    public enum ArchiveModeOption: String, Sendable { case preserve, off }
 
     public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String,
                 target: RecoveryTarget = .endOfArchive) {
@@ -96,6 +101,7 @@ public final class RestoreRun {
         let destination = RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
                                              manifest: manifest, tablespaces: targets.tablespaceTargets)
         plan.add(destinationProblems: try destination.problems())
+        if options.archiveMode == .off { plan.recovery.settings.append(.init(name: "archive_mode", value: "off")) }
         return (plan, summary, manifest, targets)
     }
 
@@ -255,6 +261,7 @@ public final class RestoreRun {
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
                                  settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: dataDirectoryOwner, log: log)
+        warnIfArchivingIntoThisStanza()
 
         // Kept files were not written by this restore, so nothing above synced them; an earlier,
         // interrupted restore may have left them in the page cache only.
@@ -268,6 +275,18 @@ public final class RestoreRun {
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
         self.report = report
         return summary.label
+    }
+}
+
+extension RestoreRun {
+    /// A restored cluster that keeps production's archiving writes its own timeline into the
+    /// stanza once promoted, and a later `latest` restore may follow it: say so while it can
+    /// still be changed.
+    func warnIfArchivingIntoThisStanza() {
+        guard options.archiveMode == .preserve,
+              let settings = try? ArchiveSettings.read(dataDirectory: options.dataDirectory),
+              settings.archives(into: layout.stanza) else { return }
+        log.warn("the restored cluster keeps archive_mode = '\(settings.mode)' and archive_command = '\(settings.command)', which archives into stanza '\(layout.stanza)', the stanza it was restored from: once promoted it will write its own timeline there, next to the cluster it came from. For a test or clone, restore with --archive-mode=off (or change archive_command before starting it)")
     }
 }
 

@@ -159,6 +159,19 @@ public struct RestoreDestination {
         return problems
     }
 
+    /// A whole text file of any size; nil when it does not exist.
+    static func readText(_ path: String) throws -> String? {
+        guard let source = try FileSource.open(path) else { return nil }
+        var bytes: [UInt8] = []
+        let buffer = IOBuffer(size: 1 << 16)
+        while true {
+            let n = try source.read(into: buffer.bytes)
+            if n == 0 { break }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     static func readSmallFile(_ path: String) throws -> String? {
         guard let source = try FileSource.open(path) else { return nil }
         let buffer = IOBuffer(size: 4096)

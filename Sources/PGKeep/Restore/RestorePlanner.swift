@@ -290,6 +290,18 @@ public enum RestorePlanner {
         if target.timeline == .latest {
             plan.notes += timelinesNotFollowed(backup: backup, path: path, catalog: catalog)
         }
+        for divergence in catalog.divergences(segmentSize: contents.segmentSize) {
+            let crossed = zip(path.steps, path.steps.dropFirst()).contains {
+                $0.timeline.rawValue == divergence.timeline && $1.timeline.rawValue == divergence.child
+            }
+            if crossed && target.timeline == .latest {
+                plan.problems.append(.init(code: .timelineDiverged,
+                                           message: divergence.message + "; latest would follow timeline \(divergence.child)",
+                                           hint: divergence.hint))
+            } else {
+                plan.notes.append(divergence.message)
+            }
+        }
         plan.recovery.signalFile = target.signalFile
         plan.recovery.settings = target.settings(timeline: path.target, backupTimeline: TimelineID(rawValue: backup.timeline))
             .map { .init(name: $0.name, value: $0.value) }

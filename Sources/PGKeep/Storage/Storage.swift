@@ -41,11 +41,26 @@ public struct StorageEntry: Hashable, Sendable {
     public var name: String
     public var kind: Kind
     public var size: UInt64
+    /// When the file was last written (committed), in nanoseconds since the epoch; 0 when the
+    /// storage cannot tell. Only an order of events: which of two archived objects came later
+    /// (`TimelineDivergence`). Not part of an entry's identity (equality and hash).
+    public var modified: Int64
 
-    public init(name: String, kind: Kind, size: UInt64) {
+    public init(name: String, kind: Kind, size: UInt64, modified: Int64 = 0) {
         self.name = name
         self.kind = kind
         self.size = size
+        self.modified = modified
+    }
+
+    public static func == (lhs: StorageEntry, rhs: StorageEntry) -> Bool {
+        lhs.name == rhs.name && lhs.kind == rhs.kind && lhs.size == rhs.size
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(kind)
+        hasher.combine(size)
     }
 }
 

@@ -576,6 +576,18 @@ public final class VerifyRun {
                 timelines.append(.init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
                                        parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description))
             }
+            if let size {
+                var stored: [String: Int64] = [:]
+                for object in listing.objects where object.kind == .segment { stored[object.walName] = max(stored[object.walName] ?? 0, object.stored) }
+                let born = historyObjects.filter { $0.archiveID == id }.map(\.object)
+                let dated = histories.values.map { history in
+                    (history, born.filter { WALFileName($0.walName)?.timeline == history.timeline }.map(\.stored).min() ?? 0)
+                }
+                for divergence in TimelineDivergence.find(histories: dated, segments: stored, segmentSize: size) {
+                    warning("timeline-diverged", try layout.archiveDirectory(archiveID: id).description, wal: divergence.first,
+                            divergence.message)
+                }
+            }
             archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
         }
 
@@ -671,6 +683,8 @@ struct ArchiveListing {
         var checksum: SHA256Digest
         var compression: CompressionType
         var storedSize: UInt64
+        /// When it was stored (`StorageEntry.modified`).
+        var stored: Int64 = 0
     }
 
     var objects: [Object] = []
@@ -705,7 +719,7 @@ struct ArchiveListing {
             return
         }
         let object = Object(path: path, walName: parsed.name, kind: name.kind, checksum: parsed.checksum,
-                            compression: parsed.compression, storedSize: entry.size)
+                            compression: parsed.compression, storedSize: entry.size, stored: entry.modified)
         objects.append(object)
         byName[parsed.name, default: []].append(object)
     }

@@ -69,7 +69,8 @@ public final class PosixStorage: Storage, @unchecked Sendable {
 
     public func info(_ path: StoragePath) throws -> StorageEntry? {
         guard let st = try Posix.lstat(absolute(path)) else { return nil }
-        return StorageEntry(name: path.name, kind: st.kind == .directory ? .directory : .file, size: st.size)
+        return StorageEntry(name: path.name, kind: st.kind == .directory ? .directory : .file, size: st.size,
+                            modified: st.mtimeNanoseconds)
     }
 
     public func list(_ path: StoragePath) throws -> [StorageEntry] {
@@ -79,7 +80,8 @@ public final class PosixStorage: Storage, @unchecked Sendable {
         entries.reserveCapacity(names.count)
         for name in names where !name.contains(PosixStorage.temporaryMarker) {
             guard let st = try Posix.lstat(Posix.join(full, name)) else { continue }  // removed meanwhile
-            entries.append(StorageEntry(name: name, kind: st.kind == .directory ? .directory : .file, size: st.size))
+            entries.append(StorageEntry(name: name, kind: st.kind == .directory ? .directory : .file, size: st.size,
+                                        modified: st.mtimeNanoseconds))
         }
         return entries
     }
