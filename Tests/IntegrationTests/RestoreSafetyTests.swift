@@ -1,4 +1,5 @@
 import Foundation
+import PGKeep
 import Testing
 import TestSupport
 
@@ -189,6 +190,110 @@ struct RestoreSafetyTests {
 
                 let free = try stanza.restore(into: scratch.path("free"), ["--plan"])
                 #expect(free.status == 0 && free.stdout.contains("restorable"), "\(free)")
+            }
+        }
+    }
+
+    /// Loads the backup's sealed manifest, lets `change` alter it, and seals it back (both copies),
+    /// as someone with write access to the repository could.
+    static func tamper(_ stanza: TestStanza, label: String, _ change: (inout Manifest) -> Void) throws {
+        let storage = PosixStorage(root: stanza.repository)
+        let layout = try RepositoryLayout(stanza: stanza.name)
+        let path = try layout.manifest(label: try #require(BackupLabel(label)))
+        var manifest = try #require(try SealedFile.load(Manifest.self, from: path, in: storage))
+        change(&manifest)
+        try SealedFile.save(manifest, to: path, in: storage)
+    }
+
+    /// A stopped source with a tablespace and one backup; the tablespace location is moved away so
+    /// that a plain restore may recreate it. Returns the backup's label and the location.
+    static func tablespaceBackup(_ stanza: TestStanza, scratch: Scratch) async throws -> (label: String, location: String) {
+        let location = try scratch.directory("tablespace", mode: 0o700)
+        var label = ""
+        try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+            try stanza.create(source)
+            _ = try source.psql("create tablespace one location '\(location)'")
+            _ = try source.psql("create table in_one tablespace one as select g from generate_series(1, 1000) g")
+            label = try stanza.backup(source)
+        }
+        try FileManager.default.moveItem(atPath: location, toPath: location + ".moved")
+        return (label, location)
+    }
+
+    @Test("as root, a tampered manifest whose tablespace points at a directory holding files is refused before anything is written",
+          .enabled(if: PostgresUser.isRoot, "restore as root needs root"))
+    func tamperedTablespaceTargetRefusedAsRoot() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let (label, _) = try await Self.tablespaceBackup(stanza, scratch: scratch)
+            let victim = try scratch.directory("victim", mode: 0o755)
+            try scratch.writeFile("victim/passwd", contents: "root:x:0:0")
+            let before = try Self.snapshot(victim)
+            try Self.tamper(stanza, label: label) { manifest in
+                let index = manifest.targets.firstIndex { $0.kind == .tablespace }!
+                manifest.targets[index].path = victim
+                manifest.links[0].destination = victim
+            }
+            let target = scratch.path("restored")
+            let refused = try Shell.run(stanza.binary.path, stanza.common + ["--pg1-path=\(target)", "restore"])
+            #expect(refused.status == Exit.pathNotEmpty, "\(refused)")
+            #expect(refused.stderr.contains(victim), "\(refused.stderr)")
+            #expect(try Self.snapshot(victim) == before)
+            #expect(!FileManager.default.fileExists(atPath: target + "/PG_VERSION"))
+
+            // A link that points elsewhere than its own target is refused outright.
+            try Self.tamper(stanza, label: label) { manifest in manifest.links[0].destination = "/etc" }
+            let inconsistent = try Shell.run(stanza.binary.path, stanza.common + ["--pg1-path=\(target)", "restore"])
+            #expect(inconsistent.status == 64, "\(inconsistent)")
+            #expect(inconsistent.stderr.contains("points to '/etc'"), "\(inconsistent.stderr)")
+        }
+    }
+
+    @Test("as root, modes a manifest records with setuid, setgid or sticky bits are restored without them",
+          .enabled(if: PostgresUser.isRoot, "restore as root needs root"))
+    func setuidBitsStrippedAsRoot() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var label = ""
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                label = try stanza.backup(source)
+            }
+            try Self.tamper(stanza, label: label) { manifest in
+                let file = manifest.files.firstIndex { $0.name == "pg_data/PG_VERSION" }!
+                manifest.files[file].mode = 0o6755
+                let path = manifest.paths.firstIndex { $0.name == "pg_data/base" }!
+                manifest.paths[path].mode = 0o1777
+            }
+            let target = scratch.path("restored")
+            try Shell.run(stanza.binary.path, stanza.common + ["--pg1-path=\(target)", "restore"]).check()
+            let fileMode = try FileManager.default.attributesOfItem(atPath: target + "/PG_VERSION")[.posixPermissions] as? Int
+            let directoryMode = try FileManager.default.attributesOfItem(atPath: target + "/base")[.posixPermissions] as? Int
+            #expect(fileMode == 0o755 && directoryMode == 0o777, "\(String(fileMode ?? 0, radix: 8)) \(String(directoryMode ?? 0, radix: 8))")
+        }
+    }
+
+    @Test("a config file path with a single quote gives a restore_command PostgreSQL parses and runs: recovery completes")
+    func quotedConfigPathRecovers() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t as select g from generate_series(1, 1000) g")
+                try stanza.backup(source)
+                _ = try source.psql("insert into t select g from generate_series(1, 77) g")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            try scratch.directory("it's here", mode: 0o755)
+            let config = try scratch.writeFile("it's here/pgkeep.conf", contents: "[global]\nlog-level-console=warn\n")
+            let data = scratch.path("restored")
+            try stanza.restore(into: data, ["--config=\(config)"]).check()
+            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+            try await withCluster(restored) { restored in
+                try await restored.waitForRecoveryEnd()
+                #expect(try restored.dumpAllDatabases().difference(from: try #require(expected)) == nil)
             }
         }
     }

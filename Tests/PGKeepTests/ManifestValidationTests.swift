@@ -62,3 +62,43 @@ struct FormatVersionTests {
         #expect(try SealedFile.open(Manifest.self, from: try SealedFile.seal(ManifestSample.make()), name: "m").format == RepositoryFormat.current)
     }
 }
+
+@Suite("Manifest confinement of tablespaces and modes")
+struct ManifestConfinementTests {
+    @Test("a tablespace link that points elsewhere than its target's recorded location is refused")
+    func linkMustPointAtItsTarget() throws {
+        var manifest = ManifestSample.make()
+        manifest.links[0].destination = "/etc"
+        let error = #expect(throws: PGKeepError.self) { try manifest.validateForRestore() }
+        #expect(error?.message.contains("points to '/etc'") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("two tablespace targets whose locations nest are refused")
+    func nestedLocationsRefused() throws {
+        var manifest = ManifestSample.make()
+        var second = manifest.targets[1]
+        second.name = "pg_tblspc/16999"
+        second.path = manifest.targets[1].path + "/inner"
+        manifest.targets.append(second)
+        let error = #expect(throws: PGKeepError.self) { try manifest.validateForRestore() }
+        #expect(error?.message.contains("overlap") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("restored modes keep the permission bits and drop setuid, setgid and sticky")
+    func modesLoseSpecialBits() {
+        #expect(RestoreRun.permissions(0o4755) == 0o755)
+        #expect(RestoreRun.permissions(0o2700) == 0o700)
+        #expect(RestoreRun.permissions(0o1777) == 0o777)
+        #expect(RestoreRun.permissions(0o600) == 0o600)
+    }
+}
+
+@Suite("Recovery settings quoting")
+struct RecoveryQuotingTests {
+    @Test("a value with quotes and backslashes is written so PostgreSQL's configuration lexer reads it back unchanged")
+    func quoteRoundTrips() {
+        let command = "'/usr/bin/pgkeep' '--config=/etc/it'\\''s.conf' archive-get %f \"%p\""
+        let line = "restore_command = '\(RecoveryConfig.quote(command))'"
+        #expect(ArchiveSettings.parse(Substring(line))?.1 == command)
+    }
+}

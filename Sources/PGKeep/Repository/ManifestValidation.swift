@@ -23,8 +23,17 @@ extension Manifest {
                   tablespaceTargets.insert(target.name).inserted else {
                 throw refuse("tablespace target '\(target.name)' is not 'pg_tblspc/<oid>' or is listed twice")
             }
-            guard Self.isSafeAbsolute(target.path) else {
+            guard Self.isSafeAbsolute(target.path), target.path != "/" else {
                 throw refuse("tablespace target '\(target.name)' has location '\(target.path)', which is not a clean absolute path")
+            }
+        }
+        // Tablespace locations never nest: one inside another would let one target's files land
+        // in another's. (A location inside the data directory is legal, if discouraged, in
+        // PostgreSQL, so the data directory is not compared.)
+        let locations = targets.filter { $0.kind == .tablespace }.map { ($0.name, Self.normalized($0.path)) }
+        for (i, a) in locations.enumerated() {
+            for b in locations[(i + 1)...] where a.1 == b.1 || a.1.hasPrefix(b.1 + "/") || b.1.hasPrefix(a.1 + "/") {
+                throw refuse("targets '\(a.0)' ('\(a.1)') and '\(b.0)' ('\(b.1)') overlap")
             }
         }
 
@@ -53,6 +62,10 @@ extension Manifest {
                   tablespaceTargets.contains("pg_tblspc/\(parts[2])") else {
                 throw refuse("link '\(link.name)' is not a tablespace link pg_data/pg_tblspc/<oid> with a tablespace target")
             }
+            let location = targets.first { $0.name == "pg_tblspc/\(parts[2])" }?.path
+            guard link.destination == location else {
+                throw refuse("link '\(link.name)' points to '\(link.destination)', not to its tablespace target's location '\(location ?? "")'")
+            }
             linkNames.insert(link.name)
         }
         // Nothing is written through a link: a directory or file below a link name would land
@@ -64,6 +77,10 @@ extension Manifest {
                 if linkNames.contains(prefix) { throw refuse("'\(name)' lies below the link '\(prefix)'") }
             }
         }
+    }
+
+    static func normalized(_ path: String) -> String {
+        "/" + path.split(separator: "/").joined(separator: "/")
     }
 
     static func isSafeAbsolute(_ path: String) -> Bool {

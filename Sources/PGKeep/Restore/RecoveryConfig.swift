@@ -37,9 +37,11 @@ public enum RecoveryConfig {
         log.info("wrote \(signalFile) and the recovery settings (restore_command\(settings.map { ", " + $0.name }.joined())) to '\(autoConf)'")
     }
 
-    /// A PostgreSQL configuration string literal body: single quotes doubled.
+    /// A PostgreSQL configuration string literal body. The file's lexer reads a backslash as an
+    /// escape inside quotes, so backslashes are doubled before single quotes are: a
+    /// `restore_command` holding a shell-quoted `'\''` (a path with a quote) must survive as is.
     static func quote(_ value: String) -> String {
-        value.replacingOccurrences(of: "'", with: "''")
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''")
     }
 
     static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, owner: (uid: UInt32, gid: UInt32)?) throws {

@@ -135,7 +135,7 @@ public final class RestoreRun {
         for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
             let absolute = try targets.absolute(path.name)
             try Posix.mkdirs(absolute, mode: 0o700)
-            try Posix.chmod(absolute, mode: path.mode)  // follows a kept symlinked pg_wal, as intended
+            try Posix.chmod(absolute, mode: Self.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
             try ownership.apply(absolute, user: path.user, group: path.group)
             directories.append(absolute)
         }
@@ -159,7 +159,7 @@ public final class RestoreRun {
                 source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
                 destination: file.name == controlName ? controlTemporary : try targets.absolute(file.name),
                 compression: file.compression, size: file.size, checksum: file.checksum,
-                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: file.mode, mtime: file.mtime)
+                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: Self.permissions(file.mode), mtime: file.mtime)
             restore.owner = ownership.ids(user: file.user, group: file.group)
             restore.keepMatching = options.delta && file.name != controlName
             if let bundle = file.bundle { restore.source = try layout.bundle(label: file.reference, id: bundle) }
@@ -190,7 +190,7 @@ public final class RestoreRun {
                 var blocks = FileJob.RestoreBlocks(
                     stanza: layout.stanza, name: file.name, map: try layout.blockMap(label: file.reference, name: file.name),
                     mapSize: mapSize, mapChecksum: mapChecksum, destination: destination, size: file.size,
-                    checksum: file.checksum, mode: file.mode, mtime: file.mtime)
+                    checksum: file.checksum, mode: Self.permissions(file.mode), mtime: file.mtime)
                 let owner = ownership.ids(user: file.user, group: file.group)
                 blocks.ownerUID = owner?.uid
                 blocks.ownerGID = owner?.gid
@@ -279,6 +279,11 @@ public final class RestoreRun {
 }
 
 extension RestoreRun {
+    /// The permission bits a restored entry gets: the recorded ones without setuid, setgid and
+    /// sticky. PostgreSQL never sets them in a data directory, and a manifest that asks for them
+    /// (a tampered one, restored by root) would leave a setuid file owned by the database user.
+    static func permissions(_ recorded: UInt32) -> UInt32 { recorded & 0o777 }
+
     /// A restored cluster that keeps production's archiving writes its own timeline into the
     /// stanza once promoted, and a later `latest` restore may follow it: say so while it can
     /// still be changed.
