@@ -166,7 +166,7 @@ struct ArchivePushTests {
         #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == original)
     }
 
-    @Test("with the stored object damaged or truncated, an identical push still succeeds and a different one is still refused, leaving it as it was",
+    @Test("with the stored object damaged or truncated, a different push is refused writing nothing, and an identical push replaces the damaged object",
           arguments: CompressionType.allCases, ["flip", "truncate", "empty", "extend"])
     func duplicateOfDamagedObject(_ stored: CompressionType, _ damage: String) throws {
         let fixture = try ArchiveFixture()
@@ -183,8 +183,7 @@ struct ArchivePushTests {
         }
         try fixture.directory.write(path, bytes)
 
-        // The name's checksum is the file's: an identical duplicate, as before the damage.
-        #expect(try fixture.push(wal, compression: .lz4) == .alreadyArchived(object: object))
+        // Other content is refused whatever the state of the stored object, and writes nothing.
         var changed = ArchiveFixture.segment
         changed[8192 + 100] = 0x5A
         try fixture.writeWAL(ArchiveFixture.segmentName, changed)
@@ -193,6 +192,54 @@ struct ArchivePushTests {
         #expect(error.message.contains((try SHA256Digest.of(changed)).hex))
         #expect(fixture.archived == before)
         #expect(try fixture.directory.read(path) == bytes)
+
+        // The file hashes to the name's checksum, yet the object does not decode to it: the
+        // object is proven damaged and the pushed file replaces it under the same name.
+        try fixture.writeWAL(ArchiveFixture.segmentName)
+        #expect(try fixture.push(wal, compression: stored) == .repaired(object: object, damaged: [object]))
+        #expect(fixture.archived == before)
+        try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+        // Once repaired, the next identical push is a plain duplicate again.
+        #expect(try fixture.push(wal, compression: stored) == .alreadyArchived(object: object))
+    }
+
+    @Test("a repair under another compress-type writes the new object first, then removes the damaged one, and warns naming it")
+    func repairUnderOtherCompression() throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let damaged) = try fixture.push(wal, compression: .lz4) else { Issue.record("not stored"); return }
+        try fixture.damage("archive/demo/15-1/" + fixture.archived[0])
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: fixture.directory.path("log"), name: "archive-push.log", level: .info)
+        let outcome = try ArchivePush(storage: fixture.storage, layout: fixture.layout, compression: .zst, compressLevel: 3,
+                                      bufferSize: 1 << 20, log: log).push(walPath: wal, dataDirectory: nil)
+        let zst = "0000000100000000/" + (try ArchiveFixture.objectName(ArchiveFixture.segmentName, ArchiveFixture.segment, .zst))
+        #expect(outcome == .repaired(object: fixture.storage.describe(try fixture.objectPath(zst)), damaged: [damaged]))
+        #expect(fixture.archived == [zst])
+        let logged = try fixture.logged("archive-push.log")
+        #expect(logged.contains("WARN") && logged.contains(damaged), "\(logged)")
+        try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+    }
+
+    @Test("a damaged timeline history file or partial segment is repaired by an identical push too")
+    func repairHistoryAndPartial() throws {
+        let fixture = try ArchiveFixture()
+        let history = try PostgresFixture.bytes("pg15-00000002.history")
+        let data = try fixture.dataDirectory()
+        for (name, bytes) in [("00000002.history", history), ("000000010000000000000002.partial", ArchiveFixture.segment)] {
+            let path = try fixture.writeWAL(name, bytes)
+            guard case .stored(let object) = try fixture.push(path, compression: .zst, dataDirectory: data) else {
+                Issue.record("\(name) not stored"); continue
+            }
+            let relative = try #require(fixture.archived.first { $0.contains(name) })
+            try fixture.damage("archive/demo/15-1/" + relative)
+            #expect(try fixture.push(path, compression: .zst, dataDirectory: data) == .repaired(object: object, damaged: [object]))
+            let destination = fixture.directory.path("restore/pg_wal/" + name)
+            try fixture.get(name, to: destination)
+            #expect(try fixture.directory.read("restore/pg_wal/" + name) == bytes)
+        }
     }
 
     @Test("a pushed file that is a prefix or an extension of the archived one is refused")

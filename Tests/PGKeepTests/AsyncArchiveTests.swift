@@ -164,3 +164,33 @@ struct AsyncArchiveGetHandOverTests {
         #expect(setup.fixture.directory.files(under: "restore").isEmpty)
     }
 }
+
+@Suite("Asynchronous archive-push: repairs")
+struct AsyncArchivePushRepairTests {
+    @Test("the background pusher replaces a damaged archived copy with the identical segment and counts the repair")
+    func countsRepairs() throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        _ = try fixture.push(wal, compression: .lz4)
+        try fixture.damage("archive/demo/15-1/" + fixture.archived[0])
+        try fixture.directory.write("pgdata/pg_wal/archive_status/\(ArchiveFixture.segmentName).ready", [])
+
+        let spool = AsyncSpool(spoolPath: fixture.directory.path("spool"), stanza: "demo")
+        let settings = ArchivePushAsync.Settings(spool: spool, lockPath: fixture.directory.path("lock"),
+                                                 dataDirectory: fixture.directory.path("pgdata"), processMax: 1, timeout: 10,
+                                                 logPath: nil, logLevelFile: .off)
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: fixture.directory.path("log"), name: "archive-push-async.log", level: .info)
+        let (storage, layout) = (fixture.storage, fixture.layout)
+        let pusher = ArchivePushAsync(settings: settings, stanza: "demo", log: log) { log in
+            ArchivePush(storage: storage, layout: layout, compression: .lz4, compressLevel: 1, bufferSize: 1 << 20, log: log)
+        }
+        try pusher.drainQueue()
+
+        guard case .ok? = try spool.pushStatus(ArchiveFixture.segmentName) else { Issue.record("no .ok recorded"); return }
+        let logged = try fixture.logged("archive-push-async.log")
+        #expect(logged.contains("1 files pushed") && logged.contains("1 of them replaced a damaged archived copy"), "\(logged)")
+        try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+    }
+}
