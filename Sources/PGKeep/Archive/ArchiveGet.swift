@@ -87,7 +87,7 @@ public struct ArchiveGet {
                 throw failure.error
             } catch {
                 let failure = (error as? PGKeepError) ?? PGKeepError(.internal, "\(error)")
-                log.warn("\(failure.message); trying the other copies of \(walFile)")
+                log.warn("\(failure.message); looking for another intact copy of \(walFile)")
                 failures.append(failure)
                 continue
             }
