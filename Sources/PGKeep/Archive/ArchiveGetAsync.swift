@@ -120,6 +120,8 @@ public struct ArchiveGetAsync {
             return false
         }
         if Glibc.rename(spoolFile, destination) == 0 { return true }
+        // Gone since it was hashed (a prefetcher cleaning its window): fetch it directly.
+        if errno == ENOENT { return false }
         guard errno == EXDEV else {
             throw PGKeepError.system(.fileWrite, "unable to move prefetched file to '\(destination)'", path: spoolFile, errno: errno)
         }
