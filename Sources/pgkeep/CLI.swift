@@ -7,10 +7,16 @@ import PGKeep
 
 /// The command-line front: resolve the configuration, run one command, map its outcome to an exit
 /// code from the error table. Logic lives in the library; each command file reads like a script.
+///
+/// `archive-get` is the one command whose exit status is not the error code: anything but "not in
+/// the archive" exits `ErrorCode.archiveGetFatalExitStatus` so PostgreSQL stops recovery rather than
+/// ending it early. That holds from the first argument parsed, so the command word is read before
+/// the configuration is resolved.
 enum CLI {
     static func run(_ arguments: [String]) -> Int32 {
         let log = Log()
         var command: CommandName?
+        let isArchiveGet = Configuration.commandWord(in: arguments) == .archiveGet
         let started = Clock.monotonic()
         var logsRun = false
         /// The "command end" line for operators reading the log file.
@@ -45,23 +51,23 @@ enum CLI {
             }
             end("completed successfully")
             return 0
-        } catch let error as PGKeepError {
+        } catch {
+            var error = (error as? PGKeepError) ?? PGKeepError(.internal, "\(error)")
             // PostgreSQL asks archive-get for files that do not exist as a matter of course: that
             // answer is normal and stays out of the server log unless asked for.
-            if error.code == .archiveFileMissing && command == .archiveGet {
+            if error.code == .archiveFileMissing && isArchiveGet {
                 log.info(error.message)
                 end("file not in the archive [\(error.code.rawValue)]")
-            } else {
-                fputs("ERROR: \(error)\n", stderr)
-                log.fileOnly(.error, "\(error)".split(separator: "\n").joined(separator: " "))
-                end("aborted with error [\(error.code.rawValue)] \(error.code.name)")
+                return error.code.rawValue
             }
-            return error.code.rawValue
-        } catch {
-            fputs("ERROR: [\(ErrorCode.internal.rawValue)] internal: \(error)\n", stderr)
-            log.fileOnly(.error, "[\(ErrorCode.internal.rawValue)] internal: \(error)")
-            end("aborted with error [\(ErrorCode.internal.rawValue)] internal")
-            return ErrorCode.internal.rawValue
+            let status = isArchiveGet ? ErrorCode.archiveGetExitStatus(error.code) : error.code.rawValue
+            if isArchiveGet {
+                error.hint = [error.hint, ErrorCode.archiveGetFatalHint].compactMap { $0 }.joined(separator: "; ")
+            }
+            fputs("ERROR: \(error)\n", stderr)
+            log.fileOnly(.error, "\(error)".split(separator: "\n").joined(separator: " "))
+            end("aborted with error [\(error.code.rawValue)] \(error.code.name)" + (status == error.code.rawValue ? "" : ", exit \(status)"))
+            return status
         }
     }
 

@@ -55,6 +55,24 @@ struct ArchiveFixture {
         try ArchiveGet(storage: storage, layout: layout, bufferSize: 1 << 20, log: log).get(walFile: name, destination: destination)
     }
 
+    /// An `ArchiveGet` whose warnings land in `log/<name>`, read back with `logged(_:)`.
+    func getter(logName: String = "archive-get.log") -> ArchiveGet {
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: directory.path("log"), name: logName, level: .info)
+        return ArchiveGet(storage: storage, layout: layout, bufferSize: 1 << 20, log: log)
+    }
+
+    func logged(_ logName: String = "archive-get.log") throws -> String {
+        String(decoding: try directory.read("log/" + logName) ?? [], as: UTF8.self)
+    }
+
+    /// Flips one byte in the middle of a stored object (a path relative to the repository root).
+    func damage(_ relative: String) throws {
+        var bytes = try #require(try directory.read("repo/" + relative))
+        bytes[bytes.count / 2] ^= 0x01
+        try directory.write("repo/" + relative, bytes)
+    }
+
     /// The files under archive/demo/15-1, relative to it (temporary files included).
     var archived: [String] { directory.files(under: "repo/archive/demo/15-1") }
 
@@ -148,7 +166,7 @@ struct ArchivePushTests {
         #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == original)
     }
 
-    @Test("with the stored object damaged or truncated, an identical push still succeeds and a different one is still refused, leaving it as it was",
+    @Test("with the stored object damaged or truncated, a different push is refused writing nothing, and an identical push replaces the damaged object",
           arguments: CompressionType.allCases, ["flip", "truncate", "empty", "extend"])
     func duplicateOfDamagedObject(_ stored: CompressionType, _ damage: String) throws {
         let fixture = try ArchiveFixture()
@@ -165,8 +183,7 @@ struct ArchivePushTests {
         }
         try fixture.directory.write(path, bytes)
 
-        // The name's checksum is the file's: an identical duplicate, as before the damage.
-        #expect(try fixture.push(wal, compression: .lz4) == .alreadyArchived(object: object))
+        // Other content is refused whatever the state of the stored object, and writes nothing.
         var changed = ArchiveFixture.segment
         changed[8192 + 100] = 0x5A
         try fixture.writeWAL(ArchiveFixture.segmentName, changed)
@@ -175,6 +192,54 @@ struct ArchivePushTests {
         #expect(error.message.contains((try SHA256Digest.of(changed)).hex))
         #expect(fixture.archived == before)
         #expect(try fixture.directory.read(path) == bytes)
+
+        // The file hashes to the name's checksum, yet the object does not decode to it: the
+        // object is proven damaged and the pushed file replaces it under the same name.
+        try fixture.writeWAL(ArchiveFixture.segmentName)
+        #expect(try fixture.push(wal, compression: stored) == .repaired(object: object, damaged: [object]))
+        #expect(fixture.archived == before)
+        try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+        // Once repaired, the next identical push is a plain duplicate again.
+        #expect(try fixture.push(wal, compression: stored) == .alreadyArchived(object: object))
+    }
+
+    @Test("a repair under another compress-type writes the new object first, then removes the damaged one, and warns naming it")
+    func repairUnderOtherCompression() throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let damaged) = try fixture.push(wal, compression: .lz4) else { Issue.record("not stored"); return }
+        try fixture.damage("archive/demo/15-1/" + fixture.archived[0])
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: fixture.directory.path("log"), name: "archive-push.log", level: .info)
+        let outcome = try ArchivePush(storage: fixture.storage, layout: fixture.layout, compression: .zst, compressLevel: 3,
+                                      bufferSize: 1 << 20, log: log).push(walPath: wal, dataDirectory: nil)
+        let zst = "0000000100000000/" + (try ArchiveFixture.objectName(ArchiveFixture.segmentName, ArchiveFixture.segment, .zst))
+        #expect(outcome == .repaired(object: fixture.storage.describe(try fixture.objectPath(zst)), damaged: [damaged]))
+        #expect(fixture.archived == [zst])
+        let logged = try fixture.logged("archive-push.log")
+        #expect(logged.contains("WARN") && logged.contains(damaged), "\(logged)")
+        try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+    }
+
+    @Test("a damaged timeline history file or partial segment is repaired by an identical push too")
+    func repairHistoryAndPartial() throws {
+        let fixture = try ArchiveFixture()
+        let history = try PostgresFixture.bytes("pg15-00000002.history")
+        let data = try fixture.dataDirectory()
+        for (name, bytes) in [("00000002.history", history), ("000000010000000000000002.partial", ArchiveFixture.segment)] {
+            let path = try fixture.writeWAL(name, bytes)
+            guard case .stored(let object) = try fixture.push(path, compression: .zst, dataDirectory: data) else {
+                Issue.record("\(name) not stored"); continue
+            }
+            let relative = try #require(fixture.archived.first { $0.contains(name) })
+            try fixture.damage("archive/demo/15-1/" + relative)
+            #expect(try fixture.push(path, compression: .zst, dataDirectory: data) == .repaired(object: object, damaged: [object]))
+            let destination = fixture.directory.path("restore/pg_wal/" + name)
+            try fixture.get(name, to: destination)
+            #expect(try fixture.directory.read("restore/pg_wal/" + name) == bytes)
+        }
     }
 
     @Test("a pushed file that is a prefix or an extension of the archived one is refused")
@@ -336,6 +401,95 @@ struct ArchiveGetTests {
         #expect(error.message.contains(fixture.directory.path(object)))
         #expect(!fixture.directory.exists("restore/pg_wal/RECOVERYXLOG"))
         #expect(fixture.directory.files(under: "restore").isEmpty)
+    }
+
+    @Test("when the chosen copy is damaged, archive-get delivers another stored copy with the same checksum and warns naming the damaged one")
+    func damagedCopyFallsBackToAnotherCompression() throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let lz4) = try fixture.push(wal, compression: .lz4) else { Issue.record("not stored"); return }
+        // A second copy of the same content under another compression, as a change of
+        // compress-type and a re-archive by a second writer can leave.
+        let zst = try ArchiveFixture.objectName(ArchiveFixture.segmentName, ArchiveFixture.segment, .zst)
+        let zstPath = try fixture.objectPath("0000000100000000/" + zst)
+        let writer = try fixture.storage.openWrite(zstPath)
+        let compressor = try #require(try CompressionType.zst.makeCompressFilter(level: 3, bufferSize: 1 << 20))
+        try FilterChain([compressor]).run(from: try #require(try FileSource.open(wal)), into: writer, buffer: IOBuffer(size: 1 << 20))
+        try writer.commit()
+        // Listing order puts the lz4 copy first: damage that one.
+        #expect(fixture.archived.sorted().first?.hasSuffix(".lz4") == true)
+        try fixture.damage("archive/demo/15-1/0000000100000000/" + lz4.split(separator: "/").last!)
+
+        let destination = fixture.directory.path("restore/pg_wal/RECOVERYXLOG")
+        let checksum = try fixture.getter().get(walFile: ArchiveFixture.segmentName, destination: destination)
+        #expect(checksum == (try SHA256Digest.of(ArchiveFixture.segment)))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+        #expect(fixture.directory.files(under: "restore") == ["pg_wal/RECOVERYXLOG"])
+        let log = try fixture.logged()
+        #expect(log.contains("WARN") && log.contains(lz4) && log.contains("damaged"), "\(log)")
+        #expect(log.contains("fetched \(ArchiveFixture.segmentName) from '\(fixture.storage.describe(zstPath))'"), "\(log)")
+    }
+
+    @Test("a damaged copy under the current archive id falls back to the same content under an older archive id, never to other content there")
+    func damagedCopyFallsBackToOlderArchiveID() throws {
+        let fixture = try ArchiveFixture()
+        // Archive id 15-2 is current; 15-1 (the fixture's) is history.
+        var info = ArchiveInfo(current: ArchiveFixture.identity)
+        info.current = DatabaseIdentity(id: 2, systemIdentifier: ArchiveFixture.identity.systemIdentifier, version: 15,
+                                        controlVersion: 1300, catalogVersion: 202209061)
+        info.history.append(info.current)
+        try SealedFile.save(info, to: fixture.layout.archiveInfo, in: fixture.storage)
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        guard case .stored(let current) = try fixture.push(wal, compression: .lz4) else { Issue.record("not stored"); return }
+        #expect(current.contains("/15-2/"))
+        let name = try ArchiveFixture.objectName(ArchiveFixture.segmentName, ArchiveFixture.segment, .none)
+        try fixture.storage.writeSmallFile(try fixture.objectPath("0000000100000000/" + name), ArchiveFixture.segment)
+        try fixture.damage("archive/demo/15-2/0000000100000000/" + current.split(separator: "/").last!)
+
+        let destination = fixture.directory.path("restore/pg_wal/RECOVERYXLOG")
+        try fixture.getter().get(walFile: ArchiveFixture.segmentName, destination: destination)
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+        #expect(try fixture.logged().contains(current))
+
+        // Other content of that name under the older id is another cluster's WAL: never delivered.
+        try fixture.storage.remove(try fixture.objectPath("0000000100000000/" + name))
+        let other = try ArchiveFixture.objectName(ArchiveFixture.segmentName, [1, 2, 3], .none)
+        try fixture.storage.writeSmallFile(try fixture.objectPath("0000000100000000/" + other), [1, 2, 3])
+        try Posix.unlink(destination)
+        let error = try #require(#expect(throws: PGKeepError.self) {
+            try fixture.get(ArchiveFixture.segmentName, to: destination)
+        })
+        #expect(error.code == .checksumMismatch, "\(error)")
+        #expect(fixture.directory.files(under: "restore").isEmpty)
+    }
+
+    @Test("when every copy is damaged, archive-get fails as a checksum mismatch naming each copy, never as a missing file")
+    func everyCopyDamaged() throws {
+        let fixture = try ArchiveFixture()
+        let wal = try fixture.writeWAL(ArchiveFixture.segmentName)
+        _ = try fixture.push(wal, compression: .lz4)
+        let plain = try ArchiveFixture.objectName(ArchiveFixture.segmentName, ArchiveFixture.segment, .none)
+        try fixture.storage.writeSmallFile(try fixture.objectPath("0000000100000000/" + plain), ArchiveFixture.segment)
+        for object in fixture.archived { try fixture.damage("archive/demo/15-1/" + object) }
+
+        let error = try #require(#expect(throws: PGKeepError.self) {
+            try fixture.getter().get(walFile: ArchiveFixture.segmentName, destination: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        })
+        #expect(error.code == .checksumMismatch)
+        #expect(ErrorCode.archiveGetExitStatus(error.code) == 255)
+        for object in fixture.archived { #expect(error.message.contains(object.split(separator: "/").last!), "\(error)") }
+        #expect(error.hint?.contains("archive-push") == true)
+        #expect(fixture.directory.files(under: "restore").isEmpty)
+    }
+
+    @Test("archive-get's exit status is 1 only for a file the archive lacks and 255 for every other failure; every error code stays below 126")
+    func exitStatus() {
+        for code in ErrorCode.allCases {
+            #expect(code.rawValue > 0 && code.rawValue < 126, "\(code)")
+            #expect(ErrorCode.archiveGetExitStatus(code) == (code == .archiveFileMissing ? 1 : 255), "\(code)")
+        }
+        #expect(ErrorCode.archiveGetFatalExitStatus == 255)
+        #expect(ErrorCode.archiveGetFatalHint.contains("255") && ErrorCode.archiveGetFatalHint.contains("skip"))
     }
 
     @Test("archive-get refuses when the archive holds two different copies of one WAL file")

@@ -489,3 +489,24 @@ struct ConfigRetentionTests {
         #expect(try resolve(["--stanza=main", "--pg1-path=/d", "restore"]).string(.set) == "latest")
     }
 }
+
+@Suite("Configuration: the command word")
+struct ConfigCommandWordTests {
+    @Test("the command word is found without resolving anything, also where resolution would fail",
+          arguments: [["archive-get", "000000010000000000000002", "pg_wal/RECOVERYXLOG"],
+                      ["--stanza=main", "--config=/nowhere/pgkeep.conf", "archive-get", "a", "b"],
+                      ["--stanza", "main", "archive-get", "a", "b"],
+                      ["--no-such-option", "archive-get", "a"],
+                      ["archive-get"]])
+    func archiveGet(_ arguments: [String]) {
+        #expect(Configuration.commandWord(in: arguments) == .archiveGet)
+    }
+
+    @Test("no command word, an unknown one, or another command is not archive-get")
+    func notArchiveGet() {
+        #expect(Configuration.commandWord(in: []) == nil)
+        #expect(Configuration.commandWord(in: ["--stanza=main"]) == nil)
+        #expect(Configuration.commandWord(in: ["archive-gte", "a", "b"]) == nil)
+        #expect(Configuration.commandWord(in: ["archive-push", "archive-get"]) == .archivePush)
+    }
+}

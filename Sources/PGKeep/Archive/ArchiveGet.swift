@@ -1,13 +1,25 @@
 /// `archive-get %f %p`: fetches one archived file for PostgreSQL's `restore_command`.
 ///
-/// Exit contract (postgres-facts §5.3): 0 with the file complete at `%p`; 1 (`archiveFileMissing`)
-/// when the archive does not have it, which PostgreSQL asks for routinely (the next segment, future
-/// timelines) and must hear quickly; any other failure another code below 126.
+/// Exit contract (postgres-facts §5.3, `ErrorCode.archiveGetExitStatus`): 0 with the file complete
+/// at `%p`; 1 (`archiveFileMissing`) only when a valid configuration, an existing stanza and a
+/// readable `archive.info` show that the archive does not hold the file, which PostgreSQL asks for
+/// routinely (the next segment, future timelines) and must hear quickly. Every other failure exits
+/// 255, which PostgreSQL treats as FATAL: recovery stops instead of ending early, because any status
+/// below 126 would read as "end of WAL" and promote the server without the later commits.
 ///
-/// The file is written under a temporary name next to `%p` and renamed into place only after its
-/// SHA-256 matched the one in the object's name: PostgreSQL `stat`s `%p` after we return and
-/// must never see a short or wrong file. No fsync: PostgreSQL durably renames the file itself.
+/// 1. The stored copies of the file are those of the newest archive id holding its name (older
+///    ids hold WAL from before an upgrade). Copies there with different checksums are a conflict.
+/// 2. Each copy is decoded into a temporary name next to `%p` and hashed on the way; it is renamed
+///    into place only after its SHA-256 matched the one in its name: PostgreSQL `stat`s `%p` after
+///    we return and must never see a short or wrong file. No fsync: PostgreSQL durably renames the
+///    file itself.
+/// 3. A copy that is damaged (wrong checksum, undecodable), unreadable or gone is logged as a
+///    warning and the next one is tried: the other copies of that archive id, then copies with the
+///    same checksum under older archive ids. Only when none delivers intact does the fetch fail.
 public struct ArchiveGet {
+    /// One stored object holding the requested file.
+    typealias Copy = (object: StoragePath, checksum: SHA256Digest, compression: CompressionType)
+
     let storage: Storage
     let layout: RepositoryLayout
     let bufferSize: Int
@@ -20,55 +32,133 @@ public struct ArchiveGet {
         self.log = log
     }
 
-    public func get(walFile: String, destination: String) throws {
+    /// Delivers `walFile` to `destination`; returns the SHA-256 of the delivered bytes.
+    @discardableResult
+    public func get(walFile: String, destination: String) throws -> SHA256Digest {
         guard WALFileName(walFile) != nil else {
             throw PGKeepError(.walInvalid, "'\(walFile)' is not a WAL file name",
                               hint: "restore_command must pass %f and %p: restore_command = 'pgkeep --stanza=\(layout.stanza) archive-get %f \"%p\"'")
         }
         let info = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
-        // Newest identity first; older ones hold WAL from before an upgrade.
-        var candidates: [(object: StoragePath, checksum: SHA256Digest, compression: CompressionType)] = []
-        for identity in info.history.reversed() {
-            candidates = try ArchiveLookup.find(walFile: walFile, archiveID: identity.archiveID, storage: storage, layout: layout)
-            if !candidates.isEmpty { break }
+        // Newest identity first.
+        let identities = info.history.reversed().map(\.archiveID)
+        var copies: [Copy] = []
+        var holder = identities.endIndex
+        for (index, archiveID) in identities.enumerated() {
+            copies = try ArchiveLookup.find(walFile: walFile, archiveID: archiveID, storage: storage, layout: layout)
+            if !copies.isEmpty {
+                holder = index
+                break
+            }
         }
-        guard let chosen = candidates.first else {
+        guard let first = copies.first else {
             throw PGKeepError(.archiveFileMissing, "'\(walFile)' is not in the archive of stanza '\(layout.stanza)'")
         }
-        if candidates.contains(where: { $0.checksum != chosen.checksum }) {
+        if copies.contains(where: { $0.checksum != first.checksum }) {
             throw PGKeepError(.archiveDuplicate,
-                              "the archive holds several different copies of '\(walFile)': \(candidates.map { storage.describe($0.object) }.joined(separator: ", "))",
+                              "the archive holds several different copies of '\(walFile)': \(copies.map { storage.describe($0.object) }.joined(separator: ", "))",
                               hint: "the archive is inconsistent; find out which copy belongs to this cluster's history before recovering")
         }
-        guard let source = try storage.openRead(chosen.object) else {
-            throw PGKeepError(.archiveFileMissing, "'\(walFile)' disappeared from the archive while being fetched")
+        var failures: [PGKeepError] = []
+        if try deliverFirstIntact(of: copies, walFile: walFile, destination: destination, failures: &failures) {
+            return first.checksum
+        }
+        // Older identities are listed only now: the common case never pays for them. Only the
+        // same content counts there; another file of that name is another cluster's WAL.
+        for archiveID in identities[(holder + 1)...] {
+            let older = try ArchiveLookup.find(walFile: walFile, archiveID: archiveID, storage: storage, layout: layout)
+                .filter { $0.checksum == first.checksum }
+            if try deliverFirstIntact(of: older, walFile: walFile, destination: destination, failures: &failures) {
+                return first.checksum
+            }
+        }
+        throw Self.noIntactCopy(walFile, stanza: layout.stanza, failures)
+    }
+
+    /// Tries `copies` in order; true once one was delivered. A copy that cannot be delivered for
+    /// its own sake is recorded in `failures` and logged as a warning naming it; a problem with the
+    /// destination fails at once, since no other copy would fare better.
+    private func deliverFirstIntact(of copies: [Copy], walFile: String, destination: String,
+                                    failures: inout [PGKeepError]) throws -> Bool {
+        for copy in copies {
+            do {
+                try deliver(copy, walFile: walFile, destination: destination)
+            } catch let failure as DestinationFailure {
+                throw failure.error
+            } catch {
+                let failure = (error as? PGKeepError) ?? PGKeepError(.internal, "\(error)")
+                log.warn("\(failure.message); looking for another intact copy of \(walFile)")
+                failures.append(failure)
+                continue
+            }
+            if failures.isEmpty {
+                log.info("fetched \(walFile) from '\(storage.describe(copy.object))'")
+            } else {
+                log.warn("fetched \(walFile) from '\(storage.describe(copy.object))' after \(failures.count) unusable cop\(failures.count == 1 ? "y" : "ies")")
+            }
+            return true
+        }
+        return false
+    }
+
+    /// A failure at `%p` rather than in the stored copy.
+    private struct DestinationFailure: Error { let error: Error }
+
+    private func deliver(_ copy: Copy, walFile: String, destination: String) throws {
+        let described = storage.describe(copy.object)
+        guard let source = try storage.openRead(copy.object) else {
+            throw PGKeepError(.fileMissing, "archived '\(described)' disappeared from the archive while being fetched",
+                              hint: "an expire may have removed it; recovery cannot skip the file")
         }
         let hasher = try SHA256Filter()
         var filters: [Filter] = []
-        if let decompressor = try chosen.compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
+        if let decompressor = try copy.compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
         filters.append(hasher)
 
         let temporary = destination + ".pgkeep-tmp.\(getpid())"
-        let sink = try FileSink(creating: temporary, mode: 0o600)
+        let sink: FileSink
+        do { sink = try FileSink(creating: temporary, mode: 0o600) } catch { throw DestinationFailure(error: error) }
         do {
             try FilterChain(filters).run(from: source, into: sink, buffer: IOBuffer(size: bufferSize))
-            guard try hasher.finishedDigest() == chosen.checksum else {
-                throw PGKeepError(.checksumMismatch,
-                                  "archived '\(storage.describe(chosen.object))' is damaged: its content has SHA-256 \(try hasher.finishedDigest().hex)",
-                                  hint: "the archive copy of \(walFile) is corrupt; recovery cannot use it")
+            let digest = try hasher.finishedDigest()
+            guard digest == copy.checksum else {
+                throw PGKeepError(.checksumMismatch, "archived '\(described)' is damaged: its content has SHA-256 \(digest.hex)",
+                                  hint: Self.damagedHint(walFile))
             }
-            try sink.close()
-            try Posix.rename(temporary, destination)
         } catch {
             try? sink.close()
             _ = try? Posix.unlink(temporary)
-            if let error = error as? PGKeepError, error.code == .compression {
-                throw PGKeepError(.checksumMismatch, "archived '\(storage.describe(chosen.object))' is damaged: \(error.message)",
-                                  hint: "the archive copy of \(walFile) is corrupt; recovery cannot use it")
+            guard let error = error as? PGKeepError else { throw error }
+            switch error.code {
+            case .compression:
+                throw PGKeepError(.checksumMismatch, "archived '\(described)' is damaged: \(error.message)", hint: Self.damagedHint(walFile))
+            case .fileWrite, .fileSync, .diskFull:
+                throw DestinationFailure(error: error)
+            default:
+                throw error
             }
-            throw error
         }
-        log.info("fetched \(walFile) from '\(storage.describe(chosen.object))'")
+        do {
+            try sink.close()
+            try Posix.rename(temporary, destination)
+        } catch {
+            _ = try? Posix.unlink(temporary)
+            throw DestinationFailure(error: error)
+        }
+    }
+
+    static func damagedHint(_ walFile: String) -> String {
+        "the archive copy of \(walFile) is corrupt and recovery cannot use it; archive-push the good \(walFile) "
+            + "(from the primary's pg_wal or another copy) to replace it, and run 'pgkeep verify' to find other damage"
+    }
+
+    /// The error when no copy delivered: the one failure as it was, or all of them in one message.
+    static func noIntactCopy(_ walFile: String, stanza: String, _ failures: [PGKeepError]) -> PGKeepError {
+        if failures.count == 1 { return failures[0] }
+        let allDamaged = failures.allSatisfy { $0.code == .checksumMismatch }
+        return PGKeepError(allDamaged ? .checksumMismatch : failures[0].code,
+                           "no intact copy of '\(walFile)' in the archive of stanza '\(stanza)': \(failures.map(\.message).joined(separator: "; "))",
+                           hint: damagedHint(walFile))
     }
 }
 

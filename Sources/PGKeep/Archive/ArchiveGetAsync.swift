@@ -11,9 +11,15 @@ import Darwin
 /// of the same timeline, up to `--archive-get-queue-max` bytes, `--process-max` at a time.
 ///
 /// A prefetched file is fetched through the same checksum-verifying path as a direct fetch,
-/// fsynced, and only then renamed to its final spool name: a spool file that exists is complete and
-/// verified, even after a power failure. Timeline history files and partial segments are always
-/// fetched directly (PostgreSQL asks for history files that do not exist and must hear so at once).
+/// fsynced, and only then renamed to its final spool name, which carries the SHA-256 it was verified
+/// against: a spool file that exists is complete and verified, even after a power failure. Timeline
+/// history files and partial segments are always fetched directly (PostgreSQL asks for history
+/// files that do not exist and must hear so at once).
+///
+/// The prefetcher never decides what recovery hears: its failures are only logged, and the call
+/// PostgreSQL makes fetches directly whatever the spool lacks. A spool file is hashed again before
+/// it is handed over (the local disk may have damaged it since); one that does not match is
+/// discarded and the file fetched directly, so "not in the archive" always comes from the archive.
 public struct ArchiveGetAsync {
     public struct Settings: Sendable {
         public var spool: AsyncSpool
@@ -57,17 +63,21 @@ public struct ArchiveGetAsync {
             try makeGet(log).get(walFile: walFile, destination: destination)
             return
         }
-        let prefetched = settings.spool.prefetched(walFile)
         waitWhilePrefetching(walFile)
-        if try Posix.lstat(prefetched) != nil {
-            try handOver(prefetched, to: destination)
+        if let spooled = try settings.spool.findPrefetched(walFile),
+           try handOver(spooled.path, checksum: spooled.checksum, walFile: walFile, to: destination) {
             log.info("handed over \(walFile) from the prefetch queue")
         } else {
             try makeGet(log).get(walFile: walFile, destination: destination)
         }
         // Only now, with the requested file in place: a missing segment (the end of the archive)
-        // starts no prefetching, since the error above left already.
-        try launchPrefetcherIfIdle(after: segment)
+        // starts no prefetching, since the error above left already. The file is delivered, so a
+        // prefetcher that cannot start must not turn that into a failure: it only costs speed.
+        do {
+            try launchPrefetcherIfIdle(after: segment)
+        } catch {
+            log.warn("unable to start the archive-get prefetcher, recovery continues without it: \(error)")
+        }
     }
 
     /// When the prefetcher is fetching this very segment right now (its partial file is in the
@@ -77,7 +87,7 @@ public struct ArchiveGetAsync {
         let started = Clock.monotonic()
         let marker = walFile + "."
         while Clock.monotonic() - started < 30 {
-            if (try? Posix.lstat(settings.spool.prefetched(walFile))) != nil { return }
+            if (try? settings.spool.findPrefetched(walFile)) != nil { return }
             guard !StanzaLock.isFree(lockPath: settings.lockPath, stanza: stanza, kind: .archiveGetAsync),
                   let entries = try? Posix.listDirectory(settings.spool.inDirectory),
                   entries.contains(where: { $0.hasPrefix(marker) }) else { return }
@@ -91,10 +101,27 @@ public struct ArchiveGetAsync {
         return control.walSegmentSize
     }
 
-    /// Moves the spool file into place: a rename when on the same file system, else a copy to a
-    /// temporary name and a rename (PostgreSQL must never see a short file at `%p`).
-    private func handOver(_ spoolFile: String, to destination: String) throws {
-        if Glibc.rename(spoolFile, destination) == 0 { return }
+    /// Moves the spool file into place once its bytes still hash to `checksum`: a rename when on the
+    /// same file system, else a copy to a temporary name and a rename (PostgreSQL must never see a
+    /// short file at `%p`). Returns false, having removed the spool file, when it is damaged, short or
+    /// unreadable: the caller then fetches from the repository.
+    private func handOver(_ spoolFile: String, checksum: SHA256Digest, walFile: String, to destination: String) throws -> Bool {
+        do {
+            guard let source = try FileSource.open(spoolFile) else { return false }
+            let hasher = try SHA256Filter()
+            try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: IOBuffer(size: settings.bufferSize))
+            let digest = try hasher.finishedDigest()
+            guard digest == checksum else {
+                throw PGKeepError(.checksumMismatch, "its content has SHA-256 \(digest.hex), not the \(checksum.hex) it was fetched with")
+            }
+        } catch {
+            log.warn("prefetched '\(spoolFile)' is damaged or unreadable (\(error)); discarding it and fetching \(walFile) from the repository")
+            _ = try? Posix.unlink(spoolFile)
+            return false
+        }
+        if Glibc.rename(spoolFile, destination) == 0 { return true }
+        // Gone since it was hashed (a prefetcher cleaning its window): fetch it directly.
+        if errno == ENOENT { return false }
         guard errno == EXDEV else {
             throw PGKeepError.system(.fileWrite, "unable to move prefetched file to '\(destination)'", path: spoolFile, errno: errno)
         }
@@ -113,6 +140,7 @@ public struct ArchiveGetAsync {
             throw error
         }
         _ = try? Posix.unlink(spoolFile)
+        return true
     }
 
     private func launchPrefetcherIfIdle(after segment: WALSegmentName) throws {
@@ -157,13 +185,14 @@ public struct ArchiveGetAsync {
         let wanted = Set(window.map(\.name))
         let directory = settings.spool.inDirectory
         try Posix.mkdirs(directory, mode: 0o750)
-        for entry in try Posix.listDirectory(directory) ?? [] where !wanted.contains(entry) {
+        // Everything but a complete file of the window goes: consumed or skipped segments, other
+        // timelines, and partial files a killed prefetcher left (we hold the lock: none is ours).
+        var held: Set<String> = []
+        for entry in try Posix.listDirectory(directory) ?? [] {
+            if let parsed = AsyncSpool.parsePrefetched(entry), wanted.contains(parsed.wal), held.insert(parsed.wal).inserted { continue }
             _ = try? Posix.unlink(Posix.join(directory, entry))
         }
-        var missing: [String] = []
-        for name in window.map(\.name) where try Posix.lstat(settings.spool.prefetched(name)) == nil {
-            missing.append(name)
-        }
+        let missing = window.map(\.name).filter { !held.contains($0) }
         guard !missing.isEmpty else { return }
         log.info("archive-get-async begin: prefetching \(missing.count) segments after \(segment.name)")
         let queue = WorkQueue(missing)
@@ -177,13 +206,12 @@ public struct ArchiveGetAsync {
         try WorkerThreads.run(count: max(1, min(settings.processMax, missing.count))) { _ in
             let get = makeGet(log)
             while !endReached.isSet, let name = queue.next() {
-                let final = spool.prefetched(name)
-                let partial = final + ".partial"
+                let partial = spool.prefetching(name)
                 do {
-                    try get.get(walFile: name, destination: partial)
+                    let checksum = try get.get(walFile: name, destination: partial)
                     guard let file = try FileSource.open(partial) else { continue }
                     try Posix.fsync(file.fd, path: partial)
-                    try Posix.rename(partial, final)
+                    try Posix.rename(partial, spool.prefetched(name, checksum: checksum))
                     try Posix.fsyncDirectory(spool.inDirectory)
                     fetched.add()
                 } catch {

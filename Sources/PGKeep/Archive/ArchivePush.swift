@@ -9,14 +9,21 @@
 ///    promotion, and refusing an identical one would stall it forever, postgres-facts §5.1), the
 ///    stored object is decoded and compared byte for byte with the file: a complete match is
 ///    success without writing, and costs a fraction of hashing (see `storedCopyMatches`).
-///    Otherwise the file is hashed: an archived object of the same name and checksum is success
-///    without writing, another checksum a refusal that writes nothing.
-/// 4. Otherwise it is stored atomically, the bytes hashed again on the way and checked against
-///    step 3, so the name always describes what is stored.
+///    Otherwise the file is hashed: another checksum than the stored objects' is a refusal that
+///    writes nothing.
+/// 4. The same checksum: each stored object of it is compared with the file, and one that matches
+///    makes the push success without writing. When none matches, every one of them is damaged or
+///    unreadable (the file hashes to their name's checksum, yet they do not decode to it), and
+///    PostgreSQL recycles its segment once we return: the file is stored in their place (step 5),
+///    then the damaged objects of other names are removed, and the push reports a repair.
+/// 5. Otherwise it is stored atomically (temp, fsync, rename, fsync directory); its size and mtime
+///    must be unchanged since step 3, so the name always describes what is stored.
 public struct ArchivePush {
     public enum Outcome: Equatable, Sendable {
         case stored(object: String)
         case alreadyArchived(object: String)
+        /// The stored copies of the file were damaged and were replaced by the pushed file.
+        case repaired(object: String, damaged: [String])
     }
 
     let storage: Storage
@@ -67,18 +74,52 @@ public struct ArchivePush {
         let hasher = try SHA256Filter()
         try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: buffer)
         let checksum = try hasher.finishedDigest()
-        if let same = existing.first(where: { $0.checksum == checksum }) {
-            log.info("\(name) is already archived with the same content ('\(storage.describe(same.object))')")
-            return .alreadyArchived(object: storage.describe(same.object))
-        }
-        if let other = existing.first {
+        let same = existing.filter { $0.checksum == checksum }
+        if same.isEmpty, let other = existing.first {
             throw PGKeepError(.archiveDuplicate,
                               "WAL file '\(name)' is already archived with different content ('\(storage.describe(other.object))'; pushed file SHA-256 \(checksum.hex))",
                               hint: "two clusters may be archiving to stanza '\(layout.stanza)', or a server was promoted without a new timeline; the archived file was kept unchanged")
         }
+        // The single object was compared above already; several are compared now, one by one.
+        let compared = existing.count == 1
+        for copy in same where !compared {
+            try source.rewind()
+            if storedCopyMatches(copy.object, compression: copy.compression, source: source, buffer: buffer) {
+                log.info("\(name) is already archived with the same content ('\(storage.describe(copy.object))')")
+                return .alreadyArchived(object: storage.describe(copy.object))
+            }
+        }
 
         let parent = try layout.archiveParent(archiveID: info.current.archiveID, walFile: name)
         let object = try parent.appending(RepositoryLayout.archiveObjectName(walFile: name, checksum: checksum, compression: compression))
+        try store(source, at: object, walPath: walPath, before: before, buffer: buffer)
+        guard !same.isEmpty else {
+            log.info("pushed \(name) to '\(storage.describe(object))'")
+            return .stored(object: storage.describe(object))
+        }
+        return try finishRepair(of: same.map(\.object), with: object, name: name, source: source, buffer: buffer)
+    }
+
+    /// Makes a repair final: the new object must decode to the file (a storage that damaged the old
+    /// copy may damage this one), then the damaged objects under other names go. Until that removal
+    /// they are only redundant: `archive-get` skips a damaged copy for an intact one.
+    private func finishRepair(of damaged: [StoragePath], with object: StoragePath, name: String, source: FileSource,
+                              buffer: IOBuffer) throws -> Outcome {
+        try source.rewind()
+        guard storedCopyMatches(object, compression: compression, source: source, buffer: buffer) else {
+            throw PGKeepError(.checksumMismatch,
+                              "'\(storage.describe(object))', just written to replace a damaged copy of \(name), does not read back as the pushed file",
+                              hint: "the repository storage is damaging what is written to it; check its disks, then let PostgreSQL push \(name) again")
+        }
+        for path in damaged where path != object { try storage.remove(path) }
+        let names = damaged.map { storage.describe($0) }
+        log.warn("\(name): the archived \(names.map { "'\($0)'" }.joined(separator: ", ")) did not match the pushed file with the same SHA-256 (damaged or unreadable); replaced it with '\(storage.describe(object))'")
+        return .repaired(object: storage.describe(object), damaged: names)
+    }
+
+    /// Writes `source` from its start to `object` atomically, compressed, failing when the file
+    /// changed since `before`.
+    private func store(_ source: FileSource, at object: StoragePath, walPath: String, before: Posix.Status, buffer: IOBuffer) throws {
         try source.rewind()
         let count = ByteCountFilter()
         var filters: [Filter] = [count]
@@ -98,21 +139,19 @@ public struct ArchivePush {
             writer.abort()
             throw error
         }
-        log.info("pushed \(name) to '\(storage.describe(object))'")
-        return .stored(object: storage.describe(object))
     }
 
-    /// Whether `object`, the one stored object for the pushed file's name, decodes to exactly the
-    /// bytes of `source`, read from its start through fixed buffers. A complete match proves the
-    /// push an identical duplicate as hashing would: the object was stored under the SHA-256 of
-    /// the very bytes it decodes to (step 4 checks that on the way in), and they are the file's.
+    /// Whether `object`, a stored object for the pushed file's name, decodes to exactly the bytes
+    /// of `source`, read from its start through fixed buffers. A complete match proves the push an
+    /// identical duplicate as hashing would: the object was stored under the SHA-256 of the very
+    /// bytes it decodes to (step 5 checks that on the way in), and they are the file's.
     /// It is also cheaper: lz4 decodes at several GB/s once its frame checksum is left to the
     /// comparison, which checks every byte; zstd decodes at about twice the speed of SHA-256.
     ///
-    /// Anything short of a complete match returns false and the caller hashes as before, so every
-    /// outcome stays the hash path's: different content is refused with the pushed file's
-    /// checksum in the message, and an unreadable or damaged stored object (which only the
-    /// comparison notices) is still an identical duplicate when the checksums agree.
+    /// Anything short of a complete match returns false and the caller hashes the file: different
+    /// content is refused with the pushed file's checksum in the message, and a stored object that
+    /// does not match although the file hashes to its name's checksum is proven damaged (or
+    /// unreadable) and is repaired.
     private func storedCopyMatches(_ object: StoragePath, compression: CompressionType, source: FileSource,
                                    buffer: IOBuffer) -> Bool {
         do {

@@ -126,6 +126,7 @@ public struct ArchivePushAsync {
         log.info("archive-push-async begin: data directory '\(settings.dataDirectory)', process-max \(settings.processMax)")
         let started = Clock.monotonic()
         var pushed = 0
+        var repaired = 0
         var idleSince: Double?
         while true {
             let pending = try pendingFiles()
@@ -137,11 +138,19 @@ public struct ArchivePushAsync {
                 continue
             }
             idleSince = nil
-            pushed += try pushAll(pending)
+            let round = try pushAll(pending)
+            pushed += round.pushed
+            repaired += round.repaired
             try pruneAcknowledged()
         }
         let seconds = Clock.monotonic() - started
-        log.info("archive-push-async end: \(pushed) files pushed in \(Int(seconds * 1000))ms")
+        // Repairs are counted apart: each one means the repository had damaged an archived file.
+        let summary = "archive-push-async end: \(pushed) files pushed in \(Int(seconds * 1000))ms"
+        if repaired == 0 {
+            log.info(summary)
+        } else {
+            log.warn(summary + "; \(repaired) of them replaced a damaged archived copy")
+        }
     }
 
     /// `.ready` files without a status, history files first (PostgreSQL archives those first: a
@@ -166,10 +175,12 @@ public struct ArchivePushAsync {
         }
     }
 
-    /// Pushes `names` with up to `processMax` worker threads; returns how many succeeded.
-    private func pushAll(_ names: [String]) throws -> Int {
+    /// Pushes `names` with up to `processMax` worker threads; returns how many succeeded, and how
+    /// many of those replaced a damaged stored copy.
+    private func pushAll(_ names: [String]) throws -> (pushed: Int, repaired: Int) {
         let queue = WorkQueue(names)
         let succeeded = Counter()
+        let repaired = Counter()
         let log = self.log
         let spool = settings.spool
         let dataDirectory = settings.dataDirectory
@@ -179,16 +190,17 @@ public struct ArchivePushAsync {
             let push = makePush(log)
             while let name = queue.next() {
                 do {
-                    _ = try push.push(walPath: Posix.join(walDirectory, name), dataDirectory: dataDirectory)
+                    let outcome = try push.push(walPath: Posix.join(walDirectory, name), dataDirectory: dataDirectory)
                     try spool.recordSuccess(name)
                     succeeded.add()
+                    if case .repaired = outcome { repaired.add() }
                 } catch {
                     log.error("push of \(name) failed: \(error)")
                     try? spool.recordFailure(name, error)
                 }
             }
         }
-        return succeeded.value
+        return (succeeded.value, repaired.value)
     }
 
     /// Removes `.ok` files PostgreSQL no longer needs (its `.ready` is gone: archived and marked done).

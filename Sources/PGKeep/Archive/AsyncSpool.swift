@@ -8,7 +8,8 @@ import Darwin
 ///
 ///     <spool-path>/archive/<stanza>/out/<wal>.ok      archive-push: <wal> is durable in the repository
 ///     <spool-path>/archive/<stanza>/out/<wal>.error   archive-push: the background push failed (code, message, hint)
-///     <spool-path>/archive/<stanza>/in/<wal>          archive-get: prefetched, checksum-verified, ready to hand over
+///     <spool-path>/archive/<stanza>/in/<wal>-<sha256>  archive-get: prefetched, checksum-verified, ready to hand over
+///     <spool-path>/archive/<stanza>/in/<wal>.partial   archive-get: being prefetched
 ///
 /// The spool only ever holds acknowledgements and copies: the repository stays the single source
 /// of truth, so losing the spool loses nothing (the next call pushes or fetches again). A `.ok` is
@@ -27,7 +28,26 @@ public struct AsyncSpool: Sendable {
 
     func okFile(_ wal: String) -> String { Posix.join(outDirectory, wal + ".ok") }
     func errorFile(_ wal: String) -> String { Posix.join(outDirectory, wal + ".error") }
-    func prefetched(_ wal: String) -> String { Posix.join(inDirectory, wal) }
+    /// A prefetched file is named with the SHA-256 the fetch verified, so the hand-over can prove it
+    /// is still those bytes: the spool is a local disk no checksum elsewhere covers.
+    func prefetched(_ wal: String, checksum: SHA256Digest) -> String { Posix.join(inDirectory, wal + "-" + checksum.hex) }
+    func prefetching(_ wal: String) -> String { Posix.join(inDirectory, wal + ".partial") }
+
+    /// The WAL name and checksum of a prefetched file's name; nil for anything else in the spool.
+    static func parsePrefetched(_ entry: String) -> (wal: String, checksum: SHA256Digest)? {
+        guard let dash = entry.lastIndex(of: "-"), let checksum = SHA256Digest(hex: String(entry[entry.index(after: dash)...])) else {
+            return nil
+        }
+        return (String(entry[..<dash]), checksum)
+    }
+
+    /// The prefetched copy of `wal`, if there is one.
+    func findPrefetched(_ wal: String) throws -> (path: String, checksum: SHA256Digest)? {
+        for entry in try Posix.listDirectory(inDirectory) ?? [] {
+            if let parsed = Self.parsePrefetched(entry), parsed.wal == wal { return (Posix.join(inDirectory, entry), parsed.checksum) }
+        }
+        return nil
+    }
 
     /// What the background pusher recorded for `wal`, if anything.
     enum PushStatus {

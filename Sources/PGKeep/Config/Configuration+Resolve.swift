@@ -118,6 +118,13 @@ extension Configuration {
                              warnings: warnings)
     }
 
+    /// The command word on the command line, if there is a valid one, read without resolving
+    /// anything else. The CLI needs it when resolution itself fails: an `archive-get` whose
+    /// config file is broken must still exit with `archive-get`'s fatal status.
+    public static func commandWord(in arguments: [String]) -> CommandName? {
+        CommandLineParse(arguments).command
+    }
+
     // MARK: Steps
 
     private static func helpConfiguration(_ commandLine: CommandLineParse) throws(PGKeepError) -> Configuration {

@@ -4,6 +4,10 @@
 /// `archive_command` or `restore_command` that exits above 125 (or dies by a signal) as fatal and
 /// restarts the archiver or aborts recovery (postgres-facts §5.1, §5.3). Codes are stable: scripts
 /// and monitoring match on them, so a code is never renumbered or reused, only added.
+///
+/// The single exception is `archive-get` (`archiveGetExitStatus`): there every failure other than
+/// "not in the archive" must be fatal to recovery, so it exits `archiveGetFatalExitStatus` and the
+/// code is only printed.
 public enum ErrorCode: Int32, CaseIterable, Sendable {
     /// `archive-get`: the requested file is not in the archive. PostgreSQL asks for files that do not
     /// exist (future timelines, the segment after the last one) and expects a quick 1.
@@ -131,6 +135,35 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .internal: return "internal"
         }
     }
+}
+
+extension ErrorCode {
+    /// The exit status of every `archive-get` failure except `archiveFileMissing`.
+    ///
+    /// PostgreSQL's restore_command contract (src/backend/access/transam/xlogarchive.c,
+    /// `RestoreArchivedFile`): any exit status 1...125 means "file not available", and in archive
+    /// recovery the first unavailable segment is the end of WAL: recovery ends, the server promotes
+    /// and every later commit the archive does hold is lost from the new timeline. Only a status
+    /// above 125, or death by a signal other than SIGTERM, is FATAL and stops recovery. So a damaged
+    /// object, a wrong stanza or a broken configuration must never exit with its own code below 126.
+    ///
+    /// Why 255 and not another value above 125: 126 and 127 are the shell's "not executable" and
+    /// "command not found", and PostgreSQL prints them as such (`wait_result_to_str`); 128+n is how
+    /// the shell reports death by signal n (up to 128+64 on Linux). 255 is none of those, so the
+    /// server log's "child process exited with exit code 255" can only mean pgkeep chose it.
+    public static let archiveGetFatalExitStatus: Int32 = 255
+
+    /// The exit status of an `archive-get` that failed with `code`: 1 when the archive genuinely
+    /// does not hold the file (it was read and answered), `archiveGetFatalExitStatus` otherwise.
+    public static func archiveGetExitStatus(_ code: ErrorCode) -> Int32 {
+        code == .archiveFileMissing ? code.rawValue : archiveGetFatalExitStatus
+    }
+
+    /// What an operator reads after the error's own hint when `archive-get` exits fatally.
+    public static let archiveGetFatalHint =
+        "archive-get stopped recovery on purpose (exit \(archiveGetFatalExitStatus)) instead of reporting the file as missing, "
+        + "which would end recovery early and skip every later WAL file; fix the cause (a damaged archived file is repaired "
+        + "by archive-push of the good file, e.g. from the primary's pg_wal), then start the server again: recovery resumes"
 }
 
 /// An error an operator can act on: a stable code, a message that names the operation and the
