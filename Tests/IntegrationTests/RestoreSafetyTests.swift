@@ -297,4 +297,65 @@ struct RestoreSafetyTests {
             }
         }
     }
+
+    @Test("a linked pg_wal and a linked postgresql.conf are recorded (format 2); a restore makes plain ones and says so; --link-all makes the links again, refused while their locations hold the source's files")
+    func linksAreRecordedAndRestored() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let walDirectory = scratch.path("wal-elsewhere")
+            let etc = try scratch.directory("etc", mode: 0o700)
+            var expected: ClusterDump?
+            var label = ""
+            let source = try Cluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand,
+                                     initdbArguments: ["--waldir=\(walDirectory)"])
+            let linkedConf = etc + "/postgresql.conf"
+            try Shell.run("sh", ["-c", "mv \"$1/postgresql.conf\" \"$2\" && ln -s \"$2\" \"$1/postgresql.conf\"", "link",
+                                 source.dataDirectory, linkedConf], asPostgres: true).check()
+            try await withCluster(source) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t as select g from generate_series(1, 5000) g")
+                label = try stanza.backup(source)
+                _ = try source.psql("insert into t select g from generate_series(1, 50) g")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            let backupLabel = try #require(BackupLabel(label))
+            let manifestPath = try RepositoryLayout(stanza: stanza.name).manifest(label: backupLabel)
+            let loaded = try SealedFile.load(Manifest.self, from: manifestPath, in: PosixStorage(root: stanza.repository))
+            let manifest = try #require(loaded)
+            #expect(manifest.format == 2)
+            #expect(Set(manifest.targets.filter { $0.kind == .link }.map(\.name)) == ["pg_data/pg_wal", "pg_data/postgresql.conf"])
+            #expect(manifest.targets.first { $0.name == "pg_data/pg_wal" }?.path == walDirectory)
+
+            // Default: plain directory and file, said in the log.
+            let plain = scratch.path("plain")
+            let restored = try stanza.restore(into: plain, ["--log-level-console=info"]).check()
+            #expect(restored.stderr.contains("'pg_data/pg_wal' was a link to '\(walDirectory)'") && restored.stderr.contains("--link-all"),
+                    "\(restored.stderr)")
+            #expect(try FileManager.default.attributesOfItem(atPath: plain + "/pg_wal")[.type] as? FileAttributeType == .typeDirectory)
+            #expect(try FileManager.default.attributesOfItem(atPath: plain + "/postgresql.conf")[.type] as? FileAttributeType == .typeRegular)
+            #expect(try String(contentsOfFile: plain + "/postgresql.conf", encoding: .utf8) == String(contentsOfFile: linkedConf, encoding: .utf8))
+
+            // --link-all while the locations hold the stopped source's WAL and configuration: refused.
+            let before = try Self.snapshot(walDirectory)
+            let refused = try stanza.restore(into: scratch.path("linked"), ["--link-all"])
+            #expect(refused.status == Exit.pathNotEmpty, "\(refused)")
+            #expect(refused.stderr.contains("linked directory '\(walDirectory)'"), "\(refused.stderr)")
+            #expect(try Self.snapshot(walDirectory) == before)
+
+            // On a host where the locations are free (moved away here), --link-all makes both links.
+            try FileManager.default.moveItem(atPath: walDirectory, toPath: walDirectory + ".moved")
+            try FileManager.default.moveItem(atPath: linkedConf, toPath: linkedConf + ".moved")
+            let linked = scratch.path("linked")
+            try stanza.restore(into: linked, ["--link-all"]).check()
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: linked + "/pg_wal") == walDirectory)
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: linked + "/postgresql.conf") == linkedConf)
+            #expect(FileManager.default.fileExists(atPath: walDirectory + "/archive_status"))
+            let cluster = try Cluster(name: "linked", scratch: scratch, existingDataDirectory: linked, extraConf: ["archive_mode = off"])
+            try await withCluster(cluster) { cluster in
+                try await cluster.waitForRecoveryEnd()
+                #expect(try cluster.dumpAllDatabases().difference(from: try #require(expected)) == nil)
+            }
+        }
+    }
 }

@@ -197,7 +197,7 @@ struct ManifestJSONTests {
     @Test("a manifest of a later format is refused")
     func laterFormat() throws {
         var manifest = ManifestSample.make()
-        manifest.format = RepositoryFormat.current + 1
+        manifest.format = RepositoryFormat.highestReadable + 1
         let error = try #require(#expect(throws: PGKeepError.self) {
             try SealedFile.open(Manifest.self, from: try SealedFile.seal(manifest), name: "m")
         })

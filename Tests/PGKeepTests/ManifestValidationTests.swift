@@ -21,6 +21,16 @@ struct ManifestValidationTests {
         ("a link that is not a tablespace link", "pg_data/escape", {
             $0.links.append(.init(name: "pg_data/escape", destination: "/etc", user: nil, group: nil))
         }),
+        ("a link target without its link", "pg_data/pg_wal", {
+            $0.targets.append(.init(name: "pg_data/pg_wal", kind: .link, path: "/srv/wal", tablespaceOID: nil, tablespaceName: nil))
+        }),
+        ("a link target inside pg_tblspc", "pg_data/pg_tblspc/1", {
+            $0.targets.append(.init(name: "pg_data/pg_tblspc/1", kind: .link, path: "/srv/x", tablespaceOID: nil, tablespaceName: nil))
+        }),
+        ("a link target at a relative location", "pg_data/pg_wal", {
+            $0.targets.append(.init(name: "pg_data/pg_wal", kind: .link, path: "wal", tablespaceOID: nil, tablespaceName: nil))
+            $0.links.append(.init(name: "pg_data/pg_wal", destination: "wal", user: nil, group: nil))
+        }),
         ("a relative tablespace location", "../../srv", { $0.targets[1].path = "../../srv" }),
         ("a second data directory", "pg_data", {
             $0.targets.append(.init(name: "pg_data", kind: .dataDirectory, path: "/tmp/x", tablespaceOID: nil, tablespaceName: nil))
@@ -46,7 +56,7 @@ struct ManifestValidationTests {
 
 @Suite("Repository format versions")
 struct FormatVersionTests {
-    @Test("a manifest or info file written in a later format is refused, naming the format", arguments: [2, 0])
+    @Test("a manifest or info file written in a later format is refused, naming the format", arguments: [3, 0])
     func laterFormatRefused(_ format: Int) throws {
         var manifest = ManifestSample.make()
         manifest.format = format
@@ -56,7 +66,7 @@ struct FormatVersionTests {
         #expect(error?.message.contains("format \(format)") == true, "\(error?.message ?? "")")
 
         var info = BackupInfo(current: DatabaseIdentity(id: 1, systemIdentifier: 7, version: 15, controlVersion: 1300, catalogVersion: 1))
-        info.format = format
+        info.format = format == 3 ? 2 : format  // info files have no format 2
         #expect(throws: PGKeepError.self) { try SealedFile.open(BackupInfo.self, from: try SealedFile.seal(info), name: "backup.info") }
         // The current format opens.
         #expect(try SealedFile.open(Manifest.self, from: try SealedFile.seal(ManifestSample.make()), name: "m").format == RepositoryFormat.current)
@@ -100,5 +110,56 @@ struct RecoveryQuotingTests {
         let command = "'/usr/bin/pgkeep' '--config=/etc/it'\\''s.conf' archive-get %f \"%p\""
         let line = "restore_command = '\(RecoveryConfig.quote(command))'"
         #expect(ArchiveSettings.parse(Substring(line))?.1 == command)
+    }
+}
+
+@Suite("Manifest link targets (format 2)")
+struct ManifestLinkTargetTests {
+    /// The sample with its pg_wal directory recorded as a link to /srv/wal.
+    static func linked() -> Manifest {
+        var manifest = ManifestSample.make()
+        manifest.format = RepositoryFormat.linkTargets
+        manifest.targets.append(.init(name: "pg_data/pg_wal", kind: .link, path: "/srv/wal", tablespaceOID: nil, tablespaceName: nil))
+        manifest.links.append(.init(name: "pg_data/pg_wal", destination: "/srv/wal", user: nil, group: nil))
+        return manifest
+    }
+
+    @Test("a data-directory link with its target and its directory entry passes, and survives sealing in format 2")
+    func linkedDirectoryIsValid() throws {
+        let manifest = Self.linked()
+        try manifest.validateForRestore()
+        let opened = try SealedFile.open(Manifest.self, from: try SealedFile.seal(manifest), name: "backup.manifest")
+        #expect(opened.format == 2 && opened.targets.contains { $0.kind == .link && $0.name == "pg_data/pg_wal" })
+    }
+
+    @Test("a link target nested in a tablespace location is refused")
+    func linkInsideTablespaceRefused() throws {
+        var manifest = Self.linked()
+        manifest.targets[manifest.targets.count - 1].path = manifest.targets[1].path + "/wal"
+        let error = #expect(throws: PGKeepError.self) { try manifest.validateForRestore() }
+        #expect(error?.message.contains("overlap") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("a link below another link is refused")
+    func linkBelowLinkRefused() throws {
+        var manifest = Self.linked()
+        manifest.paths.append(.init(name: "pg_data/pg_wal/deeper", mode: 0o700, user: nil, group: nil))
+        manifest.targets.append(.init(name: "pg_data/pg_wal/deeper", kind: .link, path: "/srv/deeper", tablespaceOID: nil, tablespaceName: nil))
+        manifest.links.append(.init(name: "pg_data/pg_wal/deeper", destination: "/srv/deeper", user: nil, group: nil))
+        let error = #expect(throws: PGKeepError.self) { try manifest.validateForRestore() }
+        #expect(error?.message.contains("lies below the link") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("entries below a kept link land at its location, plain links' entries in the data directory")
+    func targetMapRoutesLinkedEntries() throws {
+        let manifest = Self.linked()
+        let kept = try TargetMap(manifest: manifest, dataDirectory: "/restore", linkAll: true)
+        #expect(try kept.absolute("pg_data/pg_wal/archive_status") == "/srv/wal/archive_status")
+        #expect(try kept.absolute("pg_data/pg_wal") == "/srv/wal")
+        #expect(try kept.linkPath("pg_data/pg_wal") == "/restore/pg_wal")
+        let plain = try TargetMap(manifest: manifest, dataDirectory: "/restore")
+        #expect(try plain.absolute("pg_data/pg_wal/archive_status") == "/restore/pg_wal/archive_status")
+        #expect(plain.plainLinks.map(\.name) == ["pg_data/pg_wal"])
+        #expect(!plain.makes(manifest.links.last!) && plain.makes(manifest.links[0]))
     }
 }

@@ -218,6 +218,7 @@ public final class BackupRun {
         manifest.targets = listing.targets
         manifest.paths = listing.paths
         manifest.links = listing.links
+        if listing.targets.contains(where: { $0.kind == .link }) { manifest.format = RepositoryFormat.linkTargets }
 
         // Decide what to copy, then copy it.
         let plan = prior.map { IncrementalPlan.make(files: listing.files, prior: $0, listedAt: listedAt, delta: options.delta,

@@ -10,8 +10,11 @@
 ///    directory is walked with names `pg_tblspc/<oid>/...`, the same relative form PostgreSQL's
 ///    own rules use.
 /// 4. `global/pg_control` is not listed: the backup copies it after everything else.
-/// 5. Other links (a symlinked `pg_wal`, linked config files) are followed: a symlinked `pg_wal`
-///    becomes an empty directory in the backup, as pg_basebackup does.
+/// 5. Other links in the data directory (a `pg_wal` made by `initdb --waldir`, a linked config
+///    file or log directory) become link entries and `link` targets, and are followed: their
+///    contents are listed under the link's name, by the same rules (a linked `pg_wal` is kept
+///    empty). Restore makes the link again. A link inside a linked directory or a tablespace is
+///    only followed.
 /// 6. Entries that vanish while listing are skipped (PostgreSQL dropped them).
 struct ClusterWalker {
     struct Listing {
@@ -38,6 +41,8 @@ struct ClusterWalker {
     let tablespaces: [UInt32: (name: String, location: String)]
     let rules: PGDataRules
     var owners = OwnerNames()
+    /// Whether the walk is below a linked directory (whose own links are only followed).
+    private var insideLink = false
 
     init(dataDirectory: String, version: PGVersion, tablespaces: [UInt32: (name: String, location: String)]) {
         self.dataDirectory = dataDirectory
@@ -80,6 +85,10 @@ struct ClusterWalker {
                 }
                 // Follow other links; a dangling one is skipped like a vanished file.
                 guard let target = try Posix.statFollowing(childAbsolute) else { continue }
+                let skipped = rules.rule(forRelativePath: childRelative, isDirectory: target.kind == .directory, siblingNames: siblings) == .skip
+                if !skipped, !insideLink, !childRelative.hasPrefix("pg_tblspc/"), target.kind == .directory || target.kind == .file {
+                    try recordLink(relative: childRelative, linkPath: childAbsolute, linkStatus: st, into: &listing)
+                }
                 st = target
             }
 
@@ -97,6 +106,9 @@ struct ClusterWalker {
                     }
                 case .copy, .copyLast:
                     listing.paths.append(pathEntry(manifestName, st))
+                    let wasInside = insideLink
+                    if (try Posix.lstat(childAbsolute))?.kind == .link { insideLink = true }
+                    defer { insideLink = wasInside }
                     try walkDirectory(absolute: childAbsolute, relative: childRelative, into: &listing)
                 }
             case .file:
@@ -135,6 +147,18 @@ struct ClusterWalker {
         let relative = "pg_tblspc/\(oid)/\(versionDirectory)"
         listing.paths.append(pathEntry(relative, versionStatus))
         try walkDirectory(absolute: versionPath, relative: relative, into: &listing)
+    }
+
+    /// A link in the data directory (not a tablespace's): its entry, and a `link` target at the
+    /// absolute path it resolves to.
+    private mutating func recordLink(relative: String, linkPath: String, linkStatus: Posix.Status, into listing: inout Listing) throws {
+        let destination = try Posix.readLink(linkPath)
+        let location = destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(linkPath), destination)
+        let name = "pg_data/" + relative
+        listing.links.append(Manifest.LinkEntry(name: name, destination: destination,
+                                                user: owners.user(linkStatus.uid), group: owners.group(linkStatus.gid)))
+        listing.targets.append(Manifest.Target(name: name, kind: .link, path: RunningClusters.resolve(location),
+                                               tablespaceOID: nil, tablespaceName: nil))
     }
 
     /// Manifest names: data directory entries under `pg_data/`, tablespace entries as they are.

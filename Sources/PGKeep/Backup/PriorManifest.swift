@@ -38,6 +38,7 @@ struct PriorManifest {
 
 extension PriorManifest: StreamReadable, FormatVersioned {
     var format: Int { manifest.format }
+    static var highestReadableFormat: Int { Manifest.highestReadableFormat }
 
     static func readJSONBody(from reader: inout JSONStreamReader) throws -> PriorManifest {
         var files = PriorFileTable()

@@ -43,6 +43,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case delta
     case force
     case archiveMode = "archive-mode"
+    case linkAll = "link-all"
     case target
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
@@ -337,6 +338,9 @@ public enum OptionTable {
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+        case .linkAll:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
+                                    summary: "make every link of the data directory the backup recorded (a linked pg_wal, config file or log directory) again at its recorded location, instead of a plain directory or file")
         case .archiveMode:
             return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")

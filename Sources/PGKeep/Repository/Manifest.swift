@@ -96,10 +96,15 @@ public struct Manifest: Codable, Sendable {
         public var name: String
     }
 
-    /// The data directory or a tablespace: where its files came from.
+    /// The data directory, a tablespace, or a link in the data directory: where its files came from.
+    ///
+    /// A `link` target (format 2) is a symbolic link in the data directory other than a
+    /// tablespace's, named like the link (`pg_data/pg_wal`, `pg_data/postgresql.conf`), with the
+    /// absolute path it resolved to. The entries below (or, for a linked file, at) its name live
+    /// at that path; the link itself is a `links` entry of the same name.
     public struct Target: Codable, Sendable, Hashable {
-        public enum Kind: String, Codable, Sendable { case dataDirectory, tablespace }
-        public var name: String             // "pg_data" or "pg_tblspc/<oid>"
+        public enum Kind: String, Codable, Sendable { case dataDirectory, tablespace, link }
+        public var name: String             // "pg_data", "pg_tblspc/<oid>" or "pg_data/<link>"
         public var kind: Kind
         public var path: String             // absolute location on the database host
         public var tablespaceOID: UInt32?
@@ -114,7 +119,7 @@ public struct Manifest: Codable, Sendable {
         public var group: String?
     }
 
-    /// A symbolic link (tablespace links under `pg_data/pg_tblspc`).
+    /// A symbolic link: a tablespace link under `pg_data/pg_tblspc`, or a link target's link.
     public struct LinkEntry: Codable, Sendable, Hashable {
         public var name: String
         public var destination: String

@@ -27,10 +27,23 @@ extension Manifest {
                 throw refuse("tablespace target '\(target.name)' has location '\(target.path)', which is not a clean absolute path")
             }
         }
-        // Tablespace locations never nest: one inside another would let one target's files land
-        // in another's. (A location inside the data directory is legal, if discouraged, in
-        // PostgreSQL, so the data directory is not compared.)
-        let locations = targets.filter { $0.kind == .tablespace }.map { ($0.name, Self.normalized($0.path)) }
+        // Link targets (format 2): one per link in the data directory, at a clean absolute path.
+        var linkTargets = Set<String>()
+        for target in targets where target.kind == .link {
+            let parts = target.name.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts[0] == "pg_data", parts[1] != "pg_tblspc",
+                  !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                  linkTargets.insert(target.name).inserted else {
+                throw refuse("link target '\(target.name)' is not a safe 'pg_data/<path>' outside pg_tblspc, or is listed twice")
+            }
+            guard Self.isSafeAbsolute(target.path), target.path != "/" else {
+                throw refuse("link target '\(target.name)' has location '\(target.path)', which is not a clean absolute path")
+            }
+        }
+        // Tablespace and link locations never nest: one inside another would let one target's
+        // files land in another's. (A location inside the data directory is legal, if
+        // discouraged, in PostgreSQL, so the data directory is not compared.)
+        let locations = targets.filter { $0.kind != .dataDirectory }.map { ($0.name, Self.normalized($0.path)) }
         for (i, a) in locations.enumerated() {
             for b in locations[(i + 1)...] where a.1 == b.1 || a.1.hasPrefix(b.1 + "/") || b.1.hasPrefix(a.1 + "/") {
                 throw refuse("targets '\(a.0)' ('\(a.1)') and '\(b.0)' ('\(b.1)') overlap")
@@ -53,28 +66,51 @@ extension Manifest {
         for path in paths { try check(path.name, kind: "directory") }
         for file in files { try check(file.name, kind: "file") }
 
-        // Links: only the tablespace links PostgreSQL makes, each to its own target.
+        // Links: the tablespace links PostgreSQL makes, each to its own target, and one link per
+        // link target, named like it (whose directory or file entry of the same name says what
+        // it links to).
         var linkNames = Set<String>()
+        var tablespaceLinks = Set<String>()
         for link in links {
+            guard !link.name.utf8.contains(0), linkNames.insert(link.name).inserted else {
+                throw refuse("link '\(link.name)' is listed more than once")
+            }
+            let parts = link.name.split(separator: "/", omittingEmptySubsequences: false)
+            if linkTargets.contains(link.name) {
+                guard seen.contains(link.name) else {
+                    throw refuse("link '\(link.name)' has no directory or file entry of its name")
+                }
+                continue
+            }
             try check(link.name, kind: "link")
-            let parts = link.name.split(separator: "/")
             guard parts.count == 3, parts[0] == "pg_data", parts[1] == "pg_tblspc",
                   tablespaceTargets.contains("pg_tblspc/\(parts[2])") else {
-                throw refuse("link '\(link.name)' is not a tablespace link pg_data/pg_tblspc/<oid> with a tablespace target")
+                throw refuse("link '\(link.name)' is neither a tablespace link pg_data/pg_tblspc/<oid> with a tablespace target nor a link target's link")
             }
             let location = targets.first { $0.name == "pg_tblspc/\(parts[2])" }?.path
             guard link.destination == location else {
                 throw refuse("link '\(link.name)' points to '\(link.destination)', not to its tablespace target's location '\(location ?? "")'")
             }
-            linkNames.insert(link.name)
+            tablespaceLinks.insert(link.name)
         }
-        // Nothing is written through a link: a directory or file below a link name would land
-        // wherever the link points.
+        for target in linkTargets where !linkNames.contains(target) {
+            throw refuse("link target '\(target)' has no link entry")
+        }
+        // Nothing is written through a tablespace link, and no link lies below another link: a
+        // directory or file below a link name would land wherever the link points. (Entries
+        // below a link target's link are restored at its location, not through it.)
         for name in paths.map(\.name) + files.map(\.name) {
             var prefix = ""
             for component in name.split(separator: "/").dropLast() {
                 prefix = prefix.isEmpty ? String(component) : prefix + "/" + component
-                if linkNames.contains(prefix) { throw refuse("'\(name)' lies below the link '\(prefix)'") }
+                if tablespaceLinks.contains(prefix) { throw refuse("'\(name)' lies below the link '\(prefix)'") }
+            }
+        }
+        for name in linkNames {
+            var prefix = ""
+            for component in name.split(separator: "/").dropLast() {
+                prefix = prefix.isEmpty ? String(component) : prefix + "/" + component
+                if linkNames.contains(prefix) { throw refuse("link '\(name)' lies below the link '\(prefix)'") }
             }
         }
     }

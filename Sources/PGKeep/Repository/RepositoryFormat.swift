@@ -2,7 +2,14 @@
 /// manifest and is specified by `repo-layout.md`; any change to what is written bumps it there and
 /// here in the same commit.
 public enum RepositoryFormat {
+    /// What info files, and manifests without data-directory links, are written in.
     public static let current = 1
+    /// A manifest that records a link in the data directory other than a tablespace's (a target
+    /// of kind `link`, repo-layout.md §3.3) is written in format 2: a reader that does not know
+    /// link targets refuses it instead of restoring a plain directory where a link was.
+    public static let linkTargets = 2
+    /// The highest manifest format this build reads (info files: `current`).
+    public static let highestReadable = 2
 }
 
 /// A sealed repository file that records the format it was written in. `SealedFile.open` refuses
@@ -10,8 +17,16 @@ public enum RepositoryFormat {
 /// version would silently drop (repo-layout.md §3).
 public protocol FormatVersioned {
     var format: Int { get }
+    /// The highest format of this kind of file this build reads.
+    static var highestReadableFormat: Int { get }
 }
 
-extension Manifest: FormatVersioned {}
-extension ArchiveInfo: FormatVersioned {}
-extension BackupInfo: FormatVersioned {}
+extension Manifest: FormatVersioned {
+    public static var highestReadableFormat: Int { RepositoryFormat.highestReadable }
+}
+extension ArchiveInfo: FormatVersioned {
+    public static var highestReadableFormat: Int { RepositoryFormat.current }
+}
+extension BackupInfo: FormatVersioned {
+    public static var highestReadableFormat: Int { RepositoryFormat.current }
+}

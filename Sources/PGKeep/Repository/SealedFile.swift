@@ -115,9 +115,10 @@ public enum SealedFile {
     }
 
     private static func checkFormat(_ value: Any, name: String) throws {
-        if let versioned = value as? FormatVersioned, !(1...RepositoryFormat.current).contains(versioned.format) {
+        if let versioned = value as? FormatVersioned,
+           !(1...type(of: versioned).highestReadableFormat).contains(versioned.format) {
             throw PGKeepError(.repositoryInvalid,
-                              "'\(name)' is in repository format \(versioned.format); this pgkeep reads formats 1 to \(RepositoryFormat.current)",
+                              "'\(name)' is in repository format \(versioned.format); this pgkeep reads formats 1 to \(type(of: versioned).highestReadableFormat)",
                               hint: "use the pgkeep version that wrote the repository, or a newer one")
         }
     }

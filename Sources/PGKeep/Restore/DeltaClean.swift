@@ -30,15 +30,23 @@ struct DeltaClean {
         for path in keep { expected[path] = .file }
         for path in manifest.paths { expected[try targets.absolute(path.name)] = .directory }
         for file in manifest.files { expected[try targets.absolute(file.name)] = .file }
-        for link in manifest.links { expected[try targets.absolute(link.name)] = .link(try targets.linkDestination(link)) }
+        for link in manifest.links where targets.makes(link) {
+            expected[try targets.linkPath(link.name)] = .link(try targets.linkDestination(link))
+        }
         self.expected = expected
         self.log = log
     }
 
-    /// Cleans the data directory and the tablespace locations.
-    mutating func run(dataDirectory: String, tablespaceLocations: [String]) throws {
+    /// Cleans the data directory, the tablespace locations and the directories the data
+    /// directory's links point to (a linked `pg_wal`): those hold only what the backup has.
+    mutating func run(dataDirectory: String, tablespaceLocations: [String], linkedDirectories: [String] = []) throws {
         if let st = try Posix.lstat(dataDirectory), st.kind == .directory {
             try clean(directory: dataDirectory, isTablespaceLocation: false)
+        }
+        for location in linkedDirectories {
+            if let st = try Posix.statFollowing(location), st.kind == .directory {
+                try clean(directory: location, isTablespaceLocation: false)
+            }
         }
         for location in tablespaceLocations {
             if let st = try Posix.statFollowing(location), st.kind == .directory {
@@ -66,7 +74,10 @@ struct DeltaClean {
             case .file:
                 if st.kind == .file { continue }
             case .link(let destination):
-                if st.kind == .link, try Posix.readLink(path) == destination { continue }
+                if st.kind == .link {
+                    let found = try Posix.readLink(path)
+                    if RunningClusters.sameLocation(found.hasPrefix("/") ? found : Posix.join(directory, found), destination) { continue }
+                }
             case nil:
                 // Not ours to judge: the rest of a tablespace location.
                 if isTablespaceLocation { continue }

@@ -17,6 +17,8 @@ public struct RestoreOptions: Sendable {
     /// With `--delta`: restore over a directory pgkeep cannot prove is this cluster's
     /// (`RestoreDestination`). Never over a running server.
     public var force = false
+    /// `--link-all`: make every link the backup recorded again, at its recorded location.
+    public var linkAll = false
     /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
     public var target: RecoveryTarget
     /// `--archive-mode`: `preserve` keeps the backup's archiving settings; `off` writes
@@ -58,7 +60,9 @@ public struct RestoreReport: Sendable {
 ///    before writing. With `--delta`, refuse only when `postmaster.pid` names a live process; then
 ///    remove `global/pg_control` first (so an interrupted restore cannot be started), and remove
 ///    everything the backup does not have (`DeltaClean`).
-/// 3. Recreate the directory skeleton and tablespace links with the recorded modes (and owners,
+/// 3. Recreate the directory skeleton and the links (tablespace links always; other links of the
+///    data directory with `--link-all`, or where a delta restore finds them in place, else as
+///    plain directories and files, `TargetMap`) with the recorded modes (and owners,
 ///    when running as root: never leave root-owned files for PostgreSQL).
 /// 4. Restore every file with `--process-max` workers, verifying both checksums of each; files
 ///    stored in blocks are reassembled from their block map and verified as a whole; bundled
@@ -97,9 +101,9 @@ public final class RestoreRun {
         var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
             .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
         try manifest.validateForRestore()
-        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory)
-        let destination = RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
-                                             manifest: manifest, tablespaces: targets.tablespaceTargets)
+        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta)
+        let destination = try RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
+                                             manifest: manifest, targets: targets)
         plan.add(destinationProblems: try destination.problems())
         if options.archiveMode == .off { plan.recovery.settings.append(.init(name: "archive_mode", value: "off")) }
         return (plan, summary, manifest, targets)
@@ -126,7 +130,8 @@ public final class RestoreRun {
             let control = try targets.absolute("pg_data/global/pg_control")
             if try Posix.unlink(control) { try Posix.fsyncDirectory(Posix.dirname(control)) }
             var clean = try DeltaClean(manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)], log: log)
-            try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations)
+            try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations,
+                          linkedDirectories: targets.linkTargets.filter { !$0.isFile }.map(\.location))
             report.removed = clean.removed
         }
 
@@ -134,13 +139,18 @@ public final class RestoreRun {
         var directories: [String] = []
         for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
             let absolute = try targets.absolute(path.name)
+            // A delta restore over a directory whose linked pg_wal is a plain directory now (or
+            // the other way round) had DeltaClean remove it; here it is made as the backup has it.
             try Posix.mkdirs(absolute, mode: 0o700)
             try Posix.chmod(absolute, mode: Self.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
             try ownership.apply(absolute, user: path.user, group: path.group)
             directories.append(absolute)
         }
-        for link in manifest.links {
-            let absolute = try targets.absolute(link.name)
+        for target in targets.plainLinks {
+            log.info("'\(target.name)' was a link to '\(target.path)' in the backup; restored as a plain \(manifest.files.contains { $0.name == target.name } ? "file" : "directory") in the data directory (--link-all makes the links again)")
+        }
+        for link in manifest.links.sorted(by: { $0.name.count < $1.name.count }) where targets.makes(link) {
+            let absolute = try targets.linkPath(link.name)
             // A delta restore kept the links that already point where the backup says.
             if options.delta, (try Posix.lstat(absolute))?.kind == .link { continue }
             try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
@@ -299,12 +309,55 @@ extension RestoreRun {
 struct TargetMap {
     let dataDirectory: String
     private var tablespaces: [String: String] = [:]   // "pg_tblspc/<oid>" → location
+    /// Links in the data directory (`link` targets) this restore makes: "pg_data/<link>" → where
+    /// it points.
+    private var links: [String: String] = [:]
+    /// The link targets that are files (a linked postgresql.conf), not directories.
+    private var fileLinks: Set<String> = []
+    /// Link targets restored as a plain directory or file in the data directory instead.
+    private(set) var plainLinks: [Manifest.Target] = []
 
-    init(manifest: Manifest, dataDirectory: String) throws {
+    /// Which links are made again, as pgBackRest decides: tablespace links always; other links
+    /// with `linkAll` (`--link-all`), or when a delta restore finds the very link in place
+    /// already (a cluster's own `initdb --waldir` pg_wal). Otherwise a linked directory or file
+    /// is restored as a plain one in the data directory: its recorded location may be another
+    /// cluster's on this host, or not exist on it.
+    init(manifest: Manifest, dataDirectory: String, linkAll: Bool = false, delta: Bool = false) throws {
         self.dataDirectory = dataDirectory
         for target in manifest.targets where target.kind == .tablespace {
             tablespaces[target.name] = target.path
         }
+        let fileNames = Set(manifest.files.map(\.name))
+        for target in manifest.targets where target.kind == .link {
+            var keep = linkAll
+            if !keep, delta, let link = try? linkPath(target.name), (try Posix.lstat(link))?.kind == .link {
+                let destination = try Posix.readLink(link)
+                keep = RunningClusters.sameLocation(destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(link), destination),
+                                                    target.path)
+            }
+            guard keep else { plainLinks.append(target); continue }
+            links[target.name] = target.path
+            if fileNames.contains(target.name) { fileLinks.insert(target.name) }
+        }
+    }
+
+    /// Whether this restore makes `link` (a tablespace link, or a link target it keeps).
+    func makes(_ link: Manifest.LinkEntry) -> Bool {
+        links[link.name] != nil || !plainLinks.contains { $0.name == link.name }
+    }
+
+    /// Each link target: its name, where the link points, and whether it is a linked file.
+    var linkTargets: [(name: String, location: String, isFile: Bool)] {
+        links.sorted { $0.key < $1.key }.map { ($0.key, $0.value, fileLinks.contains($0.key)) }
+    }
+
+    /// Where a link entry itself is made: in the data directory, never through another link.
+    func linkPath(_ name: String) throws -> String {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0] == "pg_data", !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw PGKeepError(.repositoryInvalid, "link '\(name)' is not a safe path in the data directory")
+        }
+        return Posix.join(dataDirectory, parts.dropFirst().joined(separator: "/"))
     }
 
     var tablespaceLocations: [String] { tablespaces.values.sorted() }
@@ -319,6 +372,14 @@ struct TargetMap {
             throw PGKeepError(.repositoryInvalid, "manifest entry '\(name)' is not a safe path")
         }
         if parts.first == "pg_data" {
+            // Entries at or below a data-directory link go straight to where it points: nothing
+            // is ever written through a link.
+            for end in stride(from: parts.count, through: 2, by: -1) {
+                let prefix = parts[0..<end].joined(separator: "/")
+                if let location = links[prefix] {
+                    return end == parts.count ? location : Posix.join(location, parts[end...].joined(separator: "/"))
+                }
+            }
             return parts.count == 1 ? dataDirectory : Posix.join(dataDirectory, parts.dropFirst().joined(separator: "/"))
         }
         if parts.first == "pg_tblspc", parts.count >= 2, let location = tablespaces["pg_tblspc/\(parts[1])"] {
@@ -328,6 +389,7 @@ struct TargetMap {
     }
 
     func linkDestination(_ link: Manifest.LinkEntry) throws -> String {
+        if let location = links[link.name] { return location }
         let oid = Posix.basename(link.name)
         return tablespaces["pg_tblspc/\(oid)"] ?? link.destination
     }

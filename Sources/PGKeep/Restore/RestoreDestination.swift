@@ -17,25 +17,51 @@ import FoundationEssentials
 /// - Without `--delta`: the data directory and every tablespace location are empty (or absent).
 /// - With `--delta`, over a non-empty data directory: it holds `PG_VERSION` of the backup's major
 ///   version or pgkeep's restore marker (`RestoreMarker`), and its `pg_control` (or the marker)
-///   names the backup's system identifier. A tablespace location that holds anything must be the
-///   one this data directory's `pg_tblspc/<oid>` already links to: a location nobody links to
-///   from here belongs to another cluster, or to nobody pgkeep knows of. `--force` overrides these
-///   identity checks, never the running-server ones.
+///   names the backup's system identifier. A tablespace location, or the directory or file another
+///   link of the data directory points to (a linked `pg_wal`), that holds anything must be the
+///   one this data directory already links to: a location nobody links to from here belongs to
+///   another cluster, or to nobody pgkeep knows of. `--force` overrides these identity checks,
+///   never the running-server ones.
 public struct RestoreDestination {
     public let dataDirectory: String
     public let delta: Bool
     public let force: Bool
     let manifest: Manifest
-    let tablespaces: [(name: String, location: String)]
+    let locations: [Location]
     let running: [RunningClusters.Cluster]
 
-    init(dataDirectory: String, delta: Bool, force: Bool, manifest: Manifest, tablespaces: [(name: String, location: String)],
-         running: [RunningClusters.Cluster] = RunningClusters.find()) {
+    /// A place outside the data directory the restore writes: a tablespace location, or where a
+    /// link of the data directory points (a directory, or one linked file).
+    struct Location {
+        enum Kind { case tablespace, directoryLink, fileLink }
+        var kind: Kind
+        var path: String
+        /// The link in the data directory that points at it (`pg_tblspc/<oid>`, `pg_wal`).
+        var link: String
+
+        var what: String {
+            switch kind {
+            case .tablespace: return "tablespace location"
+            case .directoryLink: return "linked directory"
+            case .fileLink: return "linked file"
+            }
+        }
+    }
+
+    init(dataDirectory: String, delta: Bool, force: Bool, manifest: Manifest, targets: TargetMap,
+         running: [RunningClusters.Cluster] = RunningClusters.find()) throws {
         self.dataDirectory = dataDirectory
         self.delta = delta
         self.force = force
         self.manifest = manifest
-        self.tablespaces = tablespaces
+        var locations = targets.tablespaceTargets.map {
+            Location(kind: .tablespace, path: $0.location, link: Posix.join(dataDirectory, $0.name))
+        }
+        for link in targets.linkTargets {
+            locations.append(Location(kind: link.isFile ? .fileLink : .directoryLink, path: link.location,
+                                      link: try targets.linkPath(link.name)))
+        }
+        self.locations = locations
         self.running = running
     }
 
@@ -57,10 +83,10 @@ public struct RestoreDestination {
                 problems.append(PGKeepError(.pathNotEmpty, "data directory '\(directory)' is not empty (\(names.count) entries, e.g. '\(names[0])')",
                                             hint: "restore into an empty or new directory, or, over this cluster's own stopped data directory, with --delta"))
             }
-            for (_, location) in tablespaces {
-                if let inside = try Posix.listDirectory(location), !inside.isEmpty {
-                    problems.append(PGKeepError(.pathNotEmpty, "tablespace location '\(location)' is not empty (e.g. '\(inside[0])')",
-                                                hint: "empty it or restore on a host where the tablespace location is free"))
+            for location in locations {
+                if let occupied = try Self.occupied(location) {
+                    problems.append(PGKeepError(.pathNotEmpty, "\(location.what) '\(location.path)' \(occupied)",
+                                                hint: "empty it or restore on a host where the \(location.what) is free"))
                 }
             }
             return problems
@@ -115,20 +141,29 @@ public struct RestoreDestination {
         return []
     }
 
-    /// A tablespace location holding anything must be linked from this data directory.
+    /// What is in the way at a location, or nil when it is free: an absent path, an empty
+    /// directory.
+    static func occupied(_ location: Location) throws -> String? {
+        if location.kind == .fileLink {
+            return try Posix.lstat(location.path) == nil ? nil : "exists"
+        }
+        guard let inside = try Posix.listDirectory(location.path), !inside.isEmpty else { return nil }
+        return "is not empty (e.g. '\(inside[0])')"
+    }
+
+    /// A location holding anything must be linked from this data directory.
     private func tablespaceOwnership(dataDirectoryIsEmpty: Bool) throws -> [PGKeepError] {
         var problems: [PGKeepError] = []
-        for (name, location) in tablespaces {
-            guard let inside = try Posix.listDirectory(location), !inside.isEmpty else { continue }
-            let link = Posix.join(dataDirectory, name)  // pg_data's pg_tblspc/<oid>
+        for location in locations {
+            guard let occupied = try Self.occupied(location) else { continue }
             var linkedHere = false
-            if !dataDirectoryIsEmpty, let st = try Posix.lstat(link), st.kind == .link {
-                linkedHere = RunningClusters.sameLocation(try Posix.readLink(link), location)
+            if !dataDirectoryIsEmpty, let st = try Posix.lstat(location.link), st.kind == .link {
+                linkedHere = RunningClusters.sameLocation(try Posix.readLink(location.link), location.path)
             }
             if linkedHere || force { continue }
             problems.append(PGKeepError(.pathNotEmpty,
-                                        "tablespace location '\(location)' is not empty (e.g. '\(inside[0])') and '\(link)' does not link to it: its files belong to another cluster or to an earlier one, not to this data directory",
-                                        hint: "restore on a host where the location is free, or empty it; --delta only rewrites the tablespaces of the data directory it restores over; add --force if you are sure the location may be replaced"))
+                                        "\(location.what) '\(location.path)' \(occupied) and '\(location.link)' does not link to it: it belongs to another cluster or to an earlier one, not to this data directory",
+                                        hint: "restore on a host where the location is free, or empty it; --delta only rewrites what the data directory it restores over links to; add --force if you are sure the location may be replaced"))
         }
         return problems
     }
@@ -145,14 +180,14 @@ public struct RestoreDestination {
                 problems.append(PGKeepError(.pgRunning, "PostgreSQL (process \(cluster.pid)) is running on '\(dataDirectory)'",
                                             hint: "stop PostgreSQL (pg_ctl stop) before restoring over it"))
             }
-            for (_, location) in tablespaces {
-                if RunningClusters.overlaps(location, cluster.dataDirectory) {
-                    problems.append(PGKeepError(.pgRunning, "tablespace location '\(location)' lies in the data directory '\(cluster.dataDirectory)' of a running PostgreSQL (process \(cluster.pid))",
+            for location in locations {
+                if RunningClusters.overlaps(location.path, cluster.dataDirectory) {
+                    problems.append(PGKeepError(.pgRunning, "\(location.what) '\(location.path)' lies in the data directory '\(cluster.dataDirectory)' of a running PostgreSQL (process \(cluster.pid))",
                                                 hint: "restore on another host, or stop that server"))
                 }
-                for used in cluster.tablespaceLocations where RunningClusters.overlaps(location, used) {
-                    problems.append(PGKeepError(.pgRunning, "tablespace location '\(location)' is in use by the running PostgreSQL on '\(cluster.dataDirectory)' (process \(cluster.pid), tablespace '\(used)')",
-                                                hint: "a restore would overwrite that cluster's tablespace: restore on another host, or stop that server; --force does not override this"))
+                for used in cluster.linkedLocations where RunningClusters.overlaps(location.path, used) {
+                    problems.append(PGKeepError(.pgRunning, "\(location.what) '\(location.path)' is in use by the running PostgreSQL on '\(cluster.dataDirectory)' (process \(cluster.pid), which links to '\(used)')",
+                                                hint: "a restore would overwrite that cluster's files: restore on another host, or stop that server; --force does not override this"))
                 }
             }
         }
@@ -188,8 +223,8 @@ public enum RunningClusters {
     public struct Cluster: Sendable, Equatable {
         public var pid: Int32
         public var dataDirectory: String
-        /// Where its `pg_tblspc` links point, resolved.
-        public var tablespaceLocations: [String]
+        /// Where its `pg_tblspc` links and the other links at its top level (`pg_wal`) point, resolved.
+        public var linkedLocations: [String]
     }
 
     public static func find() -> [Cluster] {
@@ -204,10 +239,14 @@ public enum RunningClusters {
             // Only a data directory: a postgres process elsewhere (initdb's, a client's) is not a server.
             guard (try? Posix.lstat(Posix.join(cwd, "PG_VERSION"))) != nil else { continue }
             var locations: [String] = []
-            for name in (try? Posix.listDirectory(Posix.join(cwd, "pg_tblspc"))) ?? [] {
-                if let target = try? Posix.readLink(Posix.join(cwd, "pg_tblspc/" + name)) { locations.append(resolve(target)) }
+            for directory in ["pg_tblspc", ""] {
+                for name in (try? Posix.listDirectory(Posix.join(cwd, directory))) ?? [] {
+                    let link = Posix.join(Posix.join(cwd, directory), name)
+                    guard (try? Posix.lstat(link))??.kind == .link, let target = try? Posix.readLink(link) else { continue }
+                    locations.append(resolve(target.hasPrefix("/") ? target : Posix.join(Posix.dirname(link), target)))
+                }
             }
-            byDirectory[cwd] = Cluster(pid: pid, dataDirectory: cwd, tablespaceLocations: locations)
+            byDirectory[cwd] = Cluster(pid: pid, dataDirectory: cwd, linkedLocations: locations)
         }
         return byDirectory.values.sorted { $0.dataDirectory < $1.dataDirectory }
     }

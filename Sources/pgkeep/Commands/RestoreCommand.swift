@@ -23,6 +23,7 @@ enum RestoreCommand {
         // pgBackRest's --force alone replaces the directory; here it is --delta that may also
         // replace a directory pgkeep cannot prove is this cluster's, still comparing checksums.
         options.force = config.bool(.force)
+        options.linkAll = config.bool(.linkAll)
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve
         if options.force { options.delta = true }
         let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
