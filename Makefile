@@ -4,7 +4,7 @@ PG_BIN ?= /usr/lib/postgresql/15/bin
 SWIFT_BUILD_FLAGS ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
 
-.PHONY: deps build release test unit integration demo bench clean
+.PHONY: deps build release test unit integration demo bench soak clean
 
 # Everything a fresh Debian 12 machine needs; idempotent (installs only what is missing).
 deps:
@@ -33,6 +33,15 @@ unit: deps
 integration: deps
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep swift test --skip-build --no-parallel --filter IntegrationTests
+
+# A bounded soak (not part of test): pgbench with async archiving while the pusher and backups
+# are SIGKILLed at random and expire runs; ends with a restore equal to the source and a clean
+# verify. SOAK_SECONDS=300 by default; SOAK_SEED repeats a run's random choices.
+SOAK_SECONDS ?= 300
+soak: deps
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep PGKEEP_SOAK_SECONDS=$(SOAK_SECONDS) $(if $(SOAK_SEED),PGKEEP_SOAK_SEED=$(SOAK_SEED)) \
+		swift test --skip-build --no-parallel --filter IntegrationTests.SoakTests
 
 # The main job on a throwaway local cluster: stanza-create, archiving, full backup, more writes,
 # restore into a new directory, start it, show the rows came back, print info.
