@@ -68,13 +68,7 @@ struct RestoreSafetyTests {
     func deltaRefusesUnlinkedTablespace() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            let location = try scratch.directory("tablespace", mode: 0o700)
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
-                try stanza.create(source)
-                _ = try source.psql("create tablespace one location '\(location)'")
-                _ = try source.psql("create table in_one tablespace one as select g from generate_series(1, 1000) g")
-                try stanza.backup(source)
-            }
+            let (_, location) = try await Self.tablespaceBackup(stanza, scratch: scratch, moveAway: false)
             // The source is stopped: no running server protects the location, only the link check does.
             let before = try Self.snapshot(location)
             let target = scratch.path("new-data")
@@ -93,10 +87,7 @@ struct RestoreSafetyTests {
     func deltaRefusesNonDataDirectory() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
-                try stanza.create(source)
-                try stanza.backup(source)
-            }
+            _ = try await Self.sourceBackup(stanza, scratch: scratch)
             // A parent directory: some files and a whole other cluster below it.
             let parent = try scratch.directory("srv", mode: 0o700)
             try scratch.writeFile("srv/notes.txt", contents: "precious")
@@ -116,12 +107,7 @@ struct RestoreSafetyTests {
     func deltaRefusesAnotherCluster() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            var sourceIdentifier = ""
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
-                try stanza.create(source)
-                try stanza.backup(source)
-                sourceIdentifier = try Self.systemIdentifier(source.dataDirectory)
-            }
+            let (_, sourceIdentifier) = try await Self.sourceBackup(stanza, scratch: scratch)
             let other = try Cluster(name: "other", scratch: scratch, archiveCommand: nil)
             let otherIdentifier = try Self.systemIdentifier(other.dataDirectory)
             #expect(otherIdentifier != sourceIdentifier)
@@ -194,6 +180,14 @@ struct RestoreSafetyTests {
         }
     }
 
+    /// A stopped source cluster with one backup: its label and system identifier.
+    static func sourceBackup(_ stanza: TestStanza, scratch: Scratch) async throws -> (label: String, systemIdentifier: String) {
+        try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+            try stanza.create(source)
+            return (try stanza.backup(source), try Self.systemIdentifier(source.dataDirectory))
+        }
+    }
+
     /// Loads the backup's sealed manifest, lets `change` alter it, and seals it back (both copies),
     /// as someone with write access to the repository could.
     static func tamper(_ stanza: TestStanza, label: String, _ change: (inout Manifest) -> Void) throws {
@@ -205,9 +199,9 @@ struct RestoreSafetyTests {
         try SealedFile.save(manifest, to: path, in: storage)
     }
 
-    /// A stopped source with a tablespace and one backup; the tablespace location is moved away so
-    /// that a plain restore may recreate it. Returns the backup's label and the location.
-    static func tablespaceBackup(_ stanza: TestStanza, scratch: Scratch) async throws -> (label: String, location: String) {
+    /// A stopped source with a tablespace and one backup; with `moveAway` the tablespace location
+    /// is moved away so that a plain restore may recreate it. Returns the backup's label and the location.
+    static func tablespaceBackup(_ stanza: TestStanza, scratch: Scratch, moveAway: Bool = true) async throws -> (label: String, location: String) {
         let location = try scratch.directory("tablespace", mode: 0o700)
         var label = ""
         try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
@@ -216,7 +210,7 @@ struct RestoreSafetyTests {
             _ = try source.psql("create table in_one tablespace one as select g from generate_series(1, 1000) g")
             label = try stanza.backup(source)
         }
-        try FileManager.default.moveItem(atPath: location, toPath: location + ".moved")
+        if moveAway { try FileManager.default.moveItem(atPath: location, toPath: location + ".moved") }
         return (label, location)
     }
 
@@ -254,11 +248,7 @@ struct RestoreSafetyTests {
     func setuidBitsStrippedAsRoot() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            var label = ""
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
-                try stanza.create(source)
-                label = try stanza.backup(source)
-            }
+            let (label, _) = try await Self.sourceBackup(stanza, scratch: scratch)
             try Self.tamper(stanza, label: label) { manifest in
                 let file = manifest.files.firstIndex { $0.name == "pg_data/PG_VERSION" }!
                 manifest.files[file].mode = 0o6755

@@ -15,18 +15,6 @@ import TestSupport
 struct SoakTests {
     static var seconds: Int? { ProcessInfo.processInfo.environment["PGKEEP_SOAK_SECONDS"].flatMap { Int($0) } }
 
-    /// A small deterministic generator (SplitMix64): the same seed gives the same run of choices.
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     struct Counts {
         var pusherKills = 0
         var backupKills = 0
@@ -42,7 +30,7 @@ struct SoakTests {
         let duration = Self.seconds ?? 0
         let seed = ProcessInfo.processInfo.environment["PGKEEP_SOAK_SEED"].flatMap { UInt64($0) } ?? UInt64(Date().timeIntervalSince1970)
         print("soak: \(duration) s, seed \(seed) (PGKEEP_SOAK_SEED=\(seed) repeats the choices)")
-        var random = Random(state: seed)
+        var random = SeededGenerator(seed: seed)
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
             let spool = try scratch.directory("spool", mode: 0o750)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import PGKeep
+import TestSupport
 
 private let codecs: [CompressionType] = [.lz4, .zst]
 

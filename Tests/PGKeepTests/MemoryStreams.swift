@@ -1,4 +1,5 @@
 import PGKeep
+import TestSupport
 
 // In-memory ends for filter chains, and drivers that feed a filter its input in chosen slices
 // (style item 17: streaming code is tested drip-fed, whole, and at random split points).
@@ -91,20 +92,6 @@ func run(_ filter: Filter, _ input: [UInt8], feeding: Feeding = .whole) throws -
     return sink.bytes
 }
 
-/// SplitMix64: a tiny deterministic generator so random tests reproduce exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Test inputs named for what is special about them.
 enum Samples {

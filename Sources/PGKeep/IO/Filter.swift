@@ -24,6 +24,22 @@ public protocol ByteSource: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
+extension ByteSource {
+    /// The rest of a small stream (metadata, configuration files) in memory. Stops once more than
+    /// `limit` bytes were read, so a damaged or hostile file cannot exhaust memory: a result
+    /// longer than `limit` means the stream was larger, and the caller decides what that means.
+    public func readAll(upTo limit: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        let chunk = IOBuffer(size: 1 << 16)
+        while bytes.count <= limit {
+            let n = try read(into: chunk.bytes)
+            if n == 0 { break }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]))
+        }
+        return bytes
+    }
+}
+
 /// One stage of a chain.
 public protocol Filter: AnyObject {
     /// Consumes `input` and pushes any output it produces to `next`.

@@ -12,15 +12,8 @@ public enum RecoveryConfig {
                       signalFile: String = "recovery.signal", owner: (uid: UInt32, gid: UInt32)?, log: Log) throws {
         let autoConf = Posix.join(dataDirectory, "postgresql.auto.conf")
         var lines: [String] = []
-        if let source = try FileSource.open(autoConf) {
-            var bytes: [UInt8] = []
-            let buffer = IOBuffer(size: 1 << 16)
-            while true {
-                let n = try source.read(into: buffer.bytes)
-                if n == 0 { break }
-                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
-            }
-            lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let text = try RestoreDestination.readText(autoConf) {
+            lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if lines.last == "" { lines.removeLast() }
         }
         lines = lines.map { line in

@@ -194,15 +194,13 @@ public struct RestoreDestination {
         return problems
     }
 
-    /// A whole text file of any size; nil when it does not exist.
+    /// A whole configuration file as text; nil when it does not exist. Above 64 MiB it is not a
+    /// configuration file: an error naming it.
     static func readText(_ path: String) throws -> String? {
         guard let source = try FileSource.open(path) else { return nil }
-        var bytes: [UInt8] = []
-        let buffer = IOBuffer(size: 1 << 16)
-        while true {
-            let n = try source.read(into: buffer.bytes)
-            if n == 0 { break }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
+        let bytes = try source.readAll(upTo: 64 << 20)
+        guard bytes.count <= 64 << 20 else {
+            throw PGKeepError(.formatInvalid, "'\(path)' is larger than 64 MiB", hint: "it is not a PostgreSQL configuration file")
         }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -80,14 +80,7 @@ enum RestoreSpace {
     }
 
     private static func readAll(_ source: FileSource) throws -> String {
-        var bytes: [UInt8] = []
-        let chunk = IOBuffer(size: 1 << 16)
-        while true {
-            let n = try source.read(into: chunk.bytes)
-            if n == 0 { break }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]))
-            if bytes.count > 4 << 20 { break }  // a mount table this large is not worth reading whole
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        // A mount table larger than this is not worth reading whole.
+        String(decoding: try source.readAll(upTo: 4 << 20), as: UTF8.self)
     }
 }

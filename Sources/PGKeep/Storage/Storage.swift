@@ -83,16 +83,10 @@ extension Storage {
     /// damaged or hostile file cannot exhaust memory. nil when missing.
     public func readSmallFile(_ path: StoragePath, limit: Int = 1 << 30) throws -> [UInt8]? {
         guard let reader = try openRead(path) else { return nil }
-        var bytes: [UInt8] = []
-        let chunk = IOBuffer(size: 1 << 16)
-        while true {
-            let n = try reader.read(into: chunk.bytes)
-            if n == 0 { break }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]))
-            if bytes.count > limit {
-                throw PGKeepError(.formatInvalid, "file '\(describe(path))' is larger than \(limit) bytes",
-                                  hint: "the file is damaged or not a pgkeep metadata file")
-            }
+        let bytes = try reader.readAll(upTo: limit)
+        if bytes.count > limit {
+            throw PGKeepError(.formatInvalid, "file '\(describe(path))' is larger than \(limit) bytes",
+                              hint: "the file is damaged or not a pgkeep metadata file")
         }
         return bytes
     }
