@@ -191,7 +191,7 @@ public struct ArchivePushAsync {
 
     /// Pushes `names` with up to `processMax` worker threads; returns how many succeeded, and how
     /// many of those replaced a damaged stored copy.
-    private func pushAll(_ names: [String]) throws -> (pushed: Int, repaired: Int) {
+    fileprivate func pushAll(_ names: [String]) throws -> (pushed: Int, repaired: Int) {
         let queue = WorkQueue(names)
         let succeeded = Counter()
         let repaired = Counter()
@@ -249,7 +249,14 @@ struct QueueLimiter {
         guard let segmentSize, let size = WALSegmentSize(bytes: segmentSize) else { return }
         let queue = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
                                               segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }
-        let decision = queue.decide(max: max)
+        var decision = queue.decide(max: max)
+        guard !decision.drop.isEmpty else { return }
+        // Only WAL that cannot be stored now is given up. Segments whose last push failed are not
+        // retried by a round until PostgreSQL asks again, and the repository may have recovered
+        // meanwhile: push them once more first, and drop only what still fails.
+        _ = try pusher.pushAll(decision.drop)
+        decision = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
+                                             segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }.decide(max: max)
         guard !decision.drop.isEmpty else { return }
         let now = Clock.now()
         let records = DroppedWAL.records(for: decision.drop.compactMap { WALSegmentName($0, segmentSize: size) },
@@ -260,7 +267,7 @@ struct QueueLimiter {
         let ranges = records.map { "\($0.start)...\($0.stop)" }.joined(separator: ", ")
         let hint = "point-in-time recovery across \(ranges) is impossible until a new backup: fix archiving (see the archive-push-async log), then take a backup; raise or unset archive-push-queue-max to keep more WAL waiting"
         for name in decision.drop {
-            let message = "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(decision.queueBytes))) (\(queue.segments.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
+            let message = "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(decision.queueBytes))) (\(decision.drop.count + decision.keep.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
             try spool.recordDropped(name, message: message, hint: hint)
             pusher.log.error("\(PGKeepError(.archiveDropped, message, hint: hint))")
         }
