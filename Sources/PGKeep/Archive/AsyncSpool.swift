@@ -102,10 +102,8 @@ public struct AsyncSpool: Sendable {
     static let droppedTag = "dropped"
 
     /// Acknowledges `wal` as done without it being stored: a `.ok` holding "dropped", the message
-    /// and the hint the call PostgreSQL makes logs. Written atomically and durably (unlike a plain
-    /// `.ok`, losing it would not be harmless: the next pusher might store the segment after the
-    /// gap was recorded, which is fine, or drop it again, which records it again; but a torn one
-    /// must never read as an empty, "stored" `.ok`, and an atomic write cannot be torn).
+    /// and the hint, which the call PostgreSQL makes logs. Written atomically, unlike an empty
+    /// `.ok`: a torn one must never read as an empty, "stored" acknowledgement.
     func recordDropped(_ wal: String, message: String, hint: String) throws {
         let oneLine = { (text: String) in text.split(separator: "\n").joined(separator: " ") }
         let text = "\(Self.droppedTag)\n\(oneLine(message))\n\(oneLine(hint))"
