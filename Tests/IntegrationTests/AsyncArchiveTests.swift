@@ -145,4 +145,147 @@ struct AsyncArchiveTests {
             #expect(asyncLog.contains("segments prefetched"), "\(asyncLog)")
         }
     }
+
+    // MARK: --archive-push-queue-max
+
+    /// Makes the stanza's archive id directory and its segment directory unwritable for pgkeep
+    /// (it runs as postgres; the test, as root, is not affected), so every push fails as on a
+    /// full or read-only repository; returns a closure that makes them writable again.
+    func blockArchive(_ stanza: TestStanza) throws -> () throws -> Void {
+        let directories = [stanza.repository + "/archive/main/15-1", stanza.repository + "/archive/main/15-1/0000000100000000"]
+        for directory in directories { #expect(chmod(directory, 0o555) == 0, "\(directory)") }
+        return { for directory in directories { _ = chmod(directory, 0o750) } }
+    }
+
+    /// Writes a little and closes the segment, `count` times; returns the closed segments' names.
+    func closeSegments(_ cluster: Cluster, count: Int) throws -> [String] {
+        var names: [String] = []
+        for _ in 0..<count {
+            _ = try cluster.psql("insert into t select g from generate_series(1, 5000) g")
+            names.append(try cluster.psql("select pg_walfile_name(pg_switch_wal())"))
+        }
+        return names
+    }
+
+    func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while try !condition() {
+            guard clock.now < deadline else { throw HarnessError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    @Test("with archive-push-queue-max, WAL the repository cannot take is reported archived once the queue exceeds it: the server log names each dropped segment, the repository has no object for them, info and verify report the gap, a restore across it is refused, and a new backup restores")
+    func queueMaxDropsTheOldestSegments() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let spool = try scratch.directory("spool", mode: 0o750)
+            let command = stanza.binary.commandLine(stanza.common + ["--archive-async", "--spool-path=\(spool)", "--archive-push-queue-max=32MiB",
+                                                                     "archive-push", "%p"])
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: command) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (g int)")
+                let before = try stanza.backup(source)
+                try await source.switchWALAndWaitForArchive()
+
+                let unblock = try blockArchive(stanza)
+                let closed = try closeSegments(source, count: 5)
+                // 32MiB holds two 16MiB segments: the three oldest are dropped, the two newest wait.
+                let dropped = Array(closed.prefix(3))
+                try await source.waitUntilArchived(dropped.last!, timeout: .seconds(120))
+                #expect(try Int(source.psql("select failed_count from pg_stat_archiver"))! > 0, "the pushes did fail")
+                #expect(try source.psql("select last_archived_wal from pg_stat_archiver") < closed[3], "the newest segments still wait")
+                try await waitFor("the server log to name every dropped segment") {
+                    let log = (try? String(contentsOfFile: source.logFile, encoding: .utf8)) ?? ""
+                    return dropped.allSatisfy { log.contains("archive-dropped: WAL segment \($0) was dropped without being archived") }
+                }
+                let serverLog = try String(contentsOfFile: source.logFile, encoding: .utf8)
+                #expect(serverLog.contains("HINT: point-in-time recovery across"), "\(source.serverLogTail())")
+
+                try unblock()
+                let last = try await source.switchWALAndWaitForArchive(timeout: .seconds(120))
+                let objects = stanza.repositoryFiles(under: "archive/main/15-1").filter { !$0.contains("/dropped/") }
+                for name in dropped { #expect(!objects.contains { $0.contains("/\(name)-") }, "no object for dropped \(name)") }
+                for name in closed.suffix(2) + [last] { #expect(objects.contains { $0.contains("/\(name)-") }, "\(name) is archived") }
+                for name in dropped {
+                    let get = try stanza.run(["archive-get", name, scratch.path("got-\(name)")])
+                    #expect(get.status == 1, "a dropped segment is not in the archive: \(get)")
+                }
+
+                // info: the dropped runs (the window may have slid one segment at a time: several runs).
+                let archive = try #require((try stanza.info()["archive"] as? [[String: Any]])?.first)
+                let runs = (archive["dropped"] as? [[String: Any]] ?? []).compactMap { run -> (String, String)? in
+                    guard let start = run["start"] as? String, let stop = run["stop"] as? String, run["at"] is Int else { return nil }
+                    return (start, stop)
+                }
+                for name in dropped { #expect(runs.contains { $0.0 <= name && name <= $0.1 }, "info lists \(name) as dropped: \(runs)") }
+                #expect(!runs.contains { $0.1 >= closed[3] }, "\(runs)")
+                let text = try stanza.check(["info"]).stdout
+                #expect(text.contains("was dropped by archive-push-queue-max"), "\(text)")
+
+                // verify: a warning (every backup still restores to consistency), reason dropped.
+                let verify = try stanza.run(["verify", "--output=json"])
+                #expect(verify.status == 0, "\(verify)")
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
+                let gaps = (report["warnings"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "wal-gap" }
+                #expect(!gaps.isEmpty && gaps.allSatisfy { $0["reason"] as? String == "dropped" }, "\(gaps)")
+                #expect(gaps.contains { ($0["message"] as? String ?? "").contains("backup \(before) recover only to before") }, "\(gaps)")
+
+                // A restore from the earlier backup to the end of the archive would cross the gap: refused.
+                let refused = try stanza.run(["--pg1-path=\(scratch.path("plan-before"))", "restore", "--plan", "--set=\(before)"])
+                #expect(refused.status == 72, "\(refused)")
+                #expect(refused.stdout.contains("wal-missing") && refused.stdout.contains("dropped by archive-push-queue-max"), "\(refused)")
+
+                // A new backup restores past it.
+                _ = try stanza.backup(source)
+                _ = try source.psql("insert into t select g from generate_series(1, 1000) g")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            let target = scratch.path("restored")
+            try stanza.restore(into: target).check()
+            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target, extraConf: ["archive_mode = off"])
+            try await withCluster(restored) { restored in
+                try await restored.waitForRecoveryEnd()
+                let actual = try restored.dumpAllDatabases()
+                #expect(actual.difference(from: expected!) == nil, "\(actual.difference(from: expected!) ?? "")")
+            }
+        }
+    }
+
+    @Test("without archive-push-queue-max nothing is ever dropped: async pushes keep failing, WAL accumulates in pg_wal, and all of it is archived once the repository takes writes")
+    func withoutQueueMaxNothingIsDropped() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let spool = try scratch.directory("spool", mode: 0o750)
+            let command = stanza.binary.commandLine(stanza.common + ["--archive-async", "--spool-path=\(spool)", "archive-push", "%p"])
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: command) { source in
+                try stanza.create(source)
+                _ = try source.psql("create table t (g int)")
+                try await source.switchWALAndWaitForArchive()
+                let archivedBefore = try source.psql("select last_archived_wal from pg_stat_archiver")
+
+                let unblock = try blockArchive(stanza)
+                let closed = try closeSegments(source, count: 5)
+                try await waitFor("several failed archive attempts") { try Int(source.psql("select failed_count from pg_stat_archiver"))! >= 3 }
+                #expect(try source.psql("select last_archived_wal from pg_stat_archiver") == archivedBefore)
+                let status = source.dataDirectory + "/pg_wal/archive_status/"
+                for name in closed { #expect(FileManager.default.fileExists(atPath: status + name + ".ready"), "\(name) still waits") }
+                let log = try String(contentsOfFile: source.logFile, encoding: .utf8)
+                #expect(!log.contains("archive-dropped"), "\(source.serverLogTail())")
+
+                try unblock()
+                let last = try await source.switchWALAndWaitForArchive(timeout: .seconds(120))
+                for name in closed + [last] {
+                    let get = try stanza.run(["archive-get", name, scratch.path("got-\(name)")])
+                    #expect(get.status == 0, "\(name): \(get)")
+                }
+                #expect(!FileManager.default.fileExists(atPath: stanza.repository + "/archive/main/15-1/dropped"))
+                let archive = try #require((try stanza.info()["archive"] as? [[String: Any]])?.first)
+                #expect(archive["dropped"] == nil)
+            }
+        }
+    }
 }

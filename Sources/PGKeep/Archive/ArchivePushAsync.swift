@@ -24,9 +24,11 @@ public struct ArchivePushAsync {
         public var timeout: Double
         public var logPath: String?
         public var logLevelFile: Log.Level
+        /// `--archive-push-queue-max` in bytes; nil (the default): never drop WAL.
+        public var queueMax: UInt64?
 
         public init(spool: AsyncSpool, lockPath: String, dataDirectory: String, processMax: Int, timeout: Double,
-                    logPath: String?, logLevelFile: Log.Level) {
+                    logPath: String?, logLevelFile: Log.Level, queueMax: UInt64? = nil) {
             self.spool = spool
             self.lockPath = lockPath
             self.dataDirectory = dataDirectory
@@ -34,6 +36,7 @@ public struct ArchivePushAsync {
             self.timeout = timeout
             self.logPath = logPath
             self.logLevelFile = logLevelFile
+            self.queueMax = queueMax
         }
     }
 
@@ -70,6 +73,12 @@ public struct ArchivePushAsync {
                 // before it did), the pusher finds it archived with the same content.
                 _ = try? Posix.unlink(spool.okFile(name))
                 log.info("\(name) is in the repository (pushed asynchronously)")
+                return
+            case .dropped(let message, let hint):
+                // PostgreSQL hears success (it may recycle the segment: that is the point of the
+                // option); its server log, which receives our stderr, hears the error.
+                _ = try? Posix.unlink(spool.okFile(name))
+                log.error("\(PGKeepError(.archiveDropped, message, hint: hint))")
                 return
             case .failed(let error):
                 // Reported once; the next call starts over with a fresh attempt.
@@ -128,7 +137,12 @@ public struct ArchivePushAsync {
         var pushed = 0
         var repaired = 0
         var idleSince: Double?
+        var dropper = settings.queueMax.map { QueueLimiter(max: $0) }
         while true {
+            if dropper != nil {
+                try dropper!.flushPendingDrops(self)
+                try dropper!.enforce(self)
+            }
             let pending = try pendingFiles()
             if pending.isEmpty {
                 let now = Clock.monotonic()
@@ -177,7 +191,7 @@ public struct ArchivePushAsync {
 
     /// Pushes `names` with up to `processMax` worker threads; returns how many succeeded, and how
     /// many of those replaced a damaged stored copy.
-    private func pushAll(_ names: [String]) throws -> (pushed: Int, repaired: Int) {
+    fileprivate func pushAll(_ names: [String]) throws -> (pushed: Int, repaired: Int) {
         let queue = WorkQueue(names)
         let succeeded = Counter()
         let repaired = Counter()
@@ -211,6 +225,81 @@ public struct ArchivePushAsync {
             let name = String(entry.dropLast(3))
             if try Posix.lstat(Posix.join(statusDirectory, name + ".ready")) == nil {
                 _ = try? Posix.unlink(Posix.join(settings.spool.outDirectory, entry))
+            }
+        }
+    }
+}
+
+/// `--archive-push-queue-max` in the background pusher (`ArchivePushQueue` has the semantics):
+/// before each round, drops the oldest segments of a queue that grew past the maximum, recording
+/// the drop in the spool first and in the repository as soon as it takes writes.
+struct QueueLimiter {
+    let max: UInt64
+    /// The cluster's WAL segment size, from pg_control (read once).
+    private var segmentSize: UInt64?
+    /// Whether the last failure to write a pending record was logged (once per pusher run).
+    private var flushFailureLogged = false
+
+    init(max: UInt64) { self.max = max }
+
+    mutating func enforce(_ pusher: ArchivePushAsync) throws {
+        let settings = pusher.settings
+        let spool = settings.spool
+        if segmentSize == nil { segmentSize = try PGControl.read(dataDirectory: settings.dataDirectory).walSegmentSize.bytes }
+        guard let segmentSize, let size = WALSegmentSize(bytes: segmentSize) else { return }
+        let queue = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
+                                              segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }
+        var decision = queue.decide(max: max)
+        guard !decision.drop.isEmpty else { return }
+        // Only WAL that cannot be stored now is given up. Segments whose last push failed are not
+        // retried by a round until PostgreSQL asks again, and the repository may have recovered
+        // meanwhile: push them once more first, and drop only what still fails.
+        _ = try pusher.pushAll(decision.drop)
+        decision = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
+                                             segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }.decide(max: max)
+        guard !decision.drop.isEmpty else { return }
+        let now = Clock.now()
+        let records = DroppedWAL.records(for: decision.drop.compactMap { WALSegmentName($0, segmentSize: size) },
+                                         droppedAt: now, queueSize: decision.queueBytes, queueMax: max)
+        // The record first, durably in the spool: no segment is acknowledged as dropped before its
+        // drop is written down somewhere that outlives this process.
+        for record in records { try spool.savePendingDrop(record) }
+        let ranges = records.map { "\($0.start)...\($0.stop)" }.joined(separator: ", ")
+        let hint = "point-in-time recovery across \(ranges) is impossible until a new backup: fix archiving (see the archive-push-async log), then take a backup; raise or unset archive-push-queue-max to keep more WAL waiting"
+        for name in decision.drop {
+            let message = "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(decision.queueBytes))) (\(decision.drop.count + decision.keep.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
+            try spool.recordDropped(name, message: message, hint: hint)
+            pusher.log.error("\(PGKeepError(.archiveDropped, message, hint: hint))")
+        }
+        try flushPendingDrops(pusher)
+    }
+
+    /// Writes the spool's pending drop records into the repository, each removed from the spool once
+    /// the repository has it. A repository that still refuses writes keeps them pending: the next
+    /// round tries again. Never throws for the repository: the drop already happened, and pushing
+    /// must go on.
+    mutating func flushPendingDrops(_ pusher: ArchivePushAsync) throws {
+        let spool = pusher.settings.spool
+        let pending = try spool.pendingDrops()
+        guard !pending.isEmpty else { return }
+        let push = pusher.makePush(pusher.log)
+        do {
+            let archiveID = try InfoFiles.loadArchiveInfo(push.storage, push.layout, warn: pusher.log.warn).current.archiveID
+            for (file, record) in pending {
+                guard let record else {
+                    pusher.log.error("the pending drop record '\(Posix.join(spool.outDirectory, file))' is damaged; removed (the segments it named were dropped, and the repository has no object for them)")
+                    try spool.removePendingDrop(file)
+                    continue
+                }
+                try record.save(storage: push.storage, layout: push.layout, archiveID: archiveID)
+                try spool.removePendingDrop(file)
+                pusher.log.info("recorded the drop of \(record.start)...\(record.stop) in '\(push.storage.describe(try DroppedWAL.directory(layout: push.layout, archiveID: archiveID)))'")
+            }
+            flushFailureLogged = false
+        } catch {
+            if !flushFailureLogged {
+                pusher.log.warn("unable to record dropped WAL in the repository yet (kept in '\(spool.outDirectory)', retried): \(error)")
+                flushFailureLogged = true
             }
         }
     }

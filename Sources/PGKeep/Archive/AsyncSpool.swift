@@ -7,6 +7,10 @@ import Darwin
 /// The local spool of asynchronous archiving (`--spool-path`), per stanza:
 ///
 ///     <spool-path>/archive/<stanza>/out/<wal>.ok      archive-push: <wal> is durable in the repository
+///                                                      (empty), or was dropped by --archive-push-queue-max
+///                                                      (holds "dropped", the message and the hint)
+///     <spool-path>/archive/<stanza>/out/<start>-<stop>.dropped  archive-push: a drop record (DroppedWAL)
+///                                                      not yet written to the repository
 ///     <spool-path>/archive/<stanza>/out/<wal>.error   archive-push: the background push failed (code, message, hint)
 ///     <spool-path>/archive/<stanza>/in/<wal>-<sha256>  archive-get: prefetched, checksum-verified, ready to hand over
 ///     <spool-path>/archive/<stanza>/in/<wal>.partial   archive-get: being prefetched
@@ -52,11 +56,21 @@ public struct AsyncSpool: Sendable {
     /// What the background pusher recorded for `wal`, if anything.
     enum PushStatus {
         case ok
+        /// Acknowledged without being stored (`--archive-push-queue-max`): PostgreSQL hears success,
+        /// its server log hears the error.
+        case dropped(message: String, hint: String?)
         case failed(PGKeepError)
     }
 
     func pushStatus(_ wal: String) throws -> PushStatus? {
-        if try Posix.lstat(okFile(wal)) != nil { return .ok }
+        if let status = try Posix.lstat(okFile(wal)) {
+            // The common case is an empty `.ok`: one lstat, no read.
+            guard status.size > 0, let bytes = try? out.readSmallFile(try StoragePath(wal + ".ok"), limit: 64 << 10) else { return .ok }
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard lines.first == Self.droppedTag else { return .ok }
+            return .dropped(message: lines.count > 1 ? lines[1] : "\(wal) was dropped without being archived",
+                            hint: lines.count > 2 && !lines[2].isEmpty ? lines[2] : nil)
+        }
         guard let bytes = try? out.readSmallFile(try StoragePath(wal + ".error"), limit: 64 << 10) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         // "<code>\n<message>\n<hint>": written by `recordFailure`.
@@ -83,6 +97,45 @@ public struct AsyncSpool: Sendable {
             try Posix.createEmptyFile(okFile(wal), mode: 0o640)
         }
         _ = try Posix.unlink(errorFile(wal))
+    }
+
+    static let droppedTag = "dropped"
+
+    /// Acknowledges `wal` as done without it being stored: a `.ok` holding "dropped", the message
+    /// and the hint, which the call PostgreSQL makes logs. Written atomically, unlike an empty
+    /// `.ok`: a torn one must never read as an empty, "stored" acknowledgement.
+    func recordDropped(_ wal: String, message: String, hint: String) throws {
+        let oneLine = { (text: String) in text.split(separator: "\n").joined(separator: " ") }
+        let text = "\(Self.droppedTag)\n\(oneLine(message))\n\(oneLine(hint))"
+        try ensureOutDirectory()
+        try out.writeSmallFile(try StoragePath(wal + ".ok"), Array(text.utf8))
+        _ = try Posix.unlink(errorFile(wal))
+    }
+
+    /// Keeps a drop record until the repository has it: the decision to drop cannot wait for a
+    /// repository that is the reason the queue grew.
+    func savePendingDrop(_ record: DroppedWAL) throws {
+        try ensureOutDirectory()
+        try out.writeSmallFile(try StoragePath(record.fileName + ".dropped"), try SealedFile.seal(record))
+    }
+
+    /// The drop records not yet in the repository, with their spool file names. A damaged one
+    /// (the spool is a local disk no checksum elsewhere covers) is returned as nil record.
+    func pendingDrops() throws -> [(file: String, record: DroppedWAL?)] {
+        var result: [(String, DroppedWAL?)] = []
+        for entry in try Posix.listDirectory(outDirectory) ?? [] where entry.hasSuffix(".dropped") {
+            let bytes = try out.readSmallFile(try StoragePath(entry), limit: 64 << 10)
+            result.append((entry, bytes.flatMap { try? SealedFile.open(DroppedWAL.self, from: $0, name: Posix.join(outDirectory, entry)) }))
+        }
+        return result.sorted { $0.0 < $1.0 }
+    }
+
+    func removePendingDrop(_ file: String) throws {
+        _ = try Posix.unlink(Posix.join(outDirectory, file))
+    }
+
+    private func ensureOutDirectory() throws {
+        if try Posix.lstat(outDirectory) == nil { try Posix.mkdirs(outDirectory) }
     }
 
     func recordFailure(_ wal: String, _ error: Error) throws {

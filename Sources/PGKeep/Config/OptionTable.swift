@@ -38,6 +38,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case archiveAsync = "archive-async"
     case spoolPath = "spool-path"
     case archiveGetQueueMax = "archive-get-queue-max"
+    case archivePushQueueMax = "archive-push-queue-max"
     case allowRoot = "allow-root"
     case set
     case delta
@@ -313,6 +314,10 @@ public enum OptionTable {
         case .archiveGetQueueMax:
             return OptionDefinition(name, .size(0...(1 << 40)), default: .value("128MiB"), commands: [.archiveGet, .restore],
                                     summary: "how much WAL asynchronous archive-get prefetches ahead of recovery")
+        case .archivePushQueueMax:
+            // No default: WAL is never dropped unless the operator chooses the trade-off.
+            return OptionDefinition(name, .size((1 << 20)...(1 << 50)), commands: [.archivePush],
+                                    summary: "with --archive-async: when more WAL than this waits to be archived, report the oldest segments archived without storing them (PostgreSQL's pg_wal stays bounded; point-in-time recovery across them is lost until a new backup)")
         case .allowRoot:
             return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
                                     summary: "allow running as root (files it writes would then belong to root)")

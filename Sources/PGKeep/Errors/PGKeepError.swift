@@ -42,6 +42,9 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case archiveTimeout = 46
     case walInvalid = 47
     case sizeMismatch = 48
+    /// Not an exit status: the message asynchronous archive-push logs (exiting 0) for a segment it
+    /// acknowledged without storing, because the queue exceeded --archive-push-queue-max.
+    case archiveDropped = 49
 
     // PostgreSQL: 50-59
     case dbConnect = 50
@@ -112,6 +115,7 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .archiveTimeout: return "archive-timeout"
         case .walInvalid: return "wal-invalid"
         case .sizeMismatch: return "size-mismatch"
+        case .archiveDropped: return "archive-dropped"
         case .dbConnect: return "db-connect"
         case .dbQuery: return "db-query"
         case .dbVersion: return "db-version"

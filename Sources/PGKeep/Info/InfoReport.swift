@@ -60,6 +60,15 @@ public struct InfoReport {
             /// pgkeep addition: timelines archived past a child's fork after the child began: two
             /// clusters archive into this stanza (`TimelineDivergence`). Absent when none.
             public var diverged: [TimelineDivergence]? = nil
+            /// pgkeep addition: runs of segments archive-push acknowledged without storing them
+            /// (`--archive-push-queue-max`) and that are still not stored; absent when none.
+            public var dropped: [Dropped]? = nil
+            public struct Dropped: Encodable, Equatable {
+                public var start: String
+                public var stop: String
+                /// Unix seconds at the drop.
+                public var at: Int64
+            }
         }
         /// pgkeep addition: the stanza's bytes in the repository (backups as stored plus archived WAL).
         public struct Repository: Encodable { public var size: UInt64 }
@@ -186,6 +195,8 @@ public struct InfoReport {
                 let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
                 let diverged = catalog.divergences(segmentSize: size)
                 if !diverged.isEmpty { result.archive[result.archive.count - 1].diverged = diverged }
+                let dropped = Self.droppedRuns(catalog)
+                if !dropped.isEmpty { result.archive[result.archive.count - 1].dropped = dropped }
             }
             result.repository.size += contents.bytes
         }
@@ -207,6 +218,19 @@ public struct InfoReport {
             result.status = .init(code: StatusCode.noValidBackups, message: "no valid backups")
         }
         return result
+    }
+
+    /// The dropped segments of `catalog` that are not stored, as runs, each with its drop's time.
+    static func droppedRuns(_ catalog: ArchiveCatalog) -> [Stanza.Archive.Dropped] {
+        var runs: [Stanza.Archive.Dropped] = []
+        for record in catalog.dropped {
+            guard let range = record.segments else { continue }
+            let missing = range.filter { catalog.segments[$0.name] == nil }
+            runs += VerifyState.ranges(of: missing).map { .init(start: $0.start, stop: $0.stop, at: record.droppedAt) }
+        }
+        // Overlapping records (a pusher that decided again after a crash) are shown once.
+        var seen = Set<String>()
+        return runs.sorted { ($0.start, $0.at) < ($1.start, $1.at) }.filter { seen.insert($0.start + $0.stop).inserted }
     }
 
     /// Whether a backup of `stanza` runs (its lock is held), with the progress it records.
@@ -285,6 +309,10 @@ public struct InfoReport {
                 }
                 for divergence in archive.diverged ?? [] {
                     out += "            WARNING: \(divergence.message)\n"
+                }
+                for run in archive.dropped ?? [] {
+                    let after = stanza.backup.contains { $0.database["id"] == archive.database["id"] && $0.archive.start > run.stop }
+                    out += "            WARNING: WAL \(run.start)...\(run.stop) was dropped by archive-push-queue-max at \(Clock.format(seconds: run.at, style: .iso8601)) without being archived: point-in-time recovery across it is impossible\(after ? " (a later backup restores past it)" : " until a new backup")\n"
                 }
             }
             for backup in stanza.backup {

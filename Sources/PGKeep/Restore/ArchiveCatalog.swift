@@ -14,6 +14,15 @@ public struct ArchiveCatalog: Sendable {
     /// (`StorageEntry.modified`), for `divergences`.
     public var segmentsStored: [String: Int64] = [:]
     public var historiesStored: [TimelineID: Int64] = [:]
+    /// Records of segments archive-push acknowledged without storing (`--archive-push-queue-max`).
+    /// They explain absences only: `segments` alone says what is there.
+    public var dropped: [DroppedWAL] = []
+
+    /// The drop record explaining why `name` is not archived; nil when it is stored or no record
+    /// covers it.
+    public func dropRecord(for name: String) -> DroppedWAL? {
+        segments[name] == nil ? dropped.record(covering: name) : nil
+    }
 
     public init(histories: [TimelineHistory] = [], segments: [String: UInt64] = [:], conflicting: Set<String> = []) {
         self.histories = Dictionary(histories.map { ($0.timeline, $0) }, uniquingKeysWith: { first, _ in first })
@@ -94,6 +103,9 @@ public struct ArchiveCatalog: Sendable {
         var catalog = ArchiveCatalog(histories: histories, segments: segments, conflicting: conflicting)
         catalog.segmentsStored = segmentsStored
         catalog.historiesStored = historiesStored
+        // An unreadable record is left out: it could only have explained a gap the missing
+        // segments show anyway (verify reports the damaged record).
+        catalog.dropped = try DroppedWAL.loadAll(storage: storage, layout: layout, archiveID: archiveID)
         return catalog
     }
 

@@ -56,6 +56,8 @@ public struct RestorePlan: Codable, Sendable {
         public var segments: [String] = []
         /// Those the archive lacks.
         public var missing: [String] = []
+        /// Those of `missing` that archive-push dropped (`--archive-push-queue-max`); absent when none.
+        public var dropped: [String]? = nil
         /// History files recovery reads (the target timeline's).
         public var historyFiles: [String] = []
         /// Whether the WAL runs to the end of the archive (no known end position).
@@ -203,7 +205,11 @@ public struct RestorePlan: Codable, Sendable {
             }
             if !wal.missing.isEmpty {
                 row("missing", "")
-                for range in Self.ranges(wal.missing) { lines.append("  " + "".padding(15) + "  " + range) }
+                let dropped = Set(wal.dropped ?? [])
+                for range in Self.ranges(wal.missing.filter { !dropped.contains($0) }) { lines.append("  " + "".padding(15) + "  " + range) }
+                for range in Self.ranges(wal.missing.filter { dropped.contains($0) }) {
+                    lines.append("  " + "".padding(15) + "  " + range + ", dropped by archive-push-queue-max")
+                }
             }
             row("result", "refused: a restore would write nothing")
         }

@@ -343,22 +343,40 @@ public enum RestorePlanner {
         if path.target != TimelineID(rawValue: backup.timeline) {
             plan.wal.historyFiles = [TimelineHistory.fileName(for: path.target)]
         }
+        // Segments archive-push dropped are missing like any other; their record says why, and
+        // that no copy exists anywhere to put back.
+        let dropped = wal.missing.filter { catalog.dropRecord(for: $0.name) != nil }
+        if !dropped.isEmpty { plan.wal.dropped = dropped.map(\.name) }
+        let dropNote = dropped.isEmpty ? "" : "; " + droppedDescription(dropped, catalog: catalog)
+        let dropHint = dropped.isEmpty ? "" : "; dropped segments exist nowhere: only a backup taken after them restores past them"
         if !wal.missing.isEmpty {
             let beforeConsistency = wal.missing.filter { $0.segmentNumber <= wal.consistencySegment.segmentNumber }
             let names = wal.missing.prefix(5).map(\.name).joined(separator: ", ") + (wal.missing.count > 5 ? ", ..." : "")
             if !beforeConsistency.isEmpty {
                 plan.problems.append(.init(code: .walMissing,
-                                           message: "\(wal.missing.count) WAL segment(s) needed by backup \(backup.label) are missing from the archive: \(names); the backup cannot become consistent without the WAL from \(wal.segments.first!.name) through \(wal.consistencySegment.name)",
-                                           hint: "restore another backup (--set), or put the missing segments back into the archive"))
+                                           message: "\(wal.missing.count) WAL segment(s) needed by backup \(backup.label) are missing from the archive: \(names); the backup cannot become consistent without the WAL from \(wal.segments.first!.name) through \(wal.consistencySegment.name)" + dropNote,
+                                           hint: "restore another backup (--set), or put the missing segments back into the archive" + dropHint))
             } else if let lastPresent = wal.segments.last(where: { !wal.missing.contains($0) }),
                       wal.missing.allSatisfy({ $0.segmentNumber > lastPresent.segmentNumber }) {
                 plan.problems.append(.init(code: .walMissing,
-                                           message: "the archive ends at \(lastPresent.name), before the target: \(wal.missing.count) segment(s) up to \(wal.missing.last!.name) are not archived",
-                                           hint: "if the target is recent, run 'select pg_switch_wal()' on the primary and wait for archiving; otherwise choose an earlier target"))
+                                           message: "the archive ends at \(lastPresent.name), before the target: \(wal.missing.count) segment(s) up to \(wal.missing.last!.name) are not archived" + dropNote,
+                                           hint: dropped.isEmpty ? "if the target is recent, run 'select pg_switch_wal()' on the primary and wait for archiving; otherwise choose an earlier target"
+                                               : "choose a target before \(dropped[0].startLSN) (e.g. --type=lsn), or a backup taken after the dropped WAL (--set)"))
             } else {
                 plan.problems.append(.init(code: .walMissing,
-                                           message: "the WAL from backup \(backup.label) to the target has a gap: \(wal.missing.count) segment(s) missing from the archive: \(names)",
-                                           hint: "recovery would stop at the gap, short of the target; choose a target before \(wal.missing[0].startLSN) (e.g. --type=lsn), a later backup (--set), or put the missing segments back into the archive"))
+                                           message: "the WAL from backup \(backup.label) to the target has a gap: \(wal.missing.count) segment(s) missing from the archive: \(names)" + dropNote,
+                                           hint: "recovery would stop at the gap, short of the target; choose a target before \(wal.missing[0].startLSN) (e.g. --type=lsn), a later backup (--set), or put the missing segments back into the archive" + dropHint))
+            }
+        } else if end == .endOfArchive, let last = wal.segments.last {
+            // Recovery to the end of the archive stops at its last segment; when archive-push
+            // dropped WAL right after it, the archive does not show that more WAL existed.
+            let after = catalog.dropped.filter { record in
+                guard let range = record.segments, range.last > last.segmentNumber else { return false }
+                return path.timeline(forSegmentNumber: max(range.first, last.segmentNumber + 1), segmentSize: segmentSize) == range.timeline
+            }
+            if !after.isEmpty {
+                let names = after.compactMap(\.segments).flatMap { range in range.map { $0 } }.filter { $0.segmentNumber > last.segmentNumber }
+                plan.notes.append("recovery ends at \(last.name), the end of the archive; the WAL after it " + droppedDescription(names, catalog: catalog))
             }
         }
         if !wal.conflicting.isEmpty {
@@ -367,6 +385,18 @@ public enum RestorePlanner {
                                        hint: "archive-get refuses them; find out which copy belongs to this cluster's history before restoring"))
         }
         return plan
+    }
+}
+
+extension RestorePlanner {
+    /// "3 of them were dropped by archive-push-queue-max (X...Y at <time>)": the runs of `segments`
+    /// with the time of the drop that covers them.
+    static func droppedDescription(_ segments: [WALSegmentName], catalog: ArchiveCatalog) -> String {
+        let runs = VerifyState.ranges(of: segments).map { run -> String in
+            let when = catalog.dropped.record(covering: run.start).map { " at \(Clock.format(seconds: $0.droppedAt, style: .iso8601))" } ?? ""
+            return "\(run.start)...\(run.stop)\(when)"
+        }
+        return "\(segments.count) segment(s) were dropped by archive-push-queue-max without being archived (\(runs.joined(separator: ", "))): point-in-time recovery across them is impossible until a new backup"
     }
 }
 

@@ -52,14 +52,17 @@ public final class VerifyRun {
     /// Labels that have a problem attributed to them.
     private var damaged = Set<BackupLabel>()
 
-    private func problem(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], _ message: String) {
+    private func problem(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], reason: String? = nil,
+                         _ message: String) {
         let labels = Array(Set(backups)).sorted()
         damaged.formUnion(labels)
-        problems.append(.init(kind: kind, path: path, walFile: wal, backups: labels.map(\.text), message: message))
+        problems.append(.init(kind: kind, path: path, walFile: wal, backups: labels.map(\.text), message: message, reason: reason))
     }
 
-    private func warning(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], _ message: String) {
-        warnings.append(.init(kind: kind, path: path, walFile: wal, backups: Array(Set(backups)).sorted().map(\.text), message: message))
+    private func warning(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], reason: String? = nil,
+                         _ message: String) {
+        warnings.append(.init(kind: kind, path: path, walFile: wal, backups: Array(Set(backups)).sorted().map(\.text), message: message,
+                              reason: reason))
     }
 
     // MARK: step 1: sealed files with their twins
@@ -313,8 +316,16 @@ public final class VerifyRun {
 
         // Step 2: the archive.
         var listings: [String: ArchiveListing] = [:]
+        var droppedRecords: [String: [DroppedWAL]] = [:]   // archive id → drop records (archive-push-queue-max)
         for identity in identities {
             let listing = try ArchiveListing(storage: storage, layout: layout, archiveID: identity.archiveID)
+            droppedRecords[identity.archiveID] = try DroppedWAL.loadAll(
+                storage: storage, layout: layout, archiveID: identity.archiveID,
+                warn: { message in self.warning("copy-used", try! DroppedWAL.directory(layout: self.layout, archiveID: identity.archiveID).description, message) },
+                unreadable: { path, message in
+                    self.problem("drop-record-invalid", path.description,
+                                 "the record of WAL dropped by archive-push-queue-max cannot be read: \(message); the gap it recorded is reported as plain missing WAL")
+                })
             for name in listing.unknown {
                 warning("unknown-file", name, "not a pgkeep archive object; ignored")
             }
@@ -360,8 +371,12 @@ public final class VerifyRun {
             }
             for name in missing {
                 let parent = try layout.archiveParent(archiveID: id, walFile: name)
-                problem("wal-missing", try parent.appending(name).description, wal: name, backups: [label],
-                        "WAL segment \(name), needed by backup \(label) to reach consistency, is not in the archive")
+                // A backup waits for its WAL to be stored, so this takes a drop after the backup
+                // completed or a repository edited by hand; the backup cannot be restored at all.
+                let drop = droppedRecords[id]?.record(covering: name)
+                problem("wal-missing", try parent.appending(name).description, wal: name, backups: [label], reason: drop.map { _ in "dropped" },
+                        "WAL segment \(name), needed by backup \(label) to reach consistency, is not in the archive"
+                            + (drop.map { " (archive-push dropped it at \(Clock.format(seconds: $0.droppedAt, style: .iso8601)): the archive-push queue exceeded archive-push-queue-max)" } ?? ""))
             }
             walStatus[label] = missing.isEmpty ? "ok" : "missing"
         }
@@ -547,6 +562,16 @@ public final class VerifyRun {
                     }
                 }
             }
+            // Dropped segments that are not stored, per timeline: gaps the records explain.
+            let records = droppedRecords[id] ?? []
+            var droppedByTimeline: [UInt32: [UInt64: DroppedWAL]] = [:]
+            for record in records {
+                guard let range = record.segments, size == nil || record.walSegmentSize == size else { continue }
+                for segment in range where listing.byName[segment.name]?.isEmpty ?? true {
+                    droppedByTimeline[segment.timeline.rawValue, default: [:]][segment.segmentNumber] = record
+                }
+            }
+            for timeline in droppedByTimeline.keys where segmentsByTimeline[timeline] == nil { segmentsByTimeline[timeline] = [] }
             for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
                 let unique = Array(Set(segments)).sorted()
                 let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
@@ -563,11 +588,24 @@ public final class VerifyRun {
                 for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
                     gaps.append(.init(start: a.next.name, stop: b.previous!.name))
                 }
-                for gap in gaps {
-                    warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start,
-                            "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it")
+                if let size, let dropped = droppedByTimeline[timeline] {
+                    gaps = Self.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
                 }
-                if timeline > 1 && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
+                for gap in gaps {
+                    var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
+                    if gap.reason == "dropped", let at = gap.droppedAt {
+                        // A warning, as any gap: every backup is still restorable to consistency and
+                        // to any point before the gap (a backup needing the dropped WAL for
+                        // consistency is a wal-missing problem above); only recovery across it is lost.
+                        let before = selected.filter { $0.timeline == timeline && archiveID(ofDatabase: $0.databaseID) == id && $0.walStop < gap.start }
+                        let after = allBackups.contains { archiveID(ofDatabase: $0.databaseID) == id && $0.walStart > gap.stop && $0.timeline >= timeline }
+                        message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): archive-push dropped it at \(Clock.format(seconds: at, style: .iso8601)) without archiving it (the queue exceeded archive-push-queue-max); point-in-time recovery across it is impossible until a new backup"
+                            + (before.isEmpty ? "" : "; backup \(before.map(\.label.text).joined(separator: ", ")) recover only to before \(gap.start)")
+                            + (after ? "" : "; no backup was taken after it: take one")
+                    }
+                    warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start, reason: gap.reason, message)
+                }
+                if timeline > 1 && !unique.isEmpty && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
                     warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
                             wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
                             "timeline \(timeline) has WAL but no history file in the archive")
@@ -643,6 +681,54 @@ public final class VerifyRun {
                            skipped: skippedBackupFiles + walSkipped, bytes: bytesRead))
     }
 
+    /// `gaps` (holes between stored segments) with the dropped segments (not stored, numbers →
+    /// their record) split out as gaps of reason `dropped`, and dropped segments outside every
+    /// hole (after the last stored segment, where the archive alone shows no gap) added, in order.
+    static func splitGaps(_ gaps: [VerifyReport.Range], dropped: [UInt64: DroppedWAL], timeline: TimelineID,
+                          segmentSize: WALSegmentSize) -> [VerifyReport.Range] {
+        func name(_ number: UInt64) -> String { WALSegmentName(timeline: timeline, segmentNumber: number, segmentSize: segmentSize).name }
+        var intervals: [(first: UInt64, last: UInt64)] = gaps.compactMap { gap in
+            guard let a = WALSegmentName(gap.start, segmentSize: segmentSize), let b = WALSegmentName(gap.stop, segmentSize: segmentSize) else { return nil }
+            return (a.segmentNumber, b.segmentNumber)
+        }
+        // Dropped numbers in no hole form holes of their own (each one segment; runs merge below).
+        for number in dropped.keys where !intervals.contains(where: { $0.first <= number && number <= $0.last }) {
+            intervals.append((number, number))
+        }
+        intervals.sort { $0.first < $1.first }
+        var result: [VerifyReport.Range] = []
+        var run: (first: UInt64, last: UInt64, record: DroppedWAL?)?
+        func close() {
+            guard let current = run else { return }
+            result.append(.init(start: name(current.first), stop: name(current.last), reason: current.record == nil ? nil : "dropped",
+                                droppedAt: current.record?.droppedAt))
+            run = nil
+        }
+        for interval in intervals {
+            // Walk the interval by the dropped numbers in it: a hole is usually few runs, and the
+            // numbers in between need not be enumerated (a hole may span millions of segments).
+            var cursor = interval.first
+            let inside = dropped.keys.filter { interval.first <= $0 && $0 <= interval.last }.sorted()
+            for number in inside {
+                if number > cursor { extend(cursor, number - 1, nil) }
+                extend(number, number, dropped[number])
+                cursor = number + 1
+            }
+            if cursor <= interval.last { extend(cursor, interval.last, nil) }
+        }
+        close()
+        return result
+
+        func extend(_ first: UInt64, _ last: UInt64, _ record: DroppedWAL?) {
+            if let current = run, current.last + 1 == first, (current.record == nil) == (record == nil) {
+                run = (current.first, last, current.record ?? record)
+            } else {
+                close()
+                run = (first, last, record)
+            }
+        }
+    }
+
     /// Up to 20 names, then how many more.
     static func abbreviated(_ names: [String]) -> String {
         let shown = names.prefix(20).map { "'\($0)'" }.joined(separator: ", ")
@@ -697,6 +783,8 @@ struct ArchiveListing {
         for entry in try storage.list(root) {
             let path = try root.appending(entry.name)
             if entry.kind == .directory {
+                // Records of WAL archive-push dropped (DroppedWAL), read separately.
+                if entry.name == "dropped" { continue }
                 guard entry.name.count == 16, entry.name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 70) }) else {
                     unknown.append(path.description)
                     continue

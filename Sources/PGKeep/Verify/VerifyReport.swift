@@ -63,6 +63,18 @@ public struct VerifyReport: Encodable, Sendable {
     public struct Range: Encodable, Sendable, Equatable {
         public var start: String
         public var stop: String
+        /// For a gap: `dropped` when archive-push dropped these segments (`--archive-push-queue-max`,
+        /// a record in the archive says so), absent for WAL that is simply not there.
+        public var reason: String? = nil
+        /// For a dropped gap: when the drop was decided (Unix seconds).
+        public var droppedAt: Int64? = nil
+
+        public init(start: String, stop: String, reason: String? = nil, droppedAt: Int64? = nil) {
+            self.start = start
+            self.stop = stop
+            self.reason = reason
+            self.droppedAt = droppedAt
+        }
     }
 
     /// One problem or warning.
@@ -70,7 +82,7 @@ public struct VerifyReport: Encodable, Sendable {
         /// Stable kind: `checksum-mismatch`, `size-mismatch`, `missing`, `unreadable`,
         /// `wal-missing`, `wal-duplicate`, `reference-missing`, `reference-invalid`,
         /// `manifest-invalid`, `info-invalid`, `info-mismatch`, `history-invalid`, `copy-used`,
-        /// `copy-damaged`, `wal-gap`, `history-missing`, `unknown-file`.
+        /// `copy-damaged`, `wal-gap`, `history-missing`, `unknown-file`, `drop-record-invalid`.
         public var kind: String
         /// Repository-relative path of the object or file concerned.
         public var path: String
@@ -79,6 +91,9 @@ public struct VerifyReport: Encodable, Sendable {
         /// Labels of the backups it affects (that cannot be restored, or not to consistency).
         public var backups: [String]
         public var message: String
+        /// `dropped` for a `wal-missing` problem or `wal-gap` warning whose segments archive-push
+        /// dropped (`--archive-push-queue-max`); absent otherwise.
+        public var reason: String? = nil
     }
 
     public struct Totals: Encodable, Sendable {
@@ -111,7 +126,7 @@ public struct VerifyReport: Encodable, Sendable {
                 out += "    archive \(archive.archiveID) timeline \(timeline.timeline): \(timeline.segments) segments"
                     + (ranges.isEmpty ? "" : ": \(ranges)")
                 if let parent = timeline.parent, let point = timeline.switchPoint { out += " (from timeline \(parent) at \(point))" }
-                out += timeline.gaps.isEmpty ? "\n" : "; gaps: " + timeline.gaps.map { "\($0.start) ... \($0.stop)" }.joined(separator: ", ") + "\n"
+                out += timeline.gaps.isEmpty ? "\n" : "; gaps: " + timeline.gaps.map { "\($0.start) ... \($0.stop)\($0.reason.map { " (\($0))" } ?? "")" }.joined(separator: ", ") + "\n"
             }
         }
         for finding in problems { out += "    PROBLEM " + line(finding) }

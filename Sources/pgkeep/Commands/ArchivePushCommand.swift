@@ -12,7 +12,13 @@ enum ArchivePushCommand {
         let makePush: @Sendable (Log) -> ArchivePush = { log in
             ArchivePush(storage: storage, layout: layout, compression: compression, compressLevel: level, bufferSize: bufferSize, log: log)
         }
+        let queueMax = context.config.size(.archivePushQueueMax).map { UInt64($0) }
         guard context.config.bool(.archiveAsync) else {
+            if queueMax != nil {
+                // The synchronous command pushes one segment per call and has no queue of its own
+                // to bound: a silently ignored limit would look like protection that is not there.
+                context.log.warn("archive-push-queue-max applies only with --archive-async; WAL is archived synchronously and never dropped")
+            }
             _ = try makePush(context.log).push(walPath: walPath, dataDirectory: context.config.string(.pg1Path))
             return
         }
@@ -22,7 +28,7 @@ enum ArchivePushCommand {
             spool: AsyncSpool(spoolPath: try context.required(.spoolPath), stanza: layout.stanza),
             lockPath: context.config.string(.lockPath) ?? "/tmp/pgkeep", dataDirectory: dataDirectory,
             processMax: context.processMax, timeout: context.config.seconds(.archiveTimeout) ?? 60,
-            logPath: context.config.string(.logPath), logLevelFile: context.fileLogLevel)
+            logPath: context.config.string(.logPath), logLevelFile: context.fileLogLevel, queueMax: queueMax)
         try ArchivePushAsync(settings: settings, stanza: layout.stanza, log: context.log, makePush: makePush)
             .push(walPath: walPath)
     }
