@@ -72,7 +72,7 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("backup.info lists a backup whose manifest and copy are gone: restore of the latest stops with backup-missing naming its directory and hinting at the older backup, verify names the manifest; the older backup restores exactly, and the next backup succeeds")
+    @Test("backup.info lists a backup whose manifest and copy are gone: restore of the latest stops with backup-missing naming its directory and hinting at the older backup, verify names the manifest; the older backup restores exactly; an incr on it is refused naming the prior, a full succeeds")
     func listedBackupWithoutManifest() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
@@ -112,6 +112,9 @@ struct FaultScenarioTests {
             // An incr now has the damaged backup as its newest prior; pgkeep must not build on a
             // backup it cannot read. A full backup always works.
             try await withCluster(source) { cluster in
+                let incr = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--type=incr", "--start-fast"])
+                #expect(incr.status == Exit.backupMissing, "\(incr)")
+                #expect(incr.stderr.contains("prior backup \(second)") && incr.stderr.contains(directory), "\(incr.stderr)")
                 try stanza.backup(cluster, ["--type=full"])
             }
             for name in ["backup.manifest", "backup.manifest.copy"] {
