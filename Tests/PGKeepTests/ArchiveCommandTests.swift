@@ -355,6 +355,63 @@ struct ArchivePushTests {
             try fixture.get(ArchiveFixture.segmentName, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
         }?.code == .archiveFileMissing)
     }
+
+    @Test("a timeline history file pushed again with other content is refused as a duplicate; the stored history is kept and still delivered")
+    func divergentHistoryRepush() throws {
+        // A second point-in-time restore into the same stanza makes a new timeline 2 with its own
+        // switch point: its 00000002.history differs from the archived one. Overwriting it would
+        // change which WAL every later restore along timeline 2 reads.
+        let fixture = try ArchiveFixture()
+        let data = try fixture.dataDirectory()
+        let archived = try PostgresFixture.bytes("pg15-00000002.history")
+        let path = try fixture.writeWAL("00000002.history", archived)
+        guard case .stored = try fixture.push(path, compression: .zst, dataDirectory: data) else { Issue.record("not stored"); return }
+        let before = fixture.archived
+        let stored = try #require(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]))
+
+        // Identical again (PostgreSQL retries after a crash): success, nothing written.
+        #expect(try fixture.push(path, compression: .lz4, dataDirectory: data) == .alreadyArchived(object: fixture.storage.describe(try fixture.objectPath(before[0]))))
+
+        let divergent = Array("1\t0/7000028\tno recovery target specified\n".utf8)
+        try fixture.writeWAL("00000002.history", divergent)
+        for compression in CompressionType.allCases {
+            let error = try #require(#expect(throws: PGKeepError.self) { try fixture.push(path, compression: compression, dataDirectory: data) })
+            #expect(error.code == .archiveDuplicate)
+            let pushedChecksum = try SHA256Digest.of(divergent).hex
+            #expect(error.message.contains("00000002.history") && error.message.contains(pushedChecksum), "\(error.message)")
+            #expect(error.hint?.contains("kept unchanged") == true)
+        }
+        #expect(fixture.archived == before)
+        #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == stored)
+        try fixture.get("00000002.history", to: fixture.directory.path("restore/pg_wal/RECOVERYHISTORY"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYHISTORY") == archived)
+    }
+
+    @Test("a partial segment pushed again: identical content succeeds without writing, other content is refused and never overwrites")
+    func partialDuplicate() throws {
+        // PostgreSQL archives the last, incomplete segment of the old timeline as .partial at a
+        // promotion; a crash before the archiver records success makes it push the same file again.
+        let fixture = try ArchiveFixture()
+        let name = "000000010000000000000002.partial"
+        let path = try fixture.writeWAL(name)
+        guard case .stored(let object) = try fixture.push(path, compression: .lz4) else { Issue.record("not stored"); return }
+        let before = fixture.archived
+        let stored = try #require(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]))
+        #expect(try fixture.push(path, compression: .zst) == .alreadyArchived(object: object))
+        #expect(fixture.archived == before)
+
+        // The old primary's own .partial of the same segment (it kept writing after the fork).
+        var other = ArchiveFixture.segment
+        other[(8 << 20) + 17] ^= 0x42
+        try fixture.writeWAL(name, other)
+        let error = try #require(#expect(throws: PGKeepError.self) { try fixture.push(path, compression: .lz4) })
+        #expect(error.code == .archiveDuplicate)
+        #expect(error.message.contains(name), "\(error.message)")
+        #expect(fixture.archived == before)
+        #expect(try fixture.directory.read("repo/archive/demo/15-1/" + before[0]) == stored)
+        try fixture.get(name, to: fixture.directory.path("restore/pg_wal/RECOVERYXLOG"))
+        #expect(try fixture.directory.read("restore/pg_wal/RECOVERYXLOG") == ArchiveFixture.segment)
+    }
 }
 
 @Suite("archive-get")

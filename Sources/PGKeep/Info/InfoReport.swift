@@ -139,9 +139,11 @@ public struct InfoReport {
         return try names.map(stanza)
     }
 
-    /// pgBackRest's stanza status codes, so monitoring written for it reads ours.
+    /// pgBackRest's stanza status codes, so monitoring written for it reads ours. Its 4 (mixed)
+    /// and 5 (database mismatch) compare several repositories; within one repository, info files
+    /// that disagree are an error loading the stanza, which pgBackRest reports as 99 (other).
     enum StatusCode {
-        static let ok = 0, missingStanzaPath = 1, noValidBackups = 2, missingStanzaData = 3, mismatch = 4, other = 99
+        static let ok = 0, missingStanzaPath = 1, noValidBackups = 2, missingStanzaData = 3, other = 99
     }
 
     func stanza(_ name: String) throws -> Stanza {
@@ -176,8 +178,8 @@ public struct InfoReport {
             return result
         }
         if !backupInfo.current.matches(systemIdentifier: archiveInfo.current.systemIdentifier, version: archiveInfo.current.version) {
-            result.status = .init(code: StatusCode.mismatch,
-                                  message: "backup and archive info files disagree: backup.info has system id \(backupInfo.current.systemIdentifier) PostgreSQL \(backupInfo.current.version), archive.info has \(archiveInfo.current.systemIdentifier) PostgreSQL \(archiveInfo.current.version)")
+            result.status = .init(code: StatusCode.other,
+                                  message: "other: backup and archive info files disagree: backup.info has system id \(backupInfo.current.systemIdentifier) PostgreSQL \(backupInfo.current.version), archive.info has \(archiveInfo.current.systemIdentifier) PostgreSQL \(archiveInfo.current.version)")
         }
         result.db = backupInfo.history.map { .init(id: $0.id, systemID: $0.systemIdentifier, version: String($0.version)) }
         // The segment size (for continuity across log ids) is recorded in each manifest; without a

@@ -283,6 +283,15 @@ public struct RestorePlanning {
             throw PGKeepError(.backupMissing, "stanza '\(stanza)' has no backup to restore",
                               hint: "take one with 'pgkeep --stanza=\(stanza) backup'")
         }
+        // Each info file's seal only proves it is whole. A backup.info and an archive.info that
+        // describe different clusters (a file copied in from another stanza or repository) would
+        // give a restore of one cluster replaying WAL archived for another: refuse before writing.
+        let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
+        guard archiveInfo.current == info.current else {
+            throw PGKeepError(.repositoryInvalid,
+                              "'\(storage.describe(layout.backupInfo))' (system identifier \(info.current.systemIdentifier), PostgreSQL \(info.current.version), id \(info.current.id)) and '\(storage.describe(layout.archiveInfo))' (system identifier \(archiveInfo.current.systemIdentifier), PostgreSQL \(archiveInfo.current.version), id \(archiveInfo.current.id)) describe different clusters",
+                              hint: "run 'pgkeep --stanza=\(stanza) verify' to see which one is wrong, and put back the info files from a copy of the repository; do not edit metadata files by hand")
+        }
         // One catalog per archive id the backups use (a stanza's identity changes only on upgrade).
         var catalogs: [String: ArchiveCatalog] = [:]
         func archiveID(_ backup: BackupSummary) -> String {
@@ -296,10 +305,18 @@ public struct RestorePlanning {
         let label = choice.backup.label
         guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: label), in: storage, warn: log.warn) else {
             throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
-                              hint: "the backup is damaged; restore another backup with --set")
+                              hint: "the backup is damaged (see 'pgkeep --stanza=\(stanza) verify'); restore another backup with --set"
+                                + (info.backups.filter { $0.label != label }.max { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
+                                    .map { ", e.g. --set=\($0.label)" } ?? ""))
         }
         guard manifest.backup.label == label else {
             throw PGKeepError(.repositoryInvalid, "the manifest in backup \(label) describes backup \(manifest.backup.label)")
+        }
+        let identity = info.history.first { $0.id == choice.backup.databaseID } ?? info.current
+        guard identity.matches(systemIdentifier: manifest.database.systemIdentifier, version: manifest.database.version) else {
+            throw PGKeepError(.repositoryInvalid,
+                              "the manifest of backup \(label) is of cluster \(manifest.database.systemIdentifier) (PostgreSQL \(manifest.database.version)), but '\(storage.describe(layout.backupInfo))' lists it for cluster \(identity.systemIdentifier) (PostgreSQL \(identity.version))",
+                              hint: "the backup directory or backup.info comes from another stanza; run 'pgkeep --stanza=\(stanza) verify', or restore another backup with --set")
         }
         guard let segmentSize = WALSegmentSize(bytes: UInt64(manifest.database.walSegmentSize)) else {
             throw PGKeepError(.repositoryInvalid, "the manifest of backup \(label) records an invalid WAL segment size \(manifest.database.walSegmentSize)")

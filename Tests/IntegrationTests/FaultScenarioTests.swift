@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+import TestSupport
+import PGKeep
+
+/// Fault scenarios of docs/fault-scenarios.md that no other suite covers end to end: info files
+/// whose seals are valid but whose contents contradict the repository, recovery targets the
+/// archive never reaches, and WAL files of a timeline switch (`.history`, `.partial`) pushed twice.
+/// Each makes the fault, checks the error (exit code, the path, the hint), and then shows that
+/// nothing was lost: verify is clean again, and a restore recovers to the source's exact dump.
+@Suite("Fault scenarios", .serialized)
+struct FaultScenarioTests {
+    /// Stable exit codes (Sources/PGKeep/Errors/PGKeepError.swift).
+    enum Exit {
+        static let archiveDuplicate: Int32 = 45
+        static let backupMissing: Int32 = 62
+        static let repositoryInvalid: Int32 = 64
+        static let verifyFailed: Int32 = 65
+    }
+
+    /// `info --output=json` status code of a stanza whose info files disagree (pgBackRest's 99, other).
+    static let infoStatusOther = 99
+
+    /// Rewrites a sealed backup.info (and, when `copy`, its twin) through `change`, sealing the
+    /// result again: the files stay checksum-valid, only their content is wrong.
+    static func reseal(_ path: String, copy: Bool, _ change: (inout BackupInfo) -> Void) throws {
+        var info = try SealedFile.open(BackupInfo.self, from: try readBytes(path), name: path)
+        change(&info)
+        let bytes = try SealedFile.seal(info)
+        for file in copy ? [path, path + ".copy"] : [path] { try writeBytes(file, bytes) }
+    }
+
+    @Test("a checksum-valid backup.info for another cluster than archive.info: restore and --plan refuse with repository-invalid naming both files before writing, info reports the mismatch, verify names it; with the originals back nothing was lost")
+    func backupInfoDisagreesWithArchiveInfo() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                try stanza.backup(cluster)
+                _ = try cluster.psql("update t set v = 'after' where g % 7 = 0")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            let infoPath = stanza.repository + "/backup/main/backup.info"
+            let originals = try [infoPath, infoPath + ".copy"].map { ($0, try readBytes($0)) }
+
+            // Both twins sealed again with another system identifier: no fallback can help, and the
+            // seal alone cannot tell. Restoring would replay WAL archived for a different cluster.
+            try Self.reseal(infoPath, copy: true) { $0.current.systemIdentifier &+= 1; $0.history = [$0.current] }
+            let target = scratch.path("refused")
+            let refused = try stanza.restore(into: target)
+            #expect(refused.status == Exit.repositoryInvalid, "\(refused)")
+            #expect(refused.stderr.contains(infoPath) && refused.stderr.contains(stanza.repository + "/archive/main/archive.info"),
+                    "names both files: \(refused.stderr)")
+            #expect(refused.stderr.contains("HINT") && refused.stderr.contains("verify"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target), "nothing written")
+            let plan = try stanza.run(["--pg1-path=\(target)", "restore", "--plan"])
+            #expect(plan.status == Exit.repositoryInvalid, "\(plan)")
+
+            let status = try stanza.info()["status"] as? [String: Any]
+            #expect(status?["code"] as? Int == Self.infoStatusOther, "\(status ?? [:])")
+            let verify = try stanza.run(["verify", "--output=json"])
+            #expect(verify.status == Exit.verifyFailed, "\(verify)")
+            #expect(verify.stdout.contains("info-mismatch"), "\(verify.stdout)")
+
+            for (path, bytes) in originals { try writeBytes(path, bytes) }
+            #expect(try stanza.run(["verify"]).status == 0)
+            let restored = try await FaultTests.restoreAndRecover(stanza, scratch: scratch, name: "restored")
+            #expect(restored.difference(from: try #require(expected)) == nil)
+        }
+    }
+
+    @Test("backup.info lists a backup whose manifest and copy are gone: restore of the latest stops with backup-missing naming its directory and hinting at the older backup, verify names the manifest; the older backup restores exactly; an incr on it is refused naming the prior, a full succeeds")
+    func listedBackupWithoutManifest() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            var first = "", second = ""
+            let source = try Cluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand)
+            try await withCluster(source) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                first = try stanza.backup(cluster)
+                _ = try cluster.psql("update t set v = 'second' where g % 5 = 0")
+                second = try stanza.backup(cluster, ["--type=incr"])
+                _ = try cluster.psql("insert into t values (-1, 'after both backups')")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            // The sealed backup.info is intact and still lists the second backup.
+            let directory = stanza.repository + "/backup/main/" + second
+            let aside = try scratch.directory("aside")
+            for name in ["backup.manifest", "backup.manifest.copy"] {
+                try FileManager.default.moveItem(atPath: directory + "/" + name, toPath: aside + "/" + name)
+            }
+
+            let target = scratch.path("refused")
+            let refused = try stanza.restore(into: target)
+            #expect(refused.status == Exit.backupMissing, "\(refused)")
+            #expect(refused.stderr.contains(directory), "names the backup's directory: \(refused.stderr)")
+            #expect(refused.stderr.contains("--set=\(first)"), "hints at the backup that can still be restored: \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target), "nothing written")
+            let verify = try stanza.run(["verify", "--output=json"])
+            #expect(verify.status == Exit.verifyFailed, "\(verify)")
+            #expect(verify.stdout.contains("backup/main/\(second)/backup.manifest"), "\(verify.stdout)")
+
+            // Nothing else was lost: the first backup and the WAL after it recover every commit.
+            let restored = try await FaultTests.restoreAndRecover(stanza, scratch: scratch, name: "first", set: first)
+            #expect(restored.difference(from: try #require(expected)) == nil)
+            // An incr now has the damaged backup as its newest prior; pgkeep must not build on a
+            // backup it cannot read. A full backup always works.
+            try await withCluster(source) { cluster in
+                let incr = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--type=incr", "--start-fast"])
+                #expect(incr.status == Exit.backupMissing, "\(incr)")
+                #expect(incr.stderr.contains("prior backup \(second)") && incr.stderr.contains(directory), "\(incr.stderr)")
+                try stanza.backup(cluster, ["--type=full"])
+            }
+            for name in ["backup.manifest", "backup.manifest.copy"] {
+                try FileManager.default.moveItem(atPath: aside + "/" + name, toPath: directory + "/" + name)
+            }
+            let clean = try stanza.run(["verify"])
+            #expect(clean.status == 0, "\(clean)")
+        }
+    }
+
+    @Test("time and xid targets past the end of the archive: the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
+    func targetsPastTheEndOfTheArchive() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            var laterTime = "", laterXID = ""
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                _ = try cluster.psql("create table marker(id int primary key)")
+                try stanza.backup(cluster)
+                _ = try cluster.psql("insert into marker values (1)")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+                // Neither is ever reached: the cluster stops below, and no WAL follows.
+                laterTime = try cluster.psql("select to_char(now() at time zone 'UTC' + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
+                laterXID = String(Int(try cluster.psql("select txid_current()"))! + 1000)
+            }
+
+            for (name, options) in [("time", ["--type=time", "--target=\(laterTime)"]), ("xid", ["--type=xid", "--target=\(laterXID)"])] {
+                let data = try scratch.directory(name) + "/data"
+                let restore = try stanza.restore(into: data, options + ["--target-action=promote"])
+                #expect(restore.status == 0, "the planner cannot see a commit time or xid it has not replayed: \(restore)")
+                let cluster = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+                defer { try? cluster.stop(mode: .immediate) }
+                try cluster.start(wait: false)
+                let log = try await ArchiveGetFatalTests.startupOutcome(cluster)
+                #expect(!cluster.isRunning, "\(name): a target never reached must not promote:\n\(log)")
+                #expect(log.contains("FATAL:  recovery ended before configured recovery target was reached"), "\(name): \(log)")
+                #expect(!log.contains("selected new timeline ID") && !log.contains("ready to accept connections"), "\(name): \(log)")
+
+                // The operator's way out: restore again (over the same directory) to the end of the archive.
+                try stanza.restore(into: data, ["--delta"]).check()
+                let restored = try await FaultTests.recover(data, scratch: scratch, name: name + "-end", amcheck: false)
+                #expect(restored.difference(from: try #require(expected)) == nil, "\(name)")
+            }
+        }
+    }
+
+    @Test("through the binary: a timeline history file and a partial segment pushed again are accepted when identical and refused with archive-duplicate (45) when different, the stored ones delivered unchanged")
+    func historyAndPartialRepush() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let wal = try scratch.directory("wal", mode: 0o700)
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                let segment = try await cluster.switchWALAndWaitForArchive()
+                let pg1 = "--pg1-path=\(cluster.dataDirectory)"
+
+                // Timeline 10 (0000000A: hexadecimal names), as a promotion would archive it.
+                let history = "0000000A.history"
+                let pushes: [(name: String, original: [UInt8], other: [UInt8])] = try {
+                    let full = wal + "/" + segment
+                    try stanza.check(["archive-get", segment, full])
+                    var segmentBytes = try readBytes(full)
+                    let original = segmentBytes
+                    segmentBytes[segmentBytes.count / 2] ^= 0x01
+                    return [
+                        (history, Array("1\t0/3000000\tno recovery target specified\n".utf8),
+                         Array("1\t0/4000000\tno recovery target specified\n".utf8)),
+                        (segment + ".partial", original, segmentBytes),
+                    ]
+                }()
+                for push in pushes {
+                    let path = wal + "/" + push.name
+                    _ = FileManager.default.createFile(atPath: path, contents: Data(push.original))
+                    try PostgresUser.takeOwnership(of: path)
+                    try stanza.check([pg1, "archive-push", path])
+                    #expect(try stanza.run([pg1, "archive-push", path]).status == 0, "an identical re-push of \(push.name) succeeds")
+
+                    try writeBytes(path, push.other)
+                    let refused = try stanza.run([pg1, "archive-push", path])
+                    #expect(refused.status == Exit.archiveDuplicate, "\(push.name): \(refused)")
+                    #expect(refused.stderr.contains(push.name) && refused.stderr.contains("kept unchanged"), "\(refused.stderr)")
+
+                    let fetched = wal + "/fetched-" + push.name
+                    try stanza.check(["archive-get", push.name, fetched])
+                    #expect(try readBytes(fetched) == push.original, "\(push.name) is stored as first pushed")
+                }
+                // The archiver was never disturbed by the refused pushes.
+                _ = try cluster.psql("select txid_current()")
+                try await cluster.switchWALAndWaitForArchive()
+                #expect(try cluster.psql("select failed_count from pg_stat_archiver") == "0")
+            }
+        }
+    }
+}
