@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pgkeep", targets: ["pgkeep"]),
+        .executable(name: "pgkeep-fuzz", targets: ["pgkeep-fuzz"]),
         .library(name: "PGKeep", targets: ["PGKeep"]),
     ],
     dependencies: [
@@ -29,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Not a library: glibc calls Swift's Glibc module hides behind _GNU_SOURCE (shim.h says why).
         .systemLibrary(name: "CLinux"),
+        // Not a library either: the declaration of libFuzzer's driver, for pgkeep-fuzz (shim.h).
+        .systemLibrary(name: "CLibFuzzer"),
 
         .target(
             name: "PGKeep",
@@ -41,6 +44,13 @@ let package = Package(
         .executableTarget(
             name: "pgkeep",
             dependencies: ["PGKeep"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // The parser fuzzer (Sources/pgkeep-fuzz/FuzzEntry.swift): a libFuzzer binary when `make fuzz`
+        // builds it with -D PGKEEP_FUZZ -sanitize=fuzzer,address, an input replayer otherwise.
+        .executableTarget(
+            name: "pgkeep-fuzz",
+            dependencies: ["PGKeep", "CLibFuzzer"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(

@@ -67,7 +67,10 @@ public struct BlockMap: Equatable, Sendable {
 
     /// The number of blocks a file of `fileSize` bytes has.
     public static func blockCount(blockSize: Int, fileSize: UInt64) -> Int {
-        Int((fileSize + UInt64(blockSize) - 1) / UInt64(blockSize))
+        // Rounded up without `fileSize + blockSize - 1`, which overflows for a size read from a
+        // damaged map.
+        let size = UInt64(blockSize)
+        return Int(fileSize / size + (fileSize % size == 0 ? 0 : 1))
     }
 
     /// The index of `reference` in the table, adding it when missing.
@@ -161,7 +164,9 @@ public struct BlockMap: Equatable, Sendable {
             guard offset >= nextOffset[reference] else {
                 throw reader.invalid("block \(index) lies before the previous block of the same object")
             }
-            nextOffset[reference] = offset + UInt64(length)
+            let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+            guard !overflow else { throw reader.invalid("block \(index) ends past the largest possible offset") }
+            nextOffset[reference] = end
             blocks.append(Block(reference: UInt16(reference), offset: offset, length: length, checksum: checksum))
         }
         return BlockMap(hashKind: hashKind, blockSize: blockSize, fileSize: fileSize, references: references, blocks: blocks)
