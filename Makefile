@@ -1,10 +1,16 @@
-# pgkeep: make deps | build | test | demo | bench
+# pgkeep: make deps | build | test | fuzz | demo | bench
 SHELL := /bin/bash
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SWIFT_BUILD_FLAGS ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
+# The libFuzzer build of pgkeep-fuzz, in its own scratch directory so that the sanitizers never
+# reach the normal build. FUZZ_SECONDS per target for `make fuzz`, FUZZ_TEST_SECONDS in `make test`.
+FUZZ_BUILD := swift build -c release --product pgkeep-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DPGKEEP_FUZZ
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 5
+FUZZ_TARGETS ?=
 
-.PHONY: deps build release test unit integration demo bench soak clean
+.PHONY: deps build release test unit integration fuzz demo bench soak clean
 
 # Everything a fresh Debian 12 machine needs; idempotent (installs only what is missing).
 deps:
@@ -19,12 +25,15 @@ release: deps
 	swift build $(RELEASE_FLAGS)
 	@echo "binary: $$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
 
-# Unit tests, then integration tests against real PostgreSQL 15 clusters (one built binary shared).
+# Unit tests (which replay Fixtures/fuzz), each parser fuzz target briefly, then integration tests
+# against real PostgreSQL 15 clusters (one built binary shared).
 # Integration tests run one at a time (--no-parallel): several clusters, pgbench loads and timed
 # kills on a 2-core machine at once starve each other and make fault tests race.
 test: deps
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 	swift test --skip-build --filter PGKeepTests
+	$(FUZZ_BUILD)
+	FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) bash scripts/fuzz.sh "$$($(FUZZ_BUILD) --show-bin-path)/pgkeep-fuzz"
 	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep swift test --skip-build --no-parallel --filter IntegrationTests
 
 unit: deps
@@ -43,6 +52,12 @@ soak: deps
 	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep PGKEEP_SOAK_SECONDS=$(SOAK_SECONDS) $(if $(SOAK_SEED),PGKEEP_SOAK_SEED=$(SOAK_SEED)) \
 		swift test --skip-build --no-parallel --filter IntegrationTests.SoakTests
 
+# Every parser of untrusted bytes under libFuzzer for FUZZ_SECONDS each (FUZZ_TARGETS="manifest
+# block-map" for some), from the seeds in Fixtures/fuzz; fails when a target crashes.
+fuzz: deps
+	$(FUZZ_BUILD)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh "$$($(FUZZ_BUILD) --show-bin-path)/pgkeep-fuzz" $(FUZZ_TARGETS)
+
 # The main job on a throwaway local cluster: stanza-create, archiving, full backup, more writes,
 # restore into a new directory, start it, show the rows came back, print info.
 demo: build
@@ -55,4 +70,4 @@ bench: deps
 	@bash bench/bench.sh "$$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -197,7 +197,12 @@ public enum ParserFuzzTarget: String, CaseIterable, Sendable {
             if let segment = WALSegmentName(text, segmentSize: size) {
                 accepted = true
                 _ = segment.name
+                _ = segment.directoryPrefix
                 _ = segment.startLSN
+                _ = segment.endLSN
+                _ = segment.next.name
+                _ = segment.previous?.name
+                _ = segment.contains(segment.startLSN)
             }
         }
         if LSN(text) != nil { accepted = true }

@@ -85,8 +85,13 @@ public struct WALSegmentName: Hashable, Comparable, Sendable, CustomStringConver
     /// `xlp_pageaddr` of its first page.
     public var startLSN: LSN { LSN(segmentNumber * segmentSize.bytes) }
 
-    /// The LSN just past the segment's last byte (the next segment's `startLSN`).
-    public var endLSN: LSN { LSN((segmentNumber + 1) * segmentSize.bytes) }
+    /// The LSN just past the segment's last byte (the next segment's `startLSN`). The last
+    /// possible segment (`FFFFFFFFFFFFFFFF000000FF` with 16 MiB segments, a name anyone can put in
+    /// an archive listing) ends at 2^64, which an LSN cannot hold: its end is the largest LSN.
+    public var endLSN: LSN {
+        let (end, overflow) = (segmentNumber + 1).multipliedReportingOverflow(by: segmentSize.bytes)
+        return LSN(overflow ? UInt64.max : end)
+    }
 
     /// Whether the byte at `lsn` lies in this segment (timeline aside).
     public func contains(_ lsn: LSN) -> Bool {
