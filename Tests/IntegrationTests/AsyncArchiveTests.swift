@@ -176,13 +176,48 @@ struct AsyncArchiveTests {
         }
     }
 
-    @Test("with archive-push-queue-max, WAL the repository cannot take is reported archived once the queue exceeds it: the server log names each dropped segment, the repository has no object for them, info and verify report the gap, a restore across it is refused, and a new backup restores")
-    func queueMaxDropsTheOldestSegments() async throws {
+    /// Info, verify and the planner after `dropped` were dropped and `queued` were archived later:
+    /// archive-get answers "not in the archive", info lists the dropped runs (the window may have
+    /// slid one segment at a time: several runs) and nothing queued, verify warns with reason
+    /// dropped, a restore from `before` across the gap is refused.
+    func reportsDrops(_ stanza: TestStanza, scratch: Scratch, dropped: [String], queued: [String], before: String) throws {
+        for name in dropped {
+            let get = try stanza.run(["archive-get", name, scratch.path("got-\(name)")])
+            #expect(get.status == 1, "a dropped segment is not in the archive: \(get)")
+        }
+        let archive = try #require((try stanza.info()["archive"] as? [[String: Any]])?.first)
+        let runs = (archive["dropped"] as? [[String: Any]] ?? []).compactMap { run -> (String, String)? in
+            guard let start = run["start"] as? String, let stop = run["stop"] as? String, run["at"] is Int else { return nil }
+            return (start, stop)
+        }
+        for name in dropped { #expect(runs.contains { $0.0 <= name && name <= $0.1 }, "info lists \(name) as dropped: \(runs)") }
+        #expect(!runs.contains { $0.1 >= queued[0] }, "\(runs)")
+        let text = try stanza.check(["info"]).stdout
+        #expect(text.contains("was dropped by archive-push-queue-max"), "\(text)")
+
+        // verify: a warning (every backup still restores to consistency), reason dropped.
+        let verify = try stanza.run(["verify", "--output=json"])
+        #expect(verify.status == 0, "\(verify)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
+        let gaps = (report["warnings"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "wal-gap" }
+        #expect(!gaps.isEmpty && gaps.allSatisfy { $0["reason"] as? String == "dropped" }, "\(gaps)")
+        #expect(gaps.contains { ($0["message"] as? String ?? "").contains("backup \(before) recover only to before") }, "\(gaps)")
+
+        // A restore from the earlier backup to the end of the archive would cross the gap: refused.
+        let refused = try stanza.run(["--pg1-path=\(scratch.path("plan-before"))", "restore", "--plan", "--set=\(before)"])
+        #expect(refused.status == 72, "\(refused)")
+        #expect(refused.stdout.contains("wal-missing") && refused.stdout.contains("dropped by archive-push-queue-max"), "\(refused)")
+    }
+
+    @Test("with archive-push-queue-max, WAL the repository cannot take is reported archived once the queue exceeds it, asynchronous or not: the server log names each dropped segment, the repository has no object for them, info and verify report the gap, a restore across it is refused, and a new backup restores",
+          arguments: [true, false])
+    func queueMaxDropsTheOldestSegments(async: Bool) async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
             let spool = try scratch.directory("spool", mode: 0o750)
-            let command = stanza.binary.commandLine(stanza.common + ["--archive-async", "--spool-path=\(spool)", "--archive-push-queue-max=32MiB",
-                                                                     "archive-push", "%p"])
+            // Synchronously, the record the unwritable repository refuses waits in the spool.
+            let command = stanza.binary.commandLine(stanza.common + (async ? ["--archive-async"] : [])
+                                                    + ["--spool-path=\(spool)", "--archive-push-queue-max=32MiB", "archive-push", "%p"])
             var expected: ClusterDump?
             try await withCluster(name: "source", scratch: scratch, archiveCommand: command) { source in
                 try stanza.create(source)
@@ -203,40 +238,23 @@ struct AsyncArchiveTests {
                 }
                 let serverLog = try String(contentsOfFile: source.logFile, encoding: .utf8)
                 #expect(serverLog.contains("HINT: point-in-time recovery across"), "\(source.serverLogTail())")
+                if !async {
+                    #expect(serverLog.contains("THE REPOSITORY REFUSED THE RECORD OF THIS DROP"), "\(source.serverLogTail())")
+                    #expect(!serverLog.contains("applies only with --archive-async"))
+                    let pending = try FileManager.default.contentsOfDirectory(atPath: spool + "/archive/main/out").filter { $0.hasSuffix(".dropped") }
+                    #expect(pending.count == dropped.count, "one pending record per dropped segment: \(pending)")
+                }
 
                 try unblock()
                 let last = try await source.switchWALAndWaitForArchive(timeout: .seconds(120))
                 let objects = stanza.repositoryFiles(under: "archive/main/15-1").filter { !$0.contains("/dropped/") }
                 for name in dropped { #expect(!objects.contains { $0.contains("/\(name)-") }, "no object for dropped \(name)") }
                 for name in closed.suffix(2) + [last] { #expect(objects.contains { $0.contains("/\(name)-") }, "\(name) is archived") }
-                for name in dropped {
-                    let get = try stanza.run(["archive-get", name, scratch.path("got-\(name)")])
-                    #expect(get.status == 1, "a dropped segment is not in the archive: \(get)")
+                if !async {
+                    let pending = try FileManager.default.contentsOfDirectory(atPath: spool + "/archive/main/out").filter { $0.hasSuffix(".dropped") }
+                    #expect(pending.isEmpty, "the first successful push moves the records into the repository: \(pending)")
                 }
-
-                // info: the dropped runs (the window may have slid one segment at a time: several runs).
-                let archive = try #require((try stanza.info()["archive"] as? [[String: Any]])?.first)
-                let runs = (archive["dropped"] as? [[String: Any]] ?? []).compactMap { run -> (String, String)? in
-                    guard let start = run["start"] as? String, let stop = run["stop"] as? String, run["at"] is Int else { return nil }
-                    return (start, stop)
-                }
-                for name in dropped { #expect(runs.contains { $0.0 <= name && name <= $0.1 }, "info lists \(name) as dropped: \(runs)") }
-                #expect(!runs.contains { $0.1 >= closed[3] }, "\(runs)")
-                let text = try stanza.check(["info"]).stdout
-                #expect(text.contains("was dropped by archive-push-queue-max"), "\(text)")
-
-                // verify: a warning (every backup still restores to consistency), reason dropped.
-                let verify = try stanza.run(["verify", "--output=json"])
-                #expect(verify.status == 0, "\(verify)")
-                let report = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
-                let gaps = (report["warnings"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "wal-gap" }
-                #expect(!gaps.isEmpty && gaps.allSatisfy { $0["reason"] as? String == "dropped" }, "\(gaps)")
-                #expect(gaps.contains { ($0["message"] as? String ?? "").contains("backup \(before) recover only to before") }, "\(gaps)")
-
-                // A restore from the earlier backup to the end of the archive would cross the gap: refused.
-                let refused = try stanza.run(["--pg1-path=\(scratch.path("plan-before"))", "restore", "--plan", "--set=\(before)"])
-                #expect(refused.status == 72, "\(refused)")
-                #expect(refused.stdout.contains("wal-missing") && refused.stdout.contains("dropped by archive-push-queue-max"), "\(refused)")
+                try reportsDrops(stanza, scratch: scratch, dropped: dropped, queued: Array(closed.suffix(2)), before: before)
 
                 // A new backup restores past it.
                 _ = try stanza.backup(source)

@@ -25,8 +25,8 @@ struct ArchivePushQueueTests {
         let spool = AsyncSpool(spoolPath: directory.path("spool"), stanza: "main")
         try spool.recordSuccess(names[0])
         try spool.recordFailure(names[1], PGKeepError(.fileWrite, "repository unwritable"))
-        let queue = try ArchivePushQueue.read(statusDirectory: directory.path(status), segmentSize: 16 << 20) {
-            try Posix.lstat(spool.okFile($0)) != nil
+        let queue = try ArchivePushQueue.read(statusDirectory: directory.path(status), segmentSize: 16 << 20) { name, _ in
+            try Posix.lstat(spool.okFile(name)) != nil
         }
         #expect(queue.segments == Array(names.dropFirst()))
         #expect(queue.bytes == 48 * Self.mib)
@@ -147,6 +147,100 @@ struct ArchivePushQueueTests {
         #expect(try spool.pushStatus(names[4]) == nil)
         #expect(try DroppedWAL.loadAll(storage: memory, layout: layout, archiveID: "15-1").map(\.fileName)
                 == ["\(names[0])-\(names[2])", "\(names[3])-\(names[3])"])
+    }
+
+    // MARK: synchronous archive-push
+
+    @Test("synchronous archive_status: the queue is the .ready segments without a .done, found beside %p's segment or under the data directory")
+    func synchronousStatusDirectory() {
+        #expect(SynchronousQueueLimit.statusDirectory(walPath: "pg_wal/" + Self.segment(2), dataDirectory: nil) == "pg_wal/archive_status")
+        #expect(SynchronousQueueLimit.statusDirectory(walPath: "/d/pg_wal/" + Self.segment(2), dataDirectory: "/other") == "/d/pg_wal/archive_status")
+        #expect(SynchronousQueueLimit.statusDirectory(walPath: Self.segment(2), dataDirectory: "/d") == "/d/pg_wal/archive_status")
+        #expect(SynchronousQueueLimit.statusDirectory(walPath: Self.segment(2), dataDirectory: nil) == "./pg_wal/archive_status")
+    }
+
+    /// A repository for stanza main (archive.info only) behind a storage that can be made full.
+    func synchronousRepository() throws -> (memory: MemoryStorage, full: FaultyStorage, push: ArchivePush) {
+        let memory = MemoryStorage(name: "repo")
+        let layout = try RepositoryLayout(stanza: "main")
+        try SealedFile.save(ArchiveInfo(current: ArchiveFixture.identity), to: layout.archiveInfo, in: memory)
+        let full = FaultyStorage(memory, freeBytes: 0)
+        return (memory, full, ArchivePush(storage: full, layout: layout, compression: .none, compressLevel: 0, bufferSize: 1 << 16, log: Log(consoleLevel: .off)))
+    }
+
+    @Test("synchronous archive-push past the maximum acknowledges the oldest segment it cannot store, records the drop in the spool while the repository refuses it and moves it in with the next successful push; history files, newer segments and a queue within the maximum are never dropped")
+    func synchronousDrop() throws {
+        let (memory, full, push) = try synchronousRepository()
+        let layout = try RepositoryLayout(stanza: "main")
+        let current = ArchiveFixture.segmentName
+        #expect(current == Self.segment(2))
+        // Segment 1 is archived (.done; a .ready left beside it by a crash does not count), 2...4 wait.
+        let data = try dataDirectory(ready: [Self.segment(1), current, Self.segment(3), Self.segment(4), "00000002.history"])
+        _ = try directory.write("data/pg_wal/archive_status/\(Self.segment(1)).done", [])
+        let wal = try directory.write("data/pg_wal/" + current, ArchiveFixture.segment)
+        let history = try directory.write("data/pg_wal/00000002.history", Array("1\t0/3000000\tno recovery target specified\n".utf8))
+        let log = Log(consoleLevel: .off)
+        let spool = AsyncSpool(spoolPath: directory.path("spool"), stanza: "main")
+
+        // 48MiB waiting is within 64MiB: the push's failure goes to PostgreSQL, which retries.
+        #expect(throws: (any Error).self) { try SynchronousQueueLimit(max: 64 * Self.mib, spool: spool, log: log).push(walPath: wal, dataDirectory: nil, with: push) }
+        let limit = SynchronousQueueLimit(max: 32 * Self.mib, spool: spool, log: log)
+        #expect(throws: (any Error).self, "history files are never dropped") { try limit.push(walPath: history, dataDirectory: data, with: push) }
+        _ = try directory.write("data/pg_wal/" + Self.segment(4), ArchiveFixture.segment)
+        #expect(throws: (any Error).self, "the newest segments stay queued") {
+            try limit.push(walPath: self.directory.path("data/pg_wal/" + Self.segment(4)), dataDirectory: nil, with: push)
+        }
+
+        // Past the maximum: the oldest is acknowledged, the record waits in the spool.
+        guard case .dropped(let error) = try limit.push(walPath: wal, dataDirectory: nil, with: push) else {
+            Issue.record("\(current) was not dropped")
+            return
+        }
+        #expect(error.code == .archiveDropped)
+        #expect(error.message.contains("WAL segment \(current) was dropped") && error.message.contains("48MiB (3 segments)")
+                && error.message.contains("archive-push-queue-max 32MiB"), "\(error.message)")
+        #expect(error.message.contains("REFUSED THE RECORD") && error.message.contains("kept in '\(spool.outDirectory)'"), "\(error.message)")
+        #expect(error.hint?.contains("\(current)...\(current)") == true && error.hint?.contains("new backup") == true, "\(error.hint ?? "")")
+        #expect(try spool.pendingDrops().map(\.file) == ["\(current)-\(current).dropped"])
+        #expect(try ArchiveLookup.find(walFile: current, archiveID: "15-1", storage: memory, layout: layout).isEmpty)
+
+        // Without a spool the drop still happens, and says the record is lost.
+        guard case .dropped(let unrecorded) = try SynchronousQueueLimit(max: 32 * Self.mib, spool: nil, log: log)
+            .push(walPath: wal, dataDirectory: data, with: push) else {
+            Issue.record("\(current) was not dropped without a spool")
+            return
+        }
+        #expect(unrecorded.message.contains("no --spool-path is set") && unrecorded.message.contains("only record of the drop"), "\(unrecorded.message)")
+
+        // The repository takes writes again: the segment is stored (never dropped while it can be),
+        // and the pending record moves into the archive id's dropped/ directory.
+        full.freeBytes = 1 << 30
+        guard case .pushed(.stored) = try limit.push(walPath: wal, dataDirectory: nil, with: push) else {
+            Issue.record("\(current) was not stored once the repository took writes")
+            return
+        }
+        #expect(try spool.pendingDrops().isEmpty)
+        let records = try DroppedWAL.loadAll(storage: memory, layout: layout, archiveID: "15-1")
+        #expect(records.map(\.fileName) == ["\(current)-\(current)"])
+        #expect(records.first?.queueSize == 48 * Self.mib && records.first?.queueMax == 32 * Self.mib)
+    }
+
+    @Test("synchronous archive-push records a drop directly in the repository when it takes the record but not the segment")
+    func synchronousDropRecordedInRepository() throws {
+        let (memory, full, push) = try synchronousRepository()
+        let layout = try RepositoryLayout(stanza: "main")
+        // Room for a small record, not for an uncompressed 16MiB segment.
+        full.freeBytes = 1 << 20
+        _ = try dataDirectory(ready: [Self.segment(2), Self.segment(3), Self.segment(4)])
+        let wal = try directory.write("data/pg_wal/" + Self.segment(2), ArchiveFixture.segment)
+        guard case .dropped(let error) = try SynchronousQueueLimit(max: 32 * Self.mib, spool: nil, log: Log(consoleLevel: .off))
+            .push(walPath: wal, dataDirectory: nil, with: push) else {
+            Issue.record("not dropped")
+            return
+        }
+        #expect(!error.message.contains("REFUSED"), "\(error.message)")
+        #expect(full.diskFullFailures > 0)
+        #expect(try DroppedWAL.loadAll(storage: memory, layout: layout, archiveID: "15-1").map(\.start) == [Self.segment(2)])
     }
 
     @Test("the planner names dropped segments in its wal-missing problem and lists them; a drop past the end of the archive is a note")

@@ -300,4 +300,62 @@ struct VerifyExpireUnitTests {
             #expect((error as? PGKeepError)?.code == .expireRefused)
         }
     }
+
+    @Test("expire removes drop records wholly before the oldest WAL kept (record and copy, a lone copy too), keeps those reaching into kept WAL; info shows no dropped WAL older than every backup's")
+    func expireRemovesOldDropRecords() throws {
+        let repo = try MemoryRepository()
+        for n: UInt64 in [3, 5, 8, 9, 12] { try repo.push(MemoryRepository.segmentName(n)) }
+        let name = { (n: UInt64) in MemoryRepository.segmentName(n) }
+        let directory = try DroppedWAL.directory(layout: repo.layout, archiveID: "15-1")
+        // 8 was dropped, then stored after all: [6...8] reaches into the WAL c keeps.
+        for (first, last) in [(1, 2), (4, 4), (6, 8), (10, 11)] as [(UInt64, UInt64)] {
+            try DroppedWAL(start: name(first), stop: name(last), walSegmentSize: MemoryRepository.segmentSize, droppedAt: Self.now - 400,
+                           queueSize: 3 << 20, queueMax: 1 << 20).save(storage: repo.storage, layout: repo.layout, archiveID: "15-1")
+        }
+        // A crash of an earlier expire between a record and its copy: only the copy of [4...4] is left.
+        try repo.storage.remove(try directory.appending("\(name(4))-\(name(4))"))
+        _ = try repo.backup("20260101-000000F", stop: Self.now - 300, first: 3, last: 3)
+        _ = try repo.backup("20260102-000000F", stop: Self.now - 200, first: 5, last: 5)
+        _ = try repo.backup("20260103-000000F", stop: Self.now - 100, first: 8, last: 9)
+
+        let info = InfoReport(storage: repo.storage, log: Log(consoleLevel: .off))
+        let runs = { try info.collect(only: "main")[0].archive[0].dropped?.map { "\($0.start)-\($0.stop)" } ?? [] }
+        #expect(try runs() == ["\(name(4))-\(name(4))", "\(name(6))-\(name(7))", "\(name(10))-\(name(11))"],
+                "1...2 is older than every backup's WAL")
+
+        func expire(dryRun: Bool) throws -> ExpireOutcome {
+            try ExpireRun(storage: repo.storage, layout: repo.layout,
+                          options: ExpireOptions(policy: RetentionPolicy(full: 1), set: nil, dryRun: dryRun, lockPath: "/nonexistent"),
+                          log: repo.log).runLocked(now: Self.now)
+        }
+        let records = { try repo.storage.list(directory).map(\.name).sorted() }
+        let before = try records()
+        let dry = try expire(dryRun: true)
+        #expect(dry.dropRecords == ["15-1/\(name(1))-\(name(2))", "15-1/\(name(4))-\(name(4))"])
+        #expect(dry.lines.contains { $0.contains("would remove the record of WAL \(name(1))...\(name(2)) dropped by archive-push-queue-max from archive 15-1") }, "\(dry.lines)")
+        #expect(try records() == before)
+
+        let outcome = try expire(dryRun: false)
+        #expect(outcome.expired.count == 2)
+        #expect(outcome.dropRecords == dry.dropRecords)
+        #expect(try records() == ["\(name(10))-\(name(11))", "\(name(10))-\(name(11)).copy", "\(name(6))-\(name(8))", "\(name(6))-\(name(8)).copy"].sorted())
+        // c's WAL starts at 8: the part of [6...8] before it is needed by no restore.
+        #expect(try runs() == ["\(name(10))-\(name(11))"])
+        #expect(try expire(dryRun: false).dropRecords.isEmpty, "nothing more to remove")
+    }
+
+    @Test("a drop record is released when it ends before the oldest WAL retention keeps for its database identity")
+    func dropRecordRelease() {
+        let name = { (n: UInt64) in MemoryRepository.segmentName(n) }
+        let retention = ArchiveRetention(boundaryLabel: BackupLabel("20260103-000000F")!, boundaryDatabaseID: 2, boundaryStart: name(8),
+                                         ranges: [.init(databaseID: 1, start: name(5), stop: name(5)), .init(databaseID: 2, start: name(8), stop: name(9))])
+        let order = [1, 2, 3]
+        #expect(retention.releases(dropRecordEndingAt: name(7), databaseID: 2, order: order))
+        #expect(!retention.releases(dropRecordEndingAt: name(8), databaseID: 2, order: order))
+        #expect(!retention.releases(dropRecordEndingAt: name(1), databaseID: 3, order: order), "a newer identity keeps all its WAL")
+        #expect(retention.releases(dropRecordEndingAt: name(4), databaseID: 1, order: order))
+        #expect(!retention.releases(dropRecordEndingAt: name(6), databaseID: 1, order: order), "after a retained backup's range")
+        let noBackup = ArchiveRetention(boundaryLabel: retention.boundaryLabel, boundaryDatabaseID: 2, boundaryStart: name(8), ranges: [])
+        #expect(noBackup.releases(dropRecordEndingAt: name(60), databaseID: 1, order: order), "an older identity without backups keeps no WAL")
+    }
 }

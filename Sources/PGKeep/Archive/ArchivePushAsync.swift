@@ -248,7 +248,7 @@ struct QueueLimiter {
         if segmentSize == nil { segmentSize = try PGControl.read(dataDirectory: settings.dataDirectory).walSegmentSize.bytes }
         guard let segmentSize, let size = WALSegmentSize(bytes: segmentSize) else { return }
         let queue = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
-                                              segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }
+                                              segmentSize: segmentSize) { name, _ in try Posix.lstat(spool.okFile(name)) != nil }
         var decision = queue.decide(max: max)
         guard !decision.drop.isEmpty else { return }
         // Only WAL that cannot be stored now is given up. Segments whose last push failed are not
@@ -256,7 +256,7 @@ struct QueueLimiter {
         // meanwhile: push them once more first, and drop only what still fails.
         _ = try pusher.pushAll(decision.drop)
         decision = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
-                                             segmentSize: segmentSize) { try Posix.lstat(spool.okFile($0)) != nil }.decide(max: max)
+                                             segmentSize: segmentSize) { name, _ in try Posix.lstat(spool.okFile(name)) != nil }.decide(max: max)
         guard !decision.drop.isEmpty else { return }
         let now = Clock.now()
         let records = DroppedWAL.records(for: decision.drop.compactMap { WALSegmentName($0, segmentSize: size) },
@@ -264,10 +264,9 @@ struct QueueLimiter {
         // The record first, durably in the spool: no segment is acknowledged as dropped before its
         // drop is written down somewhere that outlives this process.
         for record in records { try spool.savePendingDrop(record) }
-        let ranges = records.map { "\($0.start)...\($0.stop)" }.joined(separator: ", ")
-        let hint = "point-in-time recovery across \(ranges) is impossible until a new backup: fix archiving (see the archive-push-async log), then take a backup; raise or unset archive-push-queue-max to keep more WAL waiting"
+        let hint = ArchivePushQueue.Decision.dropHint(records, cause: "see the archive-push-async log")
         for name in decision.drop {
-            let message = "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(decision.queueBytes))) (\(decision.drop.count + decision.keep.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
+            let message = decision.dropMessage(name, max: max)
             try spool.recordDropped(name, message: message, hint: hint)
             pusher.log.error("\(PGKeepError(.archiveDropped, message, hint: hint))")
         }
@@ -280,21 +279,8 @@ struct QueueLimiter {
     /// must go on.
     mutating func flushPendingDrops(_ pusher: ArchivePushAsync) throws {
         let spool = pusher.settings.spool
-        let pending = try spool.pendingDrops()
-        guard !pending.isEmpty else { return }
-        let push = pusher.makePush(pusher.log)
         do {
-            let archiveID = try InfoFiles.loadArchiveInfo(push.storage, push.layout, warn: pusher.log.warn).current.archiveID
-            for (file, record) in pending {
-                guard let record else {
-                    pusher.log.error("the pending drop record '\(Posix.join(spool.outDirectory, file))' is damaged; removed (the segments it named were dropped, and the repository has no object for them)")
-                    try spool.removePendingDrop(file)
-                    continue
-                }
-                try record.save(storage: push.storage, layout: push.layout, archiveID: archiveID)
-                try spool.removePendingDrop(file)
-                pusher.log.info("recorded the drop of \(record.start)...\(record.stop) in '\(push.storage.describe(try DroppedWAL.directory(layout: push.layout, archiveID: archiveID)))'")
-            }
+            try spool.flushPendingDrops(into: pusher.makePush(pusher.log))
             flushFailureLogged = false
         } catch {
             if !flushFailureLogged {

@@ -53,18 +53,33 @@ public struct ArchivePushQueue: Sendable, Equatable {
     }
 
     /// The queue in `statusDirectory` (`pg_wal/archive_status`): `.ready` complete segments not
-    /// yet acknowledged, as `isAcknowledged` says.
-    static func read(statusDirectory: String, segmentSize: UInt64, isAcknowledged: (String) throws -> Bool) throws -> ArchivePushQueue {
+    /// yet acknowledged, as `isAcknowledged` says (given the directory's entries, listed once).
+    static func read(statusDirectory: String, segmentSize: UInt64,
+                     isAcknowledged: (_ name: String, _ entries: Set<String>) throws -> Bool) throws -> ArchivePushQueue {
         guard let entries = try Posix.listDirectory(statusDirectory) else {
             throw PGKeepError(.pathMissing, "'\(statusDirectory)' does not exist",
                               hint: "--pg1-path must be the data directory of the cluster that archives (PostgreSQL runs archive_command in it)")
         }
+        let listed = Set(entries)
         var names: [String] = []
         for entry in entries where entry.hasSuffix(".ready") {
             let name = String(entry.dropLast(".ready".count))
-            guard WALFileName(name)?.kind == .segment, try !isAcknowledged(name) else { continue }
+            guard WALFileName(name)?.kind == .segment, try !isAcknowledged(name, listed) else { continue }
             names.append(name)
         }
         return ArchivePushQueue(segments: names, segmentSize: segmentSize)
+    }
+}
+
+extension ArchivePushQueue.Decision {
+    /// What the server log hears for each dropped segment, asynchronous or not.
+    func dropMessage(_ name: String, max: UInt64) -> String {
+        "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(queueBytes))) (\(drop.count + keep.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
+    }
+
+    /// The hint of a drop of `records`; `cause` says where to read why archiving fails.
+    static func dropHint(_ records: [DroppedWAL], cause: String) -> String {
+        let ranges = records.map { "\($0.start)...\($0.stop)" }.joined(separator: ", ")
+        return "point-in-time recovery across \(ranges) is impossible until a new backup: fix archiving (\(cause)), then take a backup; raise or unset archive-push-queue-max to keep more WAL waiting"
     }
 }

@@ -134,6 +134,25 @@ public struct AsyncSpool: Sendable {
         _ = try Posix.unlink(Posix.join(outDirectory, file))
     }
 
+    /// Writes the pending drop records into `push`'s repository, each removed from the spool once
+    /// the repository has it. Throws the repository's error; what was not written stays pending.
+    /// Costs one listing of the spool when nothing is pending.
+    func flushPendingDrops(into push: ArchivePush) throws {
+        let pending = try pendingDrops()
+        guard !pending.isEmpty else { return }
+        let archiveID = try InfoFiles.loadArchiveInfo(push.storage, push.layout, warn: push.log.warn).current.archiveID
+        for (file, record) in pending {
+            guard let record else {
+                push.log.error("the pending drop record '\(Posix.join(outDirectory, file))' is damaged; removed (the segments it named were dropped, and the repository has no object for them)")
+                try removePendingDrop(file)
+                continue
+            }
+            try record.save(storage: push.storage, layout: push.layout, archiveID: archiveID)
+            try removePendingDrop(file)
+            push.log.info("recorded the drop of \(record.start)...\(record.stop) in '\(push.storage.describe(try DroppedWAL.directory(layout: push.layout, archiveID: archiveID)))'")
+        }
+    }
+
     private func ensureOutDirectory() throws {
         if try Posix.lstat(outDirectory) == nil { try Posix.mkdirs(outDirectory) }
     }

@@ -317,7 +317,7 @@ public enum OptionTable {
         case .archivePushQueueMax:
             // No default: WAL is never dropped unless the operator chooses the trade-off.
             return OptionDefinition(name, .size((1 << 20)...(1 << 50)), commands: [.archivePush],
-                                    summary: "with --archive-async: when more WAL than this waits to be archived, report the oldest segments archived without storing them (PostgreSQL's pg_wal stays bounded; point-in-time recovery across them is lost until a new backup)")
+                                    summary: "when more WAL than this waits to be archived and the repository cannot take it, report the oldest segments archived without storing them (PostgreSQL's pg_wal stays bounded; point-in-time recovery across them is lost until a new backup)")
         case .allowRoot:
             return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
                                     summary: "allow running as root (files it writes would then belong to root)")

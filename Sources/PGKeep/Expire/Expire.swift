@@ -21,6 +21,9 @@ public struct ExpireOutcome: Sendable, Equatable {
     public var orphans: [String]
     /// Per archive id: the WAL files removed, first and last name and count.
     public var wal: [WALRemoval]
+    /// Records of WAL dropped by archive-push (repo-layout.md §3.7) that lie wholly before the
+    /// kept WAL, removed with it: "<archive id>/<start>-<stop>".
+    public var dropRecords: [String] = []
     public var dryRun: Bool
 
     public struct WALRemoval: Sendable, Equatable {
@@ -35,6 +38,11 @@ public struct ExpireOutcome: Sendable, Equatable {
         var out = expired.map { "\(verb) backup \($0.label) (\($0.reason))" }
         out += orphans.map { "\(dryRun ? "would remove" : "removed") interrupted backup directory \($0)" }
         out += wal.map { "\(dryRun ? "would remove" : "removed") \($0.count) WAL file\($0.count == 1 ? "" : "s") from archive \($0.archiveID): \($0.first) ... \($0.last)" }
+        out += dropRecords.map { record in
+            let parts = record.split(separator: "/", maxSplits: 1).map(String.init)
+            let range = parts.last?.split(separator: "-").joined(separator: "...") ?? record
+            return "\(dryRun ? "would remove" : "removed") the record of WAL \(range) dropped by archive-push-queue-max from archive \(parts[0]) (older than any WAL kept)"
+        }
         if out.isEmpty { out.append("nothing to expire") }
         return out
     }
@@ -113,6 +121,7 @@ public final class ExpireRun {
 
         // WAL to remove.
         var walRemovals: [(archiveID: String, directory: StoragePath, objects: [StoragePath], names: [String], whole: Bool)] = []
+        var dropRecordRemovals: [(archiveID: String, record: StoragePath)] = []
         if let retention = plan.archive {
             let order = archiveInfo.history.map(\.id)
             for identity in archiveInfo.history {
@@ -132,6 +141,18 @@ public final class ExpireRun {
                     guard !remove.isEmpty else { continue }
                     walRemovals.append((identity.archiveID, path, remove, names, remove.count == files.count))
                 }
+                // Drop records explain an absence; once the WAL around it is gone for good there is
+                // no absence left to explain. Judged by file name (`<start>-<stop>`): a damaged
+                // record goes as well as an intact one.
+                let droppedDirectory = try DroppedWAL.directory(layout: layout, archiveID: identity.archiveID)
+                let recordNames = Set(try storage.list(droppedDirectory).filter { $0.kind == .file }.map {
+                    $0.name.hasSuffix(".copy") ? String($0.name.dropLast(5)) : $0.name
+                }).filter(DroppedWAL.isRecordName)
+                for name in recordNames.sorted() {
+                    let stop = String(name.split(separator: "-")[1])
+                    guard retention.releases(dropRecordEndingAt: stop, databaseID: identity.id, order: order) else { continue }
+                    dropRecordRemovals.append((identity.archiveID, try droppedDirectory.appending(name)))
+                }
             }
         }
         var wal: [ExpireOutcome.WALRemoval] = []
@@ -139,7 +160,8 @@ public final class ExpireRun {
             let names = walRemovals.filter { $0.archiveID == id }.flatMap(\.names).sorted()
             wal.append(.init(archiveID: id, first: names.first!, last: names.last!, count: names.count))
         }
-        let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: wal, dryRun: options.dryRun)
+        let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: wal,
+                                    dropRecords: dropRecordRemovals.map { "\($0.archiveID)/\($0.record.name)" }, dryRun: options.dryRun)
         if options.dryRun { return outcome }
 
         // backup.info first, then files.
@@ -166,6 +188,13 @@ public final class ExpireRun {
             }
         }
         for item in wal { log.info("removed \(item.count) WAL files from archive \(item.archiveID): \(item.first) ... \(item.last)") }
+        // After the WAL: a crash in between leaves a record that the next expire removes. The
+        // main file before its copy, as for a manifest; a lone copy is found by its name next time.
+        for removal in dropRecordRemovals {
+            try storage.remove(removal.record)
+            try storage.remove(try SealedFile.copyPath(of: removal.record))
+            log.info("removed the record of WAL \(removal.record.name.split(separator: "-").joined(separator: "...")) dropped by archive-push-queue-max from archive \(removal.archiveID)")
+        }
         return outcome
     }
 

@@ -75,6 +75,22 @@ public struct ArchiveRetention: Sendable, Equatable {
         if here < boundary { return false }
         return segment >= boundaryStart
     }
+
+    /// Whether a record of WAL dropped by archive-push (`DroppedWAL`) for database `databaseID`
+    /// ending at segment `stop` explains nothing any more: its whole range lies before the oldest
+    /// WAL this retention keeps for that database, so no restore can ever reach it. A record
+    /// reaching into kept WAL (or past a retained backup's consistency range that is kept) stays:
+    /// its part inside still explains a gap. Same order as `keeps`.
+    public func releases(dropRecordEndingAt stop: String, databaseID: Int, order: [Int]) -> Bool {
+        let here = order.firstIndex(of: databaseID) ?? Int.max
+        let boundary = order.firstIndex(of: boundaryDatabaseID) ?? Int.max
+        if here > boundary { return false }
+        var kept = ranges.filter { $0.databaseID == databaseID }.map(\.start)
+        if here == boundary { kept.append(boundaryStart) }
+        // An identity older than the boundary with no retained backup keeps no WAL at all.
+        guard let oldest = kept.min() else { return true }
+        return String(stop.prefix(24)) < oldest
+    }
 }
 
 /// The retention decisions (pgBackRest `expire.c` semantics), ordering by recorded stop time,

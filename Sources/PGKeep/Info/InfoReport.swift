@@ -197,7 +197,8 @@ public struct InfoReport {
                 let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
                 let diverged = catalog.divergences(segmentSize: size)
                 if !diverged.isEmpty { result.archive[result.archive.count - 1].diverged = diverged }
-                let dropped = Self.droppedRuns(catalog)
+                let dropped = Self.droppedRuns(catalog, relevantFrom: Self.oldestRelevantWAL(for: identity.id, backups: backupInfo.backups,
+                                                                                            order: archiveInfo.history.map(\.id)))
                 if !dropped.isEmpty { result.archive[result.archive.count - 1].dropped = dropped }
             }
             result.repository.size += contents.bytes
@@ -222,12 +223,27 @@ public struct InfoReport {
         return result
     }
 
-    /// The dropped segments of `catalog` that are not stored, as runs, each with its drop's time.
-    static func droppedRuns(_ catalog: ArchiveCatalog) -> [Stanza.Archive.Dropped] {
+    /// Where dropped WAL of database `databaseID` starts to matter to some backup: nil when all of
+    /// it does (no backup, or one of an older identity, whose recovery may run into it); the
+    /// oldest start of its backups; "~" (after every name) when only backups of newer identities
+    /// exist. WAL before every backup's start is needed by no restore, and expire removes it (and
+    /// the drop records within it) as soon as retention allows: a gap there is no warning.
+    static func oldestRelevantWAL(for databaseID: Int, backups: [BackupSummary], order: [Int]) -> String? {
+        let here = order.firstIndex(of: databaseID) ?? Int.max
+        let positions = backups.map { order.firstIndex(of: $0.databaseID) ?? Int.max }
+        if backups.isEmpty || positions.contains(where: { $0 < here }) { return nil }
+        return backups.filter { $0.databaseID == databaseID }.map(\.walStart).min() ?? "~"
+    }
+
+    /// The dropped segments of `catalog` that are not stored, from segment `relevantFrom` on (all
+    /// when nil), as runs, each with its drop's time.
+    static func droppedRuns(_ catalog: ArchiveCatalog, relevantFrom: String? = nil) -> [Stanza.Archive.Dropped] {
         var runs: [Stanza.Archive.Dropped] = []
         for record in catalog.dropped {
             guard let range = record.segments else { continue }
-            let missing = range.filter { catalog.segments[$0.name] == nil }
+            let missing = range.filter { segment in
+                catalog.segments[segment.name] == nil && relevantFrom.map { segment.name >= $0 } ?? true
+            }
             runs += VerifyState.ranges(of: missing).map { .init(start: $0.start, stop: $0.stop, at: record.droppedAt) }
         }
         // Overlapping records (a pusher that decided again after a crash) are shown once.

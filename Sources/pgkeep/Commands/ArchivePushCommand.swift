@@ -14,12 +14,18 @@ enum ArchivePushCommand {
         }
         let queueMax = context.config.size(.archivePushQueueMax).map { UInt64($0) }
         guard context.config.bool(.archiveAsync) else {
-            if queueMax != nil {
-                // The synchronous command pushes one segment per call and has no queue of its own
-                // to bound: a silently ignored limit would look like protection that is not there.
-                context.log.warn("archive-push-queue-max applies only with --archive-async; WAL is archived synchronously and never dropped")
+            let push = makePush(context.log)
+            guard let queueMax else {
+                _ = try push.push(walPath: walPath, dataDirectory: context.config.string(.pg1Path))
+                return
             }
-            _ = try makePush(context.log).push(walPath: walPath, dataDirectory: context.config.string(.pg1Path))
+            // The spool keeps a drop record the repository refused, but only one the operator set:
+            // the default spool directory need not exist on a host that archives synchronously.
+            let spool = context.config.isExplicit(.spoolPath)
+                ? AsyncSpool(spoolPath: try context.required(.spoolPath), stanza: layout.stanza) : nil
+            // A drop is success for PostgreSQL (exit 0); its error went to the server log.
+            _ = try SynchronousQueueLimit(max: queueMax, spool: spool, log: context.log)
+                .push(walPath: walPath, dataDirectory: context.config.string(.pg1Path), with: push)
             return
         }
         // PostgreSQL runs archive_command in the data directory: that is the queue to work through.
