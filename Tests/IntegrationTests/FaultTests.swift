@@ -204,6 +204,9 @@ struct FaultTests {
                 #expect(reused > 0 && reused <= storedBefore, "\(resumed.stderr)")
                 #expect(try stanza.labels() == [firstLabel, interrupted], "the resumed backup keeps its label")
                 #expect(!FileManager.default.fileExists(atPath: partialPath), "a complete backup keeps no partial manifest")
+                // Every object of the resumed backup, reused or copied again, has its recorded SHA-256.
+                let verified = try stanza.run(["verify", "--set=\(interrupted)"])
+                #expect(verified.status == 0, "the resumed backup verifies clean: \(verified)")
 
                 _ = try cluster.psql("insert into grow values (-1, 'after the last backup')")
                 try await cluster.switchWALAndWaitForArchive()
