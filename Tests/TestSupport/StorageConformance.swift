@@ -1,8 +1,7 @@
 import Foundation
 import PGKeep
 
-/// The conformance suite every `Storage` driver passes (style.md item 4; after restic
-/// `internal/backend/test/tests.go`).
+/// The conformance suite every `Storage` driver passes.
 ///
 /// Each check is a separate, named behaviour of the written contract in `Storage.swift`. A check
 /// receives a fresh, empty storage, uses only the `Storage` protocol (nothing POSIX-shaped) and

@@ -1,6 +1,6 @@
 /// `archive-get %f %p`: fetches one archived file for PostgreSQL's `restore_command`.
 ///
-/// Exit contract (postgres-facts §5.3, `ErrorCode.archiveGetExitStatus`): 0 with the file complete
+/// Exit contract (docs/postgres-internals.md §5.2, `ErrorCode.archiveGetExitStatus`): 0 with the file complete
 /// at `%p`; 1 (`archiveFileMissing`) only when a valid configuration, an existing stanza and a
 /// readable `archive.info` show that the archive does not hold the file, which PostgreSQL asks for
 /// routinely (the next segment, future timelines) and must hear quickly. Every other failure exits

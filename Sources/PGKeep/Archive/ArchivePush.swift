@@ -6,7 +6,7 @@
 ///    page address that matches its name); other files are checked through pg_control when the
 ///    data directory is known (PostgreSQL runs archive_command in it).
 /// 3. When the name is already archived (PostgreSQL re-archives segments after a crash or a
-///    promotion, and refusing an identical one would stall it forever, postgres-facts §5.1), the
+///    promotion, and refusing an identical one would stall it forever, docs/postgres-internals.md §5.1), the
 ///    stored object is decoded and compared byte for byte with the file: a complete match is
 ///    success without writing, and costs a fraction of hashing (see `storedCopyMatches`).
 ///    Otherwise the file is hashed: another checksum than the stored objects' is a refusal that

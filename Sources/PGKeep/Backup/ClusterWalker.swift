@@ -1,5 +1,5 @@
 /// Lists what a backup copies: walks the data directory and every tablespace, applies
-/// PostgreSQL's base-backup exclusions (`PGDataRules`, postgres-facts §2), and produces the
+/// PostgreSQL's base-backup exclusions (`PGDataRules`, docs/postgres-internals.md §2), and produces the
 /// manifest's targets, paths, links and the files to copy with the attributes `lstat` saw.
 ///
 /// 1. The data directory is walked depth-first; each entry's path relative to it is classified.

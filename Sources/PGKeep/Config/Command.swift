@@ -37,7 +37,7 @@ public enum CommandName: String, CaseIterable, Sendable {
         switch self {
         case .archivePush:
             // PostgreSQL runs archive_command in the data directory and `%p` is relative to it
-            // (postgres-facts §5.1).
+            // (docs/postgres-internals.md §5.1).
             return [PositionalArgument(name: "wal-path", summary: "WAL file to archive, as PostgreSQL passes it in %p")]
         case .archiveGet:
             return [

@@ -112,7 +112,7 @@ public struct Configuration: Sendable {
 
     /// The options the user set, as one `--name=value` line for the "command begin" log line.
     /// Booleans read `--name` / `--no-name`; values with spaces are quoted; options whose name
-    /// contains `pass`, `key` or `secret` show `<redacted>` (pgBackRest `command/command.c`).
+    /// contains `pass`, `key` or `secret` show `<redacted>`, as pgBackRest's log does.
     public var redactedSummary: String {
         values.keys.sorted().compactMap { name -> String? in
             guard let option = values[name], option.source != .defaultValue else { return nil }

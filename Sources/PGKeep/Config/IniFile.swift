@@ -1,6 +1,6 @@
 /// A parsed pgBackRest-style INI file: named sections of `key=value` lines.
 ///
-/// Syntax (pgBackRest's `common/ini.c`, strict where it is loose):
+/// Syntax (the file format pgBackRest's users write, strict where that format is loose):
 /// - `[name]` opens a section; the name is trimmed and must not be empty. A section may appear once.
 /// - `key=value` splits on the first `=`; whitespace around key and value is dropped. A key may
 ///   appear once per section. An empty value is kept; the option's kind rejects it later.

@@ -1,8 +1,8 @@
 // The option table: every option pgkeep knows, in one place.
 //
 // One definition drives all three sources (command line, `PGKEEP_*` environment, INI file), the
-// help text and value validation, the way pgBackRest's `build/config.yaml` does. Names and defaults
-// follow pgBackRest (`anchor-pgbackrest.md` §1.2) so an operator's habits carry over.
+// help text and value validation. Names and defaults follow pgBackRest's so an operator's habits
+// carry over.
 //
 // To add an option: add a case to `OptionName` (raw value = the option name), then a `case` in
 // `OptionTable.define`; the compiler refuses a name without a definition. A test checks that

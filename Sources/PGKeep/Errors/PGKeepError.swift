@@ -2,7 +2,7 @@
 ///
 /// Each code is also the process exit code, so every value stays in 1...125: PostgreSQL treats an
 /// `archive_command` or `restore_command` that exits above 125 (or dies by a signal) as fatal and
-/// restarts the archiver or aborts recovery (postgres-facts §5.1, §5.3). Codes are stable: scripts
+/// restarts the archiver or aborts recovery (docs/postgres-internals.md §5.1, §5.2). Codes are stable: scripts
 /// and monitoring match on them, so a code is never renumbered or reused, only added.
 ///
 /// The single exception is `archive-get` (`archiveGetExitStatus`): there every failure other than

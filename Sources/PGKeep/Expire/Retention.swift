@@ -93,7 +93,7 @@ public struct ArchiveRetention: Sendable, Equatable {
     }
 }
 
-/// The retention decisions (pgBackRest `expire.c` semantics), ordering by recorded stop time,
+/// The retention decisions (with pgBackRest's meaning of each option), ordering by recorded stop time,
 /// never by label text.
 public enum Retention {
     static func byStop(_ a: BackupSummary, _ b: BackupSummary) -> Bool {

@@ -1,7 +1,7 @@
 /// Streaming I/O: bytes flow from a `ByteSource` through a chain of `Filter`s into a `ByteSink`,
 /// one fixed, reused buffer at a time. No stage ever holds a whole file.
 ///
-/// The model (after pgBackRest's IoFilter, see `../shared/style.md` item 6):
+/// The model:
 /// 1. A *source* fills the caller's buffer (`read(into:)`, 0 means end of stream).
 /// 2. Each *filter* is handed a slice of bytes and pushes whatever output it has to the next stage.
 ///    Observers (byte count, SHA-256) pass the same bytes on unchanged; transformers (compression)

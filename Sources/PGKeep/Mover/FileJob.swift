@@ -30,7 +30,7 @@ public struct FileJob: Sendable, Hashable {
         case verifyBundle(VerifyBundle)
     }
 
-    /// Verify PostgreSQL page checksums while storing a relation file (postgres-facts §7.3).
+    /// Verify PostgreSQL page checksums while storing a relation file (docs/postgres-internals.md §7.2).
     public struct PageCheck: Sendable, Hashable {
         /// Pages whose LSN is at or after this (the backup start) changed during the backup: not judged.
         public var startLSN: UInt64

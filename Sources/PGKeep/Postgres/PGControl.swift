@@ -7,12 +7,11 @@ import Darwin
 /// The fields pgkeep needs from `global/pg_control`, parsed and checked.
 ///
 /// Layout: `ControlFileData` in `src/include/catalog/pg_control.h`, offsets for x86-64/arm64 in
-/// postgres-facts §3.2. The file is 8192 bytes (`PG_CONTROL_FILE_SIZE`); only the first 296
+/// docs/postgres-internals.md §3.1. The file is 8192 bytes (`PG_CONTROL_FILE_SIZE`); only the first 296
 /// (`sizeof(ControlFileData)`) mean anything. Values are in the byte order of the machine that
 /// wrote them, which is also ours: a cluster cannot move between endiannesses.
 ///
-/// Parsing follows pgBackRest's detection order (`pgControlFromBuffer` in
-/// `src/postgres/interface.c`, postgres-facts §3.3):
+/// Parsing order (docs/postgres-internals.md §3.2):
 /// 1. Look the (`pg_control_version`, `catalog_version_no`) pair up in `PGVersion.known`; this
 ///    picks the layout and the CRC offset.
 /// 2. Check the CRC-32C over the bytes before the CRC field.
@@ -222,7 +221,7 @@ public struct PGControl: Sendable {
     /// The server rewrites pg_control in place (`update_controlfile` in
     /// `src/common/controldata_utils.c` writes 8192 bytes over the old ones) and a reader can see a
     /// half-written file; PostgreSQL's own frontend tools retry the read for this reason
-    /// (postgres-facts §3.3). Other failures are not retried.
+    /// (docs/postgres-internals.md §3.2). Other failures are not retried.
     ///
     /// - Parameters:
     ///   - path: the file, normally `<pgdata>/global/pg_control`.

@@ -8,7 +8,7 @@ public enum PGDataEntryRule: Hashable, Sendable {
     /// `PGDataRules.synthesizedDirectories(inside:)` below it.
     case keepEmptyDirectory
     /// `global/pg_control`: leave it out of the walk and copy it after every other file, so that a
-    /// standby backup's `minRecoveryPoint` covers all the data copied before it (postgres-facts §1.7).
+    /// standby backup's `minRecoveryPoint` covers all the data copied before it (docs/postgres-internals.md §1.3).
     case copyLast
 }
 
@@ -20,7 +20,7 @@ public enum PGDataEntryRule: Hashable, Sendable {
 /// and no trailing `/`.
 ///
 /// The rules are pg_basebackup's in PG15 (`sendDir`, `excludeDirContents`, `excludeFiles` in
-/// `src/backend/backup/basebackup.c`; postgres-facts §2.1) plus pgBackRest's extra root-level
+/// `src/backend/backup/basebackup.c`; docs/postgres-internals.md §2.1) plus pgBackRest's extra root-level
 /// exclusions (`src/info/manifest/build.c.inc`; §2.2), checked in this order:
 /// 1. Names starting with `pgsql_tmp` (`PG_TEMP_FILE_PREFIX`), at any depth, files or directories.
 /// 2. `.DS_Store`.
@@ -63,7 +63,7 @@ public struct PGDataRules: Hashable, Sendable {
         "postmaster.opts",
     ]
 
-    /// pgBackRest's extra exclusions in the data directory root only (postgres-facts §2.2):
+    /// pgBackRest's extra exclusions in the data directory root only (docs/postgres-internals.md §2.2):
     /// recovery signal and configuration files that would put the restored cluster into an
     /// unintended mode (restore writes its own), and leftovers of earlier backups.
     public static let rootOnlyExcludedNames: Set<String> = [
@@ -76,7 +76,7 @@ public struct PGDataRules: Hashable, Sendable {
 
     /// `excludeDirContents` (basebackup.c, PG15): directories whose contents the server recreates
     /// or discards at startup. Each is kept as an empty directory, because several are fatal when
-    /// missing (postgres-facts §2.3).
+    /// missing (docs/postgres-internals.md §2.3).
     public static let emptiedDirectories: Set<String> = [
         "pg_stat_tmp",   // PG_STAT_TMP_DIR
         "pg_replslot",   // replication slots are not valid on a restored cluster

@@ -21,7 +21,7 @@ public struct PGConnectionOptions: Sendable {
 /// becomes a `PGKeepError` through `check`.
 ///
 /// A backup runs `pg_backup_start` and `pg_backup_stop` in the same session: if the connection
-/// dies in between, the server silently aborts the backup (postgres-facts §1.1, §11.4), so a lost
+/// dies in between, the server silently aborts the backup (docs/postgres-internals.md §1.1), so a lost
 /// connection is a failed backup, never a retry on a new session.
 public final class PGSession {
     private let connection: OpaquePointer

@@ -1,10 +1,9 @@
 /// A PostgreSQL major version and the on-disk constants that identify it.
 ///
-/// All version knowledge lives in the one table `PGVersion.known` (house style item 9, after
-/// pgBackRest `build/postgres.yaml` and `src/postgres/interface/version.vendor.h`). Code asks the
-/// table; it never compares major numbers to decide a layout.
+/// All version knowledge lives in the one table `PGVersion.known`. Code asks the table; it never
+/// compares major numbers to decide a layout.
 ///
-/// How a file is mapped to a version (postgres-facts §3.4):
+/// How a file is mapped to a version (docs/postgres-internals.md §3.3):
 /// - pg_control: by the pair (`pg_control_version`, `catalog_version_no`). Majors 13 to 16 share
 ///   control version 1300, so the catalog version is what tells them apart.
 /// - WAL: by `XLOG_PAGE_MAGIC`, the first two bytes of every WAL page.
@@ -27,7 +26,7 @@ public struct PGVersion: Hashable, Comparable, Sendable, CustomStringConvertible
     public static let supported: Set<Int> = [15]
 
     /// The version table. Values for 15 were checked on a real 15.20 cluster; the others come from
-    /// pgBackRest's vendored headers (postgres-facts §3.4, §10).
+    /// each release's headers (docs/postgres-internals.md §3.3).
     public static let known: [PGVersion] = [
         PGVersion(major: 13, controlVersion: 1300, catalogVersion: 202007201, walPageMagic: 0xD106, controlCRCOffset: 288),
         PGVersion(major: 14, controlVersion: 1300, catalogVersion: 202107181, walPageMagic: 0xD10D, controlCRCOffset: 288),

@@ -1,4 +1,4 @@
-/// PostgreSQL's data page checksum (`src/include/storage/checksum_impl.h`, postgres-facts §7.2):
+/// PostgreSQL's data page checksum (`src/include/storage/checksum_impl.h`, docs/postgres-internals.md §7.1):
 /// 32 FNV-1a-like lanes over the page as native-endian 32-bit words, with `pd_checksum` taken as
 /// zero, folded with the block number into 1...65535.
 public enum PageChecksum {
@@ -99,7 +99,7 @@ public enum PageChecksum {
     }
 }
 
-/// Page-checksum verification of one relation file during a backup (postgres-facts §7.3), fed the
+/// Page-checksum verification of one relation file during a backup (docs/postgres-internals.md §7.2), fed the
 /// file's bytes in order, in slices of any size.
 ///
 /// A page is skipped when it is new (all zeros) or when its LSN is at or after the backup's start

@@ -1,7 +1,7 @@
 /// The parsed content of a timeline history file, `<TLI %08X>.history`.
 ///
 /// Format (`writeTimeLineHistory` and `readTimeLineHistory` in
-/// `src/backend/access/transam/timeline.c`, postgres-facts §4.3): the parent's history copied
+/// `src/backend/access/transam/timeline.c`, docs/postgres-internals.md §4.3): the parent's history copied
 /// verbatim, then one line `"%u\t%X/%X\t%s\n"` per ancestor: parent TLI (decimal), switch point
 /// (the LSN where the child timeline begins) and a free-text reason. Reading rules, as the server's:
 /// 1. Skip lines that are empty, all white space, or whose first non-blank character is `#`.

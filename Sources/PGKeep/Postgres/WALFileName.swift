@@ -1,6 +1,6 @@
 /// The kinds of file PostgreSQL hands to `archive_command` and asks for in `restore_command`.
 ///
-/// Predicates in `src/include/access/xlog_internal.h` (postgres-facts §4.1, §4.3, §4.4, §1.6).
+/// Predicates in `src/include/access/xlog_internal.h` (docs/postgres-internals.md §4.1, §4.3, §4.4, §1.2).
 public enum WALFileKind: Hashable, Sendable {
     /// A complete WAL segment: `000000010000000000000005` (`IsXLogFileName`).
     case segment

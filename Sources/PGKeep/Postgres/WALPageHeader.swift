@@ -1,7 +1,7 @@
 /// The header at the start of a WAL page, with the long-header fields of a segment's first page.
 ///
 /// Layout: `XLogPageHeaderData` and `XLogLongPageHeaderData` in `src/include/access/xlog_internal.h`
-/// (postgres-facts §4.2), in the writing machine's byte order:
+/// (docs/postgres-internals.md §4.2), in the writing machine's byte order:
 ///
 /// | off | size | field |
 /// |---|---|---|
@@ -99,7 +99,7 @@ public struct WALPageHeader: Hashable, Sendable {
     }
 
     /// Checks that this header, read from the first page of the file at `path`, belongs to
-    /// `segment` of the cluster described by the other arguments (postgres-facts §4.2, checks 1-7).
+    /// `segment` of the cluster described by the other arguments (the checks of docs/postgres-internals.md §4.2).
     ///
     /// 1. The file is exactly one segment long.
     /// 2. `xlp_magic` is `version`'s `XLOG_PAGE_MAGIC`.

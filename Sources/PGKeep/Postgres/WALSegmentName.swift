@@ -1,7 +1,7 @@
 /// One WAL segment file: a timeline and a segment number (`XLogSegNo`), with the cluster's segment
 /// size that links the number to LSNs and to the 24-character file name.
 ///
-/// Arithmetic from `src/include/access/xlog_internal.h` (postgres-facts §4.1), with segment size S:
+/// Arithmetic from `src/include/access/xlog_internal.h` (docs/postgres-internals.md §4.1), with segment size S:
 /// - `XLByteToSeg(lsn)` = `lsn / S`: the segment that *contains* `lsn`; use it for start pointers.
 /// - `XLByteToPrevSeg(lsn)` = `(lsn - 1) / S`: the segment holding the byte *before* `lsn`; use it
 ///   for end pointers (the last segment a backup needs is `XLByteToPrevSeg(stop_lsn)`).
@@ -120,7 +120,7 @@ public struct WALSegmentName: Hashable, Comparable, Sendable, CustomStringConver
 /// `last < first`.
 ///
 /// The WAL a base backup needs is `WALSegmentRange.forBackup(start:stop:...)`: segments
-/// `XLByteToSeg(start)` through `XLByteToPrevSeg(stop)` (postgres-facts §4.1). On a primary they
+/// `XLByteToSeg(start)` through `XLByteToPrevSeg(stop)` (docs/postgres-internals.md §4.1). On a primary they
 /// are all on the start timeline; a standby backup that crossed a timeline switch needs the history
 /// file to name them (`TimelineHistory.timeline(forSegmentNumber:segmentSize:)`).
 public struct WALSegmentRange: Sequence, Hashable, Sendable {

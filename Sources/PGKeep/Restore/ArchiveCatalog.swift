@@ -2,7 +2,7 @@
 /// history files and the names (and stored sizes) of the complete WAL segments.
 ///
 /// Partial segments and backup history files are left out: recovery never asks for them
-/// (postgres-facts §4.4, §5.3).
+/// (docs/postgres-internals.md §4.4, §5.2).
 public struct ArchiveCatalog: Sendable {
     /// Parsed history files by timeline. Timeline 1 never has one.
     public var histories: [TimelineID: TimelineHistory]

@@ -1,5 +1,5 @@
 /// Recovery settings for a restored cluster (PostgreSQL 12+: `postgresql.auto.conf` plus a
-/// signal file; postgres-facts §6.1). Earlier recovery settings in postgresql.auto.conf are
+/// signal file; docs/postgres-internals.md §6.1). Earlier recovery settings in postgresql.auto.conf are
 /// commented out, so the block pgkeep appends is the only one in force.
 public enum RecoveryConfig {
     static let recoverySettings: Set<String> = [

@@ -1,4 +1,4 @@
-/// Where recovery of a restored cluster stops, as PostgreSQL defines it (postgres-facts §6.2-§6.4):
+/// Where recovery of a restored cluster stops, as PostgreSQL defines it (docs/postgres-internals.md §6.2-§6.4):
 /// the `--type`, `--target`, `--target-exclusive`, `--target-timeline` and `--target-action` of
 /// `restore`, checked here so that a typo fails the restore before anything is written, rather than
 /// the server at start-up after a long restore.
@@ -147,7 +147,7 @@ public struct RecoveryTarget: Sendable, Equatable {
             return .time(try TargetTime.parse(text))
         case .xid:
             // PostgreSQL reads the xid with strtoul base 0 (a leading 0 is octal) and truncates a
-            // 64-bit value to 32 bits (postgres-facts §6.2): only plain decimal 32-bit values are
+            // 64-bit value to 32 bits (docs/postgres-internals.md §6.2): only plain decimal 32-bit values are
             // accepted, so the server stops where the operator meant.
             guard text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), !(text.count > 1 && text.hasPrefix("0")),
                   let wide = UInt64(text) else {
@@ -189,14 +189,14 @@ public struct RecoveryTarget: Sendable, Equatable {
         }
     }
 
-    /// The signal file the restored cluster needs (postgres-facts §6.1).
+    /// The signal file the restored cluster needs (docs/postgres-internals.md §6.1).
     public var signalFile: String { kind == .standby ? "standby.signal" : "recovery.signal" }
 
     /// The recovery settings for `postgresql.auto.conf`, in order, without `restore_command`.
     ///
     /// `timeline` is the planner's resolved target timeline, written as `current` when it is the
     /// backup's own and as a number otherwise, never as PostgreSQL's `latest`: that follows the
-    /// highest timeline in the archive even when it forked before the backup (postgres-facts §6.3,
+    /// highest timeline in the archive even when it forked before the backup (docs/postgres-internals.md §6.3,
     /// §11.1). A standby asked for `latest` keeps it, to follow future promotions of its primary.
     public func settings(timeline resolved: TimelineID, backupTimeline: TimelineID) -> [(name: String, value: String)] {
         var settings: [(name: String, value: String)] = []
@@ -224,7 +224,7 @@ public struct RecoveryTarget: Sendable, Equatable {
 /// Accepted: `YYYY-MM-DD HH:MM[:SS[.ffffff]]` (or `T` between date and time), then a zone: `Z`,
 /// `UTC`, `GMT`, or a numeric offset `+HH`, `+HHMM`, `+HH:MM` (or `-`). PostgreSQL would read a
 /// time without zone in the server's `timezone`, which pgkeep cannot know when it plans, and it
-/// refuses zone abbreviations in this setting (postgres-facts §6.2), so both are refused here with
+/// refuses zone abbreviations in this setting (docs/postgres-internals.md §6.2), so both are refused here with
 /// a hint. The stored text is normalised to `YYYY-MM-DD HH:MM:SS[.f]+HH:MM`, which PostgreSQL reads
 /// back as the same instant.
 public struct TargetTime: Sendable, Equatable, Comparable, CustomStringConvertible {

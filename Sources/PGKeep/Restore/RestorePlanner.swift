@@ -2,7 +2,7 @@
 /// which timelines recovery will follow, and which WAL it will read, and proves that every piece
 /// is in the repository. `restore --plan` shows the result without writing.
 ///
-/// The rules (postgres-facts §6.3, §6.6, §4.1, §4.3):
+/// The rules (docs/postgres-internals.md §6.3, §6.5, §4.1, §4.3):
 /// - **Backup.** With `--set`, that backup. Otherwise, for a time target the newest backup whose
 ///   stop time is before the target, for an LSN target the newest whose stop LSN is at or before
 ///   it, and for every other target the newest backup; in each case only backups from which the
