@@ -410,6 +410,9 @@ struct FaultTests {
                 let missing = try stanza.run(["archive-get", segment, scratch.path("wal/fetched")])
                 #expect(missing.status == 1, "nothing was stored: \(missing)")
                 #expect(try snapshot() == full0)
+                // info shows what PostgreSQL holds back meanwhile (scenario 6: the queue size is visible).
+                let queued = try stanza.check(["info", "--output=json", "--pg1-path=\(cluster.dataDirectory)"])
+                #expect(queued.stdout.contains("\"oldest\":\"\(segment)\""), "the failing segment heads the archive queue: \(queued.stdout)")
 
                 // Space comes back: the push, the archiver and the backup succeed.
                 try repository.removeBallast()

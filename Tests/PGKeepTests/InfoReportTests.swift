@@ -65,4 +65,44 @@ struct InfoReportTests {
         let text = InfoReport(storage: storage, log: Log(consoleLevel: .off)).text([stanza])
         #expect(text.contains("timeline 2: 000000020000000100000001/000000020000000100000003, 2 segments, WITH GAPS"))
     }
+
+    @Test("with --pg1-path, the stanza shows PostgreSQL's archiving backlog: complete segments marked .ready and not yet .done")
+    func archiveQueueFromDataDirectory() throws {
+        let data = try TemporaryDirectory("info-queue")
+        try data.write("global/pg_control", try PostgresFixture.pgControl())
+        for entry in ["000000010000000000000003.ready", "000000010000000000000004.ready", "000000010000000000000002.done",
+                      "000000010000000000000002.ready", "00000002.history.ready", "000000010000000000000001.ready.tmp"] {
+            try data.write("pg_wal/archive_status/\(entry)", [])
+        }
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        let report = InfoReport(storage: storage, log: Log(consoleLevel: .off), pgPath: data.path)
+        let stanza = try report.collect(only: "main")[0]
+        let queue = try #require(stanza.archiveQueue)
+        #expect(queue.segments == 2)
+        #expect(queue.oldest == "000000010000000000000003")
+        #expect(queue.size == 2 * 16 << 20)
+        #expect(report.text([stanza]).contains("PostgreSQL archive queue: 2 segments (32.0MB) waiting in '\(data.path)/pg_wal/archive_status', oldest 000000010000000000000003"))
+        #expect(try report.json([stanza]).contains("\"archive-queue\":{"))
+    }
+
+    @Test("an unreadable data directory leaves the repository report intact and says why the queue is unknown")
+    func archiveQueueUnreadable() throws {
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        let report = InfoReport(storage: storage, log: Log(consoleLevel: .off), pgPath: "/nonexistent/pgdata")
+        let stanza = try report.collect(only: "main")[0]
+        #expect(stanza.status.code == 2)
+        let queue = try #require(stanza.archiveQueue)
+        #expect(queue.segments == nil)
+        #expect(queue.error?.contains("/nonexistent/pgdata") == true)
+    }
+
+    @Test("without --stanza no data directory is read: the queue belongs to one cluster")
+    func archiveQueueNeedsStanza() throws {
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        let stanzas = try InfoReport(storage: storage, log: Log(consoleLevel: .off), pgPath: "/nonexistent/pgdata").collect(only: nil)
+        #expect(stanzas.map(\.archiveQueue) == [nil])
+    }
 }

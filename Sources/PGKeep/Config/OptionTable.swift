@@ -230,7 +230,8 @@ public enum OptionTable {
                                     sources: [.commandLine, .environment],
                                     summary: "name of the cluster this command works on")
         case .pg1Path:
-            return OptionDefinition(name, .path, commands: touchesCluster, requiredFor: [.stanzaCreate, .backup, .restore],
+            // info reads it only for the archive queue of the stanza it is asked about.
+            return OptionDefinition(name, .path, commands: touchesCluster.union([.info]), requiredFor: [.stanzaCreate, .backup, .restore],
                                     summary: "data directory of the PostgreSQL cluster")
         case .pg1Port:
             return OptionDefinition(name, .int(1...65535), default: .value("5432"), commands: connectsToDatabase,

@@ -10,11 +10,15 @@ public struct InfoReport {
     let log: Log
     /// `--lock-path`: where a running backup's lock and progress record are (nil: not looked at).
     let lockPath: String?
+    /// `--pg1-path`: the data directory whose archiving backlog is shown with the stanza named by
+    /// `--stanza` (nil: not looked at).
+    let pgPath: String?
 
-    public init(storage: Storage, log: Log, lockPath: String? = nil) {
+    public init(storage: Storage, log: Log, lockPath: String? = nil, pgPath: String? = nil) {
         self.storage = storage
         self.log = log
         self.lockPath = lockPath
+        self.pgPath = pgPath
     }
 
     public struct Stanza: Encodable {
@@ -72,6 +76,17 @@ public struct InfoReport {
         }
         /// pgkeep addition: the stanza's bytes in the repository (backups as stored plus archived WAL).
         public struct Repository: Encodable { public var size: UInt64 }
+        /// pgkeep addition: PostgreSQL's archiving backlog, the complete segments its
+        /// `pg_wal/archive_status` marks `.ready` and not yet `.done` (`ArchivePushQueue`). It is
+        /// what grows while the repository cannot take WAL, and what `--archive-push-queue-max`
+        /// bounds. Shown when `--pg1-path` is set and readable here; `error` says why not otherwise.
+        public struct ArchiveQueue: Encodable, Equatable {
+            public var path: String
+            public var segments: Int?
+            public var size: UInt64?
+            public var oldest: String?
+            public var error: String?
+        }
         public struct Backup: Encodable {
             public struct Range: Encodable { public var start: String; public var stop: String }
             public struct Times: Encodable { public var start: Int64; public var stop: Int64 }
@@ -126,6 +141,10 @@ public struct InfoReport {
         public var backup: [Backup]
         public var cipher = "none"
         public var repository = Repository(size: 0)
+        public var archiveQueue: ArchiveQueue? = nil
+        enum CodingKeys: String, CodingKey {
+            case name, status, db, archive, backup, cipher, repository, archiveQueue = "archive-queue"
+        }
     }
 
     /// Collects the stanzas (`only`, or every stanza in the repository).
@@ -136,7 +155,26 @@ public struct InfoReport {
         } else {
             names = try storage.list(try StoragePath("backup")).filter { $0.kind == .directory }.map(\.name)
         }
-        return try names.map(stanza)
+        var stanzas = try names.map(stanza)
+        if let only, let pgPath, let index = stanzas.firstIndex(where: { $0.name == only }) {
+            stanzas[index].archiveQueue = Self.archiveQueue(dataDirectory: pgPath)
+        }
+        return stanzas
+    }
+
+    /// PostgreSQL's archiving backlog in `dataDirectory`; a description of why it cannot be read
+    /// instead of a failure: info reports on the repository first.
+    static func archiveQueue(dataDirectory: String) -> Stanza.ArchiveQueue {
+        let statusDirectory = Posix.join(dataDirectory, "pg_wal/archive_status")
+        do {
+            let segmentSize = try PGControl.read(dataDirectory: dataDirectory).walSegmentSize
+            let queue = try ArchivePushQueue.read(statusDirectory: statusDirectory, segmentSize: segmentSize.bytes) { name, entries in
+                entries.contains(name + ".done")
+            }
+            return .init(path: statusDirectory, segments: queue.segments.count, size: queue.bytes, oldest: queue.segments.first)
+        } catch {
+            return .init(path: statusDirectory, error: (error as? PGKeepError)?.message ?? "\(error)")
+        }
     }
 
     /// pgBackRest's stanza status codes, so monitoring written for it reads ours. Its 4 (mixed)
@@ -190,18 +228,19 @@ public struct InfoReport {
             segmentSize = UInt64(manifest.database.walSegmentSize)
         }
         for identity in archiveInfo.history {
-            let contents = try archiveContents(layout: layout, archiveID: identity.archiveID, segmentSize: segmentSize)
-            result.archive.append(.init(id: identity.archiveID, min: contents.timelines.first?.min, max: contents.timelines.last?.max,
-                                        database: ["id": identity.id], timelines: contents.timelines, size: contents.bytes))
+            // One listing of the archive id serves the ranges, the sizes, divergence and drops.
+            let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
+            let timelines = Self.timelines(of: catalog, segmentSize: segmentSize)
+            result.archive.append(.init(id: identity.archiveID, min: timelines.first?.min, max: timelines.last?.max,
+                                        database: ["id": identity.id], timelines: timelines, size: catalog.storedBytes))
             if let size = WALSegmentSize(bytes: segmentSize) {
-                let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
                 let diverged = catalog.divergences(segmentSize: size)
                 if !diverged.isEmpty { result.archive[result.archive.count - 1].diverged = diverged }
                 let dropped = Self.droppedRuns(catalog, relevantFrom: Self.oldestRelevantWAL(for: identity.id, backups: backupInfo.backups,
                                                                                             order: archiveInfo.history.map(\.id)))
                 if !dropped.isEmpty { result.archive[result.archive.count - 1].dropped = dropped }
             }
-            result.repository.size += contents.bytes
+            result.repository.size += catalog.storedBytes
         }
         for summary in backupInfo.backups.sorted(by: { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }) {
             result.backup.append(.init(
@@ -263,37 +302,26 @@ public struct InfoReport {
         return lock
     }
 
-    /// The archived segments under an archive id, as ranges per timeline, and their stored bytes.
-    /// A timeline is continuous when every segment number from its first to its last is present.
-    func archiveContents(layout: RepositoryLayout, archiveID: String, segmentSize: UInt64)
-        throws -> (timelines: [Stanza.Archive.Timeline], bytes: UInt64) {
-        let directory = try layout.archiveDirectory(archiveID: archiveID)
+    /// The archived segments of `catalog` as ranges per timeline. A timeline is continuous when
+    /// every segment number from its first to its last is present.
+    static func timelines(of catalog: ArchiveCatalog, segmentSize: UInt64) -> [Stanza.Archive.Timeline] {
         var numbers: [UInt32: Set<UInt64>] = [:]
         var names: [UInt32: (min: String, max: String)] = [:]
-        var bytes: UInt64 = 0
         let segmentsPerLog = 0x1_0000_0000 / max(segmentSize, 1)
-        for sub in try storage.list(directory) {
-            if sub.kind == .file { bytes += sub.size; continue }  // history files
-            guard sub.name.count == 16 else { continue }
-            for entry in try storage.list(try directory.appending(sub.name)) {
-                guard let parsed = RepositoryLayout.parseArchiveObjectName(entry.name),
-                      WALFileName(parsed.name)?.kind == .segment,
-                      let timeline = UInt32(parsed.name.prefix(8), radix: 16),
-                      let log = UInt64(parsed.name.dropFirst(8).prefix(8), radix: 16),
-                      let segment = UInt64(parsed.name.suffix(8), radix: 16) else { continue }
-                bytes += entry.size
-                numbers[timeline, default: []].insert(log * segmentsPerLog + segment)
-                let current = names[timeline]
-                names[timeline] = (min: min(current?.min ?? parsed.name, parsed.name), max: max(current?.max ?? parsed.name, parsed.name))
-            }
+        for name in catalog.segments.keys {
+            guard let timeline = UInt32(name.prefix(8), radix: 16),
+                  let log = UInt64(name.dropFirst(8).prefix(8), radix: 16),
+                  let segment = UInt64(name.suffix(8), radix: 16) else { continue }
+            numbers[timeline, default: []].insert(log * segmentsPerLog + segment)
+            let current = names[timeline]
+            names[timeline] = (min: min(current?.min ?? name, name), max: max(current?.max ?? name, name))
         }
-        let timelines = numbers.keys.sorted().map { timeline -> Stanza.Archive.Timeline in
+        return numbers.keys.sorted().map { timeline -> Stanza.Archive.Timeline in
             let set = numbers[timeline]!
             let span = set.max()! - set.min()! + 1
             return .init(timeline: timeline, min: names[timeline]!.min, max: names[timeline]!.max,
                          segments: set.count, continuous: UInt64(set.count) == span)
         }
-        return (timelines, bytes)
     }
 
     public func json(_ stanzas: [Stanza]) throws -> String {
@@ -308,6 +336,13 @@ public struct InfoReport {
             out += "stanza: \(stanza.name)\n"
             out += "    status: \(stanza.status.code == 0 ? "ok" : "error (\(stanza.status.message))")\n"
             out += "    repository size: \(formatBytes(stanza.repository.size))\n"
+            if let queue = stanza.archiveQueue {
+                if let segments = queue.segments, let size = queue.size {
+                    out += "    PostgreSQL archive queue: \(segments) segment\(segments == 1 ? "" : "s") (\(formatBytes(size))) waiting in '\(queue.path)'\(queue.oldest.map { ", oldest \($0)" } ?? "")\n"
+                } else {
+                    out += "    PostgreSQL archive queue: unknown (\(queue.error ?? "unreadable"))\n"
+                }
+            }
             let running = stanza.status.lock.backup
             if running.held {
                 if let size = running.size, let done = running.sizeComplete {

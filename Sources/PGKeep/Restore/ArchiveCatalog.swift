@@ -17,6 +17,9 @@ public struct ArchiveCatalog: Sendable {
     /// Records of segments archive-push acknowledged without storing (`--archive-push-queue-max`).
     /// They explain absences only: `segments` alone says what is there.
     public var dropped: [DroppedWAL] = []
+    /// Bytes of every object listed (segments, partial segments, history and backup history
+    /// files, each copy), as stored.
+    public var storedBytes: UInt64 = 0
 
     /// The drop record explaining why `name` is not archived; nil when it is stored or no record
     /// covers it.
@@ -64,9 +67,11 @@ public struct ArchiveCatalog: Sendable {
         var conflicting: Set<String> = []
         var segmentsStored: [String: Int64] = [:]
         var historiesStored: [TimelineID: Int64] = [:]
+        var storedBytes: UInt64 = 0
         for entry in try storage.list(root) {
             switch entry.kind {
             case .file:
+                storedBytes += entry.size
                 guard let parsed = RepositoryLayout.parseArchiveObjectName(entry.name),
                       WALFileName(parsed.name)?.kind == .history else { continue }
                 historyObjects[parsed.name, default: []].append((try root.appending(entry.name), parsed.checksum, parsed.compression))
@@ -78,6 +83,7 @@ public struct ArchiveCatalog: Sendable {
                 // Segment directories are named by 16 upper-case hex digits (timeline + log id).
                 guard entry.name.utf8.count == 16, Hex.parse(utf8: entry.name.utf8) != nil else { continue }
                 for object in try storage.list(try root.appending(entry.name)) where object.kind == .file {
+                    storedBytes += object.size
                     guard let parsed = RepositoryLayout.parseArchiveObjectName(object.name),
                           WALFileName(parsed.name)?.kind == .segment else { continue }
                     if let earlier = segmentChecksums[parsed.name], earlier != parsed.checksum { conflicting.insert(parsed.name) }
@@ -103,6 +109,7 @@ public struct ArchiveCatalog: Sendable {
         var catalog = ArchiveCatalog(histories: histories, segments: segments, conflicting: conflicting)
         catalog.segmentsStored = segmentsStored
         catalog.historiesStored = historiesStored
+        catalog.storedBytes = storedBytes
         // An unreadable record is left out: it could only have explained a gap the missing
         // segments show anyway (verify reports the damaged record).
         catalog.dropped = try DroppedWAL.loadAll(storage: storage, layout: layout, archiveID: archiveID)
