@@ -110,17 +110,15 @@ public struct ArchiveGet {
             throw PGKeepError(.fileMissing, "archived '\(described)' disappeared from the archive while being fetched",
                               hint: "an expire may have removed it; recovery cannot skip the file")
         }
-        let hasher = try SHA256Filter()
-        var filters: [Filter] = []
-        if let decompressor = try copy.compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
-        filters.append(hasher)
+        let codec = try ObjectCodec(bufferSize: bufferSize)
 
         let temporary = destination + ".pgkeep-tmp.\(getpid())"
         let sink: FileSink
         do { sink = try FileSink(creating: temporary, mode: 0o600) } catch { throw DestinationFailure(error: error) }
         do {
-            try FilterChain(filters).run(from: source, into: sink, buffer: IOBuffer(size: bufferSize))
-            let digest = try hasher.finishedDigest()
+            try codec.readChain(ObjectEncoding(compression: copy.compression), observing: .originalSHA256)
+                .run(from: source, into: sink, buffer: IOBuffer(size: bufferSize))
+            let digest = try codec.original.digest()
             guard digest == copy.checksum else {
                 throw PGKeepError(.checksumMismatch, "archived '\(described)' is damaged: its content has SHA-256 \(digest.hex)",
                                   hint: Self.damagedHint(walFile))

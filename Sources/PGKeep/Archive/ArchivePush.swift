@@ -55,6 +55,7 @@ public struct ArchivePush {
         try checkIdentity(walPath: walPath, name: name, kind: kind, info: info, dataDirectory: dataDirectory)
 
         let buffer = IOBuffer(size: bufferSize)
+        let codec = try ObjectCodec(bufferSize: bufferSize)
         let existing = try ArchiveLookup.find(walFile: name, archiveID: info.current.archiveID, storage: storage, layout: layout)
         // One open file, two passes: the object name carries the SHA-256, so the hash comes first;
         // the second pass only compresses. A completed segment never changes while PostgreSQL waits
@@ -65,15 +66,14 @@ public struct ArchivePush {
         }
         let before = try Posix.fstat(source.fd, path: walPath)
         if existing.count == 1, let stored = existing.first {
-            if storedCopyMatches(stored.object, compression: stored.compression, source: source, buffer: buffer) {
+            if storedCopyMatches(stored.object, compression: stored.compression, source: source, buffer: buffer, codec: codec) {
                 log.info("\(name) is already archived with the same content ('\(storage.describe(stored.object))')")
                 return .alreadyArchived(object: storage.describe(stored.object))
             }
             try source.rewind()
         }
-        let hasher = try SHA256Filter()
-        try FilterChain([hasher]).run(from: source, into: DiscardSink(), buffer: buffer)
-        let checksum = try hasher.finishedDigest()
+        try codec.measureChain(observing: .originalSHA256).run(from: source, into: DiscardSink(), buffer: buffer)
+        let checksum = try codec.original.digest()
         let same = existing.filter { $0.checksum == checksum }
         if same.isEmpty, let other = existing.first {
             throw PGKeepError(.archiveDuplicate,
@@ -84,7 +84,7 @@ public struct ArchivePush {
         let compared = existing.count == 1
         for copy in same where !compared {
             try source.rewind()
-            if storedCopyMatches(copy.object, compression: copy.compression, source: source, buffer: buffer) {
+            if storedCopyMatches(copy.object, compression: copy.compression, source: source, buffer: buffer, codec: codec) {
                 log.info("\(name) is already archived with the same content ('\(storage.describe(copy.object))')")
                 return .alreadyArchived(object: storage.describe(copy.object))
             }
@@ -92,21 +92,21 @@ public struct ArchivePush {
 
         let parent = try layout.archiveParent(archiveID: info.current.archiveID, walFile: name)
         let object = try parent.appending(RepositoryLayout.archiveObjectName(walFile: name, checksum: checksum, compression: compression))
-        try store(source, at: object, walPath: walPath, before: before, buffer: buffer)
+        try store(source, at: object, walPath: walPath, before: before, buffer: buffer, codec: codec)
         guard !same.isEmpty else {
             log.info("pushed \(name) to '\(storage.describe(object))'")
             return .stored(object: storage.describe(object))
         }
-        return try finishRepair(of: same.map(\.object), with: object, name: name, source: source, buffer: buffer)
+        return try finishRepair(of: same.map(\.object), with: object, name: name, source: source, buffer: buffer, codec: codec)
     }
 
     /// Makes a repair final: the new object must decode to the file (a storage that damaged the old
     /// copy may damage this one), then the damaged objects under other names go. Until that removal
     /// they are only redundant: `archive-get` skips a damaged copy for an intact one.
     private func finishRepair(of damaged: [StoragePath], with object: StoragePath, name: String, source: FileSource,
-                              buffer: IOBuffer) throws -> Outcome {
+                              buffer: IOBuffer, codec: ObjectCodec) throws -> Outcome {
         try source.rewind()
-        guard storedCopyMatches(object, compression: compression, source: source, buffer: buffer) else {
+        guard storedCopyMatches(object, compression: compression, source: source, buffer: buffer, codec: codec) else {
             throw PGKeepError(.checksumMismatch,
                               "'\(storage.describe(object))', just written to replace a damaged copy of \(name), does not read back as the pushed file",
                               hint: "the repository storage is damaging what is written to it; check its disks, then let PostgreSQL push \(name) again")
@@ -119,18 +119,15 @@ public struct ArchivePush {
 
     /// Writes `source` from its start to `object` atomically, compressed, failing when the file
     /// changed since `before`.
-    private func store(_ source: FileSource, at object: StoragePath, walPath: String, before: Posix.Status, buffer: IOBuffer) throws {
+    private func store(_ source: FileSource, at object: StoragePath, walPath: String, before: Posix.Status, buffer: IOBuffer,
+                       codec: ObjectCodec) throws {
         try source.rewind()
-        let count = ByteCountFilter()
-        var filters: [Filter] = [count]
-        if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
-            filters.append(compressor)
-        }
         let writer = try storage.openWrite(object)
         do {
-            try FilterChain(filters).run(from: source, into: writer, buffer: buffer)
+            try codec.writeChain(ObjectEncoding(compression: compression), level: compressLevel, observing: .originalSize)
+                .run(from: source, into: writer, buffer: buffer)
             let after = try Posix.fstat(source.fd, path: walPath)
-            guard count.count == before.size, after.size == before.size, after.mtimeNanoseconds == before.mtimeNanoseconds else {
+            guard codec.original.size == before.size, after.size == before.size, after.mtimeNanoseconds == before.mtimeNanoseconds else {
                 throw PGKeepError(.checksumMismatch, "WAL file '\(walPath)' changed while being archived",
                                   hint: "nothing was stored; PostgreSQL will retry")
             }
@@ -153,15 +150,12 @@ public struct ArchivePush {
     /// does not match although the file hashes to its name's checksum is proven damaged (or
     /// unreadable) and is repaired.
     private func storedCopyMatches(_ object: StoragePath, compression: CompressionType, source: FileSource,
-                                   buffer: IOBuffer) -> Bool {
+                                   buffer: IOBuffer, codec: ObjectCodec) -> Bool {
         do {
             guard let reader = try storage.openRead(object) else { return false }
-            var filters: [Filter] = []
-            if let decompressor = try compression.makeDecompressFilter(bufferSize: Self.compareSlice, frameChecksum: .skip) {
-                filters.append(decompressor)
-            }
             let compare = CompareSink(reference: source, buffer: IOBuffer(size: Self.compareSlice))
-            try FilterChain(filters).run(from: reader, into: compare, buffer: buffer)
+            try codec.readChain(ObjectEncoding(compression: compression), observing: [], frameChecksum: .skip, slice: Self.compareSlice)
+                .run(from: reader, into: compare, buffer: buffer)
             try compare.finish()
             return true
         } catch let mismatch as CompareSink.Mismatch {

@@ -48,6 +48,7 @@ public enum CompressionType: String, CaseIterable, Sendable {
     }
 
     /// A filter that compresses a stream into one frame of this format, or nil for `.none`.
+    /// Engine code never calls this: its chains come from `ObjectCodec`, which reuses the filter.
     /// - Parameters:
     ///   - level: must be in `validLevels`; otherwise throws `optionInvalid`.
     ///   - bufferSize: the codec's output buffer size (for lz4, the input slice it is sized for).

@@ -26,22 +26,28 @@ final class BlockWorker {
     private let xxh3Hasher: BlockHasher
     private var sha256BlockHasher: BlockHasher?
     private let objectHasher: SHA256Hasher
-    private var compressChains: [String: FilterChain] = [:]
-    private var decompressChains: [CompressionType: FilterChain] = [:]
+    /// The worker's codec, for block frames (no observers: blocks are hashed by the block map).
+    private let codec: ObjectCodec
     /// Where restored files go for their `fsync` (limit 0, the default: synced at once).
     let deferredSyncs: DeferredSyncs
 
     /// Maps larger than this are refused as damaged: 1 GiB in 8 KiB blocks needs ~6 MiB.
     static let mapLimit = 64 << 20
 
-    init(storage: Storage, bufferSize: Int, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
+    init(storage: Storage, codec: ObjectCodec, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
         self.storage = storage
-        self.bufferSize = bufferSize
+        self.codec = codec
+        bufferSize = codec.bufferSize
         self.deferredSyncs = deferredSyncs
         skipBuffer = IOBuffer(size: bufferSize)
         fileHasher = try SHA256Hasher()
         xxh3Hasher = try BlockHasher(kind: .xxh3_128)
         objectHasher = try SHA256Hasher()
+    }
+
+    /// A block worker with a codec of its own (tests; a worker shares its codec).
+    convenience init(storage: Storage, bufferSize: Int) throws {
+        try self.init(storage: storage, codec: try ObjectCodec(bufferSize: bufferSize))
     }
 
     /// The hasher for a map of `kind`: a chain keeps the kind its first map used.
@@ -126,7 +132,7 @@ final class BlockWorker {
         let blockHasher = try blockHasher(prior?.hashKind ?? .xxh3_128)
         var map = BlockMap(hashKind: blockHasher.kind, blockSize: job.blockSize)
         let own = try map.referenceIndex(.init(label: job.label, compression: job.compression))
-        let chain = try compressChain(job.compression, level: job.compressLevel)
+        let chain = try codec.writeChain(ObjectEncoding(compression: job.compression), level: job.compressLevel, observing: [])
         let block = buffer(blockSize: job.blockSize)
         let writer = try storage.openWrite(job.blockObject)
         let object = ObjectSink(writer: writer, hasher: objectHasher)
@@ -254,7 +260,9 @@ final class BlockWorker {
                     entry.position += UInt64(n)
                 }
                 check.count = 0
-                let read = try decompressChain(reference.compression).run(from: entry.reader, into: check, buffer: skipBuffer,
+                // The reassembled file's SHA-256 is compared with the manifest before it is kept,
+                // so the codec's frame checksum may be skipped.
+                let read = try codec.readChain(ObjectEncoding(compression: reference.compression), observing: [], frameChecksum: .skip).run(from: entry.reader, into: check, buffer: skipBuffer,
                                                                          limit: UInt64(block.length))
                 guard read == UInt64(block.length) else { throw truncated(objectPath, hint) }
                 entry.position += read
@@ -310,27 +318,6 @@ final class BlockWorker {
                               hint: "the backup is damaged; take a full backup, or restore another backup with --set")
         }
         return try BlockMap.decode(bytes, name: storage.describe(path))
-    }
-
-    private func compressChain(_ compression: CompressionType, level: Int) throws -> FilterChain {
-        let key = "\(compression.rawValue)/\(level)"
-        if let chain = compressChains[key] { return chain }
-        var filters: [Filter] = []
-        if let compressor = try compression.makeCompressFilter(level: level, bufferSize: bufferSize) { filters.append(compressor) }
-        let chain = FilterChain(filters)
-        compressChains[key] = chain
-        return chain
-    }
-
-    /// Restore only: the reassembled file's SHA-256 is compared with the manifest before the file
-    /// is kept, so the codec's own frame checksum is skipped (see `makeDecompressFilter`).
-    private func decompressChain(_ compression: CompressionType) throws -> FilterChain {
-        if let chain = decompressChains[compression] { return chain }
-        var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: .skip) { filters.append(decompressor) }
-        let chain = FilterChain(filters)
-        decompressChains[compression] = chain
-        return chain
     }
 }
 

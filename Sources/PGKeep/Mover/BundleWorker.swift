@@ -10,28 +10,21 @@
 final class BundleWorker {
     let storage: Storage
     let buffer: IOBuffer
-    let bufferSize: Int
+    /// The worker's codec: each frame's chains and observers.
+    private let codec: ObjectCodec
     private let blocks: BlockWorker
     private let deferredSyncs: DeferredSyncs
 
-    private let originalCount = ByteCountFilter()
-    private let originalHash: SHA256Filter
-    private let storedCount = ByteCountFilter()
-    private let storedHash: SHA256Filter
     private let pageCheck = PageCheckFilter()
+    /// The SHA-256 of the bundle object as a whole, over every frame.
     private let objectHasher: SHA256Hasher
-    private var storeChains: [String: FilterChain] = [:]
-    private var verifyChains: [CompressionType: FilterChain] = [:]
-    private var restoreChains: [CompressionType: FilterChain] = [:]
 
-    init(storage: Storage, buffer: IOBuffer, bufferSize: Int, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
+    init(storage: Storage, buffer: IOBuffer, codec: ObjectCodec, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
         self.storage = storage
         self.buffer = buffer
-        self.bufferSize = bufferSize
+        self.codec = codec
         self.blocks = blocks
         self.deferredSyncs = deferredSyncs
-        originalHash = try SHA256Filter()
-        storedHash = try SHA256Filter()
         objectHasher = try SHA256Hasher()
     }
 
@@ -75,39 +68,14 @@ final class BundleWorker {
         pageCheck.check = file.pageCheck
         defer { pageCheck.check = nil }
         let offset = object.count
-        try storeChain(file.compression, level: file.compressLevel).run(from: source, into: object, buffer: buffer, limit: file.limit)
+        try codec.writeChain(ObjectEncoding(compression: file.compression), level: file.compressLevel, inspector: pageCheck)
+            .run(from: source, into: object, buffer: buffer, limit: file.limit)
         var pageErrors: [UInt32] = []
         if let check = file.pageCheck, let failed = pageCheck.checker?.failedBlocks, !failed.isEmpty {
             pageErrors = PageRecheck.confirm(failed, in: file.source, check: check)
         }
-        return .stored(offset: offset, size: originalCount.count, checksum: try originalHash.finishedDigest(),
-                       repoSize: storedCount.count, repoChecksum: try storedHash.finishedDigest(), pageErrors: pageErrors)
-    }
-
-    private func storeChain(_ compression: CompressionType, level: Int) throws -> FilterChain {
-        let key = "\(compression.rawValue)/\(level)"
-        if let chain = storeChains[key] { return chain }
-        var filters: [Filter] = [originalCount, originalHash, pageCheck]
-        if let compressor = try compression.makeCompressFilter(level: level, bufferSize: bufferSize) { filters.append(compressor) }
-        filters += [storedCount, storedHash]
-        let chain = FilterChain(filters)
-        storeChains[key] = chain
-        return chain
-    }
-
-    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
-    /// compares every frame's original SHA-256 with the manifest before keeping the file, so its
-    /// decompressor may skip the codec's own frame checksum; verify keeps it.
-    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
-        if let chain = forRestore ? restoreChains[compression] : verifyChains[compression] { return chain }
-        var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: forRestore ? .skip : .verify) {
-            filters.append(decompressor)
-        }
-        filters += [originalCount, originalHash]
-        let chain = FilterChain(filters)
-        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
-        return chain
+        return .stored(offset: offset, size: codec.original.size, checksum: try codec.original.digest(),
+                       repoSize: codec.stored.size, repoChecksum: try codec.stored.digest(), pageErrors: pageErrors)
     }
 
     // MARK: Restore
@@ -149,15 +117,15 @@ final class BundleWorker {
         }
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
-            try readChain(file.compression, forRestore: true).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
-            guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
+            try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
+            guard codec.stored.size == file.repoSize, try codec.stored.digest() == file.repoChecksum else {
                 throw PGKeepError(.checksumMismatch,
-                                  "the stored frame of \(where_) does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
+                                  "the stored frame of \(where_) does not match the manifest: \(codec.stored.size) bytes with SHA-256 \(try codec.stored.digest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
                                   hint: Self.damagedHint)
             }
-            guard originalCount.count == file.size, try originalHash.finishedDigest() == file.checksum else {
+            guard codec.original.size == file.size, try codec.original.digest() == file.checksum else {
                 throw PGKeepError(.checksumMismatch,
-                                  "restored \(where_) does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
+                                  "restored \(where_) does not match the manifest: \(codec.original.size) bytes with SHA-256 \(try codec.original.digest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
                                   hint: Self.damagedHint)
             }
         } catch {
@@ -231,18 +199,18 @@ final class BundleWorker {
     private func verify(_ frame: FileJob.VerifyBundle.Frame, from reader: BundleReader) throws -> VerifyFinding {
         let file = frame.file
         do {
-            try readChain(file.compression, forRestore: false).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
+            try codec.readChain(ObjectEncoding(compression: file.compression)).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
         } catch {
             guard let error = error as? PGKeepError, error.code == .compression else { throw error }
             // Decompression failed: skip what remains of the frame so the next one is found.
             if let repoSize = file.repoSize { _ = try reader.skip(to: frame.offset + repoSize, buffer: buffer) }
-            return VerifyFinding(status: .checksumMismatch, repoSize: storedCount.count, size: originalCount.count,
+            return VerifyFinding(status: .checksumMismatch, repoSize: codec.stored.size, size: codec.original.size,
                                  detail: "the stored frame is damaged: \(error.message)")
         }
-        let repoSize = storedCount.count
-        let size = originalCount.count
-        let repoChecksum = try storedHash.finishedDigest()
-        let checksum = try originalHash.finishedDigest()
+        let repoSize = codec.stored.size
+        let size = codec.original.size
+        let repoChecksum = try codec.stored.digest()
+        let checksum = try codec.original.digest()
         return file.finding(repoSize: repoSize, repoChecksum: repoChecksum, size: size, checksum: checksum,
                             sizeNote: " (the bundle is shorter)")
     }

@@ -4,21 +4,16 @@ import Glibc
 import Darwin
 #endif
 
-/// One worker's reusable machinery: a read buffer, hash and count observers, and one codec per
-/// compression type, created on first use and reused for every later file.
+/// One worker's reusable machinery: a read buffer and the worker's `ObjectCodec` (its chains,
+/// compression contexts and observers, created on first use and reused for every later file),
+/// shared with its block and bundle machinery.
 final class Worker {
     let storage: Storage
     let buffer: IOBuffer
     let bufferSize: Int
 
-    private let originalCount = ByteCountFilter()
-    private let originalHash: SHA256Filter
-    private let storedCount = ByteCountFilter()
-    private let storedHash: SHA256Filter
+    let codec: ObjectCodec
     private let pageCheck = PageCheckFilter()
-    private var storeChains: [String: FilterChain] = [:]
-    private var verifyChains: [CompressionType: FilterChain] = [:]
-    private var restoreChains: [CompressionType: FilterChain] = [:]
     private var blockWorker: BlockWorker?
     private var bundleWorker: BundleWorker?
     /// Restored files waiting for their `fsync` (see `DeferredSyncs`); `syncDeferred` drains them.
@@ -32,8 +27,7 @@ final class Worker {
         self.bufferSize = bufferSize
         deferredSyncs = DeferredSyncs(limit: deferredSyncLimit)
         buffer = IOBuffer(size: bufferSize)
-        originalHash = try SHA256Filter()
-        storedHash = try SHA256Filter()
+        codec = try ObjectCodec(bufferSize: bufferSize)
     }
 
     func execute(_ job: FileJob) throws -> FileJobResult {
@@ -63,7 +57,7 @@ final class Worker {
     /// The bundle machinery, made on first use.
     func bundles() throws -> BundleWorker {
         if let bundleWorker { return bundleWorker }
-        let created = try BundleWorker(storage: storage, buffer: buffer, bufferSize: bufferSize, blocks: try blocks(),
+        let created = try BundleWorker(storage: storage, buffer: buffer, codec: codec, blocks: try blocks(),
                                        deferredSyncs: deferredSyncs)
         bundleWorker = created
         return created
@@ -72,7 +66,7 @@ final class Worker {
     /// The block and checksum machinery, made on first use (most jobs never need it).
     func blocks() throws -> BlockWorker {
         if let blockWorker { return blockWorker }
-        let created = try BlockWorker(storage: storage, bufferSize: bufferSize, deferredSyncs: deferredSyncs)
+        let created = try BlockWorker(storage: storage, codec: codec, deferredSyncs: deferredSyncs)
         blockWorker = created
         return created
     }
@@ -88,42 +82,26 @@ final class Worker {
             return VerifyFinding(status: .unreadable, detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
         }
         do {
-            try readChain(file.compression, forRestore: false).run(from: source, into: DiscardSink(), buffer: buffer)
+            try codec.readChain(ObjectEncoding(compression: file.compression)).run(from: source, into: DiscardSink(), buffer: buffer)
         } catch {
             // Stored bytes that no longer decompress were changed after they were hashed: report
             // them as damaged, as restore does. Anything else (an I/O error) is "unreadable".
             if let error = error as? PGKeepError, error.code == .compression {
-                return VerifyFinding(status: .checksumMismatch, repoSize: storedCount.count, size: originalCount.count,
+                return VerifyFinding(status: .checksumMismatch, repoSize: codec.stored.size, size: codec.original.size,
                                      detail: "the stored bytes are damaged: \(error.message)")
             }
-            return VerifyFinding(status: .unreadable, repoSize: storedCount.count, size: originalCount.count,
+            return VerifyFinding(status: .unreadable, repoSize: codec.stored.size, size: codec.original.size,
                                  detail: "\((error as? PGKeepError)?.message ?? "\(error)")")
         }
-        let repoSize = storedCount.count
-        let size = originalCount.count
+        let repoSize = codec.stored.size
+        let size = codec.original.size
         do {
-            let repoChecksum = try storedHash.finishedDigest()
-            let checksum = try originalHash.finishedDigest()
+            let repoChecksum = try codec.stored.digest()
+            let checksum = try codec.original.digest()
             return file.finding(repoSize: repoSize, repoChecksum: repoChecksum, size: size, checksum: checksum)
         } catch {
             return VerifyFinding(status: .unreadable, repoSize: repoSize, size: size, detail: "\(error)")
         }
-    }
-
-    /// stored count/hash → decompress → original count/hash, for restore and verify. Restore
-    /// always compares the original SHA-256 with the manifest before keeping a file, so its
-    /// decompressor may skip the codec's own frame checksum (see `makeDecompressFilter`); verify
-    /// keeps it (an expectation there may be missing).
-    private func readChain(_ compression: CompressionType, forRestore: Bool) throws -> FilterChain {
-        if let cached = forRestore ? restoreChains[compression] : verifyChains[compression] { return cached }
-        var filters: [Filter] = [storedCount, storedHash]
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize, frameChecksum: forRestore ? .skip : .verify) {
-            filters.append(decompressor)
-        }
-        filters += [originalCount, originalHash]
-        let chain = FilterChain(filters)
-        if forRestore { restoreChains[compression] = chain } else { verifyChains[compression] = chain }
-        return chain
     }
 
     /// cluster file → [count, sha256] → compress → [count, sha256] → repository (atomic).
@@ -149,19 +127,7 @@ final class Worker {
 
     func store(source: ByteSource, destination: StoragePath, limit: UInt64, compression: CompressionType,
                compressLevel: Int) throws -> FileJobResult {
-        let key = "\(compression.rawValue)/\(compressLevel)"
-        let chain: FilterChain
-        if let cached = storeChains[key] {
-            chain = cached
-        } else {
-            var filters: [Filter] = [originalCount, originalHash, pageCheck]
-            if let compressor = try compression.makeCompressFilter(level: compressLevel, bufferSize: bufferSize) {
-                filters.append(compressor)
-            }
-            filters += [storedCount, storedHash]
-            chain = FilterChain(filters)
-            storeChains[key] = chain
-        }
+        let chain = try codec.writeChain(ObjectEncoding(compression: compression), level: compressLevel, inspector: pageCheck)
         let writer = try storage.openWrite(destination)
         do {
             try chain.run(from: source, into: writer, buffer: buffer, limit: limit)
@@ -170,8 +136,8 @@ final class Worker {
             writer.abort()
             throw error
         }
-        return .stored(size: originalCount.count, checksum: try originalHash.finishedDigest(),
-                       repoSize: storedCount.count, repoChecksum: try storedHash.finishedDigest())
+        return .stored(size: codec.original.size, checksum: try codec.original.digest(),
+                       repoSize: codec.stored.size, repoChecksum: try codec.stored.digest())
     }
 
     /// repository → [count, sha256] → decompress → [count, sha256] → cluster file; both checksums
@@ -185,7 +151,9 @@ final class Worker {
             throw PGKeepError(.fileMissing, "stored file '\(storage.describe(file.source))' is missing from the repository",
                               hint: "the backup is damaged; restore another backup with --set")
         }
-        let chain = try readChain(file.compression, forRestore: true)
+        // The original's SHA-256 is compared with the manifest before the file is kept, so the
+        // codec's frame checksum may be skipped.
+        let chain = try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip)
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         sink.writeBehind = Self.writeBehind
         do {
@@ -206,7 +174,7 @@ final class Worker {
         if let owner = file.owner { try Posix.lchown(file.destination, uid: owner.uid, gid: owner.gid) }
         try Posix.setModificationTime(file.destination, seconds: file.mtime)
         try deferredSyncs.add(sink)
-        return .restored(size: originalCount.count)
+        return .restored(size: codec.original.size)
     }
 
     /// Restored files start their writeback every 8 MiB while they are written (see
@@ -217,14 +185,14 @@ final class Worker {
     private func verify(_ file: FileJob.RestoreFile) throws {
         let where_ = storage.describe(file.source)
         let hint = "the backup is damaged; restore another backup with --set"
-        guard storedCount.count == file.repoSize, try storedHash.finishedDigest() == file.repoChecksum else {
+        guard codec.stored.size == file.repoSize, try codec.stored.digest() == file.repoChecksum else {
             throw PGKeepError(.checksumMismatch,
-                              "stored file '\(where_)' does not match the manifest: \(storedCount.count) bytes with SHA-256 \(try storedHash.finishedDigest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
+                              "stored file '\(where_)' does not match the manifest: \(codec.stored.size) bytes with SHA-256 \(try codec.stored.digest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
                               hint: hint)
         }
-        guard originalCount.count == file.size, try originalHash.finishedDigest() == file.checksum else {
+        guard codec.original.size == file.size, try codec.original.digest() == file.checksum else {
             throw PGKeepError(.checksumMismatch,
-                              "restored '\(file.destination)' from '\(where_)' does not match the manifest: \(originalCount.count) bytes with SHA-256 \(try originalHash.finishedDigest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
+                              "restored '\(file.destination)' from '\(where_)' does not match the manifest: \(codec.original.size) bytes with SHA-256 \(try codec.original.digest().hex), expected \(file.size) bytes with \(file.checksum.hex)",
                               hint: hint)
         }
     }

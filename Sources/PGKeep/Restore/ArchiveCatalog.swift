@@ -122,20 +122,18 @@ public struct ArchiveCatalog: Sendable {
         guard let source = try storage.openRead(object) else {
             throw PGKeepError(.archiveFileMissing, "'\(storage.describe(object))' disappeared from the archive while being read")
         }
-        let hasher = try SHA256Filter()
-        var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: bufferSize) { filters.append(decompressor) }
-        filters.append(hasher)
+        let codec = try ObjectCodec(bufferSize: bufferSize)
         let sink = CollectingSink(limit: 1 << 20)
         do {
-            try FilterChain(filters).run(from: source, into: sink, buffer: IOBuffer(size: min(bufferSize, 1 << 16)))
+            try codec.readChain(ObjectEncoding(compression: compression), observing: .originalSHA256)
+                .run(from: source, into: sink, buffer: IOBuffer(size: min(bufferSize, 1 << 16)))
         } catch {
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "archived '\(storage.describe(object))' is damaged: \(error.message)")
             }
             throw error
         }
-        guard try hasher.finishedDigest() == checksum else {
+        guard try codec.original.digest() == checksum else {
             throw PGKeepError(.checksumMismatch, "archived '\(storage.describe(object))' is damaged: its content does not match the checksum in its name",
                               hint: "restore the file from another copy of the archive")
         }

@@ -741,9 +741,8 @@ public final class VerifyRun {
             throw PGKeepError(.fileMissing, "'\(storage.describe(path))' vanished")
         }
         let sink = CollectSink(limit: 1 << 24)
-        var filters: [Filter] = []
-        if let decompressor = try compression.makeDecompressFilter(bufferSize: options.bufferSize) { filters.append(decompressor) }
-        try FilterChain(filters).run(from: source, into: sink, buffer: IOBuffer(size: 1 << 16))
+        try ObjectCodec(bufferSize: options.bufferSize).readChain(ObjectEncoding(compression: compression), observing: [])
+            .run(from: source, into: sink, buffer: IOBuffer(size: 1 << 16))
         return sink.bytes
     }
 }
