@@ -124,6 +124,20 @@ struct BundleUnitTests {
         #expect(!directory.exists("restored/" + Self.samples[5].name))
     }
 
+    @Test("past a gap larger than the storage's ranged-read gap, each needed frame is read by a ranged read of its own, and restores exactly",
+          arguments: [(gap: UInt64(0), reads: 3), (gap: UInt64(128 << 10), reads: 1)])
+    func rangedReadsPastGaps(gap: UInt64, reads: Int) throws {
+        let result = try store()
+        storage.rangedReadGap = gap
+        let before = storage.rangedReadCount
+        let outcomes = try restore(try restoreItems(result, [1, 3, 6]))
+        #expect(outcomes.map(\.kept) == [false, false, false])
+        #expect(storage.rangedReadCount - before == reads)
+        for index in [1, 3, 6] {
+            #expect(try directory.read("restored/" + Self.samples[index].name) == Self.samples[index].bytes)
+        }
+    }
+
     @Test("a flipped byte in one frame: restoring that file fails with checksum-mismatch, the others before and after restore; verify names only that frame and the whole")
     func corruptedFrame() throws {
         let result = try store()

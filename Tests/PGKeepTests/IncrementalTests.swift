@@ -267,6 +267,19 @@ struct BlockIncrementalTests {
         #expect(try restore(second, into: "g1") == bytes)
     }
 
+    @Test("with a ranged read for every block (no gap read through), a file whose blocks come from two generations reassembles exactly",
+          arguments: [CompressionType.none, .zst])
+    func rangedReadPerBlock(compression: CompressionType) throws {
+        var bytes = Samples.random(Self.blockSize * 8 + 100, seed: 21)
+        let first = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: compression), Self.labels[0])
+        bytes[2 * Self.blockSize] ^= 0x01
+        bytes[6 * Self.blockSize + 5] ^= 0x01
+        let second = try Self.stored(try store(bytes, generation: 1, prior: first, compression: compression), Self.labels[1])
+        let tight = PosixStorage(root: directory.path("repo"), rangedReadGap: 0)
+        _ = try BlockWorker(storage: tight, bufferSize: 1024).restore(restoreJob(second, into: "tight"))
+        #expect(try directory.read("tight") == bytes)
+    }
+
     @Test("a chain of block-incremental generations stores only changed blocks and each one reassembles exactly",
           arguments: [CompressionType.none, .lz4, .zst])
     func chain(compression: CompressionType) throws {

@@ -38,7 +38,8 @@ public final class FaultyStorage: Storage, @unchecked Sendable {
     public var diskFullFailures: Int { lock.withLock { failed } }
 
     public func describe(_ path: StoragePath) -> String { inner.describe(path) }
-    public func openRead(_ path: StoragePath) throws -> StorageReader? { try inner.openRead(path) }
+    public func openRead(_ path: StoragePath, range: Range<UInt64>?) throws -> StorageReader? { try inner.openRead(path, range: range) }
+    public var rangedReadGap: UInt64 { inner.rangedReadGap }
     public func info(_ path: StoragePath) throws -> StorageEntry? { try inner.info(path) }
     public func list(_ path: StoragePath) throws -> [StorageEntry] { try inner.list(path) }
     public func removeTemporaryFiles(under path: StoragePath) throws -> Int { try inner.removeTemporaryFiles(under: path) }

@@ -15,6 +15,18 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     /// When each file was committed, on a clock that ticks once per commit (`StorageEntry.modified`).
     private var modified: [StoragePath: Int64] = [:]
     private var clock: Int64 = 0
+    private var gap: UInt64 = 128 << 10
+    private var ranged = 0
+
+    /// The gap readers read through before they start a new ranged read; settable so tests can
+    /// make every gap a new ranged read (0).
+    public var rangedReadGap: UInt64 {
+        get { lock.withLock { gap } }
+        set { lock.withLock { gap = newValue } }
+    }
+
+    /// How many reads with a range were opened so far.
+    public var rangedReadCount: Int { lock.withLock { ranged } }
 
     public init(name: String = "test") {
         self.name = name
@@ -22,8 +34,13 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
 
     public func describe(_ path: StoragePath) -> String { "memory://\(name)/\(path)" }
 
-    public func openRead(_ path: StoragePath) throws -> StorageReader? {
-        lock.withLock { files[path] }.map(MemoryReader.init)
+    public func openRead(_ path: StoragePath, range: Range<UInt64>?) throws -> StorageReader? {
+        guard let bytes = lock.withLock({ files[path] }) else { return nil }
+        guard let range else { return MemoryReader(bytes) }
+        lock.withLock { ranged += 1 }
+        let start = Int(min(range.lowerBound, UInt64(bytes.count)))
+        let end = Int(min(range.upperBound, UInt64(bytes.count)))
+        return MemoryReader(Array(bytes[start..<end]))
     }
 
     public func openWrite(_ path: StoragePath) throws -> StorageWriter {

@@ -22,6 +22,8 @@ public enum StorageConformance {
         StorageCheck("a small file reads back exactly as written", smallRoundTrip),
         StorageCheck("an empty file reads back empty and is listed with size 0", emptyRoundTrip),
         StorageCheck("a multi-megabyte file written in odd-sized chunks reads back exactly", largeRoundTrip),
+        StorageCheck("a ranged read returns exactly the bytes of its range, whatever the buffer size", rangedReads),
+        StorageCheck("a range reaching past the end reads what exists; one starting past the end reads nothing; a missing file is nil", rangedReadEdges),
         StorageCheck("a write is invisible at its path until commit", invisibleBeforeCommit),
         StorageCheck("abort leaves no file and nothing in the listing", abortLeavesNothing),
         StorageCheck("abort of a replacement leaves the old file as it was", abortKeepsOldFile),
@@ -72,6 +74,34 @@ public enum StorageConformance {
         try expectFileInfo(storage, path, size: bytes.count)
         try expectContent(storage, path, bytes, "large file (read with a 7919-byte buffer)", bufferSize: 7_919)
         try expectContent(storage, path, bytes, "large file (read with a 1 MiB buffer)", bufferSize: 1 << 20)
+    }
+
+    @Sendable static func rangedReads(_ storage: Storage) throws {
+        let path = try StoragePath("ranged/file.bin")
+        let bytes = pattern(count: 1 << 20 | 333, seed: 0xa11)
+        try write(storage, path, bytes)
+        for (start, end) in [(0, 1), (0, bytes.count), (1, 2), (4_097, 700_001), (bytes.count - 1, bytes.count), (12, 12)] {
+            for bufferSize in [1, 4_093, 1 << 20] where bufferSize > 1 || end - start < 5_000 {
+                guard let reader = try storage.openRead(path, range: UInt64(start)..<UInt64(end)) else {
+                    throw StorageConformanceFailure("openRead('\(path)', range: \(start)..<\(end)) returned nil for an existing file")
+                }
+                let got = try drain(reader, bufferSize: bufferSize)
+                try ensure(got == Array(bytes[start..<end]),
+                           "range \(start)..<\(end) read with a \(bufferSize)-byte buffer gave \(got.count) bytes, not the \(end - start) of the range")
+            }
+        }
+    }
+
+    @Sendable static func rangedReadEdges(_ storage: Storage) throws {
+        let path = try StoragePath("ranged/short")
+        let bytes = pattern(count: 1_000, seed: 0xed9e)
+        try write(storage, path, bytes)
+        let past = try storage.openRead(path, range: 900..<UInt64.max).map { try drain($0, bufferSize: 64) }
+        try ensure(past == Array(bytes[900...]), "a range from 900 to the end of the address space should read the last 100 bytes, got \(past?.count ?? -1)")
+        let beyond = try storage.openRead(path, range: 5_000..<6_000).map { try drain($0, bufferSize: 64) }
+        try ensure(beyond == [], "a range starting past the end should read nothing, got \(beyond.map { "\($0.count) bytes" } ?? "nil")")
+        try ensure(try storage.openRead(try StoragePath("ranged/missing"), range: 0..<10) == nil,
+                   "a ranged read of a missing file should be nil")
     }
 
     // MARK: - Atomicity

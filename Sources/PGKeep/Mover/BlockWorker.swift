@@ -243,16 +243,19 @@ final class BlockWorker {
                 let reference = map.references[Int(block.reference)]
                 let objectPath = try layout.blockObject(label: reference.label, name: job.name)
                 var entry: (reader: StorageReader, path: StoragePath, position: UInt64)
-                if let open = readers[Int(block.reference)] {
+                if let open = readers[Int(block.reference)], open.position <= block.offset,
+                   block.offset - open.position <= storage.rangedReadGap {
                     entry = open
                 } else {
-                    guard let reader = try storage.openRead(objectPath) else {
+                    // First use of the object, a large gap (blocks that did not change are in
+                    // another reference), or an earlier block: a ranged read from the block on.
+                    guard let reader = try storage.openRead(objectPath, range: block.offset..<UInt64.max) else {
                         throw PGKeepError(.fileMissing, "stored block object '\(storage.describe(objectPath))' is missing from the repository",
                                           hint: hint)
                     }
-                    entry = (reader, objectPath, 0)
+                    entry = (reader, objectPath, block.offset)
                 }
-                // Skip forward to the block by reading: objects are read front to back.
+                // Read through a small gap to the block.
                 while entry.position < block.offset {
                     let want = Int(min(UInt64(skipBuffer.count), block.offset - entry.position))
                     let n = try entry.reader.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer.bytes[0..<want]))

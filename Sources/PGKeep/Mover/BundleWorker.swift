@@ -91,12 +91,14 @@ final class BundleWorker {
                 outcomes.append(.init(id: item.id, size: file.size, kept: true))
                 continue
             }
-            if reader == nil {
-                guard let opened = try storage.openRead(job.source) else {
+            // Read through a small gap; past a large one (a delta restore keeping most files), or
+            // back to an earlier frame, a new ranged read starts at the frame itself.
+            if reader == nil || reader!.position > item.offset || item.offset - reader!.position > storage.rangedReadGap {
+                guard let opened = try storage.openRead(job.source, range: item.offset..<UInt64.max) else {
                     throw PGKeepError(.fileMissing, "stored bundle '\(storage.describe(job.source))' is missing from the repository",
                                       hint: Self.damagedHint)
                 }
-                reader = BundleReader(opened, hasher: nil)
+                reader = BundleReader(opened, hasher: nil, position: item.offset)
             }
             try restore(item, from: reader!, bundle: job.source)
             outcomes.append(.init(id: item.id, size: file.size, kept: false))
@@ -107,17 +109,14 @@ final class BundleWorker {
     private func restore(_ item: FileJob.BundledRestore, from reader: BundleReader, bundle: StoragePath) throws {
         let file = item.file
         let where_ = "'\(file.destination)' (offset \(item.offset) of bundle '\(storage.describe(bundle))')"
-        guard reader.position <= item.offset else {
-            throw PGKeepError(.repositoryInvalid, "the frames of bundle '\(storage.describe(bundle))' overlap at offset \(item.offset)",
-                              hint: Self.damagedHint)
-        }
         guard try reader.skip(to: item.offset, buffer: buffer) else {
             throw PGKeepError(.checksumMismatch, "stored bundle '\(storage.describe(bundle))' ends before offset \(item.offset), where \(where_) starts",
                               hint: Self.damagedHint)
         }
         let sink = try FileSink(creating: file.destination, mode: file.mode)
         do {
-            try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip).run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
+            try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip)
+                .run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
             guard codec.stored.size == file.repoSize, try codec.stored.digest() == file.repoChecksum else {
                 throw PGKeepError(.checksumMismatch,
                                   "the stored frame of \(where_) does not match the manifest: \(codec.stored.size) bytes with SHA-256 \(try codec.stored.digest().hex), expected \(file.repoSize) bytes with \(file.repoChecksum.hex)",
@@ -199,7 +198,8 @@ final class BundleWorker {
     private func verify(_ frame: FileJob.VerifyBundle.Frame, from reader: BundleReader) throws -> VerifyFinding {
         let file = frame.file
         do {
-            try codec.readChain(ObjectEncoding(compression: file.compression)).run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
+            try codec.readChain(ObjectEncoding(compression: file.compression))
+                .run(from: reader, into: DiscardSink(), buffer: buffer, limit: file.repoSize ?? 0)
         } catch {
             guard let error = error as? PGKeepError, error.code == .compression else { throw error }
             // Decompression failed: skip what remains of the frame so the next one is found.
@@ -223,9 +223,11 @@ final class BundleReader: ByteSource {
     let hasher: SHA256Hasher?
     private(set) var position: UInt64 = 0
 
-    init(_ reader: StorageReader, hasher: SHA256Hasher?) {
+    /// `position`: the offset in the bundle the reader starts at (a ranged read's start).
+    init(_ reader: StorageReader, hasher: SHA256Hasher?, position: UInt64 = 0) {
         self.reader = reader
         self.hasher = hasher
+        self.position = position
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

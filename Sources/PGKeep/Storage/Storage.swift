@@ -15,8 +15,14 @@
 /// 5. **Paths never escape the root**: every path is a `StoragePath`.
 /// 6. Drivers are safe to use from several worker threads at once (distinct paths).
 public protocol Storage: AnyObject, Sendable {
-    /// Opens a file for streaming reads; nil when it does not exist.
-    func openRead(_ path: StoragePath) throws -> StorageReader?
+    /// Opens a file for streaming reads of the bytes in `range` (nil: all of it); nil when it does
+    /// not exist. A range reaching past the end reads what exists, one starting past the end reads
+    /// nothing: the caller compares what it got with the size it expected.
+    func openRead(_ path: StoragePath, range: Range<UInt64>?) throws -> StorageReader?
+    /// How many unwanted bytes between two wanted ones are cheaper to read through than to skip with
+    /// a new ranged read (a local seek costs less than reading 128 KiB; an object store request costs
+    /// as much as some megabytes).
+    var rangedReadGap: UInt64 { get }
     /// Starts an atomic write of `path` (see the contract above).
     func openWrite(_ path: StoragePath) throws -> StorageWriter
     /// Size and kind of `path`; nil when it does not exist.
@@ -78,6 +84,11 @@ public protocol StorageWriter: ByteSink {
 extension Storage {
     /// Drivers whose interrupted writes leave nothing behind have nothing to remove.
     public func removeTemporaryFiles(under path: StoragePath) throws -> Int { 0 }
+
+    /// Opens a whole file for streaming reads; nil when it does not exist.
+    public func openRead(_ path: StoragePath) throws -> StorageReader? { try openRead(path, range: nil) }
+
+    public var rangedReadGap: UInt64 { 128 << 10 }
 
     /// Reads a whole small file (metadata: info files, manifests), failing above `limit` bytes so a
     /// damaged or hostile file cannot exhaust memory. nil when missing.
