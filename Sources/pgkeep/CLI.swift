@@ -39,6 +39,7 @@ enum CLI {
             let context = try CommandContext(config: config, log: log)
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
+            case .stanzaRepair: try StanzaRepairCommand.run(context)
             case .backup: try BackupCommand.run(context)
             case .archivePush: try ArchivePushCommand.run(context)
             case .archiveGet: try ArchiveGetCommand.run(context)

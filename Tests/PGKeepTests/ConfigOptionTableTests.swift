@@ -32,7 +32,7 @@ struct ConfigOptionTableTests {
         #expect(OptionName.logLevelConsole.definition.defaultValue == .value("warn"))
         #expect(OptionName.config.definition.sources == [.commandLine, .environment])
         #expect(OptionName.stanza.definition.sources == [.commandLine, .environment])
-        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
+        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
         #expect(OptionName.stanza.definition.commands.contains(.info))
     }
 

@@ -406,10 +406,8 @@ public final class BackupRun {
         manifest.bundles = bundles.isEmpty ? nil : bundles.sorted { $0.id < $1.id }
         // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
         // the operator must hear which blocks to look at (pgBackRest's checksum-page behaviour).
-        var pageErrorCount = 0
         for (index, blocks) in outcomes.damagedPages where !blocks.isEmpty {
             guard let entry = outcomes.entry(index, file: listing.files[index]), entry.reference == label else { continue }
-            pageErrorCount += blocks.count
             log.warn("invalid page checksums found in file '\(entry.name)' at block\(blocks.count == 1 ? "" : "s") \(blocks.map(String.init).joined(separator: ", "))")
         }
         references.formUnion(outcomes.references)
@@ -471,15 +469,7 @@ public final class BackupRun {
         // Re-read under the lock we hold, so nothing another command wrote meanwhile is lost.
         backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         let referencedRepoSize = backupInfo.backups.filter { references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
-        var summary = BackupSummary(label: label, type: type, prior: prior?.backup.label, references: referenceList,
-                                    databaseID: backupInfo.current.id,
-                                    timestampStart: startTime, timestampStop: stopTime, lsnStart: startLSN, lsnStop: stopLSN,
-                                    walStart: walStart.name, walStop: walStop.name, timeline: timeline.rawValue,
-                                    size: allFiles().reduce(0) { $0 + $1.size }, repoSize: Manifest.repoSize(of: allFiles(), label: label),
-                                    fileCount: outcomes.count + manifest.files.count, compressType: options.compression)
-        summary.sizeDelta = copiedBytes
-        if pageErrorCount > 0 { summary.pageChecksumErrors = pageErrorCount }
-        summary.repoSizeTotal = summary.repoSize + referencedRepoSize
+        let summary = BackupSummary(manifest: manifest, files: allFiles(), sizeDelta: copiedBytes, referencedRepoSize: referencedRepoSize)
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
         // The backup exists now; its partial manifest has served its purpose.

@@ -5,6 +5,7 @@
 /// says what is positional and whether the command works on one stanza.
 public enum CommandName: String, CaseIterable, Sendable {
     case stanzaCreate = "stanza-create"
+    case stanzaRepair = "stanza-repair"
     case backup
     case archivePush = "archive-push"
     case archiveGet = "archive-get"
@@ -19,6 +20,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     public var summary: String {
         switch self {
         case .stanzaCreate: return "create the repository files for a stanza (run once per cluster)"
+        case .stanzaRepair: return "rebuild a stanza's damaged or lost archive.info and backup.info from its backup manifests"
         case .backup: return "take a full, differential or incremental backup of the cluster into the repository"
         case .archivePush: return "copy one WAL file into the repository (the archive_command target)"
         case .archiveGet: return "fetch one WAL file from the repository (the restore_command target)"
@@ -46,7 +48,7 @@ public enum CommandName: String, CaseIterable, Sendable {
             ]
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
-        case .stanzaCreate, .backup, .restore, .verify, .expire, .info, .version:
+        case .stanzaCreate, .stanzaRepair, .backup, .restore, .verify, .expire, .info, .version:
             return []
         }
     }
@@ -59,7 +61,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     /// Whether the command works on one stanza and so reads `--stanza`.
     public var stanzaUse: StanzaUse {
         switch self {
-        case .stanzaCreate, .backup, .archivePush, .archiveGet, .restore, .verify, .expire: return .required
+        case .stanzaCreate, .stanzaRepair, .backup, .archivePush, .archiveGet, .restore, .verify, .expire: return .required
         case .info: return .optional
         case .version, .help: return .notAccepted
         }

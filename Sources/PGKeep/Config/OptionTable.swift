@@ -230,8 +230,9 @@ public enum OptionTable {
                                     sources: [.commandLine, .environment],
                                     summary: "name of the cluster this command works on")
         case .pg1Path:
-            // info reads it only for the archive queue of the stanza it is asked about.
-            return OptionDefinition(name, .path, commands: touchesCluster.union([.info]), requiredFor: [.stanzaCreate, .backup, .restore],
+            // info reads it only for the archive queue of the stanza it is asked about, stanza-repair
+            // only to check (or, when nothing else records it, to learn) the cluster's identity.
+            return OptionDefinition(name, .path, commands: touchesCluster.union([.info, .stanzaRepair]), requiredFor: [.stanzaCreate, .backup, .restore],
                                     summary: "data directory of the PostgreSQL cluster")
         case .pg1Port:
             return OptionDefinition(name, .int(1...65535), default: .value("5432"), commands: connectsToDatabase,
@@ -351,8 +352,8 @@ public enum OptionTable {
             return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")
         case .force:
-            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
-                                    summary: "restore with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to); never over a running server")
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore, .stanzaRepair],
+                                    summary: "restore: with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to), never over a running server; stanza-repair: rebuild the info files even when both copies of each are valid and agree")
         case .repo1RetentionFull:
             return OptionDefinition(name, .int(1...9_999_999), commands: retains,
                                     summary: "full backups to keep (a count, or days with repo1-retention-full-type=time)")
@@ -372,8 +373,8 @@ public enum OptionTable {
             return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
                                     summary: "run expire after a successful backup when retention is set")
         case .dryRun:
-            return OptionDefinition(name, .bool, default: .value("n"), commands: [.expire],
-                                    summary: "print what expire would remove, remove nothing")
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.expire, .stanzaRepair],
+                                    summary: "print what expire would remove or what stanza-repair would write (and keep aside), and change nothing")
         case .sinceLast:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.verify],
                                     summary: "only check what is new since the last verify (recorded in verify.state)")

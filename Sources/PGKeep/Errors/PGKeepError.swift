@@ -66,6 +66,9 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case verifyFailed = 65
     /// `expire --set` refused: other backups depend on the backup, or it is the only full backup.
     case expireRefused = 66
+    /// `stanza-repair` refused: both twins of archive.info and of backup.info are valid, byte for
+    /// byte alike, and the two files agree; there is nothing to rebuild (`--force` rebuilds anyway).
+    case repairNotNeeded = 67
 
     // Restore planning: 70-79. The planner refuses these before writing anything.
     /// A recovery target (`--type`, `--target`, `--target-*`) that is malformed or inconsistent.
@@ -135,6 +138,7 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .timelineDiverged: return "timeline-diverged"
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
+        case .repairNotNeeded: return "repair-not-needed"
         case .interrupted: return "interrupted"
         case .internal: return "internal"
         }

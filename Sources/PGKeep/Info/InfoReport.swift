@@ -196,10 +196,11 @@ public struct InfoReport {
         let backupInfo: BackupInfo?
         let archiveInfo: ArchiveInfo?
         do {
-            backupInfo = try SealedFile.load(BackupInfo.self, from: layout.backupInfo, in: storage, warn: log.warn)
-            archiveInfo = try SealedFile.load(ArchiveInfo.self, from: layout.archiveInfo, in: storage, warn: log.warn)
+            backupInfo = try InfoFiles.loadValid(BackupInfo.self, from: layout.backupInfo, storage, layout, warn: log.warn)
+            archiveInfo = try InfoFiles.loadValid(ArchiveInfo.self, from: layout.archiveInfo, storage, layout, warn: log.warn)
         } catch let error as PGKeepError {
-            result.status = .init(code: StatusCode.other, message: "other: \(error.message)")
+            // The hint, when there is one, says how to get the stanza back (stanza-repair).
+            result.status = .init(code: StatusCode.other, message: "other: \(error.message)" + (error.hint.map { "; \($0)" } ?? ""))
             return result
         }
         guard let backupInfo, let archiveInfo else {

@@ -31,9 +31,6 @@ final class BlockWorker {
     /// Where restored files go for their `fsync` (limit 0, the default: synced at once).
     let deferredSyncs: DeferredSyncs
 
-    /// Maps larger than this are refused as damaged: 1 GiB in 8 KiB blocks needs ~6 MiB.
-    static let mapLimit = 64 << 20
-
     init(storage: Storage, codec: ObjectCodec, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
         self.storage = storage
         self.codec = codec
@@ -308,19 +305,8 @@ final class BlockWorker {
         PGKeepError(.checksumMismatch, "stored block object '\(storage.describe(path))' is shorter than its block map says", hint: hint)
     }
 
-    /// Loads a map, checking its size and SHA-256 against the manifest before parsing it.
     func loadMap(_ path: StoragePath, size: UInt64, checksum: SHA256Digest) throws -> BlockMap {
-        guard let bytes = try storage.readSmallFile(path, limit: Self.mapLimit) else {
-            throw PGKeepError(.fileMissing, "block map '\(storage.describe(path))' is missing from the repository",
-                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
-        }
-        let actual = try SHA256Digest.of(bytes)
-        guard UInt64(bytes.count) == size, actual == checksum else {
-            throw PGKeepError(.checksumMismatch,
-                              "block map '\(storage.describe(path))' does not match the manifest: \(bytes.count) bytes with SHA-256 \(actual.hex), expected \(size) bytes with \(checksum.hex)",
-                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
-        }
-        return try BlockMap.decode(bytes, name: storage.describe(path))
+        try BlockMap.load(path, size: size, checksum: checksum, from: storage)
     }
 }
 

@@ -114,6 +114,34 @@ public struct BlockMap: Equatable, Sendable {
         return out
     }
 
+    /// Original bytes of the blocks backup `label` stored itself (the rest it reuses from the
+    /// backups it references): what its backup copied of this file.
+    func originalBytes(storedBy label: BackupLabel) -> UInt64 {
+        var total: UInt64 = 0
+        for (index, block) in blocks.enumerated() where references[Int(block.reference)].label == label {
+            total += UInt64(Self.blockLength(index: index, blockSize: blockSize, fileSize: fileSize))
+        }
+        return total
+    }
+
+    /// Maps larger than this are refused as damaged: 1 GiB in 8 KiB blocks needs ~6 MiB.
+    static let readLimit = 64 << 20
+
+    /// Loads the map at `path`, checking its size and SHA-256 against the manifest before parsing it.
+    static func load(_ path: StoragePath, size: UInt64, checksum: SHA256Digest, from storage: Storage) throws -> BlockMap {
+        guard let bytes = try storage.readSmallFile(path, limit: readLimit) else {
+            throw PGKeepError(.fileMissing, "block map '\(storage.describe(path))' is missing from the repository",
+                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
+        }
+        let actual = try SHA256Digest.of(bytes)
+        guard UInt64(bytes.count) == size, actual == checksum else {
+            throw PGKeepError(.checksumMismatch,
+                              "block map '\(storage.describe(path))' does not match the manifest: \(bytes.count) bytes with SHA-256 \(actual.hex), expected \(size) bytes with \(checksum.hex)",
+                              hint: "the backup is damaged; take a full backup, or restore another backup with --set")
+        }
+        return try decode(bytes, name: storage.describe(path))
+    }
+
     /// Parses and validates a map; `name` is used in error messages.
     public static func decode(_ bytes: [UInt8], name: String) throws -> BlockMap {
         var reader = Reader(bytes: bytes, name: name)

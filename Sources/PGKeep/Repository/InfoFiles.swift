@@ -16,6 +16,12 @@ public struct DatabaseIdentity: Codable, Hashable, Sendable {
         self.catalogVersion = catalogVersion
     }
 
+    /// The identity pg_control records, numbered `id` in the stanza's history.
+    public init(control: PGControl, id: Int) {
+        self.init(id: id, systemIdentifier: control.systemIdentifier, version: control.version.major,
+                  controlVersion: control.controlVersion, catalogVersion: control.catalogVersion)
+    }
+
     /// `<version>-<id>`, the archive directory name for this identity.
     public var archiveID: String { "\(version)-\(id)" }
 
@@ -69,6 +75,33 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var pageChecksumErrors: Int? = nil
 }
 
+extension BackupSummary {
+    /// The entry backup.info gets for the backup `manifest` describes, whose file entries are
+    /// `files`: sizes, counts and damaged pages from the entries, the rest from the manifest.
+    /// What the backup copied (`sizeDelta`) and the stored size of the backups it references are
+    /// the caller's: a backup counts them as it runs, `stanza-repair` works them out afterwards.
+    init<Files: Sequence<Manifest.FileEntry>>(manifest: Manifest, files: Files, sizeDelta: UInt64, referencedRepoSize: UInt64) {
+        let backup = manifest.backup
+        var size: UInt64 = 0, repoSize: UInt64 = 0
+        var fileCount = 0, pageErrors = 0
+        for entry in files {
+            size += entry.size
+            repoSize += entry.storedBytes(by: backup.label)
+            fileCount += 1
+            // Damaged pages are counted where they were read: entries this backup stored itself.
+            if entry.reference == backup.label { pageErrors += entry.pageChecksumErrors?.count ?? 0 }
+        }
+        self.init(label: backup.label, type: backup.type, prior: backup.prior, references: backup.references ?? [],
+                  databaseID: manifest.database.id, timestampStart: backup.timestampStart, timestampStop: backup.timestampStop,
+                  lsnStart: backup.lsnStart, lsnStop: backup.lsnStop, walStart: backup.walStart, walStop: backup.walStop,
+                  timeline: backup.timeline, size: size, repoSize: repoSize, fileCount: fileCount,
+                  compressType: manifest.options.compressType)
+        self.sizeDelta = sizeDelta
+        if pageErrors > 0 { pageChecksumErrors = pageErrors }
+        repoSizeTotal = repoSize + referencedRepoSize
+    }
+}
+
 /// The kinds of backup: `full`, `diff` (changes since the last full) and `incr` (changes since
 /// the last backup of any type).
 public enum BackupType: String, Codable, Sendable, CaseIterable {
@@ -103,7 +136,7 @@ public struct BackupInfo: Codable, Sendable {
 /// Loading and saving the info files with their format checks.
 public enum InfoFiles {
     public static func loadArchiveInfo(_ storage: Storage, _ layout: RepositoryLayout, warn: (String) -> Void) throws -> ArchiveInfo {
-        guard let info = try SealedFile.load(ArchiveInfo.self, from: layout.archiveInfo, in: storage, warn: warn) else {
+        guard let info = try load(ArchiveInfo.self, from: layout.archiveInfo, storage, layout, warn: warn) else {
             throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info at '\(storage.describe(layout.archiveInfo))'",
                               hint: "run 'pgkeep --stanza=\(layout.stanza) stanza-create' first, or check --repo1-path and --stanza")
         }
@@ -112,7 +145,7 @@ public enum InfoFiles {
     }
 
     public static func loadBackupInfo(_ storage: Storage, _ layout: RepositoryLayout, warn: (String) -> Void) throws -> BackupInfo {
-        guard let info = try SealedFile.load(BackupInfo.self, from: layout.backupInfo, in: storage, warn: warn) else {
+        guard let info = try load(BackupInfo.self, from: layout.backupInfo, storage, layout, warn: warn) else {
             throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no backup.info at '\(storage.describe(layout.backupInfo))'",
                               hint: "run 'pgkeep --stanza=\(layout.stanza) stanza-create' first, or check --repo1-path and --stanza")
         }
@@ -120,10 +153,70 @@ public enum InfoFiles {
         return info
     }
 
+    /// Loads archive.info or backup.info, falling back to the twin (`SealedFile.load`); nil when
+    /// the stanza was never created (or only half: stanza-create writes archive.info first).
+    ///
+    /// When no twin is valid, or both are missing from a stanza that holds WAL or backups, the
+    /// repository is invalid (repo-layout.md §3): the error is `repositoryInvalid` whatever broke
+    /// the seals, and the hint is the one way to rebuild the file, `stanza-repair`.
+    public static func load<T: Decodable>(_ type: T.Type, from path: StoragePath, _ storage: Storage, _ layout: RepositoryLayout,
+                                          warn: (String) -> Void) throws -> T? {
+        let value = try loadValid(type, from: path, storage, layout, warn: warn)
+        if value == nil, let holder = try contentsNeeding(path, storage, layout) {
+            throw PGKeepError(.repositoryInvalid,
+                              "'\(storage.describe(path))' and its copy are missing, but stanza '\(layout.stanza)' holds \(holder)",
+                              hint: repairHint(layout))
+        }
+        return value
+    }
+
+    /// `load` without the check of a missing file: nil when neither twin exists.
+    public static func loadValid<T: Decodable>(_ type: T.Type, from path: StoragePath, _ storage: Storage, _ layout: RepositoryLayout,
+                                               warn: (String) -> Void) throws -> T? {
+        do {
+            return try SealedFile.load(type, from: path, in: storage, warn: warn)
+        } catch let error as PGKeepError where error.code == .checksumMismatch || error.code == .formatInvalid {
+            throw PGKeepError(.repositoryInvalid, "no valid copy of \(path.name) is left: \(error.message)", hint: repairHint(layout))
+        }
+    }
+
+    static func repairHint(_ layout: RepositoryLayout) -> String {
+        "run 'pgkeep --stanza=\(layout.stanza) stanza-repair' to rebuild it from the backup manifests ('--dry-run' first shows what it would write), or put back the file from a copy of the repository"
+    }
+
+    /// What in the stanza shows that the missing info file at `path` once existed: backup
+    /// directories for backup.info; archive directories or backup.info for archive.info (written
+    /// first by stanza-create). Nil for a stanza that was never created.
+    static func contentsNeeding(_ path: StoragePath, _ storage: Storage, _ layout: RepositoryLayout) throws -> String? {
+        if path == layout.backupInfo {
+            let backups = try storage.list(layout.backupRoot).filter { $0.kind == .directory && BackupLabel($0.name) != nil }
+            return backups.isEmpty ? nil : "backup directories (\(backups.map(\.name).sorted().joined(separator: ", ")))"
+        }
+        let archives = try storage.list(layout.archiveRoot).filter { $0.kind == .directory && ArchiveDirectory($0.name) != nil }
+        if !archives.isEmpty { return "archive directories (\(archives.map(\.name).sorted().joined(separator: ", ")))" }
+        let backupInfoTwins = [layout.backupInfo, try SealedFile.copyPath(of: layout.backupInfo)]
+        for twin in backupInfoTwins where try storage.info(twin) != nil { return "'\(storage.describe(twin))'" }
+        return nil
+    }
+
     static func checkFormat(_ format: Int, _ name: String) throws {
         guard format == RepositoryFormat.current else {
             throw PGKeepError(.repositoryInvalid, "'\(name)' has repository format \(format); this pgkeep reads format \(RepositoryFormat.current)",
                               hint: "use the pgkeep version that wrote this repository")
         }
+    }
+}
+
+/// An archive id directory name, `<major version>-<database id>` (repo-layout.md §1).
+struct ArchiveDirectory: Hashable {
+    var version: Int
+    var id: Int
+
+    init?(_ name: String) {
+        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let version = Int(parts[0]), let id = Int(parts[1]), version > 0, id > 0,
+              "\(version)-\(id)" == name else { return nil }
+        self.version = version
+        self.id = id
     }
 }

@@ -60,6 +60,11 @@ public struct Manifest: Codable, Sendable {
         public var catalogVersion: UInt32
         public var walSegmentSize: UInt32
         public var pageChecksums: Bool
+        /// The stanza identity (info files) this backup was taken under.
+        public var identity: DatabaseIdentity {
+            DatabaseIdentity(id: id, systemIdentifier: systemIdentifier, version: version,
+                             controlVersion: controlVersion, catalogVersion: catalogVersion)
+        }
     }
 
     /// The options the backup ran with.
@@ -207,6 +212,12 @@ public struct Manifest: Codable, Sendable {
         /// Whether the file is stored in block-incremental form.
         public var isBlockIncremental: Bool { blockSize != nil }
 
+        /// The bytes backup `label` stored for this entry (its object and block map), 0 when
+        /// another backup holds them.
+        func storedBytes(by label: BackupLabel) -> UInt64 {
+            reference == label ? repoSize + (blockMapSize ?? 0) : 0
+        }
+
         /// The rarely present fields, immutable and compared by value.
         private final class Details: Hashable, Sendable {
             let blockSize: Int?
@@ -298,7 +309,7 @@ public struct Manifest: Codable, Sendable {
 
     /// The bytes the objects of `files` stored by backup `label` take (block maps included).
     static func repoSize<Files: Sequence<FileEntry>>(of files: Files, label: BackupLabel) -> UInt64 {
-        files.reduce(0) { $0 + ($1.reference == label ? $1.repoSize + ($1.blockMapSize ?? 0) : 0) }
+        files.reduce(0) { $0 + $1.storedBytes(by: label) }
     }
 
     /// The labels, other than this backup's own, that hold objects of its files (the file

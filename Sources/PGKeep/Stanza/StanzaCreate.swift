@@ -1,6 +1,9 @@
 /// `stanza-create`: records which cluster a stanza serves, from its pg_control on disk, by writing
 /// `archive.info` and then `backup.info` (repo-layout.md §4). Running it again for the same cluster
-/// is a no-op; for another cluster it is refused and nothing is changed.
+/// is a no-op; for another cluster it is refused and nothing is changed. It completes a stanza
+/// whose backup.info was never written (a crash between the two writes), never one whose info
+/// files were lost or damaged: that is `stanza-repair`'s work (an empty backup.info would make
+/// every backup directory look interrupted to the next backup and expire).
 public struct StanzaCreate {
     public enum Outcome: Equatable, Sendable { case created, alreadyExists }
 
@@ -20,10 +23,11 @@ public struct StanzaCreate {
             throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(control.version.major), which pgkeep does not support",
                               hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
         }
-        let identity = DatabaseIdentity(id: 1, systemIdentifier: control.systemIdentifier, version: control.version.major,
-                                        controlVersion: control.controlVersion, catalogVersion: control.catalogVersion)
-        let archiveInfo = try SealedFile.load(ArchiveInfo.self, from: layout.archiveInfo, in: storage, warn: log.warn)
-        let backupInfo = try SealedFile.load(BackupInfo.self, from: layout.backupInfo, in: storage, warn: log.warn)
+        let identity = DatabaseIdentity(control: control, id: 1)
+        // A damaged info file, or a missing one in a stanza that holds backups or WAL, is refused
+        // here: rebuilding it is stanza-repair's, from what the repository holds.
+        let archiveInfo = try InfoFiles.load(ArchiveInfo.self, from: layout.archiveInfo, storage, layout, warn: log.warn)
+        let backupInfo = try InfoFiles.load(BackupInfo.self, from: layout.backupInfo, storage, layout, warn: log.warn)
 
         for (name, existing) in [("archive.info", archiveInfo?.current), ("backup.info", backupInfo?.current)] {
             if let existing, !existing.matches(systemIdentifier: identity.systemIdentifier, version: identity.version) {
