@@ -4,7 +4,8 @@ import TestSupport
 import PGKeep
 
 /// Fault scenarios of docs/fault-scenarios.md that no other suite covers end to end: info files
-/// whose seals are valid but whose contents contradict the repository, recovery targets the
+/// whose seals are valid but whose contents contradict the repository, info files destroyed and
+/// rebuilt by stanza-repair, recovery targets the
 /// archive never reaches, and WAL files of a timeline switch (`.history`, `.partial`) pushed twice.
 /// Each makes the fault, checks the error (exit code, the path, the hint), and then shows that
 /// nothing was lost: verify is clean again, and a restore recovers to the source's exact dump.
@@ -16,6 +17,7 @@ struct FaultScenarioTests {
         static let backupMissing: Int32 = 62
         static let repositoryInvalid: Int32 = 64
         static let verifyFailed: Int32 = 65
+        static let repairNotNeeded: Int32 = 67
     }
 
     /// `info --output=json` status code of a stanza whose info files disagree (pgBackRest's 99, other).
@@ -122,6 +124,73 @@ struct FaultScenarioTests {
             }
             let clean = try stanza.run(["verify"])
             #expect(clean.status == 0, "\(clean)")
+        }
+    }
+
+    @Test("both twins of backup.info and of archive.info destroyed after a full and an incr: restore stops with repository-invalid naming backup.info and hinting stanza-repair, info says so; stanza-repair rebuilds all four files byte for byte, keeping the destroyed ones aside; info lists both backups, verify is clean, a second repair is refused as not needed and a restore equals the dump")
+    func destroyedInfoFilesRebuiltByStanzaRepair() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            var expected: ClusterDump?
+            var labels: [String] = []
+            let source = try Cluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand)
+            try await withCluster(source) { cluster in
+                try stanza.create(cluster)
+                // Big enough (~1.4 MB) for a block-incremental table; frozen before the full backup, so the
+                // incr changes few of its blocks and its copied size must come from the block map.
+                _ = try cluster.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                _ = try cluster.psql("vacuum (freeze) t")
+                labels.append(try stanza.backup(cluster))
+                _ = try cluster.psql("update t set v = 'incr' where g <= 10")
+                labels.append(try stanza.backup(cluster, ["--type=incr"]))
+                _ = try cluster.psql("insert into t values (-1, 'after both backups')")
+                try await cluster.switchWALAndWaitForArchive()
+                expected = try cluster.dumpAllDatabases()
+            }
+            let backupInfo = stanza.repository + "/backup/main/backup.info"
+            let archiveInfo = stanza.repository + "/archive/main/archive.info"
+            let infoFiles = [backupInfo, backupInfo + ".copy", archiveInfo, archiveInfo + ".copy"]
+            let originals = try infoFiles.map { try readBytes($0) }
+            for path in infoFiles { try writeBytes(path, Array("destroyed\n".utf8)) }
+
+            let target = scratch.path("refused")
+            let refused = try stanza.restore(into: target)
+            #expect(refused.status == Exit.repositoryInvalid, "\(refused)")
+            #expect(refused.stderr.contains(backupInfo) && refused.stderr.contains("HINT") && refused.stderr.contains("stanza-repair"),
+                    "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target), "nothing written")
+            let status = try stanza.info()["status"] as? [String: Any]
+            #expect(status?["code"] as? Int == Self.infoStatusOther, "\(status ?? [:])")
+            #expect((status?["message"] as? String)?.contains("stanza-repair") == true, "\(status ?? [:])")
+
+            let dryRun = try stanza.run(["--pg1-path=\(source.dataDirectory)", "stanza-repair", "--dry-run"])
+            #expect(dryRun.status == 0, "\(dryRun)")
+            #expect(dryRun.stdout.contains("would write '\(backupInfo)' and its copy:"), "\(dryRun.stdout)")
+            #expect(try infoFiles.allSatisfy { try readBytes($0) == Array("destroyed\n".utf8) }, "the dry run wrote nothing")
+
+            let repair = try stanza.run(["--pg1-path=\(source.dataDirectory)", "stanza-repair"])
+            #expect(repair.status == 0, "\(repair)")
+            for label in labels { #expect(repair.stdout.contains("backup \(label): found"), "\(repair.stdout)") }
+            for (path, original) in zip(infoFiles, originals) {
+                #expect(try readBytes(path) == original, "\(path) is rebuilt exactly as backup and stanza-create wrote it")
+            }
+            let aside = try FileManager.default.contentsOfDirectory(atPath: stanza.repository + "/backup/main")
+                .filter { $0.hasPrefix("backup.info.damaged-") || $0.hasPrefix("backup.info.copy.damaged-") }
+            #expect(aside.count == 2, "\(aside)")
+            for name in aside { #expect(try readBytes(stanza.repository + "/backup/main/" + name) == Array("destroyed\n".utf8)) }
+
+            #expect(try stanza.labels() == labels)
+            let verify = try stanza.run(["verify", "--output=json"])
+            #expect(verify.status == 0, "\(verify)")
+            let verified = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any]
+            #expect(verified?["status"] as? String == "ok", "\(verify.stdout)")
+            #expect((verified?["warnings"] as? [Any])?.isEmpty == true, "no copy-used or other warning left: \(verify.stdout)")
+            let again = try stanza.run(["stanza-repair"])
+            #expect(again.status == Exit.repairNotNeeded, "\(again)")
+            #expect(again.stderr.contains("HINT") && again.stderr.contains("--force"), "\(again.stderr)")
+
+            let restored = try await FaultTests.restoreAndRecover(stanza, scratch: scratch, name: "restored")
+            #expect(restored.difference(from: try #require(expected)) == nil)
         }
     }
 

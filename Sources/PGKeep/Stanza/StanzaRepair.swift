@@ -199,6 +199,9 @@ public struct StanzaRepair {
                               "the cluster in '\(dataDirectory)' (system identifier \(control.systemIdentifier), PostgreSQL \(control.version.major)) is not the one stanza '\(layout.stanza)' serves according to \(byID[current.id]!.source) (\(Self.describe(current)))",
                               hint: "check --pg1-path and --stanza; nothing was written")
         }
+        if control != nil, let dataDirectory = options.dataDirectory, byID[current.id]!.source != "pg_control in '\(dataDirectory)'" {
+            report.note("pg_control in '\(dataDirectory)' is the same cluster")
+        }
         let known = Set(history.map(\.archiveID))
         if let stray = archiveDirectories.first(where: { !known.contains("\($0.version)-\($0.id)") }) {
             let path = try layout.archiveDirectory(archiveID: "\(stray.version)-\(stray.id)")

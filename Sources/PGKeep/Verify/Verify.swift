@@ -67,6 +67,9 @@ public final class VerifyRun {
 
     // MARK: step 1: sealed files with their twins
 
+    /// Appended to an info file without a valid twin: the way back.
+    static let repairAdvice = "; stanza-repair rebuilds it from the backup manifests"
+
     /// Opens `path` and `path.copy` independently and reports on both. Returns the usable value.
     private func checkSealed<T: Decodable>(_ type: T.Type, _ path: StoragePath, backups: [BackupLabel] = [],
                                            report: Bool = true) -> (value: T?, bothMissing: Bool) {
@@ -105,7 +108,8 @@ public final class VerifyRun {
             status = "damaged"
             message = "\(main.error ?? ""); and the copy: \(twin.error ?? "")"
             if !bothMissing || isManifest {
-                problem(isManifest ? "manifest-invalid" : "info-invalid", name, backups: backups, message!)
+                problem(isManifest ? "manifest-invalid" : "info-invalid", name, backups: backups,
+                        message! + (isManifest ? "" : Self.repairAdvice))
             }
             if report && !isManifest { infoReports.append(.init(file: name, status: status, message: message)) }
             return (nil, bothMissing)
@@ -156,8 +160,8 @@ public final class VerifyRun {
             throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info or backup.info in '\(storage.describe(.root))'",
                               hint: "check --repo1-path and --stanza; run stanza-create for a new stanza")
         }
-        if archiveLoad.bothMissing { problem("info-invalid", layout.archiveInfo.description, "'\(layout.archiveInfo)' and its copy are missing") }
-        if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing") }
+        if archiveLoad.bothMissing { problem("info-invalid", layout.archiveInfo.description, "'\(layout.archiveInfo)' and its copy are missing" + Self.repairAdvice) }
+        if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing" + Self.repairAdvice) }
         let archiveInfo = archiveLoad.value
         let backupInfo = backupLoad.value
         if let archiveInfo, archiveInfo.format != RepositoryFormat.current {
