@@ -230,6 +230,37 @@ struct StanzaRepairTests {
         #expect(try fixture.storage.readSmallFile(aside) == edited)
     }
 
+    @Test("twins that are both valid but differ (a crash between the two writes) are repaired without --force: the differing twin is kept aside, the matching one untouched")
+    func differingTwinsRepaired() throws {
+        let fixture = try RepairFixture()
+        var info = try InfoFiles.loadBackupInfo(fixture.storage, fixture.layout, warn: { _ in })
+        info.backups.removeLast()
+        let stale = try SealedFile.seal(info)
+        try fixture.storage.writeSmallFile(fixture.layout.backupInfo, stale)
+
+        let report = try fixture.repair()
+        #expect(report.twins[1].contains("and the two differ"), "\(report.twins)")
+        for path in fixture.infoFiles { #expect(try fixture.storage.readSmallFile(path) == fixture.originals[path], "\(path)") }
+        let backupFile = try #require(report.files.last)
+        #expect(backupFile.asides.map(\.from) == [fixture.storage.describe(fixture.layout.backupInfo)], "only the differing twin goes aside")
+        let aside = try fixture.layout.backupRoot.appending("backup.info.replaced-" + BackupLabel.timestamp(RepairFixture.now))
+        #expect(try fixture.storage.readSmallFile(aside) == stale)
+    }
+
+    @Test("a sealed backup.info claiming another cluster than the manifests and archive.info is rebuilt from the manifests, and the report says whose record was used")
+    func manifestsWinOverAnInfoFileClaim() throws {
+        let fixture = try RepairFixture()
+        var info = try InfoFiles.loadBackupInfo(fixture.storage, fixture.layout, warn: { _ in })
+        info.current.systemIdentifier &+= 1
+        info.history = [info.current]
+        try SealedFile.save(info, to: fixture.layout.backupInfo, in: fixture.storage)
+
+        let report = try fixture.repair()
+        #expect(report.notes.contains { $0.hasPrefix("backup.info records system identifier \(info.current.systemIdentifier)") && $0.hasSuffix("the backups' record is used") },
+                "\(report.notes)")
+        for path in fixture.infoFiles { #expect(try fixture.storage.readSmallFile(path) == fixture.originals[path], "\(path)") }
+    }
+
     @Test("--dry-run prints the files it would write and what it would keep aside, and writes nothing")
     func dryRunWritesNothing() throws {
         let fixture = try RepairFixture()
@@ -305,6 +336,20 @@ struct StanzaRepairTests {
         let error = try #require(#expect(throws: PGKeepError.self) { try fixture.repair() })
         #expect(error.code == .repositoryInvalid && error.message.contains(fixture.storage.describe(stray.parent)), "\(error)")
         #expect(try fixture.snapshot() == before)
+    }
+
+    @Test("a stanza that was never created is refused with stanza-missing, even with --pg1-path, and nothing is written")
+    func neverCreatedStanzaRefused() throws {
+        let storage = MemoryStorage(name: "empty")
+        let locks = try TemporaryDirectory("repair-locks")
+        _ = try locks.write("pgdata/global/pg_control", try PostgresFixture.pgControl())
+        let error = try #require(#expect(throws: PGKeepError.self) {
+            try StanzaRepair(storage: storage, layout: try RepositoryLayout(stanza: "typo"),
+                             options: .init(dataDirectory: locks.path("pgdata"), force: true, dryRun: false, lockPath: locks.path),
+                             log: Log(consoleLevel: .off)).run()
+        })
+        #expect(error.code == .stanzaMissing && error.hint?.contains("stanza-create") == true, "\(error)")
+        #expect(try storage.list(.root).isEmpty)
     }
 
     @Test("stanza-repair refuses while a backup or expire holds the stanza lock")

@@ -59,6 +59,7 @@ public struct StanzaRepair {
 
         let archiveTwins = try InfoTwins<ArchiveInfo>(layout.archiveInfo, in: storage)
         let backupTwins = try InfoTwins<BackupInfo>(layout.backupInfo, in: storage)
+        try refuseMissingStanza(archiveTwins, backupTwins)
         if !options.force { try refuseHealthy(archiveTwins, backupTwins) }
 
         var report = StanzaRepairReport(stanza: layout.stanza, dryRun: options.dryRun)
@@ -86,6 +87,16 @@ public struct StanzaRepair {
     }
 
     // MARK: step 2
+
+    /// A stanza with no info file, backup or archive directory was never created (or --stanza is
+    /// misspelt): repairing would create one, which is stanza-create's job.
+    private func refuseMissingStanza(_ archive: InfoTwins<ArchiveInfo>, _ backup: InfoTwins<BackupInfo>) throws {
+        guard archive.isMissing, backup.isMissing,
+              try InfoFiles.contentsNeeding(layout.backupInfo, storage, layout) == nil,
+              try InfoFiles.contentsNeeding(layout.archiveInfo, storage, layout) == nil else { return }
+        throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has nothing to repair in '\(storage.describe(.root))': no info file, backup or archive directory",
+                          hint: "check --repo1-path and --stanza; a new stanza is made with 'pgkeep --stanza=\(layout.stanza) stanza-create'")
+    }
 
     private func refuseHealthy(_ archive: InfoTwins<ArchiveInfo>, _ backup: InfoTwins<BackupInfo>) throws {
         guard let archiveInfo = archive.healthyValue, let backupInfo = backup.healthyValue,
@@ -328,6 +339,11 @@ struct InfoTwins<T: Decodable> {
         } catch let error as PGKeepError where error.code == .checksumMismatch || error.code == .formatInvalid {
             return .damaged(bytes: bytes, problem: error.message)
         }
+    }
+
+    var isMissing: Bool {
+        if case .missing = main, case .missing = twin { return true }
+        return false
     }
 
     /// What a reader uses: the main file when valid, else the copy.
