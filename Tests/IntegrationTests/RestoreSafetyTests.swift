@@ -181,6 +181,55 @@ struct RestoreSafetyTests {
     }
 
     /// A stopped source cluster with one backup: its label and system identifier.
+    @Test("restore --tablespace-map beside the running source puts the tablespace at the new location, rewrites tablespace_map, recovers exactly and leaves the source's tablespace alone")
+    func tablespaceMapRestoresBesideTheRunningSource() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let location = try scratch.directory("tablespace", mode: 0o700)
+            let moved = scratch.path("moved-tablespace")
+            let target = scratch.path("new-data")
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                _ = try source.psql("create tablespace one location '\(location)'")
+                _ = try source.psql("create table in_one tablespace one as select g, md5(g::text) from generate_series(1, 20000) g")
+                try stanza.backup(source)
+                _ = try source.psql("insert into in_one select g, 'after' from generate_series(1, 500) g")
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+                let oid = try source.psql("select oid from pg_tablespace where spcname = 'one'")
+
+                // A name the backup does not have is refused by the plan and the restore alike.
+                for extra in [["--plan"], []] {
+                    let refused = try stanza.restore(into: target, extra + ["--tablespace-map=two=\(moved)"])
+                    #expect(refused.status == 20, "\(extra): \(refused)")
+                    #expect(refused.stderr.contains("'two'") && refused.stderr.contains("one (oid \(oid))"), "\(refused.stderr)")
+                }
+                #expect(!FileManager.default.fileExists(atPath: target + "/global"), "nothing was restored")
+
+                let relation = try source.psql("select pg_relation_filepath('in_one')")  // pg_tblspc/<oid>/PG_15_.../5/<relfilenode>
+                let inLocation = relation.split(separator: "/").dropFirst(2).joined(separator: "/")
+                try stanza.restore(into: target, ["--tablespace-map=one=\(moved)"]).check()
+                #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(target)/pg_tblspc/\(oid)") == moved)
+                #expect(try String(contentsOfFile: target + "/tablespace_map", encoding: .utf8) == "\(oid) \(moved)\n")
+                #expect(FileManager.default.fileExists(atPath: moved + "/" + inLocation), "the table's file is at the new location")
+                #expect(FileManager.default.fileExists(atPath: location + "/" + inLocation), "the source's copy is still in place")
+
+                let cluster = try Cluster(name: "moved", scratch: scratch, existingDataDirectory: target, extraConf: ["archive_mode = off"])
+                try await withCluster(cluster) { cluster in
+                    try await cluster.waitForRecoveryEnd()
+                    // Only the tablespace's location differs from the source.
+                    var source = try #require(expected)
+                    source.globals = source.globals.replacingOccurrences(of: "LOCATION '\(location)'", with: "LOCATION '\(moved)'")
+                    let difference = try cluster.dumpAllDatabases().difference(from: source)
+                    #expect(difference == nil, "\(difference ?? "")")
+                    #expect(try cluster.psql("select pg_tablespace_location(oid) from pg_tablespace where spcname = 'one'") == moved)
+                }
+                #expect(try source.psql("select count(*) from in_one") == "20500")
+            }
+        }
+    }
+
     static func sourceBackup(_ stanza: TestStanza, scratch: Scratch) async throws -> (label: String, systemIdentifier: String) {
         try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
             try stanza.create(source)

@@ -510,3 +510,51 @@ struct ConfigCommandWordTests {
         #expect(Configuration.commandWord(in: ["archive-push", "archive-get"]) == .archivePush)
     }
 }
+
+@Suite("Configuration: key=value map options")
+struct ConfigMapOptionTests {
+    @Test("a map option given several times on the command line adds up its pairs")
+    func commandLinePairsAddUp() throws {
+        let config = try resolve(["restore", "--stanza=main", "--pg1-path=/pg", "--tablespace-map=ts1=/srv/a", "--tablespace-map=16390=/srv/b"])
+        #expect(config.map(.tablespaceMap) == ["ts1": "/srv/a", "16390": "/srv/b"])
+    }
+
+    @Test("a map key given twice on the command line is refused, naming the key")
+    func repeatedKeyRefused() throws {
+        let error = try #require(failure(["restore", "--stanza=main", "--pg1-path=/pg", "--tablespace-map=ts1=/srv/a", "--tablespace-map=ts1=/srv/b"]))
+        #expect(error.code == .optionInvalid)
+        #expect(error.message.contains("'ts1' twice"), "\(error.message)")
+    }
+
+    @Test("a map value is checked by its kind: a relative location is refused")
+    func valueKindChecked() throws {
+        let error = try #require(failure(["restore", "--stanza=main", "--pg1-path=/pg", "--tablespace-map=ts1=srv/a"]))
+        #expect(error.code == .optionInvalid)
+        #expect(error.message.contains("not an absolute path"), "\(error.message)")
+        let noKey = try #require(failure(["restore", "--stanza=main", "--pg1-path=/pg", "--tablespace-map=/srv/a"]))
+        #expect(noKey.message.contains("not key=value"), "\(noKey.message)")
+    }
+
+    @Test("lines of one config-file section add up; a more specific section replaces the map as a whole")
+    func fileSectionsAddUpWithin() throws {
+        let file = """
+            [global]
+            tablespace-map=ts1=/global/a
+            tablespace-map=ts2=/global/b
+            [main:restore]
+            link-map=pg_wal=/wal/main
+            """
+        let config = try resolve(["restore", "--stanza=main", "--pg1-path=/pg"], file: file)
+        #expect(config.map(.tablespaceMap) == ["ts1": "/global/a", "ts2": "/global/b"])
+        #expect(config.map(.linkMap) == ["pg_wal": "/wal/main"])
+        let overridden = try resolve(["restore", "--stanza=main", "--pg1-path=/pg", "--tablespace-map=ts3=/cli"], file: file)
+        #expect(overridden.map(.tablespaceMap) == ["ts3": "/cli"])
+    }
+
+    @Test("any other option set twice in one config-file section is still refused")
+    func otherOptionsStayOnce() throws {
+        let error = try #require(failure(["restore", "--stanza=main", "--pg1-path=/pg"], file: "[global]\nlink-all=y\nlink-all=n\n"))
+        #expect(error.code == .configFileInvalid)
+        #expect(error.message.contains("set twice"), "\(error.message)")
+    }
+}

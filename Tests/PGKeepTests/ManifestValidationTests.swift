@@ -163,3 +163,98 @@ struct ManifestLinkTargetTests {
         #expect(!plain.makes(manifest.links.last!) && plain.makes(manifest.links[0]))
     }
 }
+
+@Suite("Restore relocation: --tablespace-map, --tablespace-map-all, --link-map")
+struct RestoreRelocationTests {
+    static func manifest() -> Manifest {
+        var manifest = ManifestLinkTargetTests.linked()
+        manifest.targets.append(.init(name: "pg_tblspc/16390", kind: .tablespace, path: "/srv/ts2", tablespaceOID: 16390, tablespaceName: "ts2"))
+        manifest.links.append(.init(name: "pg_data/pg_tblspc/16390", destination: "/srv/ts2", user: nil, group: nil))
+        return manifest
+    }
+
+    @Test("a tablespace is mapped by name or by oid; its files and link follow, the others stay where recorded")
+    func mapsByNameOrOID() throws {
+        let byName = try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(tablespaces: ["ts1": "/new/one"]))
+        #expect(try byName.absolute("pg_tblspc/16384/PG_15_202209061/16385/16386") == "/new/one/PG_15_202209061/16385/16386")
+        #expect(try byName.linkDestination(Self.manifest().links[0]) == "/new/one")
+        #expect(byName.tablespaceLocations == ["/new/one", "/srv/ts2"])
+        #expect(byName.relocated)
+        let byOID = try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(tablespaces: ["16390": "/new/two"]))
+        #expect(byOID.tablespaceLocations == ["/new/two", "/srv/ts1"])
+        let none = try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore")
+        #expect(!none.relocated)
+    }
+
+    @Test("--tablespace-map-all puts each tablespace under the directory by name; --tablespace-map wins where it maps")
+    func mapAllByName() throws {
+        let targets = try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore",
+                                    relocation: .init(tablespaces: ["ts2": "/elsewhere/two"], tablespacesUnder: "/all"))
+        #expect(targets.tablespaceTargets.map(\.location) == ["/all/ts1", "/elsewhere/two"])
+    }
+
+    @Test("a tablespace the backup does not have is refused, listing the ones it has")
+    func unknownTablespaceRefused() throws {
+        let error = #expect(throws: PGKeepError.self) {
+            try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(tablespaces: ["ts9": "/x"]))
+        }
+        #expect(error?.code == .optionInvalid)
+        #expect(error?.message.contains("'ts9'") == true && error?.hint?.contains("ts1 (oid 16384)") == true, "\(error?.hint ?? "")")
+    }
+
+    @Test("one tablespace mapped twice, by name and by oid, to two places is refused")
+    func mappedTwiceRefused() throws {
+        let error = #expect(throws: PGKeepError.self) {
+            try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(tablespaces: ["ts1": "/a", "16384": "/b"]))
+        }
+        #expect(error?.message.contains("twice") == true)
+    }
+
+    @Test("locations that overlap each other or the data directory are refused")
+    func overlapsRefused() throws {
+        for relocation in [RestoreOptions.Relocation(tablespaces: ["ts1": "/srv/ts2"]),
+                           .init(tablespaces: ["ts1": "/restore/ts"]),
+                           .init(tablespaces: ["ts1": "/srv/ts2/inner"]),
+                           .init(links: ["pg_wal": "/srv/ts1"])] {
+            let error = #expect(throws: PGKeepError.self) {
+                try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: relocation)
+            }
+            #expect(error?.message.contains("overlaps") == true, "\(relocation): \(error?.message ?? "")")
+        }
+    }
+
+    @Test("a location with '..' is refused")
+    func dotDotRefused() throws {
+        let error = #expect(throws: PGKeepError.self) {
+            try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(tablespaces: ["ts1": "/srv/../etc"]))
+        }
+        #expect(error?.message.contains("not a clean absolute path") == true)
+    }
+
+    @Test("a mapped link is made again, pointing to its new location, without --link-all")
+    func linkMapMakesTheLink() throws {
+        let manifest = Self.manifest()
+        let targets = try TargetMap(manifest: manifest, dataDirectory: "/restore", relocation: .init(links: ["pg_wal": "/wal/new"]))
+        #expect(targets.plainLinks.isEmpty)
+        let link = try #require(manifest.links.first { $0.name == "pg_data/pg_wal" })
+        #expect(targets.makes(link))
+        #expect(try targets.linkDestination(link) == "/wal/new")
+        #expect(try targets.absolute("pg_data/pg_wal/archive_status") == "/wal/new/archive_status")
+    }
+
+    @Test("a link the backup does not have is refused, listing the ones it has")
+    func unknownLinkRefused() throws {
+        let error = #expect(throws: PGKeepError.self) {
+            try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore", relocation: .init(links: ["pg_log": "/x"]))
+        }
+        #expect(error?.code == .optionInvalid)
+        #expect(error?.hint?.contains("pg_wal") == true)
+    }
+
+    @Test("the tablespace_map for new locations has one '<oid> <location>' line each, backslash, newline and CR escaped")
+    func tablespaceMapText() throws {
+        let targets = try TargetMap(manifest: Self.manifest(), dataDirectory: "/restore",
+                                    relocation: .init(tablespaces: ["ts1": "/new/a\\b", "ts2": "/new/line\nbreak\r"]))
+        #expect(targets.tablespaceMapText == "16384 /new/a\\\\b\n16390 /new/line\\\nbreak\\\r\n")
+    }
+}

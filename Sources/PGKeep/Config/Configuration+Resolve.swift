@@ -57,8 +57,7 @@ extension Configuration {
                                   hint: "--\(definition.name.rawValue) applies to \(users.joined(separator: ", ")); "
                                       + "run 'pgkeep help \(command.rawValue)' for the options \(command.rawValue) accepts")
             }
-            values[definition.name] = ResolvedOption(value: try parse(option.text, for: definition, command: command, from: .commandLine),
-                                                     source: .commandLine)
+            try set(definition, command: command, text: option.text, from: .commandLine, into: &values)
         }
         let count = commandLine.positionals.count
         guard command.positionalCount.contains(count) else {
@@ -96,8 +95,7 @@ extension Configuration {
                     let definition = OptionTable.lookup(entry.key)!   // checkFile proved every key known
                     guard definition.commands.contains(command) else { continue }
                     let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
-                    let value = try parse(entry.value, for: definition, command: command, from: source)
-                    if values[definition.name] == nil { values[definition.name] = ResolvedOption(value: value, source: source) }
+                    try set(definition, command: command, text: entry.value, from: source, into: &values)
                 }
             }
         }
@@ -182,7 +180,7 @@ extension Configuration {
                                          ? "the path comes from \(origin); check it names a file the user running pgkeep can read"
                                          : "make the file readable by the user running pgkeep, or point --config at another file")
         }
-        return try IniFile(parsing: text, path: path)
+        return try IniFile(parsing: text, path: path, repeatable: { OptionTable.lookup($0)?.kind.isRepeatable ?? false })
     }
 
     /// Checks the whole file, whichever command runs, so a mistake anywhere is reported at once:
@@ -227,6 +225,25 @@ extension Configuration {
                 }
             }
         }
+    }
+
+    /// Gives `definition` the value `text` from `source` unless a more specific source set it
+    /// already. A map option given again in the same source (the command line, one config-file
+    /// section) adds its pairs; a key given twice there is an error.
+    private static func set(_ definition: OptionDefinition, command: CommandName, text: String, from source: OptionSource,
+                            into values: inout [OptionName: ResolvedOption]) throws(PGKeepError) {
+        let value = try parse(text, for: definition, command: command, from: source)
+        guard let earlier = values[definition.name] else {
+            values[definition.name] = ResolvedOption(value: value, source: source)
+            return
+        }
+        guard definition.kind(for: command).isRepeatable, earlier.source.sameSetting(as: source) else { return }
+        let (merged, repeatedKey) = earlier.value.adding(value)
+        if let key = repeatedKey {
+            throw PGKeepError(.optionInvalid, "option '\(definition.name.rawValue)' maps '\(key)' twice \(source.phrase)",
+                              hint: "give each \(definition.name.rawValue) key once")
+        }
+        values[definition.name] = ResolvedOption(value: merged, source: earlier.source)
     }
 
     /// Checks `text` against the option's kind.
@@ -356,7 +373,7 @@ struct CommandLineParse {
                 continue
             }
 
-            guard seen.insert(definition.name).inserted else {
+            guard definition.kind.isRepeatable || seen.insert(definition.name).inserted else {
                 errors.append(PGKeepError(.optionInvalid, "option '--\(definition.name.rawValue)' is given more than once on the command line",
                                           hint: "keep one; the command line does not override itself"))
                 continue

@@ -90,6 +90,13 @@ public struct Configuration: Sendable {
         return bytes
     }
 
+    /// The pairs of a map option; empty when it is not set.
+    public func map(_ name: OptionName) -> [String: String] {
+        guard let value = values[name]?.value else { return [:] }
+        guard case .map(let pairs) = value else { wrongKind(name, "map") }
+        return pairs
+    }
+
     /// The value of a duration option, in seconds.
     public func seconds(_ name: OptionName) -> Double? {
         guard let value = values[name]?.value else { return nil }
@@ -144,6 +151,17 @@ public enum OptionSource: Sendable, Equatable, CustomStringConvertible {
         case .environment(let variable): return "environment variable \(variable)"
         case .configFile(let path, let line, let section): return "config file \(path):\(line) [\(section)]"
         case .defaultValue: return "default"
+        }
+    }
+
+    /// Whether two values come from one setting place: the command line, or one section of the
+    /// config file (where a map option's lines add up).
+    func sameSetting(as other: OptionSource) -> Bool {
+        switch (self, other) {
+        case (.commandLine, .commandLine): return true
+        case (.configFile(let path, _, let section), .configFile(let otherPath, _, let otherSection)):
+            return path == otherPath && section == otherSection
+        default: return false
         }
     }
 

@@ -93,6 +93,7 @@ public enum Help {
         case .int(let range): parts.append("\(range.lowerBound)..\(range.upperBound)")
         case .size(let range): parts.append("\(OptionKind.formatSize(range.lowerBound))..\(OptionKind.formatSize(range.upperBound))")
         case .seconds(let range): parts.append("\(OptionValue.seconds(range.lowerBound).text)..\(OptionValue.seconds(range.upperBound).text)")
+        case .map: parts.append("repeatable")
         case .string, .name, .path, .bool, .enumeration: break
         }
         if definition.requiredFor.contains(command) { parts.append("required") }

@@ -3,7 +3,8 @@
 /// Syntax (the file format pgBackRest's users write, strict where that format is loose):
 /// - `[name]` opens a section; the name is trimmed and must not be empty. A section may appear once.
 /// - `key=value` splits on the first `=`; whitespace around key and value is dropped. A key may
-///   appear once per section. An empty value is kept; the option's kind rejects it later.
+///   appear once per section, unless `repeatable` says it may appear again (an option of
+///   `key=value` pairs, one line per pair). An empty value is kept; the option's kind rejects it later.
 /// - A line whose first non-blank character is `#` is a comment; blank lines are ignored.
 ///   End-of-line comments are not supported: `#` inside a value is part of the value, as in pgBackRest.
 /// - Anything else, and any key before the first section, is an error naming the file and line.
@@ -38,7 +39,7 @@ public struct IniFile: Sendable, Equatable {
     public func section(_ name: String) -> Section? { sections.first { $0.name == name } }
 
     /// Parses `text`. Errors are `.configFileInvalid` and name `path:line`.
-    public init(parsing text: String, path: String) throws(PGKeepError) {
+    public init(parsing text: String, path: String, repeatable: (String) -> Bool = { _ in false }) throws(PGKeepError) {
         self.path = path
         self.sections = []
         var lineNumber = 0
@@ -78,7 +79,7 @@ public struct IniFile: Sendable, Equatable {
                 throw error(lineNumber, "'\(key)' is outside any section",
                             hint: "put options under a section header such as [global] or [<stanza>]")
             }
-            if let earlier = sections[sections.count - 1].entry(key) {
+            if !repeatable(key), let earlier = sections[sections.count - 1].entry(key) {
                 throw error(lineNumber, "'\(key)' is set twice in section [\(sections[sections.count - 1].name)] (first at line \(earlier.line))",
                             hint: "keep one of the two lines")
             }

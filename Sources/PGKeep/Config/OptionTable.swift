@@ -45,6 +45,9 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case force
     case archiveMode = "archive-mode"
     case linkAll = "link-all"
+    case linkMap = "link-map"
+    case tablespaceMap = "tablespace-map"
+    case tablespaceMapAll = "tablespace-map-all"
     case target
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
@@ -99,6 +102,16 @@ public enum OptionKind: Sendable, Equatable {
     case enumeration([String])
     /// A number of seconds, fractions allowed, in the range.
     case seconds(ClosedRange<Double>)
+    /// `key=value` pairs, each value of the inner kind; the option may be given several times
+    /// (on the command line, or as several lines of one config-file section) and the pairs add
+    /// up, as pgBackRest's `tablespace-map`. A key given twice is an error.
+    indirect case map(OptionKind)
+
+    /// Whether the option may be given more than once in one source.
+    public var isRepeatable: Bool {
+        if case .map = self { return true }
+        return false
+    }
 }
 
 /// Where an option may be set.
@@ -348,6 +361,15 @@ public enum OptionTable {
         case .linkAll:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
                                     summary: "make every link of the data directory the backup recorded (a linked pg_wal, config file or log directory) again at its recorded location, instead of a plain directory or file")
+        case .linkMap:
+            return OptionDefinition(name, .map(.path), commands: [.restore],
+                                    summary: "make the data directory's link <link> (its path in the data directory, e.g. pg_wal) point to <path> instead of where the backup recorded it; once per link")
+        case .tablespaceMap:
+            return OptionDefinition(name, .map(.path), commands: [.restore],
+                                    summary: "restore tablespace <name or oid> to <path> instead of its recorded location; once per tablespace")
+        case .tablespaceMapAll:
+            return OptionDefinition(name, .path, commands: [.restore],
+                                    summary: "restore every tablespace to <path>/<tablespace name> (--tablespace-map wins for the tablespaces it names)")
         case .archiveMode:
             return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")

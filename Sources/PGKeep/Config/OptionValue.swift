@@ -6,6 +6,8 @@ public enum OptionValue: Sendable, Equatable {
     /// Bytes.
     case size(Int)
     case seconds(Double)
+    /// `key=value` pairs of a map option, keyed by key.
+    case map([String: String])
 
     /// The value as it would be typed after `--name=` (sizes in the largest exact binary unit).
     public var text: String {
@@ -18,7 +20,18 @@ public enum OptionValue: Sendable, Equatable {
             // 60 rather than 60.0: whole seconds read as they were written.
             if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
             return String(value)
+        case .map(let pairs):
+            return pairs.keys.sorted().map { "\($0)=\(pairs[$0]!)" }.joined(separator: ",")
         }
+    }
+
+    /// `self` with the pairs of `other` added (two map values), or the key both give.
+    func adding(_ other: OptionValue) -> (value: OptionValue, repeatedKey: String?) {
+        guard case .map(var pairs) = self, case .map(let more) = other else { return (other, nil) }
+        for (key, value) in more.sorted(by: { $0.key < $1.key }) {
+            guard pairs.updateValue(value, forKey: key) == nil else { return (self, key) }
+        }
+        return (.map(pairs), nil)
     }
 }
 
@@ -82,6 +95,14 @@ extension OptionKind {
             guard let value = Double(text), value.isFinite else { return problem("not a number of seconds") }
             guard range.contains(value) else { return problem("out of range") }
             return .success(.seconds(value))
+
+        case .map(let inner):
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else { return problem("not key=value") }
+            let key = String(text[..<equals])
+            switch inner.parse(String(text[text.index(after: equals)...])) {
+            case .success(let value): return .success(.map([key: value.text]))
+            case .failure(let problem): return .failure(OptionValueProblem(reason: "in '\(key)=...': \(problem.reason)", allowed: allowedDescription))
+            }
         }
     }
 
@@ -99,6 +120,7 @@ extension OptionKind {
         case .enumeration(let values): return values.joined(separator: ", ")
         case .seconds(let range):
             return "seconds from \(OptionValue.seconds(range.lowerBound).text) to \(OptionValue.seconds(range.upperBound).text)"
+        case .map(let inner): return "key=value, the value \(inner.allowedDescription); give the option once per key"
         }
     }
 
@@ -113,6 +135,7 @@ extension OptionKind {
         case .size: return "<size>"
         case .enumeration(let values): return values.joined(separator: "|")
         case .seconds: return "<seconds>"
+        case .map(let inner): return "<key>=\(inner.placeholder)"
         }
     }
 

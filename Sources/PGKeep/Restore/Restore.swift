@@ -19,6 +19,9 @@ public struct RestoreOptions: Sendable {
     public var force = false
     /// `--link-all`: make every link the backup recorded again, at its recorded location.
     public var linkAll = false
+    /// `--tablespace-map`, `--tablespace-map-all`, `--link-map`: where tablespaces and links go
+    /// instead of their recorded locations.
+    public var relocation = Relocation()
     /// Where recovery stops (`--type`, `--target*`); recovery to the end of the archive by default.
     public var target: RecoveryTarget
     /// `--archive-mode`: `preserve` keeps the backup's archiving settings; `off` writes
@@ -26,6 +29,23 @@ public struct RestoreOptions: Sendable {
     public var archiveMode: ArchiveModeOption = .preserve
 
     public enum ArchiveModeOption: String, Sendable { case preserve, off }
+
+    /// New locations for what the backup recorded outside the data directory.
+    public struct Relocation: Sendable, Equatable {
+        /// Tablespace name or oid → its new location (`--tablespace-map`).
+        public var tablespaces: [String: String] = [:]
+        /// Every other tablespace goes to `<this>/<tablespace name>` (`--tablespace-map-all`).
+        public var tablespacesUnder: String?
+        /// Link path in the data directory (`pg_wal`) → where it points now (`--link-map`); a
+        /// mapped link is made again even without `--link-all`.
+        public var links: [String: String] = [:]
+
+        public init(tablespaces: [String: String] = [:], tablespacesUnder: String? = nil, links: [String: String] = [:]) {
+            self.tablespaces = tablespaces
+            self.tablespacesUnder = tablespacesUnder
+            self.links = links
+        }
+    }
 
     public init(dataDirectory: String, set: BackupLabel?, bufferSize: Int, processMax: Int, restoreCommand: String,
                 target: RecoveryTarget = .endOfArchive) {
@@ -101,7 +121,8 @@ public final class RestoreRun {
         var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
             .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
         try manifest.validateForRestore()
-        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta)
+        let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta,
+                                    relocation: options.relocation)
         let destination = try RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
                                              manifest: manifest, targets: targets)
         plan.add(destinationProblems: try destination.problems())
@@ -179,7 +200,11 @@ public final class RestoreRun {
         // jobs start empty and get their members (in offset order) when a worker takes them, so a
         // restore of many small files holds their details one bundle at a time.
         var bundled: [StoragePath: [(offset: UInt64, id: Int)]] = [:]
-        for (index, file) in manifest.files.enumerated() {
+        // Recovery recreates the tablespace links from tablespace_map: with a tablespace moved,
+        // the stored one would point them back at the recorded locations, so it is written anew.
+        let mapName = "pg_data/tablespace_map"
+        let rewritesMap = targets.relocated && manifest.files.contains { $0.name == mapName }
+        for (index, file) in manifest.files.enumerated() where !(rewritesMap && file.name == mapName) {
             if let bundle = file.bundle, file.blockSize == nil {
                 guard let offset = file.bundleOffset else {
                     throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is in bundle \(bundle) without an offset",
@@ -268,6 +293,12 @@ public final class RestoreRun {
         }
         log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
 
+        if rewritesMap, let entry = manifest.files.first(where: { $0.name == mapName }) {
+            try RecoveryConfig.writeFile(try targets.absolute(mapName), Array(targets.tablespaceMapText.utf8), mode: Self.permissions(entry.mode),
+                                         owner: ownership.ids(user: entry.user, group: entry.group))
+            report.rewritten += 1
+            log.info("wrote tablespace_map for the new tablespace locations: \(targets.tablespaceTargets.map { "\(Posix.basename($0.name)) -> '\($0.location)'" }.joined(separator: ", "))")
+        }
         try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
                                  settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: dataDirectoryOwner, log: log)
@@ -318,27 +349,104 @@ struct TargetMap {
     private(set) var plainLinks: [Manifest.Target] = []
 
     /// Which links are made again, as pgBackRest decides: tablespace links always; other links
-    /// with `linkAll` (`--link-all`), or when a delta restore finds the very link in place
-    /// already (a cluster's own `initdb --waldir` pg_wal). Otherwise a linked directory or file
-    /// is restored as a plain one in the data directory: its recorded location may be another
-    /// cluster's on this host, or not exist on it.
-    init(manifest: Manifest, dataDirectory: String, linkAll: Bool = false, delta: Bool = false) throws {
+    /// with `linkAll` (`--link-all`) or a `--link-map` entry, or when a delta restore finds the
+    /// very link in place already (a cluster's own `initdb --waldir` pg_wal). Otherwise a linked
+    /// directory or file is restored as a plain one in the data directory: its recorded location
+    /// may be another cluster's on this host, or not exist on it.
+    ///
+    /// `relocation` moves tablespaces and links; only the locations the manifest recorded or the
+    /// operator named are ever written. Every key must name something the backup has, and no
+    /// two locations (nor a location and the data directory) may overlap.
+    init(manifest: Manifest, dataDirectory: String, linkAll: Bool = false, delta: Bool = false,
+         relocation: RestoreOptions.Relocation = .init()) throws {
         self.dataDirectory = dataDirectory
-        for target in manifest.targets where target.kind == .tablespace {
-            tablespaces[target.name] = target.path
+        let spaces = manifest.targets.filter { $0.kind == .tablespace }
+        for key in relocation.tablespaces.keys.sorted()
+        where !spaces.contains(where: { $0.tablespaceName == key || $0.tablespaceOID.map(String.init) == key }) {
+            let known = spaces.map { "\($0.tablespaceName ?? "?") (oid \($0.tablespaceOID.map(String.init) ?? Posix.basename($0.name)))" }
+            throw PGKeepError(.optionInvalid, "--tablespace-map names tablespace '\(key)', which backup \(manifest.backup.label) does not have",
+                              hint: known.isEmpty ? "the backup has no tablespaces; remove --tablespace-map"
+                                                  : "map one of its tablespaces by name or oid: \(known.joined(separator: ", "))")
+        }
+        for target in spaces {
+            let byName = target.tablespaceName.flatMap { relocation.tablespaces[$0] }
+            let byOID = target.tablespaceOID.flatMap { relocation.tablespaces[String($0)] }
+            if let byName, let byOID, byName != byOID {
+                throw PGKeepError(.optionInvalid, "--tablespace-map maps tablespace '\(target.tablespaceName!)' (oid \(target.tablespaceOID!)) twice, to '\(byName)' and to '\(byOID)'",
+                                  hint: "map each tablespace once, by name or by oid")
+            }
+            var location = byName ?? byOID ?? target.path
+            if byName == nil, byOID == nil, let under = relocation.tablespacesUnder {
+                guard let name = target.tablespaceName, !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                    throw PGKeepError(.optionInvalid, "--tablespace-map-all cannot place tablespace \(target.name): the backup records no usable name for it",
+                                      hint: "map it with --tablespace-map=\(target.tablespaceOID.map(String.init) ?? Posix.basename(target.name))=<path>")
+                }
+                location = Posix.join(under, name)
+            }
+            tablespaces[target.name] = location
         }
         let fileNames = Set(manifest.files.map(\.name))
-        for target in manifest.targets where target.kind == .link {
-            var keep = linkAll
+        let linked = manifest.targets.filter { $0.kind == .link }
+        for key in relocation.links.keys.sorted() where !linked.contains(where: { $0.name == "pg_data/" + key }) {
+            let known = linked.map { String($0.name.dropFirst("pg_data/".count)) }
+            throw PGKeepError(.optionInvalid, "--link-map names link '\(key)', which backup \(manifest.backup.label) does not have",
+                              hint: known.isEmpty ? "the backup recorded no links in the data directory; remove --link-map"
+                                                  : "name a link by its path in the data directory: \(known.joined(separator: ", "))")
+        }
+        for target in linked {
+            let mapped = relocation.links[String(target.name.dropFirst("pg_data/".count))]
+            let location = mapped ?? target.path
+            var keep = linkAll || mapped != nil
             if !keep, delta, let link = try? linkPath(target.name), (try Posix.lstat(link))?.kind == .link {
                 let destination = try Posix.readLink(link)
                 keep = RunningClusters.sameLocation(destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(link), destination),
                                                     target.path)
             }
             guard keep else { plainLinks.append(target); continue }
-            links[target.name] = target.path
+            links[target.name] = location
             if fileNames.contains(target.name) { fileLinks.insert(target.name) }
         }
+        relocated = spaces.contains { tablespaces[$0.name] != $0.path }
+        try refuseOverlaps()
+    }
+
+    /// Whether a tablespace goes elsewhere than the backup recorded: then the `tablespace_map`
+    /// the backup stored, which recovery would follow, is written anew (`tablespaceMapText`).
+    private(set) var relocated = false
+
+    /// Each place this restore writes must be its own: a location inside the data directory,
+    /// inside another location, or the same as another would mix two targets' files, and a
+    /// delta restore would remove one's files as strangers to the other.
+    private func refuseOverlaps() throws {
+        var places: [(what: String, path: String)] = [("the data directory", dataDirectory)]
+        places += tablespaceTargets.map { ("tablespace \($0.name)", $0.location) }
+        places += linkTargets.map { ("link '\($0.name.dropFirst("pg_data/".count))'", $0.location) }
+        for place in places where place.path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+            throw PGKeepError(.optionInvalid, "\(place.what) would be restored to '\(place.path)', which is not a clean absolute path ('.' or '..' in it)",
+                              hint: "name the location without '.' and '..' components")
+        }
+        for (index, place) in places.enumerated() {
+            for other in places[(index + 1)...] {
+                let inside = other.path == place.path || other.path.hasPrefix(place.path + "/") || place.path.hasPrefix(other.path + "/")
+                guard inside else { continue }
+                throw PGKeepError(.optionInvalid, "\(other.what) would be restored to '\(other.path)', which overlaps \(place.what) at '\(place.path)'",
+                                  hint: "give each tablespace and link a location of its own, outside the data directory (--tablespace-map, --tablespace-map-all, --link-map)")
+            }
+        }
+    }
+
+    /// The `tablespace_map` recovery reads, for the locations this restore uses: one
+    /// `<oid> <location>` line per tablespace, with `\`, newline and carriage return in the
+    /// location escaped by a backslash (docs/postgres-internals.md §1.4).
+    var tablespaceMapText: String {
+        tablespaceTargets.map { target in
+            var escaped = String.UnicodeScalarView()
+            for scalar in target.location.unicodeScalars {
+                if scalar == "\\" || scalar == "\n" || scalar == "\r" { escaped.append("\\") }
+                escaped.append(scalar)
+            }
+            return "\(Posix.basename(target.name)) \(String(escaped))\n"
+        }.joined()
     }
 
     /// Whether this restore makes `link` (a tablespace link, or a link target it keeps).

@@ -24,6 +24,8 @@ enum RestoreCommand {
         // replace a directory pgkeep cannot prove is this cluster's, still comparing checksums.
         options.force = config.bool(.force)
         options.linkAll = config.bool(.linkAll)
+        options.relocation = .init(tablespaces: config.map(.tablespaceMap), tablespacesUnder: config.string(.tablespaceMapAll),
+                                   links: config.map(.linkMap))
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve
         if options.force { options.delta = true }
         let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
