@@ -61,6 +61,22 @@ struct DiskFullTests {
         #expect(storage.freeBytes == 100)
     }
 
+    @Test("FaultyStorage: createExclusive takes its bytes from the free space, gives them back when refused, and fails with disk-full when they are not there")
+    func faultyStorageExclusiveCreate() throws {
+        let storage = FaultyStorage(MemoryStorage(), freeBytes: 100)
+        let path = try StoragePath("lock/main/backup.lease")
+        #expect(try storage.createExclusive(path, Array(repeating: 1, count: 60)))
+        #expect(storage.freeBytes == 40)
+        #expect(try storage.createExclusive(path, Array(repeating: 2, count: 30)) == false)
+        #expect(storage.freeBytes == 40, "the refused create gave its bytes back")
+        try storage.remove(path)
+        #expect(storage.freeBytes == 100)
+        #expect(throws: PGKeepError.self) { try storage.createExclusive(path, Array(repeating: 3, count: 101)) }
+        #expect(storage.diskFullFailures == 1)
+        #expect(try storage.info(path) == nil)
+        #expect(storage.freeBytes == 100)
+    }
+
     @Test("archive-push into a full repository fails with disk-full naming the object's path, stores nothing, changes nothing, and succeeds once space is freed")
     func archivePushFull() throws {
         let directory = try TemporaryDirectory("disk-full")
