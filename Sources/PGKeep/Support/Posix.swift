@@ -208,6 +208,19 @@ public enum Posix {
         }
     }
 
+    /// This host's name (gethostname(2)); "localhost" when it has none.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0, buffer[0] != 0 else { return "localhost" }
+        return String(cString: buffer)
+    }
+
+    /// Whether a process with this pid exists on this host (kill(2) with signal 0: EPERM means it
+    /// exists under another user).
+    public static func processExists(_ pid: Int32) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    }
+
     public static func userName(uid: UInt32) -> String? {
         guard let pw = getpwuid(uid) else { return nil }
         return String(cString: pw.pointee.pw_name)
