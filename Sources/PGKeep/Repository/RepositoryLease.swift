@@ -23,6 +23,16 @@ public struct LeaseHolder: Codable, Sendable, Equatable, FormatVersioned {
 
     public static var highestReadableFormat: Int { RepositoryFormat.current }
 
+    public init(host: String, pid: Int32, command: String, since: Int64, renewed: Int64, duration: Double, token: String) {
+        self.host = host
+        self.pid = pid
+        self.command = command
+        self.since = since
+        self.renewed = renewed
+        self.duration = duration
+        self.token = token
+    }
+
     /// `host 'a', pid 12, command 'backup', since 2026-11-26 23:05:01+00`, for messages.
     public var description: String {
         "host '\(host)', pid \(pid), command '\(command)', since \(Clock.format(seconds: since, style: .iso8601))"
