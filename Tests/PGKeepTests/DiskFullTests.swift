@@ -178,6 +178,20 @@ struct DiskFullTests {
         #expect(try repo.verify().problems == [])
     }
 
+    @Test("expire with its locks (the host's flock, the repository lease) needs only the lease's few hundred bytes more, and leaves no lease behind")
+    func lockedExpireWithAlmostNoSpace() throws {
+        let (repo, backups) = try threeBackups()
+        let infoSize = try #require(try repo.storage.info(repo.layout.backupInfo)).size
+        let storage = FaultyStorage(repo.storage, freeBytes: infoSize + 1024)
+        let locks = try TemporaryDirectory("expire-locks")
+        let outcome = try ExpireRun(storage: storage, layout: repo.layout,
+                                    options: ExpireOptions(policy: RetentionPolicy(full: 1), set: nil, dryRun: false, lockPath: locks.path),
+                                    log: repo.log).run(now: Self.now)
+        #expect(outcome.expired.map(\.label) == [backups[1].label, backups[0].label])
+        #expect(try repo.storage.info(repo.layout.backupLease) == nil)
+        #expect(try repo.verify().problems == [])
+    }
+
     @Test("expire needs no more free space than the size of backup.info, and frees the expired backups' space")
     func expireWithAlmostNoSpace() throws {
         let (repo, backups) = try threeBackups()
