@@ -218,7 +218,7 @@ public enum OptionTable {
     private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
     private static let retains: Set<CommandName> = [.backup, .expire]
     /// The commands that take the stanza's backup lock and repository lease (`StanzaBackupLock`).
-    private static let holdsLease: Set<CommandName> = [.backup, .expire]
+    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
     // The switch is exhaustive, so a new `OptionName` case does not compile without its row.
@@ -258,7 +258,7 @@ public enum OptionTable {
                                     summary: "directory for lock files")
         case .lockHost:
             return OptionDefinition(name, .string, commands: holdsLease,
-                                    summary: "this host's name in the repository lease of backup and expire (default: the host name); hosts sharing a repository need distinct names")
+                                    summary: "this host's name in the repository lease of backup, expire and stanza-repair (default: the host name); hosts sharing a repository need distinct names")
         case .lockLease:
             return OptionDefinition(name, .seconds(1...3600), default: .value("\(Int(LeaseSettings.defaultDuration))"), commands: holdsLease,
                                     summary: "seconds after which a repository lease not renewed is stale and taken over; the holder renews it every sixth of that")

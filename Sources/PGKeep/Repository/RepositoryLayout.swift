@@ -59,8 +59,9 @@ public struct RepositoryLayout: Sendable {
 
     // MARK: lock
 
-    /// The stanza's repository lease (§3.8), held by `backup` and `expire` on whichever host runs
-    /// them. Outside `archive/` and `backup/`, so no reader of those trees ever meets it.
+    /// The stanza's repository lease (§3.8), held by `backup`, `expire` and `stanza-repair` on
+    /// whichever host runs them. Outside `archive/` and `backup/`, so no reader of those trees
+    /// ever meets it.
     public var backupLease: StoragePath { try! StoragePath("lock/\(stanza)/backup.lease") }
 
     // MARK: backup

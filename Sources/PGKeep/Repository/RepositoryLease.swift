@@ -11,7 +11,7 @@ public struct LeaseHolder: Codable, Sendable, Equatable, FormatVersioned {
     /// The holder's host: `--lock-host`, by default the host name.
     public var host: String
     public var pid: Int32
-    /// The command that holds it (`backup`, `expire`).
+    /// The command that holds it (`backup`, `expire`, `stanza-repair`).
     public var command: String
     /// When it was taken and when last renewed: seconds since the epoch, on the holder's clock.
     public var since: Int64
@@ -260,9 +260,9 @@ public final class RepositoryLease: @unchecked Sendable {
     }
 }
 
-/// The backup lock of a stanza, which `backup` and `expire` take: this host's `flock`
-/// (`StanzaLock`, released by the kernel whatever happens) and then the repository lease, which
-/// excludes the other hosts sharing the repository. Released in the reverse order.
+/// The backup lock of a stanza, which `backup`, `expire` and `stanza-repair` take: this host's
+/// `flock` (`StanzaLock`, released by the kernel whatever happens) and then the repository lease,
+/// which excludes the other hosts sharing the repository. Released in the reverse order.
 public final class StanzaBackupLock {
     public let local: StanzaLock
     public let lease: RepositoryLease
