@@ -169,6 +169,12 @@ struct CommandContext {
 
     var lockPath: String { config.string(.lockPath) ?? "/tmp/pgkeep" }
 
+    /// How backup and expire hold the repository lease (`--lock-host`, `--lock-lease`).
+    var lease: LeaseSettings {
+        LeaseSettings(host: config.string(.lockHost) ?? Posix.hostName(),
+                      duration: config.seconds(.lockLease) ?? LeaseSettings.defaultDuration)
+    }
+
     var connection: PGConnectionOptions {
         PGConnectionOptions(socketPath: config.string(.pg1SocketPath) ?? "/var/run/postgresql",
                             port: config.int(.pg1Port) ?? 5432,

@@ -14,7 +14,9 @@ struct FaultScenarioTests {
     /// Stable exit codes (Sources/PGKeep/Errors/PGKeepError.swift).
     enum Exit {
         static let archiveDuplicate: Int32 = 45
+        static let archiveTimeout: Int32 = 46
         static let backupMissing: Int32 = 62
+        static let lockHeld: Int32 = 63
         static let repositoryInvalid: Int32 = 64
         static let verifyFailed: Int32 = 65
         static let repairNotNeeded: Int32 = 67
@@ -276,6 +278,94 @@ struct FaultScenarioTests {
                 _ = try cluster.psql("select txid_current()")
                 try await cluster.switchWALAndWaitForArchive()
                 #expect(try cluster.psql("select failed_count from pg_stat_archiver") == "0")
+            }
+        }
+    }
+
+    @Test("two hosts sharing a repository: while host A's backup holds the repository lease, host B's backup and expire (other flocks) fail with 63 naming the lease and host A, also past the lease duration thanks to renewal; A's backup removes the lease on its error path; then B's backup and expire succeed, verify is clean and the restore is exact")
+    func twoHostsShareRepository() async throws {
+        try await withScratch { scratch in
+            let hostA = try TestStanza(scratch: scratch, host: "host-a")
+            let hostB = try TestStanza(scratch: scratch, host: "host-b")
+            let short = ["--lock-lease=3"]
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: hostA.archiveCommand) { source in
+                try hostA.create(source)
+                _ = try source.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                try hostA.backup(source, hostA.leaseOptions)
+                #expect(!FileManager.default.fileExists(atPath: hostA.leasePath), "a finished backup leaves no lease")
+
+                // Archiving broken: A's backup holds the lease while it waits for its WAL.
+                _ = try source.psql("alter system set archive_command = 'false'")
+                _ = try source.psql("select pg_reload_conf()")
+                try await Task.sleep(for: .milliseconds(500))
+                let options = TestStanza.clusterOptions(source)
+                let slow = Task.detached {
+                    try hostA.run(options + ["backup", "--start-fast", "--archive-timeout=12"] + short + hostA.leaseOptions)
+                }
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(20)
+                while clock.now < deadline, !FileManager.default.fileExists(atPath: hostA.leasePath) {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                // Longer than the 3 s lease: only A's renewals keep it live.
+                try await Task.sleep(for: .seconds(4))
+                let backup = try hostB.run(options + ["backup", "--start-fast"] + short + hostB.leaseOptions)
+                let expire = try hostB.run(["expire", "--repo1-retention-full=1"] + short + hostB.leaseOptions)
+                for refused in [backup, expire] {
+                    #expect(refused.status == Exit.lockHeld, "\(refused)")
+                    #expect(refused.stderr.contains(hostA.leasePath) && refused.stderr.contains("host 'host-a'")
+                            && refused.stderr.contains("command 'backup'") && refused.stderr.contains("HINT"), "\(refused.stderr)")
+                }
+
+                let interrupted = try await slow.value
+                #expect(interrupted.status == Exit.archiveTimeout, "\(interrupted)")
+                #expect(!FileManager.default.fileExists(atPath: hostA.leasePath), "the failed backup removed its lease")
+
+                _ = try source.psql("alter system set archive_command = \(quoteLiteral(hostA.archiveCommand))")
+                _ = try source.psql("select pg_reload_conf()")
+                _ = try source.psql("update t set v = 'after' where g % 5 = 0")
+                let second = try hostB.backup(source, hostB.leaseOptions)
+                try hostB.check(["expire", "--repo1-retention-full=1"] + hostB.leaseOptions)
+                #expect(try hostB.labels() == [second])
+                try await source.switchWALAndWaitForArchive()
+                expected = try source.dumpAllDatabases()
+            }
+            #expect(try hostA.run(["verify"]).status == 0)
+            #expect(!FileManager.default.fileExists(atPath: hostA.leasePath))
+            let restored = try await FaultTests.restoreAndRecover(hostA, scratch: scratch, name: "restored")
+            #expect(restored.difference(from: try #require(expected)) == nil)
+        }
+    }
+
+    @Test("a lease left by a dead holder: another host's stale lease is taken over with a warning naming it; a damaged lease fails with 63 saying so until it is stale, then is taken over; verify is clean")
+    func leftoverLeases() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch, host: "host-a")
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+                try stanza.create(source)
+                try scratch.directory("repo/lock/main", mode: 0o750)
+                let now = Int64(Date().timeIntervalSince1970)
+                let dead = LeaseHolder(host: "host-z", pid: 4242, command: "backup", since: now - 7200, renewed: now - 3600,
+                                       duration: 60, token: "deadbeef")
+                let planted = try scratch.writeFile("repo/lock/main/backup.lease", contents: String(decoding: try SealedFile.seal(dead), as: UTF8.self))
+                // As the dead holder left it: last written at its last renewal.
+                try Posix.setModificationTime(planted, seconds: dead.renewed)
+                let taken = try stanza.check(TestStanza.clusterOptions(source) + ["backup", "--start-fast"] + stanza.leaseOptions)
+                #expect(taken.stderr.contains("taking over the stale lease '\(stanza.leasePath)'") && taken.stderr.contains("host 'host-z', pid 4242"),
+                        "\(taken.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: stanza.leasePath))
+
+                try scratch.writeFile("repo/lock/main/backup.lease", contents: "{\"host\": \"torn")
+                let refused = try stanza.run(["expire", "--lock-lease=2"] + stanza.leaseOptions)
+                #expect(refused.status == Exit.lockHeld, "\(refused)")
+                #expect(refused.stderr.contains(stanza.leasePath) && refused.stderr.contains("damaged")
+                        && refused.stderr.contains("treated as held until stale") && refused.stderr.contains("HINT"), "\(refused.stderr)")
+                try await Task.sleep(for: .seconds(4))
+                let expired = try stanza.check(["expire", "--lock-lease=2"] + stanza.leaseOptions)
+                #expect(expired.stderr.contains("taking over the damaged lease"), "\(expired.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: stanza.leasePath))
+                #expect(try stanza.run(["verify"]).status == 0)
             }
         }
     }

@@ -61,6 +61,22 @@ struct DiskFullTests {
         #expect(storage.freeBytes == 100)
     }
 
+    @Test("FaultyStorage: createExclusive takes its bytes from the free space, gives them back when refused, and fails with disk-full when they are not there")
+    func faultyStorageExclusiveCreate() throws {
+        let storage = FaultyStorage(MemoryStorage(), freeBytes: 100)
+        let path = try StoragePath("lock/main/backup.lease")
+        #expect(try storage.createExclusive(path, Array(repeating: 1, count: 60)))
+        #expect(storage.freeBytes == 40)
+        #expect(try storage.createExclusive(path, Array(repeating: 2, count: 30)) == false)
+        #expect(storage.freeBytes == 40, "the refused create gave its bytes back")
+        try storage.remove(path)
+        #expect(storage.freeBytes == 100)
+        #expect(throws: PGKeepError.self) { try storage.createExclusive(path, Array(repeating: 3, count: 101)) }
+        #expect(storage.diskFullFailures == 1)
+        #expect(try storage.info(path) == nil)
+        #expect(storage.freeBytes == 100)
+    }
+
     @Test("archive-push into a full repository fails with disk-full naming the object's path, stores nothing, changes nothing, and succeeds once space is freed")
     func archivePushFull() throws {
         let directory = try TemporaryDirectory("disk-full")
@@ -159,6 +175,20 @@ struct DiskFullTests {
         Self.expectDiskFull(error, naming: repo.storage.describe(repo.layout.backupInfo))
         #expect(try Self.snapshot(repo.storage) == before, "backup.info, its copy, every backup and all WAL are unchanged")
         #expect(try InfoFiles.loadBackupInfo(repo.storage, repo.layout, warn: { _ in }).backups.map(\.label) == backups.map(\.label))
+        #expect(try repo.verify().problems == [])
+    }
+
+    @Test("expire with its locks (the host's flock, the repository lease) needs only the lease's few hundred bytes more, and leaves no lease behind")
+    func lockedExpireWithAlmostNoSpace() throws {
+        let (repo, backups) = try threeBackups()
+        let infoSize = try #require(try repo.storage.info(repo.layout.backupInfo)).size
+        let storage = FaultyStorage(repo.storage, freeBytes: infoSize + 1024)
+        let locks = try TemporaryDirectory("expire-locks")
+        let outcome = try ExpireRun(storage: storage, layout: repo.layout,
+                                    options: ExpireOptions(policy: RetentionPolicy(full: 1), set: nil, dryRun: false, lockPath: locks.path),
+                                    log: repo.log).run(now: Self.now)
+        #expect(outcome.expired.map(\.label) == [backups[1].label, backups[0].label])
+        #expect(try repo.storage.info(repo.layout.backupLease) == nil)
         #expect(try repo.verify().problems == [])
     }
 

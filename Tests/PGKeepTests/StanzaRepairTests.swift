@@ -362,6 +362,20 @@ struct StanzaRepairTests {
         withExtendedLifetime(lock) {}
     }
 
+    @Test("stanza-repair refuses while another host's backup holds the repository lease, naming it, and writes nothing")
+    func refusesWhileLeased() throws {
+        let fixture = try RepairFixture()
+        try fixture.damageAllInfoFiles()
+        let now = Clock.now()
+        let other = LeaseHolder(host: "other-host", pid: 4242, command: "backup", since: now, renewed: now, duration: 60, token: "1")
+        try fixture.storage.writeSmallFile(fixture.layout.backupLease, try SealedFile.seal(other))
+        let before = try fixture.snapshot()
+        let error = try #require(#expect(throws: PGKeepError.self) { try fixture.repair() })
+        #expect(error.code == .lockHeld && error.message.contains(fixture.storage.describe(fixture.layout.backupLease))
+                && error.message.contains("host 'other-host'"), "\(error)")
+        #expect(try fixture.snapshot() == before)
+    }
+
     @Test("readers and stanza-create refuse lost info files with repository-invalid and the stanza-repair hint, never an empty backup.info")
     func lostInfoFilesAreRepositoryInvalid() throws {
         let fixture = try RepairFixture()

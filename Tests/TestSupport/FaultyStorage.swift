@@ -48,6 +48,15 @@ public final class FaultyStorage: Storage, @unchecked Sendable {
         FaultyWriter(storage: self, path: path, inner: try inner.openWrite(path))
     }
 
+    /// Takes the file's bytes from the free space; gives them back when the file was not created.
+    public func createExclusive(_ path: StoragePath, _ bytes: [UInt8]) throws -> Bool {
+        try reserve(bytes.count, for: path)
+        var created = false
+        defer { if !created { release(UInt64(bytes.count)) } }
+        created = try inner.createExclusive(path, bytes)
+        return created
+    }
+
     public func remove(_ path: StoragePath) throws {
         let size = try inner.info(path).flatMap { $0.kind == .file ? $0.size : nil } ?? 0
         try inner.remove(path)

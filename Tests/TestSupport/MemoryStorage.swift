@@ -12,7 +12,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     public let name: String
     private let lock = Mutex()
     private var files: [StoragePath: [UInt8]] = [:]
-    /// When each file was committed, on a clock that ticks once per commit (`StorageEntry.modified`).
+    /// When each file was committed (`StorageEntry.modified`), see `stamp`.
     private var modified: [StoragePath: Int64] = [:]
     private var clock: Int64 = 0
     private var gap: UInt64 = 128 << 10
@@ -75,6 +75,15 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
         return children.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map(\.value)
     }
 
+    public func createExclusive(_ path: StoragePath, _ bytes: [UInt8]) throws -> Bool {
+        try lock.withLock {
+            if files[path] != nil || files.keys.contains(where: { $0.isStrictlyBelow(path) }) { return false }
+            try checkWritable(path)
+            stamp(path, bytes)
+            return true
+        }
+    }
+
     public func remove(_ path: StoragePath) throws {
         try lock.withLock {
             if files.removeValue(forKey: path) == nil, files.keys.contains(where: { $0.isStrictlyBelow(path) }) {
@@ -93,10 +102,16 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     fileprivate func publish(_ path: StoragePath, _ bytes: [UInt8]) throws {
         try lock.withLock {
             try checkWritable(path)
-            files[path] = bytes
-            clock += 1
-            modified[path] = clock
+            stamp(path, bytes)
         }
+    }
+
+    /// Stores a file with its modification time: the wall clock in nanoseconds, as a file system
+    /// records it, kept strictly increasing so two commits never tie. Caller holds the lock.
+    private func stamp(_ path: StoragePath, _ bytes: [UInt8]) {
+        files[path] = bytes
+        clock = max(clock + 1, Int64(Clock.nowPrecise() * 1e9))
+        modified[path] = clock
     }
 
     /// A file can be written where no ancestor is a file and no file lies below. Caller holds the lock.

@@ -37,6 +37,8 @@ public enum StorageConformance {
         StorageCheck("two writers of the same path both commit and exactly one content wins", twoWritersSamePath),
         StorageCheck("writers of the same path on several threads never produce a mix", threadedWritersSamePath),
         StorageCheck("writers of distinct paths in one new directory on several threads all succeed", threadedWritersDistinctPaths),
+        StorageCheck("createExclusive creates a missing file; over a file or a directory it returns false and changes nothing", createExclusiveOnce),
+        StorageCheck("createExclusive on several threads: exactly one wins and the file is its content", threadedCreateExclusive),
         StorageCheck("readSmallFile and writeSmallFile round-trip; readSmallFile enforces its limit", smallFileHelpers),
         StorageCheck("describe mentions the path", describeMentionsPath),
     ]
@@ -369,6 +371,46 @@ public enum StorageConformance {
         }
     }
 
+    // MARK: - Exclusive creation
+
+    @Sendable static func createExclusiveOnce(_ storage: Storage) throws {
+        let path = try StoragePath("lock/main/lease")
+        let first = pattern(count: 300, seed: 11)
+        try ensure(try storage.createExclusive(path, first), "createExclusive of a missing file should return true")
+        try expectContent(storage, path, first, "file made by createExclusive")
+        let listed = try storage.list(path.parent)
+        try ensure(listed == [StorageEntry(name: "lease", kind: .file, size: 300)],
+                   "listing after createExclusive should be exactly the file, got \(listed)")
+
+        try ensure(!(try storage.createExclusive(path, [1, 2, 3])), "createExclusive over an existing file should return false")
+        try expectContent(storage, path, first, "file after a refused createExclusive")
+        try ensure(!(try storage.createExclusive(try StoragePath("lock/main"), [1])), "createExclusive over a directory should return false")
+        let after = try storage.list(path.parent)
+        try ensure(after == listed, "a refused createExclusive should leave nothing in the listing, got \(after)")
+
+        // Once removed, the path can be created again (a lease released and taken anew).
+        try storage.remove(path)
+        try ensure(try storage.createExclusive(path, []), "createExclusive after remove should return true")
+        try expectContent(storage, path, [], "empty file made by createExclusive")
+    }
+
+    @Sendable static func threadedCreateExclusive(_ storage: Storage) throws {
+        let count = 8
+        let contents = (0..<count).map { pattern(count: 1_000 + $0, seed: 200 + UInt64($0)) }
+        for round in 0..<5 {
+            let path = try StoragePath("race/lease-\(round)")
+            let wins = ThreadLog<Int>()
+            try runConcurrently(count) { index in
+                if try storage.createExclusive(path, contents[index]) { wins.append(index) }
+            }
+            let winners = wins.all
+            try ensure(winners.count == 1, "round \(round): exactly one createExclusive should succeed, got \(winners.count)")
+            try expectContent(storage, path, contents[winners[0]], "round \(round): the winner's file")
+            let listed = try storage.list(path.parent).map(\.name)
+            try ensure(listed == (0...round).map { "lease-\($0)" }, "round \(round): listing should be the created files only, got \(listed)")
+        }
+    }
+
     // MARK: - Helpers of the extension and describe
 
     @Sendable static func smallFileHelpers(_ storage: Storage) throws {
@@ -518,7 +560,7 @@ func expectMissing(_ storage: Storage, _ path: StoragePath, _ what: String) thro
 
 /// Runs `body(0..<count)` on `count` threads started together, and rethrows the first failure.
 func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) throws -> Void) throws {
-    let failures = FailureLog()
+    let failures = ThreadLog<String>()
     let start = DispatchSemaphore(value: 0)
     let done = DispatchGroup()
     for index in 0..<count {
@@ -536,10 +578,10 @@ func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) throws -> V
     try ensure(seen.isEmpty, "concurrent operations failed: \(seen.joined(separator: "; "))")
 }
 
-/// Failures collected from several threads.
-final class FailureLog: @unchecked Sendable {
+/// Items (failures, the winners of a race) collected from several threads.
+final class ThreadLog<Item>: @unchecked Sendable {
     private let lock = Mutex()
-    private var items: [String] = []
-    func append(_ item: String) { lock.withLock { items.append(item) } }
-    var all: [String] { lock.withLock { items } }
+    private var items: [Item] = []
+    func append(_ item: Item) { lock.withLock { items.append(item) } }
+    var all: [Item] { lock.withLock { items } }
 }

@@ -16,6 +16,8 @@ public struct BackupOptions: Sendable {
     public var resume = true
     /// Small files go into bundle objects (`BundlePlan.swift`).
     public var bundle = BundleOptions()
+    /// The repository lease this backup holds (`StanzaBackupLock`).
+    public var lease = LeaseSettings()
 
     public init(dataDirectory: String, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
@@ -35,7 +37,7 @@ public struct BackupOptions: Sendable {
 /// An online backup of a running cluster (repo-layout.md §4 for the write order): full, or diff
 /// (changes since the last full) or incr (changes since the last backup of any type).
 ///
-/// 1. Take the stanza's backup lock; check the cluster (pg_control on disk, the server's version,
+/// 1. Take the stanza's backup lock (this host's and the repository's lease); check the cluster (pg_control on disk, the server's version,
 ///    archiving configured) matches the stanza. For diff/incr, find the prior backup and load its
 ///    manifest; without a usable prior (none, or one of another cluster identity) the backup
 ///    becomes a full one and says so.
@@ -57,6 +59,8 @@ public final class BackupRun {
     let layout: RepositoryLayout
     let options: BackupOptions
     let log: Log
+    /// Held while `run` runs; confirmed before backup.info is written.
+    private var lease: RepositoryLease?
 
     public init(storage: Storage, layout: RepositoryLayout, options: BackupOptions, log: Log) {
         self.storage = storage
@@ -66,8 +70,10 @@ public final class BackupRun {
     }
 
     public func run() throws -> BackupSummary {
-        let lock = try StanzaLock(lockPath: options.lockPath, stanza: layout.stanza, kind: .backup)
+        let lock = try StanzaBackupLock(storage: storage, layout: layout, lockPath: options.lockPath, lease: options.lease,
+                                        command: "backup", log: log)
         defer { withExtendedLifetime(lock) {} }
+        lease = lock.lease
 
         let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
         var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
@@ -466,7 +472,10 @@ public final class BackupRun {
         let referenceList = references.sorted()
         manifest.backup.references = referenceList.isEmpty ? nil : referenceList
         try manifest.save(files: allFiles(), to: try layout.manifest(label: label), in: storage)
-        // Re-read under the lock we hold, so nothing another command wrote meanwhile is lost.
+        // The commit point: only while this backup still holds the stanza's lease (no other host
+        // took it over while this one stalled). Re-read under it, so nothing another command wrote
+        // meanwhile is lost.
+        try lease?.confirm()
         backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         let referencedRepoSize = backupInfo.backups.filter { references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
         let summary = BackupSummary(manifest: manifest, files: allFiles(), sizeDelta: copiedBytes, referencedRepoSize: referencedRepoSize)

@@ -20,6 +20,8 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case pg1Database = "pg1-database"
     case repo1Path = "repo1-path"
     case lockPath = "lock-path"
+    case lockHost = "lock-host"
+    case lockLease = "lock-lease"
     case type
     case processMax = "process-max"
     case compressType = "compress-type"
@@ -228,6 +230,8 @@ public enum OptionTable {
     private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .backup]
     private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
     private static let retains: Set<CommandName> = [.backup, .expire]
+    /// The commands that take the stanza's backup lock and repository lease (`StanzaBackupLock`).
+    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
     // The switch is exhaustive, so a new `OptionName` case does not compile without its row.
@@ -265,6 +269,12 @@ public enum OptionTable {
         case .lockPath:
             return OptionDefinition(name, .path, default: .value("/tmp/pgkeep"), commands: operational,
                                     summary: "directory for lock files")
+        case .lockHost:
+            return OptionDefinition(name, .string, commands: holdsLease,
+                                    summary: "this host's name in the repository lease of backup, expire and stanza-repair (default: the host name); hosts sharing a repository need distinct names")
+        case .lockLease:
+            return OptionDefinition(name, .seconds(1...3600), default: .value("\(Int(LeaseSettings.defaultDuration))"), commands: holdsLease,
+                                    summary: "seconds after which a repository lease not renewed is stale and taken over; the holder renews it every sixth of that")
         case .type:
             // pgBackRest defaults to incr; pgkeep keeps full as the default so that a plain
             // `backup` never silently depends on an older backup. For restore it is the recovery

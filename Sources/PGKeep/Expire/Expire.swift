@@ -5,6 +5,8 @@ public struct ExpireOptions: Sendable {
     public var set: BackupLabel?
     public var dryRun: Bool
     public var lockPath: String
+    /// The repository lease this expire holds (`StanzaBackupLock`).
+    public var lease = LeaseSettings()
 
     public init(policy: RetentionPolicy, set: BackupLabel?, dryRun: Bool, lockPath: String) {
         self.policy = policy
@@ -50,15 +52,16 @@ public struct ExpireOutcome: Sendable, Equatable {
 
 /// `expire`: applies retention (repo-layout.md §4 for the order).
 ///
-/// 1. Take the stanza lock (the backup's): no backup of this host runs meanwhile, so a directory
-///    not in backup.info is an interrupted backup, not one being written.
+/// 1. Take the stanza lock (the backup's: this host's and the repository's lease): no backup of
+///    any host sharing the repository runs meanwhile, so a directory not in backup.info is an
+///    interrupted backup, not one being written.
 /// 2. Plan from backup.info alone (`Retention`), by recorded stop times.
 /// 3. Rewrite backup.info without the expired backups (sealed, atomic, with its copy) BEFORE any
 ///    file is removed: a crash afterwards leaves unlisted directories, which readers ignore and the
 ///    next expire removes, never a listed backup with missing files.
-/// 4. Remove the expired backup directories, dependents first; then interrupted ones (except the
-///    newest when it may still be running on another host: no manifest and a label after every
-///    listed backup); then the WAL no retained backup needs.
+/// 4. Remove the expired backup directories, dependents first; then interrupted ones, except the
+///    newest when the next backup may resume it (no manifest and a label after every listed
+///    backup: `BackupResume` resumes only such a one); then the WAL no retained backup needs.
 public final class ExpireRun {
     let storage: Storage
     let layout: RepositoryLayout
@@ -73,13 +76,15 @@ public final class ExpireRun {
     }
 
     public func run(now: Int64 = Clock.now()) throws -> ExpireOutcome {
-        let lock = try StanzaLock(lockPath: options.lockPath, stanza: layout.stanza, kind: .backup)
+        let lock = try StanzaBackupLock(storage: storage, layout: layout, lockPath: options.lockPath, lease: options.lease,
+                                        command: "expire", log: log)
         defer { withExtendedLifetime(lock) {} }
-        return try runLocked(now: now)
+        return try runLocked(now: now, lease: lock.lease)
     }
 
-    /// The expire itself; the caller holds the stanza lock (or, in tests, owns the storage).
-    public func runLocked(now: Int64) throws -> ExpireOutcome {
+    /// The expire itself; the caller holds the stanza lock (or, in tests, owns the storage). The
+    /// lease, when given, is confirmed before anything is changed.
+    public func runLocked(now: Int64, lease: RepositoryLease? = nil) throws -> ExpireOutcome {
         let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
         var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
 
@@ -113,7 +118,7 @@ public final class ExpireRun {
             guard let label = BackupLabel(entry.name), !listed.contains(label) else { continue }
             let hasManifest = try storage.info(try layout.manifest(label: label)) != nil
             if !hasManifest, newestListed.map({ label > $0 }) ?? true {
-                log.info("keeping backup directory \(label): not in backup.info and newer than every listed backup, it may still be in progress")
+                log.info("keeping backup directory \(label): not in backup.info and newer than every listed backup, the next backup may resume it")
                 continue
             }
             orphans.append(label)
@@ -163,6 +168,7 @@ public final class ExpireRun {
         let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: wal,
                                     dropRecords: dropRecordRemovals.map { "\($0.archiveID)/\($0.record.name)" }, dryRun: options.dryRun)
         if options.dryRun { return outcome }
+        try lease?.confirm()
 
         // backup.info first, then files.
         if !plan.expired.isEmpty {

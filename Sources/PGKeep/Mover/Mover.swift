@@ -86,30 +86,12 @@ public final class Mover {
 
 /// Starts `count` OS threads running `body(index)` and joins them all.
 enum WorkerThreads {
-    final class Box {
-        let body: (Int) -> Void
-        let index: Int
-        init(_ body: @escaping (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
-    }
-
     static func run(count: Int, _ body: @escaping (Int) -> Void) throws {
         var threads: [pthread_t] = []
+        defer { for thread in threads { pthread_join(thread, nil) } }
         for index in 0..<count {
-            let box = Unmanaged.passRetained(Box(body, index)).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-                box.body(box.index)
-                return nil
-            }, box)
-            if rc != 0 {
-                Unmanaged<Box>.fromOpaque(box).release()
-                for t in threads { pthread_join(t, nil) }
-                throw PGKeepError(.internal, "unable to start worker thread: \(String(cString: strerror(rc)))")
-            }
-            threads.append(thread)
+            threads.append(try OSThread.start { body(index) })
         }
-        for t in threads { pthread_join(t, nil) }
     }
 }
 

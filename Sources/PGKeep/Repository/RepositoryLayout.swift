@@ -57,6 +57,13 @@ public struct RepositoryLayout: Sendable {
         return (String(rest[..<dash]), digest, compression)
     }
 
+    // MARK: lock
+
+    /// The stanza's repository lease (§3.8), held by `backup`, `expire` and `stanza-repair` on
+    /// whichever host runs them. Outside `archive/` and `backup/`, so no reader of those trees
+    /// ever meets it.
+    public var backupLease: StoragePath { try! StoragePath("lock/\(stanza)/backup.lease") }
+
     // MARK: backup
 
     public var backupRoot: StoragePath { try! StoragePath("backup/\(stanza)") }

@@ -8,6 +8,8 @@ public struct StanzaRepairOptions: Sendable {
     /// Say what would be written, write nothing (`--dry-run`).
     public var dryRun: Bool
     public var lockPath: String
+    /// The repository lease it holds, as backup and expire do (`StanzaBackupLock`).
+    public var lease = LeaseSettings()
 
     public init(dataDirectory: String?, force: Bool, dryRun: Bool, lockPath: String) {
         self.dataDirectory = dataDirectory
@@ -21,7 +23,8 @@ public struct StanzaRepairOptions: Sendable {
 /// repository holds, when readers can no longer use them (repo-layout.md §3: no valid twin left,
 /// twins that differ, two files that disagree).
 ///
-/// 1. Take the stanza lock `backup` and `expire` take: no backup directory changes meanwhile.
+/// 1. Take the stanza lock `backup` and `expire` take (this host's and the repository lease): no
+///    backup directory changes meanwhile, on any host sharing the repository.
 /// 2. Read each twin on its own. When all four are valid, the twins byte for byte alike and the
 ///    two files agree, there is nothing to repair: refused (`repairNotNeeded`) unless `--force`.
 ///    A file in a later format than this pgkeep reads is refused: it is not damage.
@@ -54,7 +57,8 @@ public struct StanzaRepair {
     }
 
     public func run(now: Int64 = Clock.now()) throws -> StanzaRepairReport {
-        let lock = try StanzaLock(lockPath: options.lockPath, stanza: layout.stanza, kind: .backup)
+        let lock = try StanzaBackupLock(storage: storage, layout: layout, lockPath: options.lockPath, lease: options.lease,
+                                        command: "stanza-repair", log: log)
         defer { withExtendedLifetime(lock) {} }
 
         let archiveTwins = try InfoTwins<ArchiveInfo>(layout.archiveInfo, in: storage)
@@ -81,7 +85,10 @@ public struct StanzaRepair {
         let stamp = BackupLabel.timestamp(now)
         report.files = [try plan(archiveTwins, rebuilt: archiveInfo, stamp: stamp),
                         try plan(backupTwins, rebuilt: backupInfo, stamp: stamp)]
-        if !options.dryRun { try write(report.files) }
+        if !options.dryRun {
+            try lock.lease.confirm()
+            try write(report.files)
+        }
         for line in report.lines { log.fileOnly(.info, line) }
         return report
     }

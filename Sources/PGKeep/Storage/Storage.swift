@@ -14,6 +14,9 @@
 ///    directories (object stores have none).
 /// 5. **Paths never escape the root**: every path is a `StoragePath`.
 /// 6. Drivers are safe to use from several worker threads at once (distinct paths).
+/// 7. **Exclusive creation.** `createExclusive` publishes a small file only when nothing is at
+///    its path, in one atomic step: of any number of callers (threads, processes, hosts sharing
+///    the storage) exactly one succeeds. It is how a repository lease is taken (`RepositoryLease`).
 public protocol Storage: AnyObject, Sendable {
     /// Opens a file for streaming reads of the bytes in `range` (nil: all of it); nil when it does
     /// not exist. A range reaching past the end reads what exists, one starting past the end reads
@@ -29,6 +32,9 @@ public protocol Storage: AnyObject, Sendable {
     func info(_ path: StoragePath) throws -> StorageEntry?
     /// The direct children of a directory, sorted by name; empty when the directory is missing.
     func list(_ path: StoragePath) throws -> [StorageEntry]
+    /// Creates `path` with `bytes`, durable and complete like a committed write, only when nothing
+    /// exists at `path`: returns false, changing nothing, when something does (contract item 7).
+    func createExclusive(_ path: StoragePath, _ bytes: [UInt8]) throws -> Bool
     /// Removes a file; succeeds when it is already missing.
     func remove(_ path: StoragePath) throws
     /// Removes a directory and everything under it; succeeds when it is already missing.
@@ -48,8 +54,9 @@ public struct StorageEntry: Hashable, Sendable {
     public var kind: Kind
     public var size: UInt64
     /// When the file was last written (committed), in nanoseconds since the epoch; 0 when the
-    /// storage cannot tell. Only an order of events: which of two archived objects came later
-    /// (`TimelineDivergence`). Not part of an entry's identity (equality and hash).
+    /// storage cannot tell. An order of events: which of two archived objects came later
+    /// (`TimelineDivergence`); and the age of a damaged lease (`RepositoryLease`), compared with
+    /// this host's clock. Not part of an entry's identity (equality and hash).
     public var modified: Int64
 
     public init(name: String, kind: Kind, size: UInt64, modified: Int64 = 0) {

@@ -226,15 +226,7 @@ private final class Companion: @unchecked Sendable {
         condition.initialize(to: pthread_cond_t())
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Companion>.fromOpaque(raw!).takeRetainedValue().loop()
-            return nil
-        }, box)
-        if rc != 0 {
-            Unmanaged<Companion>.fromOpaque(box).release()
-            throw PGKeepError(.internal, "unable to start a writer thread: \(String(cString: strerror(rc)))")
-        }
+        thread = try OSThread.start { self.loop() }
     }
 
     deinit {

@@ -25,6 +25,8 @@ public enum Posix {
         public var mtime: Int64          // seconds since the epoch
         /// Modification time in nanoseconds since the epoch, to notice a change within a second.
         public var mtimeNanoseconds: Int64 = 0
+        /// How many directory entries name the file (`st_nlink`).
+        public var linkCount: UInt64 = 1
     }
 
     public static func lstat(_ path: String) throws -> Status? {
@@ -84,6 +86,19 @@ public enum Posix {
         if Glibc.rename(from, to) != 0 {
             throw PGKeepError.system(.fileWrite, "unable to rename '\(from)' to", path: to, errno: errno)
         }
+    }
+
+    /// Makes `to` a second name of the file `from` (link(2)); returns false when `to` exists. One
+    /// atomic step on every file system, NFS included, which makes it the exclusive create of
+    /// `PosixStorage.createExclusive`. On NFS a retransmitted request can report an error (EEXIST
+    /// among them) for a link the server did make: the file then has two names, which is what
+    /// decides.
+    public static func link(_ from: String, _ to: String) throws -> Bool {
+        if Glibc.link(from, to) == 0 { return true }
+        let code = errno
+        if let st = try lstat(from), st.linkCount == 2 { return true }
+        if code == EEXIST { return false }
+        throw PGKeepError.system(.fileWrite, "unable to link '\(from)' to", path: to, errno: code)
     }
 
     /// Removes a file; a missing file is not an error (removal is idempotent). Returns whether an
@@ -193,6 +208,19 @@ public enum Posix {
         }
     }
 
+    /// This host's name (gethostname(2)); "localhost" when it has none.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0, buffer[0] != 0 else { return "localhost" }
+        return String(cString: buffer)
+    }
+
+    /// Whether a process with this pid exists on this host (kill(2) with signal 0: EPERM means it
+    /// exists under another user).
+    public static func processExists(_ pid: Int32) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    }
+
     public static func userName(uid: UInt32) -> String? {
         guard let pw = getpwuid(uid) else { return nil }
         return String(cString: pw.pointee.pw_name)
@@ -257,6 +285,7 @@ extension Posix.Status {
         gid = st.st_gid
         mtime = Int64(st.st_mtim.tv_sec)
         mtimeNanoseconds = Int64(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(st.st_mtim.tv_nsec)
+        linkCount = UInt64(st.st_nlink)
     }
 }
 

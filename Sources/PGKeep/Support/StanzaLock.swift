@@ -7,7 +7,8 @@ import Darwin
 /// An exclusive, advisory lock per stanza and purpose (`flock` on `<lock-path>/<stanza>-<kind>.lock`).
 /// The kernel releases it when the process exits, however it exits, so a crashed backup never
 /// leaves a stale lock behind. Two backups of one stanza (or a backup and an expire) cannot run
-/// at once; archive-push takes no lock (concurrent pushes are safe by construction).
+/// at once on this host; `StanzaBackupLock` adds the repository lease for the other hosts sharing
+/// the repository. archive-push takes no lock (concurrent pushes are safe by construction).
 public final class StanzaLock {
     public enum Kind: String {
         case backup

@@ -16,6 +16,7 @@ enum BackupCommand {
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
         options.delta = config.bool(.delta)
         options.resume = config.bool(.resume)
+        options.lease = context.lease
         options.bundle = BundleOptions(enabled: config.bool(.bundle),
                                        limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
                                        size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
@@ -25,9 +26,9 @@ enum BackupCommand {
         // pgBackRest's expire-auto: retention applies after every successful backup.
         let policy = context.retention
         if config.bool(.expireAuto) && policy.isSet {
-            let outcome = try ExpireRun(storage: context.storage, layout: try context.layout(),
-                                        options: ExpireOptions(policy: policy, set: nil, dryRun: false, lockPath: context.lockPath),
-                                        log: context.log).run()
+            var expire = ExpireOptions(policy: policy, set: nil, dryRun: false, lockPath: context.lockPath)
+            expire.lease = context.lease
+            let outcome = try ExpireRun(storage: context.storage, layout: try context.layout(), options: expire, log: context.log).run()
             for line in outcome.lines where !outcome.expired.isEmpty || !outcome.wal.isEmpty || !outcome.orphans.isEmpty { print(line) }
         }
     }

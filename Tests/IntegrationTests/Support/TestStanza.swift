@@ -14,14 +14,26 @@ struct TestStanza {
     let lockPath: String
     /// Log directory of its own (`--log-path`): `<stanza>-<command>.log` files land here.
     let logPath: String
+    /// The host this stanza's commands pretend to run on (`--lock-host`); nil: the real one.
+    let host: String?
 
-    init(scratch: Scratch, name: String = "main") throws {
+    /// - Parameter host: another host sharing the same repository: its own lock and log
+    ///   directories (so its flocks are not this host's) and `leaseOptions` naming it.
+    init(scratch: Scratch, name: String = "main", host: String? = nil) throws {
         binary = try PGKeepBinary.shared()
         self.name = name
+        self.host = host
+        let suffix = host.map { "-" + $0 } ?? ""
         repository = try scratch.directory("repo", mode: 0o750)
-        lockPath = try scratch.directory("lock", mode: 0o750)
-        logPath = try scratch.directory("log", mode: 0o750)
+        lockPath = try scratch.directory("lock" + suffix, mode: 0o750)
+        logPath = try scratch.directory("log" + suffix, mode: 0o750)
     }
+
+    /// `--lock-host` for the commands that hold the repository lease (backup, expire).
+    var leaseOptions: [String] { host.map { ["--lock-host=\($0)"] } ?? [] }
+
+    /// Where the stanza's repository lease lies.
+    var leasePath: String { repository + "/lock/\(name)/backup.lease" }
 
     /// Options every command of this stanza takes.
     var common: [String] {

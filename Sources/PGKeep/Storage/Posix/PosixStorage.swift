@@ -65,7 +65,23 @@ public final class PosixStorage: Storage, @unchecked Sendable {
         return reader
     }
 
-    public func openWrite(_ path: StoragePath) throws -> StorageWriter {
+    public func openWrite(_ path: StoragePath) throws -> StorageWriter { try makeWriter(path) }
+
+    /// The temporary file is written and synced as for any write, then linked (not renamed) to
+    /// the final name: link(2) fails when the name exists, so the create is atomic and exclusive,
+    /// on NFS too (O_EXCL is not reliable there on every client).
+    public func createExclusive(_ path: StoragePath, _ bytes: [UInt8]) throws -> Bool {
+        let writer = try makeWriter(path)
+        do {
+            try bytes.withUnsafeBytes { try writer.write($0) }
+            return try writer.commitExclusive()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    private func makeWriter(_ path: StoragePath) throws -> PosixWriter {
         guard !path.isRoot else { throw PGKeepError(.pathInvalid, "cannot write the storage root '\(root)'") }
         let final = absolute(path)
         let directory = Posix.dirname(final)
@@ -194,19 +210,37 @@ final class PosixWriter: StorageWriter {
 
     /// temp → fsync → close → rename → fsync directory: "complete or missing".
     func commit() throws {
+        _ = try finish { try Posix.rename(temporary, final); return true }
+    }
+
+    /// Like `commit`, but the file appears at its path only when nothing is there (a link instead
+    /// of a rename); returns false, removing the temporary file, when something is.
+    func commitExclusive() throws -> Bool {
+        try finish {
+            let linked = try Posix.link(temporary, final)
+            try Posix.unlink(temporary)
+            return linked
+        }
+    }
+
+    /// Syncs and closes the temporary file, then `publish`es it under its final name; the
+    /// directory is synced when that made a new entry. On failure the temporary file is removed.
+    private func finish(_ publish: () throws -> Bool) throws -> Bool {
         precondition(!done, "commit after commit or abort")
         done = true
+        let published: Bool
         do {
             try sink.sync()
             try sink.close()
-            try Posix.rename(temporary, final)
+            published = try publish()
         } catch {
             sink.discardStaged()
             try? sink.close()
             _ = try? Posix.unlink(temporary)
             throw error
         }
-        try Posix.fsyncDirectory(directory)
+        if published { try Posix.fsyncDirectory(directory) }
+        return published
     }
 
     func abort() {
