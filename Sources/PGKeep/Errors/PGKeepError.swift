@@ -194,15 +194,34 @@ public struct PGKeepError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Wraps an `errno` from a failed system call on `path`. ENOSPC and EDQUOT get their own code
-    /// and hint because a full repository is the most common fault operators meet.
+    /// and hint because a full repository is the most common fault operators meet. EACCES and
+    /// EPERM keep `code` and, without a hint of the caller's, get one naming the user pgkeep runs
+    /// as: the usual cause is a repository or data directory owned by another user (files written
+    /// by a run as root, a copy made by another account).
     public static func system(_ code: ErrorCode, _ operation: String, path: String, errno: Int32, hint: String? = nil) -> PGKeepError {
         let reason = String(cString: strerror(errno))
         if errno == ENOSPC || errno == EDQUOT {
             return PGKeepError(.diskFull, "\(operation) '\(path)': \(reason)",
                                hint: "free space on the file system that holds '\(path)', then run the command again; nothing already stored was changed")
         }
+        if hint == nil, errno == EACCES || errno == EPERM {
+            return PGKeepError(code, "\(operation) '\(path)': \(reason)", hint: permissionHint(path))
+        }
         return PGKeepError(code, "\(operation) '\(path)': \(reason)", hint: hint)
     }
+
+    /// What to check when the user pgkeep runs as is refused access to `path`.
+    static func permissionHint(_ path: String) -> String {
+        "pgkeep runs as \(runningUser); check the owner and mode of '\(path)' and of every directory above it (ls -ld), "
+            + "and run pgkeep as the user that owns the repository and the data directory (the PostgreSQL OS user)"
+    }
+
+    /// `'name' (uid N)` of the effective user, looked up once (getpwuid is not thread-safe).
+    static let runningUser: String = {
+        let uid = geteuid()
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "'\(String(cString: name))' (uid \(uid))"
+    }()
 }
 
 #if canImport(Glibc)
