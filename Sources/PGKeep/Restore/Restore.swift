@@ -137,7 +137,7 @@ public final class RestoreRun {
         for note in plan.notes { log.info(note) }
         log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")\(options.force ? " --force" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
-        let ownership = Ownership(log: log)
+        let ownership = try Ownership(manifest: manifest, warn: log.warn)
         var report = RestoreReport(label: summary.label)
         let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
         let dataDirectoryOwner = ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group)
@@ -504,21 +504,80 @@ struct TargetMap {
 }
 
 /// Owners of restored files. As root, files get the owners recorded in the manifest; a name this
-/// host does not know falls back to `postgres`, never root (PostgreSQL refuses a data directory it
-/// does not own). As any other user, files belong to that user.
+/// host does not know (or an entry recorded without one: its uid had no name on the source host)
+/// falls back to the user `postgres` and the group `postgres` (else that user's primary group),
+/// never root, since PostgreSQL refuses a data directory it does not own. Each fallback is a
+/// warning naming the recorded name, once. When a fallback is needed and this host has no
+/// `postgres` user either, the restore is refused before anything is written. As any other user,
+/// files belong to that user and nothing is looked up.
 final class Ownership {
-    let isRoot = geteuid() == 0
-    let log: Log
-    private var warned = Set<String>()
+    /// The account lookups, replaceable in tests.
+    struct Accounts {
+        var isRoot: Bool
+        var userID: (String) -> UInt32?
+        var groupID: (String) -> UInt32?
+        var primaryGroup: (String) -> UInt32?
 
-    init(log: Log) { self.log = log }
+        static let system = Accounts(isRoot: geteuid() == 0, userID: Posix.userID(name:), groupID: Posix.groupID(name:),
+                                     primaryGroup: Posix.primaryGroupID(name:))
+    }
 
+    static let fallbackName = "postgres"
+
+    private var users: [String: UInt32] = [:]
+    private var groups: [String: UInt32] = [:]
+    private var fallback: (uid: UInt32, gid: UInt32)?
+    private let isRoot: Bool
+
+    /// Resolves every owner name the manifest records (all lookups happen here, on one thread, so
+    /// `ids` is a plain read from the workers).
+    init(manifest: Manifest, accounts: Accounts = .system, warn: (String) -> Void) throws {
+        isRoot = accounts.isRoot
+        guard isRoot else { return }
+        let owners = manifest.paths.map { ($0.name, $0.user, $0.group) } + manifest.links.map { ($0.name, $0.user, $0.group) }
+            + manifest.files.map { ($0.name, $0.user, $0.group) }
+        var unknown: [String] = []   // "user 'x'", "group 'y'", in the order met
+        var unnamed: String?         // the first entry recorded without a user or group name
+        for (entry, user, group) in owners {
+            if let user {
+                if users[user] == nil, !unknown.contains("user '\(user)'") {
+                    if let uid = accounts.userID(user) { users[user] = uid } else { unknown.append("user '\(user)'") }
+                }
+            } else {
+                unnamed = unnamed ?? entry
+            }
+            if let group {
+                if groups[group] == nil, !unknown.contains("group '\(group)'") {
+                    if let gid = accounts.groupID(group) { groups[group] = gid } else { unknown.append("group '\(group)'") }
+                }
+            } else {
+                unnamed = unnamed ?? entry
+            }
+        }
+        guard !unknown.isEmpty || unnamed != nil else { return }
+        guard let uid = accounts.userID(Self.fallbackName) else {
+            let missing = unknown + (unnamed.map { ["owner of '\($0)' (recorded without a name)"] } ?? [])
+            throw PGKeepError(.runAsRoot,
+                              "restore as root: the backup's \(missing.joined(separator: ", ")) cannot be found on this host, and neither can the fallback user '\(Self.fallbackName)': the restored files would belong to root, and PostgreSQL refuses to run on such a data directory",
+                              hint: "create the missing user or group (or '\(Self.fallbackName)') on this host, or run the restore as the OS user that will run PostgreSQL; nothing was written")
+        }
+        let gid = accounts.groupID(Self.fallbackName) ?? accounts.primaryGroup(Self.fallbackName) ?? 0
+        fallback = (uid, gid)
+        for name in unknown {
+            let instead = name.hasPrefix("user") ? "user '\(Self.fallbackName)' (uid \(uid))" : "group \(gid) ('\(Self.fallbackName)' or that user's primary group)"
+            warn("the backup records owner \(name), which does not exist on this host: files it owns are given to \(instead) instead")
+        }
+        if let unnamed {
+            warn("the backup records '\(unnamed)' (and perhaps more) without an owner user or group name (its id had none on the source host): such files are given to user '\(Self.fallbackName)' (uid \(uid)), group \(gid) instead")
+        }
+    }
+
+    /// The owner to give an entry recorded with `user` and `group`; nil when not root (nothing to change).
     func ids(user: String?, group: String?) -> (uid: UInt32, gid: UInt32)? {
         guard isRoot else { return nil }
-        guard let user, let uid = Posix.userID(name: user) else {
-            return Posix.userID(name: "postgres").map { ($0, Posix.groupID(name: "postgres") ?? 0) }
+        guard let uid = user.flatMap({ users[$0] }) ?? fallback?.uid, let gid = group.flatMap({ groups[$0] }) ?? fallback?.gid else {
+            preconditionFailure("Ownership.init sets a fallback whenever an entry needs one")
         }
-        let gid = group.flatMap { Posix.groupID(name: $0) } ?? Posix.groupID(name: "postgres") ?? 0
         return (uid, gid)
     }
 

@@ -241,6 +241,12 @@ public enum Posix {
         return gr.pointee.gr_gid
     }
 
+    /// The primary group of the user `name`.
+    public static func primaryGroupID(name: String) -> UInt32? {
+        guard let pw = getpwnam(name) else { return nil }
+        return pw.pointee.pw_gid
+    }
+
     /// The directory part of a path (`/a/b` → `/a`, `a` → `.`, `/` → `/`).
     public static func dirname(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
