@@ -68,6 +68,25 @@ struct IncrementalPlanTests {
         #expect(Array(old.actions) == [.verify(Self.entry("pg_data/start", mtime: 990))])
     }
 
+    @Test("the copy start lies two seconds before the listing's second, so a file on a 2 s file system (FAT) stamped in the step the listing began in is verified by checksum next time")
+    func copyStartCoversTwoSecondSteps() throws {
+        // A listing at 1001.3 on FAT: every write in 1000.0..<1002.0, also one just after the file was read, is stamped 1000.
+        let copyStart = BackupRun.copyStart(listingAt: 1001.3)
+        #expect(copyStart == 999)
+        let stamped = Self.entry("pg_data/fat", mtime: 1000)
+        let plan = IncrementalPlan.make(files: [Self.listed("pg_data/fat", mtime: 1000)], prior: try Self.prior([stamped], copyStart: copyStart),
+                                        listedAt: Self.copyStart, delta: false, timeline: 1)
+        #expect(Array(plan.actions) == [.verify(stamped)])
+        // Whenever the listing begins, every mtime up to the copy start lies in a 1 s or 2 s step that ended before it.
+        for tenth in 10_000..<10_040 {
+            let listing = Double(tenth) / 10
+            let start = BackupRun.copyStart(listingAt: listing)
+            for step: Int64 in [1, 2] {
+                #expect(Double(start / step * step + step) <= listing, "listing at \(listing), step \(step) s, copy start \(start)")
+            }
+        }
+    }
+
     @Test("untrustworthy times switch the whole backup to checksum mode", arguments: [
         "future", "backwards", "size without mtime", "delta", "timeline",
     ])

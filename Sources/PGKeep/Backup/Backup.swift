@@ -196,13 +196,7 @@ public final class BackupRun {
             if let oid = UInt32(row[0] ?? ""), let name = row[1] { tablespaces[oid] = (name, row[2] ?? "") }
         }
 
-        // Copy start: the second BEFORE the one the listing begins in. A file whose mtime is not
-        // later than it was last written before the listing, so any write after it was read gives
-        // it a later mtime (§4.1). Recording the previous second instead of waiting into the next
-        // one keeps the same guarantee for every reader of the manifest without costing up to a
-        // second per backup. The 0.1 s margin covers file systems stamping mtimes from a coarse
-        // clock that lags the precise one by a tick.
-        let copyStart = Int64((Clock.nowPrecise() - 0.1).rounded(.down)) - 1
+        let copyStart = Self.copyStart(listingAt: Clock.nowPrecise())
 
         var walker = ClusterWalker(dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
         let listing = try walker.walk()
@@ -566,6 +560,24 @@ public final class BackupRun {
         entry.group = file.group
         return entry
     }
+
+    /// The copy start recorded for a listing that begins at `now` (seconds): a second such that a
+    /// file whose mtime is not later was last written before the listing, so any write after it
+    /// was read gives it a later mtime (§4.1). File systems stamp mtimes in steps of up to 2 s
+    /// (FAT's even seconds; whole seconds on ext3, and on ext4 with 128-byte inodes): a file
+    /// stamped m may be written again, without its mtime changing, until its step ends (by m + 2).
+    /// So the copy start is two seconds before the listing's second: every mtime not later than
+    /// it lies in a step that ended before the listing began. Recording an earlier second instead
+    /// of waiting keeps the guarantee for every reader of the manifest without costing seconds per
+    /// backup; the price is that files written in the two seconds before the listing are compared
+    /// by checksum by the next backup. The 0.1 s margin covers file systems stamping mtimes from a
+    /// coarse clock that lags the precise one by a tick.
+    static func copyStart(listingAt now: Double) -> Int64 {
+        Int64((now - 0.1).rounded(.down)) - maximumTimestampStep
+    }
+
+    /// The coarsest mtime resolution pgkeep allows for, in seconds (FAT).
+    static let maximumTimestampStep: Int64 = 2
 
     /// A label later than every existing one. Labels have one-second resolution, so a backup
     /// started in the same second as the previous one waits for the next second.
