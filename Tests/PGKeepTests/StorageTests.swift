@@ -55,6 +55,22 @@ struct PosixStorageTests {
         #expect(try Posix.listDirectory(directory.path + "/dir") == ["file"])
     }
 
+    @Test("a temporary file that cannot be created is reported by the file's name and its directory, not by the temporary name")
+    func temporaryFileFailureNamesTheDirectory() throws {
+        let directory = try TemporaryDirectory()
+        let storage = PosixStorage(root: directory.path)
+        // The name fits, its temporary name (the name plus .pgkeep-tmp.<pid>.<n>) does not: the open fails as root too.
+        let name = String(repeating: "n", count: 250)
+        #expect {
+            _ = try storage.openWrite(try StoragePath("dir/" + name))
+        } throws: { error in
+            guard let error = error as? PGKeepError else { return false }
+            return error.code == .fileOpen && !error.message.contains(PosixStorage.temporaryMarker)
+                && error.message.hasPrefix("unable to create the temporary file for '\(name)' in directory '\(directory.path)/dir': ")
+        }
+        #expect(try Posix.listDirectory(directory.path + "/dir") == [])
+    }
+
     @Test("a writer dropped without commit or abort leaves no file, visible or temporary")
     func droppedWriter() throws {
         let directory = try TemporaryDirectory()

@@ -114,7 +114,7 @@ public struct ArchiveGet {
 
         let temporary = destination + ".pgkeep-tmp.\(getpid())"
         let sink: FileSink
-        do { sink = try FileSink(creating: temporary, mode: 0o600) } catch { throw DestinationFailure(error: error) }
+        do { sink = try FileSink(creating: temporary, mode: 0o600, temporaryFor: destination) } catch { throw DestinationFailure(error: error) }
         do {
             try codec.readChain(ObjectEncoding(compression: copy.compression), observing: .originalSHA256)
                 .run(from: source, into: sink, buffer: IOBuffer(size: bufferSize))

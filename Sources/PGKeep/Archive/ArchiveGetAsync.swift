@@ -130,7 +130,7 @@ public struct ArchiveGetAsync {
             throw PGKeepError(.fileMissing, "prefetched file '\(spoolFile)' vanished")
         }
         let temporary = destination + ".pgkeep-tmp.\(getpid())"
-        let sink = try FileSink(creating: temporary, mode: 0o600)
+        let sink = try FileSink(creating: temporary, mode: 0o600, temporaryFor: destination)
         do {
             try FilterChain([]).run(from: source, into: sink, buffer: IOBuffer(size: settings.bufferSize))
             try sink.close()

@@ -39,7 +39,7 @@ public enum RecoveryConfig {
 
     static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, owner: (uid: UInt32, gid: UInt32)?) throws {
         let temporary = path + ".pgkeep-tmp"
-        let sink = try FileSink(creating: temporary, mode: mode)
+        let sink = try FileSink(creating: temporary, mode: mode, temporaryFor: path)
         do {
             try bytes.withUnsafeBytes { try sink.write($0) }
             try sink.sync()

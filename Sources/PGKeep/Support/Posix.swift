@@ -353,14 +353,18 @@ public final class FileSink: ByteSink {
     /// Set for repository writes: bytes go through a stage written with O_DIRECT (`DirectStage`).
     var stage: DirectStage?
 
-    /// Creates (or truncates) `path` with `mode`.
-    public init(creating path: String, mode: UInt32 = 0o600, exclusive: Bool = false) throws {
+    /// Creates (or truncates) `path` with `mode`. With `temporaryFor`, `path` is the temporary
+    /// name of that file in the same directory, and a failure names the file and the directory
+    /// rather than a temporary name the operator never sees.
+    public init(creating path: String, mode: UInt32 = 0o600, exclusive: Bool = false, temporaryFor final: String? = nil) throws {
         var options: FileDescriptor.OpenOptions = [.create, .truncate, .closeOnExec]
         if exclusive { options.insert(.exclusiveCreate) }
         do {
             fd = try FileDescriptor.open(FilePath(path), .writeOnly, options: options, permissions: FilePermissions(rawValue: CModeT(mode)))
         } catch let error as Errno {
-            throw PGKeepError.system(.fileOpen, "unable to create", path: path, errno: error.rawValue)
+            guard let final else { throw PGKeepError.system(.fileOpen, "unable to create", path: path, errno: error.rawValue) }
+            throw PGKeepError.system(.fileOpen, "unable to create the temporary file for '\(Posix.basename(final))' in directory",
+                                     path: Posix.dirname(path), errno: error.rawValue)
         }
         self.path = path
     }

@@ -107,7 +107,7 @@ public struct BackupProgressRecord: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(self))
         let temporary = path + ".pgkeep-tmp.\(getpid())"
-        let sink = try FileSink(creating: temporary, mode: 0o640)
+        let sink = try FileSink(creating: temporary, mode: 0o640, temporaryFor: path)
         do {
             try bytes.withUnsafeBytes { try sink.write($0) }
             try sink.close()

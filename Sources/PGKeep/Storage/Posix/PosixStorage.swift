@@ -87,7 +87,7 @@ public final class PosixStorage: Storage, @unchecked Sendable {
         let directory = Posix.dirname(final)
         try Posix.mkdirs(directory, mode: directoryMode)
         let temp = final + PosixStorage.temporaryMarker + "\(getpid()).\(PosixStorage.nextTemporaryNumber())"
-        let sink = try FileSink(creating: temp, mode: fileMode, exclusive: true)
+        let sink = try FileSink(creating: temp, mode: fileMode, exclusive: true, temporaryFor: final)
         do {
             try Posix.chmod(temp, mode: fileMode)  // open(2) applies the umask; the mode is the storage's
         } catch {
