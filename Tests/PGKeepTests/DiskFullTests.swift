@@ -226,6 +226,18 @@ struct RestoreSpaceTests {
         #expect(explained.hint?.contains("123456789 bytes") == true && explained.hint?.contains("--delta") == true, "\(explained.hint ?? "")")
     }
 
+    @Test("a restore that failed while writing files, other than for space, keeps its code, message and hint, and adds that the directory cannot start and --delta finishes it")
+    func unfinishedRestoreSaysHowToFinish() throws {
+        let denied = PGKeepError.system(.fileOpen, "unable to open", path: "/repo/backup/main/x/pg_data/PG_VERSION", errno: EACCES)
+        let explained = try #require(RestoreRun.unfinished(denied, dataDirectory: "/srv/data") as? PGKeepError)
+        #expect(explained.code == .fileOpen && explained.message == denied.message)
+        #expect(explained.hint?.hasPrefix(denied.hint ?? "-") == true, "the cause's own hint comes first: \(explained.hint ?? "")")
+        #expect(explained.hint?.contains("'/srv/data' is left half-restored without global/pg_control") == true
+                && explained.hint?.contains("--delta") == true, "\(explained.hint ?? "")")
+        let full = PGKeepError.system(.fileWrite, "unable to write", path: "/srv/data/base/5/1", errno: ENOSPC)
+        #expect((RestoreRun.unfinished(full, dataDirectory: "/srv/data") as? PGKeepError)?.hint == full.hint, "disk-full says so already")
+    }
+
     @Test("a restore error other than disk-full passes through unchanged")
     func otherErrorsUnchanged() throws {
         let other = PGKeepError(.checksumMismatch, "stored file damaged", hint: "restore another backup")

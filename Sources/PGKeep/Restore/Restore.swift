@@ -279,12 +279,13 @@ public final class RestoreRun {
             }
         } catch {
             // A full file system: say which one, and how much room the backup's files take there.
-            throw RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
+            let explained = RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
                 manifest.files.reduce(0) { total, file in
                     let path = (try? targets.absolute(file.name)) ?? ""
                     return path.hasPrefix(root + "/") ? total + file.size : total
                 }
             }
+            throw Self.unfinished(explained, dataDirectory: options.dataDirectory)
         }
         restored = true
         progress.finish(success: true)
@@ -324,6 +325,16 @@ extension RestoreRun {
     /// sticky. PostgreSQL never sets them in a data directory, and a manifest that asks for them
     /// (a tampered one, restored by root) would leave a setuid file owned by the database user.
     static func permissions(_ recorded: UInt32) -> UInt32 { recorded & 0o777 }
+
+    /// A restore that failed while writing files: the error as it was, its hint extended with
+    /// what the operator has now and how to finish (disk-full errors already say so).
+    static func unfinished(_ error: any Error, dataDirectory: String) -> any Error {
+        guard var error = error as? PGKeepError, error.code != .diskFull else { return error }
+        let state = "'\(dataDirectory)' is left half-restored without global/pg_control, so PostgreSQL refuses to start it; "
+            + "once the cause is fixed, run the restore again with --delta: it keeps the files already restored"
+        error.hint = [error.hint, state].compactMap { $0 }.joined(separator: "; ")
+        return error
+    }
 
     /// A restored cluster that keeps production's archiving writes its own timeline into the
     /// stanza once promoted, and a later `latest` restore may follow it: say so while it can
