@@ -14,23 +14,13 @@ struct ArchiveGetFatalTests {
     func damagedSegmentStopsRecovery() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            var segments: [String] = []
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
-                try stanza.create(source)
-                _ = try source.psql("create table marker(id int primary key)")
-                try stanza.backup(source)
-                // Each marker commits into its own segment, all after the backup's end.
-                for id in 1...3 {
-                    _ = try source.psql("insert into marker values (\(id))")
-                    segments.append(try await source.switchWALAndWaitForArchive())
-                }
-            }
+            let segments = try await Self.markedArchive(stanza, scratch: scratch)
             let damagedSegment = segments[1]
 
             // Keep the good segment (as the primary's pg_wal would), then flip a byte in the stored object.
             let good = try scratch.directory("good", mode: 0o700) + "/" + damagedSegment
             try stanza.check(["archive-get", damagedSegment, good])
-            let object = try #require(stanza.repositoryFiles(under: "archive/main").first { $0.contains("/" + damagedSegment + "-") })
+            let object = try Self.storedObject(stanza, damagedSegment)
             var bytes = try readBytes(object)
             bytes[bytes.count / 2] ^= 0x01
             try writeBytes(object, bytes)
@@ -40,19 +30,8 @@ struct ArchiveGetFatalTests {
             #expect(fetched.stderr.contains("ERROR: [40] checksum-mismatch") && fetched.stderr.contains(object), "\(fetched.stderr)")
             #expect(fetched.stderr.contains("stopped recovery on purpose"), "\(fetched.stderr)")
 
-            let target = scratch.path("restored")
-            try stanza.restore(into: target).check()
-            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target, extraConf: ["archive_mode = off"])
-            // Whatever happens below, no server outlives the test.
+            let restored = try await Self.recoveryStops(stanza, scratch: scratch, at: damagedSegment, logging: "[40] checksum-mismatch")
             defer { try? restored.stop(mode: .immediate) }
-            try restored.start(wait: false)
-            let log = try await Self.startupOutcome(restored)
-            #expect(!restored.isRunning, "recovery must abort, not promote:\n\(log)")
-            #expect(log.contains("shutting down due to startup process failure") || log.contains("aborting startup due to startup process failure"), "\(log)")
-            #expect(log.contains("FATAL:  could not restore file \"\(damagedSegment)\" from archive: child process exited with exit code 255"), "\(log)")
-            #expect(log.contains("[40] checksum-mismatch"), "\(log)")
-            #expect(!log.contains("ready to accept connections"), "\(log)")
-            #expect(!log.contains("selected new timeline ID"), "the cluster must not promote:\n\(log)")
 
             // PostgreSQL re-archives the good segment (here by hand): the damaged object is replaced.
             let repaired = try stanza.run(["archive-push", good])
@@ -61,12 +40,76 @@ struct ArchiveGetFatalTests {
             #expect(try stanza.run(["archive-get", damagedSegment, scratch.path("good/refetched")]).status == 0)
             #expect(try readBytes(scratch.path("good/refetched")) == (try readBytes(good)))
 
-            // Recovery resumes and reaches every commit.
-            let present = try await withCluster(restored) { restored in
-                try await restored.waitForRecoveryEnd()
-                return try restored.psql("select string_agg(id::text, ',' order by id) from marker")
+            #expect(try await Self.markersAfterRecovery(restored) == "1,2,3", "recovery resumes and reaches every commit")
+        }
+    }
+
+    @Test("an archived segment the user cannot read stops recovery (exit 255, file-open naming it, with a hint) instead of ending it as missing; readable again, recovery resumes and reaches every commit")
+    func unreadableSegmentStopsRecovery() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let segments = try await Self.markedArchive(stanza, scratch: scratch)
+            let unreadable = segments[1]
+            let object = try Self.storedObject(stanza, unreadable)
+            try PermissionTests.setMode(0o000, object)
+
+            let fetched = try stanza.run(["archive-get", unreadable, scratch.path("fetched")])
+            #expect(fetched.status == Self.fatal, "an archive that holds the file but cannot deliver it must not answer 'missing': \(fetched)")
+            #expect(fetched.stderr.contains("ERROR: [31] file-open") && fetched.stderr.contains("'\(object)': Permission denied"), "\(fetched.stderr)")
+            #expect(fetched.stderr.contains(PermissionTests.permissionHint) && fetched.stderr.contains("stopped recovery on purpose"), "\(fetched.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: scratch.path("fetched")))
+
+            let restored = try await Self.recoveryStops(stanza, scratch: scratch, at: unreadable, logging: "[31] file-open")
+            defer { try? restored.stop(mode: .immediate) }
+            try PermissionTests.setMode(0o640, object)
+            #expect(try await Self.markersAfterRecovery(restored) == "1,2,3", "recovery resumes and reaches every commit")
+        }
+    }
+
+    /// A stopped source with one backup and a table `marker`: three rows committed after the
+    /// backup's end, each into its own archived segment. Returns the three segments.
+    static func markedArchive(_ stanza: TestStanza, scratch: Scratch) async throws -> [String] {
+        try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { source in
+            try stanza.create(source)
+            _ = try source.psql("create table marker(id int primary key)")
+            try stanza.backup(source)
+            var segments: [String] = []
+            for id in 1...3 {
+                _ = try source.psql("insert into marker values (\(id))")
+                segments.append(try await source.switchWALAndWaitForArchive())
             }
-            #expect(present == "1,2,3")
+            return segments
+        }
+    }
+
+    /// The repository object holding an archived segment.
+    static func storedObject(_ stanza: TestStanza, _ segment: String) throws -> String {
+        try #require(stanza.repositoryFiles(under: "archive/main").first { $0.contains("/" + segment + "-") })
+    }
+
+    /// Restores the latest backup, starts it and expects recovery to abort at `segment` because
+    /// archive-get exited 255 with `logging` in its message: no promotion, no connections. Returns
+    /// the stopped cluster (the caller stops it, whatever happens, with a `defer`).
+    static func recoveryStops(_ stanza: TestStanza, scratch: Scratch, at segment: String, logging: String) async throws -> Cluster {
+        let target = scratch.path("restored")
+        try stanza.restore(into: target).check()
+        let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target, extraConf: ["archive_mode = off"])
+        try restored.start(wait: false)
+        let log = try await Self.startupOutcome(restored)
+        #expect(!restored.isRunning, "recovery must abort, not promote:\n\(log)")
+        #expect(log.contains("shutting down due to startup process failure") || log.contains("aborting startup due to startup process failure"), "\(log)")
+        #expect(log.contains("FATAL:  could not restore file \"\(segment)\" from archive: child process exited with exit code 255"), "\(log)")
+        #expect(log.contains(logging), "\(log)")
+        #expect(!log.contains("ready to accept connections"), "\(log)")
+        #expect(!log.contains("selected new timeline ID"), "the cluster must not promote:\n\(log)")
+        return restored
+    }
+
+    /// Starts `restored` again, waits for recovery to end and returns the marker ids present.
+    static func markersAfterRecovery(_ restored: Cluster) async throws -> String {
+        try await withCluster(restored) { restored in
+            try await restored.waitForRecoveryEnd()
+            return try restored.psql("select string_agg(id::text, ',' order by id) from marker")
         }
     }
 

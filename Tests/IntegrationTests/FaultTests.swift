@@ -100,6 +100,17 @@ struct FaultTests {
         return try await recover(data, scratch: scratch, name: name, amcheck: amcheck)
     }
 
+    /// Tries to start PostgreSQL on the half-restored `data` (socket and log in `<scratch>/<name>`)
+    /// and expects it to refuse; stops it again should it start after all.
+    static func expectNoStart(_ data: String, scratch: Scratch, name: String) throws {
+        try scratch.directory(name + "/sock")
+        let start = try Cluster.runTool("pg_ctl", ["start", "-D", data, "-l", scratch.path(name + "/start.log"), "-w", "-t", "20",
+                                                   "-o", "-c unix_socket_directories=\(scratch.path(name + "/sock")) -c listen_addresses=''"],
+                                        timeout: .seconds(60))
+        #expect(start.status != 0, "a half-restored directory must not start: \(start)")
+        if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", data, "-m", "immediate"]) }
+    }
+
     static func recover(_ data: String, scratch: Scratch, name: String, amcheck: Bool) async throws -> ClusterDump {
         let restored = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
         return try await withCluster(restored) { cluster in
@@ -228,12 +239,7 @@ struct FaultTests {
             let killedRestore = try await restore.kill9()
             #expect(killedRestore.status == Self.killed, "\(killedRestore)")
             #expect(!FileManager.default.fileExists(atPath: delta + "/global/pg_control"))
-            try scratch.directory("delta/sock")
-            let start = try Cluster.runTool("pg_ctl", ["start", "-D", delta, "-l", scratch.path("delta/start.log"), "-w", "-t", "20",
-                                                       "-o", "-c unix_socket_directories=\(scratch.path("delta/sock")) -c listen_addresses=''"],
-                                            timeout: .seconds(60))
-            #expect(start.status != 0, "an interrupted restore must not start: \(start)")
-            if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", delta, "-m", "immediate"]) }
+            try Self.expectNoStart(delta, scratch: scratch, name: "delta")
             try stanza.restore(into: delta, ["--delta"]).check()
 
             try scratch.directory("fresh")
@@ -526,12 +532,7 @@ struct FaultTests {
             // Half restored: no pg_control, so PostgreSQL refuses to start it.
             #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control"))
             #expect(!FileManager.default.fileExists(atPath: data + "/global/pg_control.pgkeep-tmp"))
-            try scratch.directory("half/sock")
-            let start = try Cluster.runTool("pg_ctl", ["start", "-D", data, "-l", scratch.path("half/start.log"), "-w", "-t", "20",
-                                                       "-o", "-c unix_socket_directories=\(scratch.path("half/sock")) -c listen_addresses=''"],
-                                            timeout: .seconds(60))
-            #expect(start.status != 0, "a half-restored directory must not start: \(start)")
-            if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", data, "-m", "immediate"]) }
+            try Self.expectNoStart(data, scratch: scratch, name: "half")
 
             try target.removeBallast()
             let completed = try stanza.check(["--pg1-path=\(data)", "restore", "--delta", "--process-max=2", "--log-level-console=info"])
