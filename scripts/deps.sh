@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what pgkeep needs on Debian 12: the C libraries' -dev packages, pkg-config and
-# PostgreSQL 15 (server, client, contrib for pg_amcheck), and GNU time (peak RSS in the integration
-# tests). Idempotent: only missing packages are installed, and apt is not touched at all when
+# PostgreSQL 15 (server, client, contrib for pg_amcheck), GNU time (peak RSS in the integration
+# tests) and dosfstools (mkfs.vfat: a file system with 2-second mtimes, CoarseTimestampTests). Idempotent: only missing packages are installed, and apt is not touched at all when
 # everything is present.
 set -euo pipefail
-packages=(pkg-config libzstd-dev liblz4-dev libssl-dev libpq-dev libxxhash-dev postgresql-15 postgresql-client-15 time)
+packages=(pkg-config libzstd-dev liblz4-dev libssl-dev libpq-dev libxxhash-dev postgresql-15 postgresql-client-15 time dosfstools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

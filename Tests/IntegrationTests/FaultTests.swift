@@ -90,14 +90,14 @@ struct FaultTests {
             .filter { $0.count >= 16 && $0.first?.isNumber == true && !listed.contains($0) }.sorted()
     }
 
-    /// Restores `label` (latest when nil) into `<scratch>/<name>/data`, recovers to the end of the archive, and
-    /// returns the dump; amcheck must be clean.
+    /// Restores `label` (latest when nil) into `<scratch>/<name>/data`, recovers to the end of the archive (or
+    /// with `toBackupEnd` only to the backup's end), and returns the dump; amcheck must be clean.
     static func restoreAndRecover(_ stanza: TestStanza, scratch: Scratch, name: String, set label: String? = nil,
-                                  amcheck: Bool = false) async throws -> ClusterDump {
+                                  amcheck: Bool = false, toBackupEnd: Bool = false) async throws -> ClusterDump {
         try scratch.directory(name)
         let data = scratch.path(name + "/data")
         try stanza.restore(into: data, label.map { ["--set=\($0)"] } ?? []).check()
-        return try await recover(data, scratch: scratch, name: name, amcheck: amcheck)
+        return try await recover(data, scratch: scratch, name: name, amcheck: amcheck, toBackupEnd: toBackupEnd)
     }
 
     /// Tries to start PostgreSQL on the half-restored `data` (socket and log in `<scratch>/<name>`)
@@ -111,8 +111,9 @@ struct FaultTests {
         if start.status == 0 { _ = try? Cluster.runTool("pg_ctl", ["stop", "-D", data, "-m", "immediate"]) }
     }
 
-    static func recover(_ data: String, scratch: Scratch, name: String, amcheck: Bool) async throws -> ClusterDump {
-        let restored = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+    static func recover(_ data: String, scratch: Scratch, name: String, amcheck: Bool, toBackupEnd: Bool = false) async throws -> ClusterDump {
+        let target = toBackupEnd ? ["recovery_target = 'immediate'", "recovery_target_action = 'promote'"] : []
+        let restored = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"] + target)
         return try await withCluster(restored) { cluster in
             try await cluster.waitForRecoveryEnd()
             if amcheck {
@@ -434,16 +435,7 @@ struct FaultTests {
             }
 
             // The earlier backup still restores to exactly its own end.
-            try scratch.directory("restored")
-            let data = scratch.path("restored/data")
-            try stanza.restore(into: data, ["--set=\(firstLabel)"]).check()
-            let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: data, extraConf: [
-                "archive_mode = off", "recovery_target = 'immediate'", "recovery_target_action = 'promote'",
-            ])
-            let dump = try await withCluster(restored) { cluster in
-                try await cluster.waitForRecoveryEnd()
-                return try cluster.dumpAllDatabases()
-            }
+            let dump = try await Self.restoreAndRecover(stanza, scratch: scratch, name: "restored", set: firstLabel, toBackupEnd: true)
             #expect(dump.difference(from: try #require(afterFirst)) == nil)
         }
     }
