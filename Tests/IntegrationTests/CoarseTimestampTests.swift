@@ -94,7 +94,7 @@ struct CoarseTimestampTests {
         let update = "update t set v = v + 1 where id = 1; checkpoint;"
         let backupDirectory = stanza.repository + "/backup/main"
         let existing = Set(try FileManager.default.contentsOfDirectory(atPath: backupDirectory))
-        let writer = try Writer(cluster, sql: update)
+        let writer = Writer(cluster, sql: update)
         // The backup starts just after a step begins: its listing, its copy of the table and the
         // write after it then take well under a second, and fall into that step.
         let clock = Date().timeIntervalSince1970
@@ -142,7 +142,7 @@ struct CoarseTimestampTests {
         private var finished = false
         private var failure: (any Error)?
 
-        init(_ cluster: Cluster, sql: String) throws {
+        init(_ cluster: Cluster, sql: String) {
             let thread = Thread { [self] in
                 var failure: (any Error)?
                 while !condition.withLock({ stopping }) && failure == nil {
