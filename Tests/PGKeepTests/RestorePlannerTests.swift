@@ -188,7 +188,7 @@ struct RestorePlannerTests {
             let parent = try layout.archiveParent(archiveID: "15-1", walFile: name)
             var stored = bytes
             if let compressor = try compression.makeCompressFilter(level: compression.defaultLevel, bufferSize: 1 << 16) {
-                let sink = CollectingSink(limit: 1 << 20)
+                let sink = CollectingSink(limit: 1 << 20, what: "an archived history file")
                 try FilterChain([compressor]).run(from: MemorySource(bytes), into: sink, buffer: IOBuffer(size: 1 << 16))
                 stored = sink.bytes
             }
