@@ -196,7 +196,7 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("time and xid targets past the end of the archive: the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
+    @Test("time and xid targets past the end of the archive: a time after the newest archived segment was stored is refused before writing (72, --plan too) naming that segment, with hints; with --target-past-archive, as for an xid target, the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
     func targetsPastTheEndOfTheArchive() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
@@ -214,10 +214,36 @@ struct FaultScenarioTests {
                 laterXID = String(Int(try cluster.psql("select txid_current()"))! + 1000)
             }
 
-            for (name, options) in [("time", ["--type=time", "--target=\(laterTime)"]), ("xid", ["--type=xid", "--target=\(laterXID)"])] {
+            // The time target is later than every commit the archive holds: refused before writing.
+            // The newest segment is the one the shutdown switched to and archived.
+            let archived = stanza.repositoryFiles(under: "archive/\(stanza.name)").map { String($0.split(separator: "/").last!.prefix(24)) }
+            let newest = archived.filter { WALFileName($0)?.kind == .segment }.max()
+            let lastSegment = try #require(newest)
+            let time = ["--type=time", "--target=\(laterTime)", "--target-action=promote"]
+            let refusedData = try scratch.directory("refused") + "/data"
+            let plan = try stanza.restore(into: refusedData, time + ["--plan"])
+            let refused = try stanza.restore(into: refusedData, time)
+            for result in [plan, refused] {
+                #expect(result.status == 72, "\(result)")
+                let output = result.stdout + result.stderr
+                #expect(output.contains("is past the end of the archive") && output.contains(lastSegment)
+                        && output.contains("was stored at"), "the message names the newest segment and when it was stored: \(output)")
+                #expect(output.contains("HINT") && output.contains("pg_switch_wal()") && output.contains("--type=default")
+                        && output.contains("--target-past-archive"), "\(output)")
+            }
+            #expect(refused.stderr.contains("nothing was written"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: refusedData + "/PG_VERSION"), "the refused restore wrote nothing")
+
+            // Restored anyway (time, with the override), or not placeable before replay (xid):
+            // PostgreSQL reaches the end of the archive and stops without promoting.
+            for (name, options) in [("time", time + ["--target-past-archive"]), ("xid", ["--type=xid", "--target=\(laterXID)", "--target-action=promote"])] {
                 let data = try scratch.directory(name) + "/data"
-                let restore = try stanza.restore(into: data, options + ["--target-action=promote"])
-                #expect(restore.status == 0, "the planner cannot see a commit time or xid it has not replayed: \(restore)")
+                let restore = try stanza.restore(into: data, options)
+                #expect(restore.status == 0, "\(name): \(restore)")
+                if name == "time" {
+                    let logged = try String(contentsOfFile: stanza.logPath + "/main-restore.log", encoding: .utf8)
+                    #expect(logged.contains("restoring anyway (--target-past-archive)"), "the override is logged: \(logged)")
+                }
                 let cluster = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
                 defer { try? cluster.stop(mode: .immediate) }
                 try cluster.start(wait: false)
