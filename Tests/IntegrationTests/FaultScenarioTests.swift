@@ -325,6 +325,7 @@ struct FaultScenarioTests {
                 #expect(!FileManager.default.fileExists(atPath: pgWAL + "/" + name), "\(name) is only in the archive")
             }
 
+            // pg_rewind runs A's restore_command for the WAL A's pg_wal lacks (docs/postgres-internals.md §5.3).
             let rewind = try Cluster.runTool("pg_rewind", ["--target-pgdata=\(a.dataDirectory)", "--source-server=\(b.primaryConnInfo) dbname=postgres",
                                                            "--restore-target-wal"], timeout: .seconds(300))
             #expect(rewind.succeeded, "\(rewind)")
