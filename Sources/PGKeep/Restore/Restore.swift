@@ -27,6 +27,8 @@ public struct RestoreOptions: Sendable {
     /// `--archive-mode`: `preserve` keeps the backup's archiving settings; `off` writes
     /// `archive_mode = 'off'`, so a restored clone never archives into the stanza it came from.
     public var archiveMode: ArchiveModeOption = .preserve
+    /// `--target-past-archive`: a target the archived WAL does not reach is noted, not refused.
+    public var targetPastArchive = false
 
     public enum ArchiveModeOption: String, Sendable { case preserve, off }
 
@@ -120,7 +122,7 @@ public final class RestoreRun {
     private func planned() throws -> (plan: RestorePlan, summary: BackupSummary, manifest: Manifest, targets: TargetMap) {
         let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
-            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+            .plan(info: info, request: .init(target: options.target, set: options.set, pastArchive: options.targetPastArchive), dataDirectory: options.dataDirectory)
         try manifest.validateForRestore()
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta,
                                     relocation: options.relocation)
