@@ -164,12 +164,6 @@ public final class VerifyRun {
         if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing" + Self.repairAdvice) }
         let archiveInfo = archiveLoad.value
         let backupInfo = backupLoad.value
-        if let archiveInfo, archiveInfo.format != RepositoryFormat.current {
-            problem("info-invalid", layout.archiveInfo.description, "format \(archiveInfo.format), this pgkeep reads \(RepositoryFormat.current)")
-        }
-        if let backupInfo, backupInfo.format != RepositoryFormat.current {
-            problem("info-invalid", layout.backupInfo.description, "format \(backupInfo.format), this pgkeep reads \(RepositoryFormat.current)")
-        }
         if let archiveInfo, let backupInfo, archiveInfo.current != backupInfo.current || archiveInfo.history != backupInfo.history {
             problem("info-mismatch", layout.backupInfo.description,
                     "backup.info and archive.info describe different clusters (system identifier \(backupInfo.current.systemIdentifier) version \(backupInfo.current.version) id \(backupInfo.current.id) vs \(archiveInfo.current.systemIdentifier) version \(archiveInfo.current.version) id \(archiveInfo.current.id))")
