@@ -645,99 +645,103 @@ public final class VerifyRun {
         /// 6. WAL continuity per timeline (ranges, gaps, history files, diverged timelines).
         func checkContinuity() throws {
             archiveResults = []
-            for identity in identities {
-                let id = identity.archiveID
-                guard let listing = listings[id] else { continue }
-                let size = segmentSizes[id]
-                var histories: [UInt32: TimelineHistory] = [:]
-                for (historyID, object) in historyObjects where historyID == id {
-                    guard let timeline = WALFileName(object.walName)?.timeline else { continue }
-                    do {
-                        let bytes = try readWhole(object.path, compression: object.compression)
-                        histories[timeline.rawValue] = try TimelineHistory(timeline: timeline, text: String(decoding: bytes, as: UTF8.self),
-                                                                           path: object.path.description)
-                    } catch {
-                        problem("history-invalid", object.path.description, wal: object.walName,
-                                backups: selected.filter { $0.timeline == timeline.rawValue }.map(\.label),
-                                (error as? PGKeepError)?.message ?? "\(error)")
-                    }
+            for identity in identities { try checkContinuity(of: identity) }
+        }
+
+        /// One archive id's timelines: its history files parsed, ranges and gaps (dropped WAL
+        /// split out), missing history files, and timelines that continue past a child's fork.
+        func checkContinuity(of identity: DatabaseIdentity) throws {
+            let id = identity.archiveID
+            guard let listing = listings[id] else { return }
+            let size = segmentSizes[id]
+            var histories: [UInt32: TimelineHistory] = [:]
+            for (historyID, object) in historyObjects where historyID == id {
+                guard let timeline = WALFileName(object.walName)?.timeline else { continue }
+                do {
+                    let bytes = try readWhole(object.path, compression: object.compression)
+                    histories[timeline.rawValue] = try TimelineHistory(timeline: timeline, text: String(decoding: bytes, as: UTF8.self),
+                                                                       path: object.path.description)
+                } catch {
+                    problem("history-invalid", object.path.description, wal: object.walName,
+                            backups: selected.filter { $0.timeline == timeline.rawValue }.map(\.label),
+                            (error as? PGKeepError)?.message ?? "\(error)")
                 }
-                let historyNames = Set(listing.objects.filter { $0.kind == .history }.map(\.walName))
-                var timelines: [VerifyReport.Timeline] = []
-                var segmentsByTimeline: [UInt32: [WALSegmentName]] = [:]
-                if let size {
-                    for object in listing.objects where object.kind == .segment {
-                        if let segment = WALSegmentName(object.walName, segmentSize: size) {
-                            segmentsByTimeline[segment.timeline.rawValue, default: []].append(segment)
-                        }
-                    }
-                }
-                // Dropped segments that are not stored, per timeline: gaps the records explain.
-                let records = droppedRecords[id] ?? []
-                var droppedByTimeline: [UInt32: [UInt64: DroppedWAL]] = [:]
-                for record in records {
-                    guard let range = record.segments, size == nil || record.walSegmentSize == size else { continue }
-                    for segment in range where listing.byName[segment.name]?.isEmpty ?? true {
-                        droppedByTimeline[segment.timeline.rawValue, default: [:]][segment.segmentNumber] = record
-                    }
-                }
-                for timeline in droppedByTimeline.keys where segmentsByTimeline[timeline] == nil { segmentsByTimeline[timeline] = [] }
-                for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
-                    let unique = Array(Set(segments)).sorted()
-                    let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
-                    var gaps: [VerifyReport.Range] = []
-                    let history = histories[timeline]
-                    // A timeline after the first begins at its switch point: WAL missing between the
-                    // switch point and its first archived segment is a gap too.
-                    if let history, let size, let begin = history.beginning(of: TimelineID(rawValue: timeline)), let first = unique.first {
-                        let beginSegment = WALSegmentName.segment(containing: begin, timeline: TimelineID(rawValue: timeline), segmentSize: size)
-                        if beginSegment.segmentNumber < first.segmentNumber, let before = first.previous {
-                            gaps.append(.init(start: beginSegment.name, stop: before.name))
-                        }
-                    }
-                    for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
-                        gaps.append(.init(start: a.next.name, stop: b.previous!.name))
-                    }
-                    if let size, let dropped = droppedByTimeline[timeline] {
-                        gaps = VerifyRun.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
-                    }
-                    for gap in gaps {
-                        var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
-                        if gap.reason == "dropped", let at = gap.droppedAt {
-                            // A warning, as any gap: every backup is still restorable to consistency and
-                            // to any point before the gap (a backup needing the dropped WAL for
-                            // consistency is a wal-missing problem above); only recovery across it is lost.
-                            let before = selected.filter { $0.timeline == timeline && archiveID(ofDatabase: $0.databaseID) == id && $0.walStop < gap.start }
-                            let after = allBackups.contains { archiveID(ofDatabase: $0.databaseID) == id && $0.walStart > gap.stop && $0.timeline >= timeline }
-                            message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): archive-push dropped it at \(Clock.format(seconds: at, style: .iso8601)) without archiving it (the queue exceeded archive-push-queue-max); point-in-time recovery across it is impossible until a new backup"
-                                + (before.isEmpty ? "" : "; backup \(before.map(\.label.text).joined(separator: ", ")) recover only to before \(gap.start)")
-                                + (after ? "" : "; no backup was taken after it: take one")
-                        }
-                        warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start, reason: gap.reason, message)
-                    }
-                    if timeline > 1 && !unique.isEmpty && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
-                        warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
-                                wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
-                                "timeline \(timeline) has WAL but no history file in the archive")
-                    }
-                    let parentEntry = history?.entries.last
-                    timelines.append(.init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
-                                           parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description))
-                }
-                if let size {
-                    var stored: [String: Int64] = [:]
-                    for object in listing.objects where object.kind == .segment { stored[object.walName] = max(stored[object.walName] ?? 0, object.stored) }
-                    let born = historyObjects.filter { $0.archiveID == id }.map(\.object)
-                    let dated = histories.values.map { history in
-                        (history, born.filter { WALFileName($0.walName)?.timeline == history.timeline }.map(\.stored).min() ?? 0)
-                    }
-                    for divergence in TimelineDivergence.find(histories: dated, segments: stored, segmentSize: size) {
-                        warning("timeline-diverged", try layout.archiveDirectory(archiveID: id).description, wal: divergence.first,
-                                divergence.message)
-                    }
-                }
-                archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
             }
+            let historyNames = Set(listing.objects.filter { $0.kind == .history }.map(\.walName))
+            var timelines: [VerifyReport.Timeline] = []
+            var segmentsByTimeline: [UInt32: [WALSegmentName]] = [:]
+            if let size {
+                for object in listing.objects where object.kind == .segment {
+                    if let segment = WALSegmentName(object.walName, segmentSize: size) {
+                        segmentsByTimeline[segment.timeline.rawValue, default: []].append(segment)
+                    }
+                }
+            }
+            // Dropped segments that are not stored, per timeline: gaps the records explain.
+            let records = droppedRecords[id] ?? []
+            var droppedByTimeline: [UInt32: [UInt64: DroppedWAL]] = [:]
+            for record in records {
+                guard let range = record.segments, size == nil || record.walSegmentSize == size else { continue }
+                for segment in range where listing.byName[segment.name]?.isEmpty ?? true {
+                    droppedByTimeline[segment.timeline.rawValue, default: [:]][segment.segmentNumber] = record
+                }
+            }
+            for timeline in droppedByTimeline.keys where segmentsByTimeline[timeline] == nil { segmentsByTimeline[timeline] = [] }
+            for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
+                let unique = Array(Set(segments)).sorted()
+                let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
+                var gaps: [VerifyReport.Range] = []
+                let history = histories[timeline]
+                // A timeline after the first begins at its switch point: WAL missing between the
+                // switch point and its first archived segment is a gap too.
+                if let history, let size, let begin = history.beginning(of: TimelineID(rawValue: timeline)), let first = unique.first {
+                    let beginSegment = WALSegmentName.segment(containing: begin, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+                    if beginSegment.segmentNumber < first.segmentNumber, let before = first.previous {
+                        gaps.append(.init(start: beginSegment.name, stop: before.name))
+                    }
+                }
+                for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
+                    gaps.append(.init(start: a.next.name, stop: b.previous!.name))
+                }
+                if let size, let dropped = droppedByTimeline[timeline] {
+                    gaps = VerifyRun.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+                }
+                for gap in gaps {
+                    var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
+                    if gap.reason == "dropped", let at = gap.droppedAt {
+                        // A warning, as any gap: every backup is still restorable to consistency and
+                        // to any point before the gap (a backup needing the dropped WAL for
+                        // consistency is a wal-missing problem above); only recovery across it is lost.
+                        let before = selected.filter { $0.timeline == timeline && archiveID(ofDatabase: $0.databaseID) == id && $0.walStop < gap.start }
+                        let after = allBackups.contains { archiveID(ofDatabase: $0.databaseID) == id && $0.walStart > gap.stop && $0.timeline >= timeline }
+                        message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): archive-push dropped it at \(Clock.format(seconds: at, style: .iso8601)) without archiving it (the queue exceeded archive-push-queue-max); point-in-time recovery across it is impossible until a new backup"
+                            + (before.isEmpty ? "" : "; backup \(before.map(\.label.text).joined(separator: ", ")) recover only to before \(gap.start)")
+                            + (after ? "" : "; no backup was taken after it: take one")
+                    }
+                    warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start, reason: gap.reason, message)
+                }
+                if timeline > 1 && !unique.isEmpty && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
+                    warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
+                            wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
+                            "timeline \(timeline) has WAL but no history file in the archive")
+                }
+                let parentEntry = history?.entries.last
+                timelines.append(.init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
+                                       parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description))
+            }
+            if let size {
+                var stored: [String: Int64] = [:]
+                for object in listing.objects where object.kind == .segment { stored[object.walName] = max(stored[object.walName] ?? 0, object.stored) }
+                let born = historyObjects.filter { $0.archiveID == id }.map(\.object)
+                let dated = histories.values.map { history in
+                    (history, born.filter { WALFileName($0.walName)?.timeline == history.timeline }.map(\.stored).min() ?? 0)
+                }
+                for divergence in TimelineDivergence.find(histories: dated, segments: stored, segmentSize: size) {
+                    warning("timeline-diverged", try layout.archiveDirectory(archiveID: id).description, wal: divergence.first,
+                            divergence.message)
+                }
+            }
+            archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
         }
 
         /// Per-backup results.
