@@ -1,5 +1,5 @@
 /// `backup/<stanza>/verify.state`: what `verify` has proven, so `verify --since-last` re-reads only
-/// what is new (repo-layout.md §3.4). Sealed with a `.copy` like the info files.
+/// what is new (repo-layout.md §3.5). Sealed with a `.copy` like the info files.
 ///
 /// An entry is a claim "these stored bytes were read back and matched their checksums at
 /// `verifiedAt`". Backups and archive objects are immutable once written (a push never overwrites,
