@@ -129,6 +129,7 @@ struct BackupResume {
     static func verifyStored(_ entries: [Manifest.FileEntry], layout: RepositoryLayout, storage: Storage,
                              processMax: Int, bufferSize: Int) throws -> [Bool] {
         guard !entries.isEmpty else { return [] }
+        // @unchecked: `next` and `results` are used only under `lock`.
         final class State: @unchecked Sendable {
             let lock = Mutex()
             var next = 0

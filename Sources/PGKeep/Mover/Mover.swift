@@ -62,6 +62,7 @@ public final class Mover {
         if let error = state.firstError { throw error }
     }
 
+    // @unchecked: every mutable property is read and written only under `lock`.
     final class SharedState: @unchecked Sendable {
         let lock = Mutex()
         let jobs: [FileJob]

@@ -78,6 +78,7 @@ public struct LeaseSettings: Sendable {
 /// Removing a stale lease and creating the new one are two steps; the file is read again just
 /// before the removal, so two hosts taking over the same stale lease at the same instant is the
 /// remaining window, and the loser finds out at its next renewal or `confirm`.
+// @unchecked: `holder`, `lost`, `released` and `renewer` are used only under `state`.
 public final class RepositoryLease: @unchecked Sendable {
     public let path: StoragePath
     let storage: Storage
