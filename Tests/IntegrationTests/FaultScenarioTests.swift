@@ -5,8 +5,9 @@ import PGKeep
 
 /// Fault scenarios of docs/fault-scenarios.md that no other suite covers end to end: info files
 /// whose seals are valid but whose contents contradict the repository, info files destroyed and
-/// rebuilt by stanza-repair, recovery targets the
-/// archive never reaches, and WAL files of a timeline switch (`.history`, `.partial`) pushed twice.
+/// rebuilt by stanza-repair, recovery targets the archive never reaches, WAL files of a timeline
+/// switch (`.history`, `.partial`) pushed twice, and pg_rewind reading an old primary's WAL from
+/// the archive.
 /// Each makes the fault, checks the error (exit code, the path, the hint), and then shows that
 /// nothing was lost: verify is clean again, and a restore recovers to the source's exact dump.
 @Suite("Fault scenarios", .serialized)
@@ -196,7 +197,7 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("time and xid targets past the end of the archive: the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
+    @Test("time and xid targets past the end of the archive: a time after the newest archived segment was stored is refused before writing (72, --plan too) naming that segment, with hints; with --target-past-archive, as for an xid target, the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
     func targetsPastTheEndOfTheArchive() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
@@ -214,10 +215,36 @@ struct FaultScenarioTests {
                 laterXID = String(Int(try cluster.psql("select txid_current()"))! + 1000)
             }
 
-            for (name, options) in [("time", ["--type=time", "--target=\(laterTime)"]), ("xid", ["--type=xid", "--target=\(laterXID)"])] {
+            // The time target is later than every commit the archive holds: refused before writing.
+            // The newest segment is the one the shutdown switched to and archived.
+            let archived = stanza.repositoryFiles(under: "archive/\(stanza.name)").map { String($0.split(separator: "/").last!.prefix(24)) }
+            let newest = archived.filter { WALFileName($0)?.kind == .segment }.max()
+            let lastSegment = try #require(newest)
+            let time = ["--type=time", "--target=\(laterTime)", "--target-action=promote"]
+            let refusedData = try scratch.directory("refused") + "/data"
+            let plan = try stanza.restore(into: refusedData, time + ["--plan"])
+            let refused = try stanza.restore(into: refusedData, time)
+            for result in [plan, refused] {
+                #expect(result.status == 72, "\(result)")
+                let output = result.stdout + result.stderr
+                #expect(output.contains("is past the end of the archive") && output.contains(lastSegment)
+                        && output.contains("was stored at"), "the message names the newest segment and when it was stored: \(output)")
+                #expect(output.contains("HINT") && output.contains("pg_switch_wal()") && output.contains("--type=default")
+                        && output.contains("--target-past-archive"), "\(output)")
+            }
+            #expect(refused.stderr.contains("nothing was written"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: refusedData + "/PG_VERSION"), "the refused restore wrote nothing")
+
+            // Restored anyway (time, with the override), or not placeable before replay (xid):
+            // PostgreSQL reaches the end of the archive and stops without promoting.
+            for (name, options) in [("time", time + ["--target-past-archive"]), ("xid", ["--type=xid", "--target=\(laterXID)", "--target-action=promote"])] {
                 let data = try scratch.directory(name) + "/data"
-                let restore = try stanza.restore(into: data, options + ["--target-action=promote"])
-                #expect(restore.status == 0, "the planner cannot see a commit time or xid it has not replayed: \(restore)")
+                let restore = try stanza.restore(into: data, options)
+                #expect(restore.status == 0, "\(name): \(restore)")
+                if name == "time" {
+                    let logged = try String(contentsOfFile: stanza.logPath + "/main-restore.log", encoding: .utf8)
+                    #expect(logged.contains("restoring anyway (--target-past-archive)"), "the override is logged: \(logged)")
+                }
                 let cluster = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
                 defer { try? cluster.stop(mode: .immediate) }
                 try cluster.start(wait: false)
@@ -231,6 +258,96 @@ struct FaultScenarioTests {
                 let restored = try await FaultTests.recover(data, scratch: scratch, name: name + "-end", amcheck: false)
                 #expect(restored.difference(from: try #require(expected)) == nil, "\(name)")
             }
+        }
+    }
+
+    @Test("pg_rewind --restore-target-wal of a diverged old primary whose pg_wal lost the WAL around and after the fork: pg_rewind fetches it from the archive through the old primary's restore_command (pgkeep archive-get, run from '/', without PGDATA or a spool); the rewound old primary then follows the promoted standby's timeline and has exactly its data")
+    func pgRewindFetchesWALThroughArchiveGet() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            // A's restore_command logs into a directory of its own, so its log shows what pg_rewind
+            // fetched; its spool path must never appear (archive-get without --archive-async).
+            let (rewindLog, spool) = (try scratch.directory("log-rewind", mode: 0o750), scratch.path("spool-rewind"))
+            let restoreCommand = stanza.binary.commandLine([
+                "--stanza=\(stanza.name)", "--repo1-path=\(stanza.repository)", "--lock-path=\(stanza.lockPath)",
+                "--log-path=\(rewindLog)", "--spool-path=\(spool)", "archive-get", "%f", "%p",
+            ])
+            let a = try Cluster(name: "a", scratch: scratch, archiveCommand: stanza.archiveCommand,
+                                extraConf: ["restore_command = \(Cluster.quoteSetting(restoreCommand))"])
+            defer { try? a.stop(mode: .immediate) }
+            try a.start()
+            try stanza.create(a)
+            _ = try a.psql("create table t(id int primary key, v text); insert into t select g, 'common' from generate_series(1, 1000) g")
+            try stanza.backup(a)
+
+            // B: a standby restored by pgkeep, streaming from A; it keeps its WAL for A to follow later.
+            let bData = try scratch.directory("b") + "/data"
+            try stanza.restore(into: bData, ["--type=standby"]).check()
+            let b = try Cluster(name: "b", scratch: scratch, existingDataDirectory: bData,
+                                extraConf: ["archive_mode = off", "primary_conninfo = \(Cluster.quoteSetting(a.primaryConnInfo))", "wal_keep_size = '1GB'"])
+            defer { try? b.stop(mode: .immediate) }
+            try b.start()
+            _ = try a.psql("insert into t values (1001, 'streamed')")
+            try await b.waitForReplay(of: try a.psql("select pg_current_wal_lsn()"))
+
+            // Failover: B is promoted and written to, while A goes on alone on timeline 1.
+            try b.promote()
+            // pg_rewind reads the source's timeline from its control file, which a checkpoint updates.
+            _ = try b.psql("checkpoint")
+            _ = try b.psql("insert into t select g, 'after the failover, on b' from generate_series(2001, 3000) g; update t set v = 'changed on b' where id <= 100")
+            let history = try String(contentsOfFile: bData + "/pg_wal/00000002.history", encoding: .utf8)
+            let switchPoint = history.split(separator: "\n").last?.split(separator: "\t").dropFirst().first.map(String.init)
+            let fork = try #require(switchPoint, "\(history)")
+            _ = try a.psql("insert into t select g, 'lost on a' from generate_series(5001, 9000) g; update t set v = 'lost on a' where id > 900 and id <= 1000")
+            // A's WAL past the fork is archived, and its shutdown checkpoint lies segments later.
+            try await a.switchWALAndWaitForArchive()
+            _ = try a.psql("insert into t values (9001, 'lost on a')")
+            try await a.switchWALAndWaitForArchive()
+            let forkSegment = try a.psql("select pg_walfile_name('\(fork)')")
+            try a.stop(mode: .fast)
+
+            // A's shutdown checkpoint recycled its segments before the last checkpoint; any archived
+            // one left goes too. pg_rewind needs those from the last common checkpoint through the
+            // fork to A's end: at least the fork segment through the one before the redo segment.
+            let control = try Cluster.runTool("pg_controldata", ["-D", a.dataDirectory]).check().stdout
+            let redoLine = control.split(separator: "\n").first { $0.hasPrefix("Latest checkpoint's REDO WAL file:") }
+            let redoName = try #require(redoLine?.split(separator: " ").last.map(String.init), "\(control)")
+            let redo = try #require(WALSegmentName(redoName, segmentSize: .default))
+            let first = try #require(WALSegmentName(forkSegment, segmentSize: .default))
+            let pgWAL = a.dataDirectory + "/pg_wal"
+            for name in try FileManager.default.contentsOfDirectory(atPath: pgWAL)
+            where WALFileName(name)?.kind == .segment && name < redoName && FileManager.default.fileExists(atPath: pgWAL + "/archive_status/\(name).done") {
+                try FileManager.default.removeItem(atPath: pgWAL + "/" + name)
+            }
+            let needed = (first.segmentNumber..<redo.segmentNumber).map { WALSegmentName(timeline: 1, segmentNumber: $0, segmentSize: .default).name }
+            #expect(needed.count >= 2, "the fork segment \(forkSegment) and later ones lie before the redo segment \(redoName)")
+            for name in needed {
+                #expect(!FileManager.default.fileExists(atPath: pgWAL + "/" + name), "\(name) is only in the archive")
+            }
+
+            // pg_rewind runs A's restore_command for the WAL A's pg_wal lacks (docs/postgres-internals.md §5.3).
+            let rewind = try Cluster.runTool("pg_rewind", ["--target-pgdata=\(a.dataDirectory)", "--source-server=\(b.primaryConnInfo) dbname=postgres",
+                                                           "--restore-target-wal"], timeout: .seconds(300))
+            #expect(rewind.succeeded, "\(rewind)")
+            let fetched = (try? String(contentsOfFile: rewindLog + "/\(stanza.name)-archive-get.log", encoding: .utf8)) ?? ""
+            for name in needed {
+                #expect(fetched.contains("fetched \(name) from"), "pg_rewind fetched \(name) with archive-get: \(fetched)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: spool), "archive-get made no spool")
+
+            // A becomes a standby of B: pg_rewind brought B's settings over; A gets its own port and socket, and B as primary.
+            _ = FileManager.default.createFile(atPath: a.dataDirectory + "/standby.signal", contents: Data())
+            try PostgresUser.takeOwnership(of: a.dataDirectory + "/standby.signal")
+            let rewound = try Cluster(name: "a-rewound", scratch: scratch, existingDataDirectory: a.dataDirectory,
+                                      extraConf: ["primary_conninfo = \(Cluster.quoteSetting(b.primaryConnInfo))"])
+            defer { try? rewound.stop(mode: .immediate) }
+            try rewound.start()
+            try await rewound.waitForReplay(of: try b.psql("select pg_current_wal_lsn()"))
+            #expect(try rewound.psql("select pg_is_in_recovery()") == "t")
+            #expect(try rewound.psql("select received_tli from pg_stat_wal_receiver") == "2", "A streams B's timeline")
+            #expect(try rewound.psql("select count(*) from t where v = 'lost on a'") == "0")
+            let expected = try b.dumpAllDatabases()
+            #expect(try rewound.dumpAllDatabases().difference(from: expected) == nil)
         }
     }
 

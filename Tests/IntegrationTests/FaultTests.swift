@@ -440,7 +440,7 @@ struct FaultTests {
         }
     }
 
-    @Test("expire in a full repository: with no space left it fails with disk-full naming backup.info and changes nothing; with 64 KB left it expires, and the remaining backup restores exactly",
+    @Test("expire in a full repository: with no space left it fails with disk-full naming its lease and changes nothing; with 64 KB left it expires, and the remaining backup restores exactly",
           .enabled(if: SmallFileSystem.isAvailable, Comment(rawValue: SmallFileSystem.unavailableReason)))
     func expireInFullRepository() async throws {
         try await withScratch { scratch in
@@ -468,7 +468,11 @@ struct FaultTests {
             try repository.fill(leaving: 0)
             let full = try stanza.run(["expire", "--repo1-retention-full=1"])
             #expect(full.status == Self.diskFull, "\(full)")
-            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(info), "the error names the cause and backup.info: \(full.stderr)")
+            // The first file expire writes is its repository lease (repo-layout.md §3.8); without
+            // room for it, expire stops before it changes anything.
+            let lease = stanza.repository + "/lock/main/backup.lease"
+            #expect(full.stderr.contains("No space left on device") && full.stderr.contains(lease), "the error names the cause and the lease: \(full.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: lease), "no lease is left behind")
             for file in infoFiles {
                 #expect(try readBytes(file) == before[file], "\(file) is byte-identical")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PGKeep
 import TestSupport
 
 /// The spine, end to end on real PostgreSQL 15: archive every segment with `archive-push`, take full
@@ -61,7 +62,7 @@ struct FullBackupRestoreTests {
         }
     }
 
-    @Test("a cluster with a tablespace restores, the tablespace recreated at its recorded location")
+    @Test("a cluster with a tablespace records it (name, oid, location, link) and restores it at its recorded location")
     func tablespaceRestores() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
@@ -76,15 +77,21 @@ struct FullBackupRestoreTests {
                     insert into in_one select g, md5(g::text) from generate_series(1, 50000) g;
                     create index in_one_note on in_one (note) tablespace one;
                     """)
-                try stanza.backup(source, ["--process-max=2"])
+                let label = try stanza.backup(source, ["--process-max=2"])
+                // The manifest records the tablespace (name, oid, location) and its link.
+                let oid = try source.psql("select oid from pg_tablespace where spcname = 'one'")
+                let manifestPath = try RepositoryLayout(stanza: stanza.name).manifest(label: try #require(BackupLabel(label)))
+                let manifest = try #require(try SealedFile.load(Manifest.self, from: manifestPath, in: PosixStorage(root: stanza.repository)))
+                let recorded = try #require(manifest.targets.first { $0.kind == .tablespace })
+                #expect(recorded.name == "pg_tblspc/\(oid)" && recorded.tablespaceName == "one" && recorded.path == location
+                        && recorded.tablespaceOID.map(String.init) == oid, "\(recorded)")
+                #expect(manifest.links.contains { $0.name == "pg_data/pg_tblspc/\(oid)" && $0.destination == location })
                 _ = try source.psql("""
                     insert into in_one select g, 'after' from generate_series(50001, 60000) g;
                     create table also_in_one tablespace one as select * from in_one where id % 7 = 0;
                     """)
                 try await source.switchWALAndWaitForArchive()
                 expected = try source.dumpAllDatabases()
-                let manifestLinks = try stanza.info()
-                #expect(manifestLinks["name"] as? String == "main")
             }
             // The source is stopped and its tablespace moved away: the restore must recreate it.
             try FileManager.default.moveItem(atPath: location, toPath: location + ".moved")

@@ -108,14 +108,26 @@ struct DirectStageTests {
     @Test("a sink dropped in the middle of staged writes stops its writer before the descriptor closes")
     func droppedWhileWriting() throws {
         let directory = try TemporaryDirectory("direct")
+        let victimBytes: [UInt8] = Array(repeating: 0x5A, count: 4096)
+        var reused = 0
         for round in 0..<20 {
             var sink: FileSink? = try FileSink(creating: directory.path("file\(round)"), mode: 0o600)
             sink!.stage = DirectStage.take()
+            let number = sink!.fd.rawValue
             try Self.pattern(3 * Self.stage).withUnsafeBytes { try sink!.write($0) }
             sink = nil
+            // The descriptor number is free now, and the next open takes it: a staged write that
+            // outlived the sink would land in this file.
+            let victim = try FileSink(creating: directory.path("victim\(round)"), mode: 0o600)
+            if victim.fd.rawValue == number { reused += 1 }
+            try victimBytes.withUnsafeBytes { try victim.write($0) }
+            usleep(20_000)  // room for a stray write from a writer thread still running
+            try victim.close()
+            #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory.path("victim\(round)")))) == victimBytes,
+                    "round \(round): the file that reused descriptor \(number) holds only its own bytes")
         }
-        // Nothing to read back: the point is that no write outlives its descriptor (a reused
-        // descriptor number would receive it). The stages went back to the pool and work again.
+        #expect(reused > 0, "the test needs the next open to reuse the dropped sink's descriptor number")
+        // The stages went back to the pool and work again.
         let storage = PosixStorage(root: directory.path, directWrites: true)
         let writer = try storage.openWrite(try StoragePath("after"))
         let bytes = Self.pattern(2 * Self.stage + 1)

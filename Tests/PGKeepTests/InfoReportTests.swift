@@ -24,6 +24,31 @@ struct InfoReportTests {
         try put("archive/main/15-1/\(name.prefix(16))/\(object)")
     }
 
+    @Test("a backup another host runs (its live repository lease) shows as running, with its host; a stale lease does not")
+    func leaseOfAnotherHostShowsAsRunning() throws {
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        let now = Clock.now()
+        func lease(command: String, renewed: Int64) throws {
+            let holder = LeaseHolder(host: "db2", pid: 4242, command: command, since: renewed - 5, renewed: renewed, duration: 60, token: "1")
+            try storage.writeSmallFile(layout.backupLease, try SealedFile.seal(holder))
+        }
+        try lease(command: "backup", renewed: now)
+        let running = try report().status.lock.backup
+        #expect(running.held && running.holder?.host == "db2" && running.holder?.pid == 4242)
+        let text = InfoReport(storage: storage, log: Log(consoleLevel: .off)).text([try report()])
+        #expect(text.contains("backup running on host 'db2' (pid 4242)"), "\(text)")
+
+        try lease(command: "expire", renewed: now)
+        let expiring = try report().status.lock.backup
+        #expect(!expiring.held && expiring.holder?.command == "expire")
+
+        try lease(command: "backup", renewed: now - 3600)
+        storage.setModified(layout.backupLease, seconds: now - 3600)
+        let stale = try report().status.lock.backup
+        #expect(!stale.held && stale.holder == nil)
+    }
+
     @Test("codes follow pgBackRest: missing stanza path 1, missing stanza data 3, no valid backups 2, info files of two clusters 99 (other)")
     func statusCodes() throws {
         #expect(try report().status.code == 1)

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import PGKeep
 
 @Suite("Manifest validation before restore")
@@ -70,6 +71,23 @@ struct FormatVersionTests {
         #expect(throws: PGKeepError.self) { try SealedFile.open(BackupInfo.self, from: try SealedFile.seal(info), name: "backup.info") }
         // The current format opens.
         #expect(try SealedFile.open(Manifest.self, from: try SealedFile.seal(ManifestSample.make()), name: "m").format == RepositoryFormat.current)
+    }
+}
+
+extension FormatVersionTests {
+    @Test("verify's saved state in a later format is refused where every sealed file is judged, and verify then re-reads everything")
+    func verifyStateOfLaterFormatIgnored() throws {
+        var state = VerifyState(updated: 1)
+        state.format = RepositoryFormat.current + 1
+        let bytes = try SealedFile.seal(state)
+        let error = #expect(throws: PGKeepError.self) { try SealedFile.open(VerifyState.self, from: bytes, name: "verify.state") }
+        #expect(error?.message.contains("format \(RepositoryFormat.current + 1)") == true)
+        let storage = MemoryStorage()
+        let layout = try RepositoryLayout(stanza: "main")
+        try storage.writeSmallFile(layout.verifyState, bytes)
+        var warnings: [String] = []
+        #expect(VerifyState.load(storage, layout, warn: { warnings.append($0) }) == nil)
+        #expect(warnings.contains { $0.contains("format") && $0.contains("everything is verified") }, "\(warnings)")
     }
 }
 

@@ -39,9 +39,9 @@ struct RestorePlannerTests {
         try RestorePlanner.choose(backups: [b1, b2], request: .init(target: target, set: set)) { _ in catalog }
     }
 
-    static func plan(_ target: RecoveryTarget, set: BackupLabel? = nil, catalog: ArchiveCatalog) throws -> RestorePlan {
+    static func plan(_ target: RecoveryTarget, set: BackupLabel? = nil, pastArchive: Bool = false, catalog: ArchiveCatalog) throws -> RestorePlan {
         let choice = try choose(target, set: set, catalog: catalog)
-        return RestorePlanner.plan(stanza: "main", choice: choice, request: .init(target: target, set: set),
+        return RestorePlanner.plan(stanza: "main", choice: choice, request: .init(target: target, set: set, pastArchive: pastArchive),
                                    contents: .init(segmentSize: .default, fileCount: 3, bytes: 100, repoBytes: 50),
                                    catalog: catalog, dataDirectory: "/pg")
     }
@@ -188,7 +188,7 @@ struct RestorePlannerTests {
             let parent = try layout.archiveParent(archiveID: "15-1", walFile: name)
             var stored = bytes
             if let compressor = try compression.makeCompressFilter(level: compression.defaultLevel, bufferSize: 1 << 16) {
-                let sink = CollectingSink(limit: 1 << 20)
+                let sink = CollectingSink(limit: 1 << 20, what: "an archived history file")
                 try FilterChain([compressor]).run(from: MemorySource(bytes), into: sink, buffer: IOBuffer(size: 1 << 16))
                 stored = sink.bytes
             }
@@ -272,6 +272,107 @@ struct RestorePlannerTests {
         let forked = try Self.plan(Self.target(.default, timeline: .id(3)), set: Self.b2.label, catalog: catalog)
         #expect(forked.problems.map(\.code) == [ErrorCode.timelineInvalid.rawValue])
         #expect(forked.targetTimeline == nil)
+    }
+
+    // MARK: the end of the archive
+
+    /// The fixture archive stored in a `MemoryStorage` (which stamps each object with the wall
+    /// clock), read back as a restore reads it.
+    static func storedCatalog() throws -> ArchiveCatalog {
+        let storage = MemoryStorage()
+        let layout = try RepositoryLayout(stanza: "main")
+        let fixture = try catalog()
+        for (timeline, history) in fixture.histories {
+            let text = history.entries.map { "\($0.parent)\t\($0.switchPoint)\tfork\n" }.joined()
+            try storeArchived(TimelineHistory.fileName(for: timeline), Array(text.utf8), storage: storage, layout: layout)
+        }
+        for name in fixture.segments.keys.sorted() {
+            try storeArchived(name, Array(name.utf8), storage: storage, layout: layout)
+        }
+        return try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: "15-1", bufferSize: 1 << 16)
+    }
+
+    static func storeArchived(_ name: String, _ bytes: [UInt8], storage: MemoryStorage, layout: RepositoryLayout) throws {
+        let parent = try layout.archiveParent(archiveID: "15-1", walFile: name)
+        let object = RepositoryLayout.archiveObjectName(walFile: name, checksum: try SHA256Digest.of(bytes), compression: .none)
+        try storage.writeSmallFile(try parent.appending(object), bytes)
+    }
+
+    /// A time target at `seconds` after the epoch, plus `fraction` ("999999") of a second.
+    static func time(_ seconds: Int64, fraction: String = "") throws -> RecoveryTarget {
+        let text = TargetTime(seconds: seconds).text.replacingOccurrences(of: "+00:00", with: (fraction.isEmpty ? "" : "." + fraction) + "+00")
+        return target(.time, .time(try TargetTime.parse(text)))
+    }
+
+    @Test("a time target after the newest WAL segment of the path was stored is refused (72) naming the segment and its stored time, with hints; --target-past-archive makes it a note")
+    func timeTargetPastTheArchive() throws {
+        let catalog = try Self.storedCatalog()
+        let now = Int64(Clock.nowPrecise())
+        let plan = try Self.plan(try Self.time(now + 3600), catalog: catalog)
+        #expect(plan.problems.map(\.code) == [ErrorCode.walMissing.rawValue], "\(plan.text())")
+        let problem = try #require(plan.problems.first)
+        // B2 is chosen; timelines 2 and 3 forked before it, so the path is timeline 1's, whose segment 6 was stored last.
+        #expect(problem.message.contains("is past the end of the archive") && problem.message.contains("000000010000000000000006"), "\(problem.message)")
+        #expect(problem.message.contains("was stored at " + TargetTime(seconds: now).text.prefix(13)), "the stored time is named: \(problem.message)")
+        #expect(problem.message.contains("recovery ended before configured recovery target was reached"))
+        let hint = try #require(problem.hint)
+        #expect(hint.contains("pg_switch_wal()") && hint.contains("--type=default") && hint.contains("--target-past-archive"), "\(hint)")
+        let refused = #expect(throws: PGKeepError.self) { try plan.check() }
+        #expect(refused?.code == .walMissing && refused?.message.contains("nothing was written") == true)
+
+        let anyway = try Self.plan(try Self.time(now + 3600), pastArchive: true, catalog: catalog)
+        #expect(anyway.isRestorable, "\(anyway.text())")
+        #expect(anyway.notes.contains { $0.contains("past the end of the archive") && $0.contains("restoring anyway (--target-past-archive)") })
+        #expect(anyway.wal.segments.last == "000000010000000000000006")
+    }
+
+    @Test("a time target before the newest segment's stored time, or within a second after it, is restorable and noted with that time")
+    func timeTargetWithinTheArchive() throws {
+        var catalog = try Self.catalog()
+        let names = catalog.segments.keys.sorted()
+        let stored: Int64 = 5_000_000_000_000 // 5000 s after the epoch, in nanoseconds
+        catalog.segmentsStored = Dictionary(uniqueKeysWithValues: names.map { ($0, stored - 1_000_000_000) })
+        catalog.segmentsStored["000000030000000000000008"] = stored
+        for seconds in [Int64(4000), 5000] {
+            let plan = try Self.plan(try Self.time(seconds, fraction: seconds == 5000 ? "999999" : ""), set: Self.b1.label, catalog: catalog)
+            #expect(plan.isRestorable, "\(seconds): \(plan.text())")
+            #expect(plan.notes.contains { $0.contains("000000030000000000000008, was stored at \(TargetTime(seconds: 5000))") }, "\(plan.notes)")
+        }
+        #expect(!(try Self.plan(try Self.time(5001), set: Self.b1.label, catalog: catalog).isRestorable))
+    }
+
+    @Test("the bound is the newest stored time of every segment of the path, not the last one's; a segment of another timeline does not count; unknown stored times skip the check")
+    func timeTargetBound() throws {
+        var catalog = try Self.catalog()
+        catalog.segmentsStored = Dictionary(uniqueKeysWithValues: catalog.segments.keys.map { ($0, Int64(1_000_000_000_000)) })
+        // Segment 5 of timeline 2 was pushed again later (or late, asynchronously).
+        catalog.segmentsStored["000000020000000000000005"] = 3_000_000_000_000
+        // Timeline 1's segment 6 is not on the path to timeline 3 (it forked at segment 4).
+        catalog.segmentsStored["000000010000000000000006"] = 9_000_000_000_000
+        #expect(try Self.plan(try Self.time(2500), set: Self.b1.label, catalog: catalog).isRestorable)
+        let past = try Self.plan(try Self.time(3001), set: Self.b1.label, catalog: catalog)
+        #expect(past.problems.first?.message.contains("000000020000000000000005") == true, "\(past.text())")
+        // On timeline 1 alone, segment 6 is on the path.
+        #expect(try Self.plan(Self.target(.time, try Self.time(8000).value, timeline: .current), set: Self.b1.label, catalog: catalog).isRestorable)
+
+        catalog.segmentsStored["000000020000000000000006"] = 0
+        #expect(try Self.plan(try Self.time(3001), set: Self.b1.label, catalog: catalog).isRestorable, "a storage that cannot tell a time proves nothing")
+    }
+
+    @Test("an LSN target past the archive is a note with --target-past-archive, but WAL archive-push dropped stays refused")
+    func lsnTargetPastTheArchive() throws {
+        let target = Self.target(.lsn, .lsn(LSN("0/9000000")!), timeline: .id(3))
+        let anyway = try Self.plan(target, set: Self.b1.label, pastArchive: true, catalog: try Self.catalog())
+        #expect(anyway.isRestorable, "\(anyway.text())")
+        #expect(anyway.notes.contains { $0.contains("the archive ends at 000000030000000000000008, before the target") && $0.contains("--target-past-archive") })
+        #expect(anyway.wal.missing == ["000000030000000000000009"])
+
+        var dropped = try Self.catalog()
+        dropped.dropped = [DroppedWAL(start: "000000030000000000000009", stop: "000000030000000000000009", walSegmentSize: .default,
+                                      droppedAt: 3000, queueSize: 1 << 30, queueMax: 1 << 29)]
+        let gone = try Self.plan(target, set: Self.b1.label, pastArchive: true, catalog: dropped)
+        #expect(gone.problems.map(\.code) == [ErrorCode.walMissing.rawValue], "dropped WAL exists nowhere to put into pg_wal: \(gone.text())")
+        #expect(gone.problems.first?.message.contains("dropped by archive-push-queue-max") == true)
     }
 
     @Test("latest notes the archived timelines it did not follow")

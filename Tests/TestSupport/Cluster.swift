@@ -234,6 +234,39 @@ public final class Cluster: @unchecked Sendable {
             "cluster '\(name)' still in recovery after \(timeout); last check: \(lastProblem)\n\(logSection())")
     }
 
+    // MARK: - Replication
+
+    /// `primary_conninfo` for a standby streaming from this cluster over its unix socket (the
+    /// harness's `local replication` access is trust).
+    public var primaryConnInfo: String { "host=\(socketDirectory) port=\(port) user=postgres" }
+
+    /// Promotes a standby with `pg_ctl promote -w`: returns once it accepts writes.
+    public func promote() throws {
+        let result = try Self.runTool("pg_ctl", ["promote", "-D", dataDirectory, "-w", "-t", "120", "-s"], timeout: .seconds(180))
+        if !result.succeeded {
+            throw HarnessError("promoting cluster '\(name)' failed\n\(result)\n\(logSection())")
+        }
+    }
+
+    /// Polls a standby until it has replayed the WAL up to `lsn` (`X/X`, e.g. its primary's
+    /// `pg_current_wal_lsn()` after the last write).
+    public func waitForReplay(of lsn: String, timeout: Duration = .seconds(120)) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var lastProblem = "no answer yet"
+        while clock.now < deadline {
+            do {
+                let answer = try psql("select coalesce(pg_last_wal_replay_lsn() >= '\(lsn)'::pg_lsn, false), pg_last_wal_replay_lsn()")
+                if answer.hasPrefix("t|") { return }
+                lastProblem = "replayed: \(answer)"
+            } catch {
+                lastProblem = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw HarnessError("cluster '\(name)' has not replayed \(lsn) after \(timeout): \(lastProblem)\n\(logSection())")
+    }
+
     // MARK: - SQL and verification
 
     /// The connection options for libpq tools: `-h <socketDirectory> -p <port> -U postgres`.
@@ -360,7 +393,7 @@ public final class Cluster: @unchecked Sendable {
 
     /// Quotes a string setting for postgresql.conf: single quotes doubled and backslashes escaped, since the
     /// configuration lexer treats backslash as an escape (src/backend/utils/misc/guc-file.l, GUC_scanstr).
-    static func quoteSetting(_ value: String) -> String {
+    public static func quoteSetting(_ value: String) -> String {
         "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''") + "'"
     }
 

@@ -25,6 +25,11 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
         set { lock.withLock { gap = newValue } }
     }
 
+    /// Sets a file's modification time (seconds since the epoch), as an old file left behind has.
+    public func setModified(_ path: StoragePath, seconds: Int64) {
+        lock.withLock { if files[path] != nil { modified[path] = seconds * 1_000_000_000 } }
+    }
+
     /// How many reads with a range were opened so far.
     public var rangedReadCount: Int { lock.withLock { ranged } }
 

@@ -229,6 +229,7 @@ public struct ArchiveGetAsync {
     }
 }
 
+// @unchecked: `value` is read and written only under `lock`.
 final class Flag: @unchecked Sendable {
     private var value = false
     private let lock = Mutex()

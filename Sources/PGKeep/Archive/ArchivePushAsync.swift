@@ -292,6 +292,7 @@ struct QueueLimiter {
 }
 
 /// A fixed list handed out one item at a time to worker threads.
+// @unchecked: `items` and `index` are used only under `lock`; each item goes to one thread.
 final class WorkQueue<Item>: @unchecked Sendable {
     private var items: [Item]
     private var index = 0
@@ -308,6 +309,7 @@ final class WorkQueue<Item>: @unchecked Sendable {
     }
 }
 
+// @unchecked: `count` is read and written only under `lock`.
 final class Counter: @unchecked Sendable {
     private var count = 0
     private let lock = Mutex()

@@ -43,7 +43,7 @@ public struct BackupOptions: Sendable {
 ///    becomes a full one and says so.
 /// 2. `pg_backup_start(label, fast)` in one session that stays open to the end: if it dies, the
 ///    server silently abandons the backup (docs/postgres-internals.md §1.1).
-/// 3. Record the copy start (the second before the current one), so that any write to a file
+/// 3. Record the copy start (two seconds before the current one: `copyStart`), so that any write to a file
 ///    after it was listed gets a later mtime than the copy start. List the data directory and tablespaces with PostgreSQL's exclusions; for
 ///    diff/incr decide per file what changed (`IncrementalPlan`); copy what must be copied with
 ///    `--process-max` workers, largest first, each through SHA-256 and compression. Files of at

@@ -12,9 +12,9 @@
 ///
 /// A file of a resumed backup is reused only when (1) the interrupted run stored it itself,
 /// (2) its size, mtime and mode in the new listing equal the partial entry's, (3) its mtime is not
-/// later than the interrupted run's copy start (that run waited into the next second before
-/// listing, so a later write would have changed the mtime; a file written in or after that second
-/// may have been written again after it was read), (4) it is stored the way this backup would
+/// later than the interrupted run's copy start (a second whose mtime step ended before that run
+/// listed, `BackupRun.copyStart`, so a later write would have changed the mtime; a file with a
+/// later mtime may have been written again after it was read), (4) it is stored the way this backup would
 /// store it (compression, block size), (5) timestamps are trusted (not `--delta`, no checksum
 /// mode), and (6) its stored object (block object and map) still has the size and SHA-256 the
 /// partial manifest recorded. Everything else is copied again, and every other object in the
@@ -129,6 +129,7 @@ struct BackupResume {
     static func verifyStored(_ entries: [Manifest.FileEntry], layout: RepositoryLayout, storage: Storage,
                              processMax: Int, bufferSize: Int) throws -> [Bool] {
         guard !entries.isEmpty else { return [] }
+        // @unchecked: `next` and `results` are used only under `lock`.
         final class State: @unchecked Sendable {
             let lock = Mutex()
             var next = 0

@@ -54,6 +54,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
     case targetAction = "target-action"
+    case targetPastArchive = "target-past-archive"
     case plan
     case repo1RetentionFull = "repo1-retention-full"
     case repo1RetentionFullType = "repo1-retention-full-type"
@@ -362,6 +363,9 @@ public enum OptionTable {
         case .targetAction:
             return OptionDefinition(name, .enumeration(["pause", "promote", "shutdown"]), default: .value("pause"), commands: [.restore],
                                     summary: "what PostgreSQL does when it reaches the target")
+        case .targetPastArchive:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
+                                    summary: "restore even when the target is past the end of the archive (an LSN after its last segment, a time after that segment was stored), for WAL you put into pg_wal yourself; without it such a target is refused")
         case .plan:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
                                     summary: "show the restore plan (backup, timelines, WAL, problems) and write nothing")

@@ -148,9 +148,9 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
 extension ErrorCode {
     /// The exit status of every `archive-get` failure except `archiveFileMissing`.
     ///
-    /// PostgreSQL's restore_command contract (src/backend/access/transam/xlogarchive.c,
-    /// `RestoreArchivedFile`): any exit status 1...125 means "file not available", and in archive
-    /// recovery the first unavailable segment is the end of WAL: recovery ends, the server promotes
+    /// PostgreSQL's restore_command contract (docs/postgres-internals.md §5.2): any exit status
+    /// 1...125 means "file not available", and in archive recovery the first unavailable segment
+    /// is the end of WAL: recovery ends, the server promotes
     /// and every later commit the archive does hold is lost from the new timeline. Only a status
     /// above 125, or death by a signal other than SIGTERM, is FATAL and stops recovery. So a damaged
     /// object, a wrong stanza or a broken configuration must never exit with its own code below 126.

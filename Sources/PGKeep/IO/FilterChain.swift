@@ -96,8 +96,3 @@ public final class FilterChain {
     }
 }
 
-/// A sink that discards its input: for hashing or verifying a stream without storing it.
-public final class DiscardSink: ByteSink {
-    public init() {}
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {}
-}

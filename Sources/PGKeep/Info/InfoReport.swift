@@ -34,6 +34,16 @@ public struct InfoReport {
                 /// Bytes the running backup covers, and how many of them are done.
                 public var size: UInt64?
                 public var sizeComplete: UInt64?
+                /// Who holds the stanza's repository lease (repo-layout.md §3.8), on whichever
+                /// host: a backup, an expire or a stanza-repair.
+                public var holder: Holder?
+            }
+            public struct Holder: Encodable {
+                public var host: String
+                public var pid: Int32
+                public var command: String
+                /// Seconds since the epoch.
+                public var since: Int64
             }
             public var backup = Backup()
         }
@@ -294,8 +304,14 @@ public struct InfoReport {
     /// Whether a backup of `stanza` runs (its lock is held), with the progress it records.
     func backupLock(stanza: String) -> Stanza.Lock {
         var lock = Stanza.Lock()
+        // The lease tells of a command on any host sharing the repository; the flock and the
+        // progress record only of this host's.
+        if let layout = try? RepositoryLayout(stanza: stanza), let holder = RepositoryLease.liveHolder(storage: storage, path: layout.backupLease) {
+            lock.backup.holder = .init(host: holder.host, pid: holder.pid, command: holder.command, since: holder.since)
+            lock.backup.held = holder.command == "backup"
+        }
         guard let lockPath, !StanzaLock.isFree(lockPath: lockPath, stanza: stanza, kind: .backup) else { return lock }
-        lock.backup.held = true
+        lock.backup.held = lock.backup.holder.map { $0.command == "backup" } ?? true
         if let record = BackupProgressRecord.read(from: BackupProgressRecord.path(lockPath: lockPath, stanza: stanza)) {
             lock.backup.size = record.size
             lock.backup.sizeComplete = record.sizeComplete
@@ -345,13 +361,16 @@ public struct InfoReport {
                 }
             }
             let running = stanza.status.lock.backup
+            let by = running.holder.map { " on host '\($0.host)' (pid \($0.pid)) since \(Clock.format(seconds: $0.since, style: .iso8601))" } ?? ""
             if running.held {
                 if let size = running.size, let done = running.sizeComplete {
                     let percent = ProgressSnapshot(bytesDone: done, bytesTotal: size, filesDone: 0, filesTotal: 0, elapsed: 0).percent
-                    out += "    backup running: \(percent)% (\(ProgressFormat.bytes(done)) of \(ProgressFormat.bytes(size)))\n"
+                    out += "    backup running\(by): \(percent)% (\(ProgressFormat.bytes(done)) of \(ProgressFormat.bytes(size)))\n"
                 } else {
-                    out += "    backup running\n"
+                    out += "    backup running\(by)\n"
                 }
+            } else if let holder = running.holder {
+                out += "    \(holder.command) running\(by)\n"
             }
             for archive in stanza.archive {
                 let db = stanza.db.first { $0.id == archive.database["id"] }

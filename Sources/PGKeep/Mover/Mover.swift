@@ -62,6 +62,7 @@ public final class Mover {
         if let error = state.firstError { throw error }
     }
 
+    // @unchecked: every mutable property is read and written only under `lock`.
     final class SharedState: @unchecked Sendable {
         let lock = Mutex()
         let jobs: [FileJob]
@@ -110,20 +111,3 @@ extension Mover {
     }
 }
 
-/// A byte source over an array in memory.
-public final class MemorySource: ByteSource {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = min(buffer.count, bytes.count - offset)
-        guard n > 0 else { return 0 }
-        bytes.withUnsafeBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: n)
-        }
-        offset += n
-        return n
-    }
-}

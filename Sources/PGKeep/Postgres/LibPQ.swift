@@ -17,6 +17,7 @@ import Darwin
 ///
 /// The function types below restate the declarations of `libpq-fe.h` (PostgreSQL 15) for the
 /// few functions `PGSession` calls; their C ABI has been stable since libpq.so.5.
+// @unchecked: immutable C function pointers resolved once by dlsym; libpq's functions are thread-safe per connection.
 struct LibPQ: @unchecked Sendable {
     typealias StringArray = UnsafePointer<UnsafePointer<CChar>?>?
 

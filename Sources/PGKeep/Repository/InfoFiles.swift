@@ -140,7 +140,6 @@ public enum InfoFiles {
             throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info at '\(storage.describe(layout.archiveInfo))'",
                               hint: "run 'pgkeep --stanza=\(layout.stanza) stanza-create' first, or check --repo1-path and --stanza")
         }
-        try checkFormat(info.format, storage.describe(layout.archiveInfo))
         return info
     }
 
@@ -149,7 +148,6 @@ public enum InfoFiles {
             throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no backup.info at '\(storage.describe(layout.backupInfo))'",
                               hint: "run 'pgkeep --stanza=\(layout.stanza) stanza-create' first, or check --repo1-path and --stanza")
         }
-        try checkFormat(info.format, storage.describe(layout.backupInfo))
         return info
     }
 
@@ -197,13 +195,6 @@ public enum InfoFiles {
         let backupInfoTwins = [layout.backupInfo, try SealedFile.copyPath(of: layout.backupInfo)]
         for twin in backupInfoTwins where try storage.info(twin) != nil { return "'\(storage.describe(twin))'" }
         return nil
-    }
-
-    static func checkFormat(_ format: Int, _ name: String) throws {
-        guard format == RepositoryFormat.current else {
-            throw PGKeepError(.repositoryInvalid, "'\(name)' has repository format \(format); this pgkeep reads format \(RepositoryFormat.current)",
-                              hint: "use the pgkeep version that wrote this repository")
-        }
     }
 }
 

@@ -45,9 +45,10 @@ public struct Manifest: Codable, Sendable {
         /// Labels of the other backups holding objects this backup needs (diff/incr; absent for
         /// a full backup or one that references nothing).
         public var references: [BackupLabel]? = nil
-        /// The second recorded before the file listing began; the backup waited into the next
-        /// second before listing, so any later change to a file gets a later mtime. Absent in
-        /// manifests written before diff/incr existed.
+        /// Two seconds before the one the file listing began in (repo-layout.md §4.1): a file
+        /// whose mtime is not later than it was last written before the listing, so any write
+        /// after it was read gives it a later mtime, also where mtimes come in steps of a second
+        /// or two (`BackupRun.copyStart`). Absent in manifests written before diff/incr existed.
         public var timestampCopyStart: Int64? = nil
     }
 

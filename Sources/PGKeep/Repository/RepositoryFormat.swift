@@ -12,9 +12,11 @@ public enum RepositoryFormat {
     public static let highestReadable = 2
 }
 
-/// A sealed repository file that records the format it was written in. `SealedFile.open` refuses
-/// one written in a later format than this build knows: it could hold keys whose meaning this
-/// version would silently drop (repo-layout.md §3).
+/// A sealed repository file that records the format it was written in. `SealedFile.open` is the
+/// one place that judges it: a file whose format is outside 1 through the highest this build
+/// reads for its kind is refused (`repository-invalid`) before anything uses it, since it could
+/// hold keys whose meaning this version would silently drop (repo-layout.md §3). Every sealed
+/// kind conforms; no reader checks `format` itself.
 public protocol FormatVersioned {
     var format: Int { get }
     /// The highest format of this kind of file this build reads.
@@ -28,5 +30,8 @@ extension ArchiveInfo: FormatVersioned {
     public static var highestReadableFormat: Int { RepositoryFormat.current }
 }
 extension BackupInfo: FormatVersioned {
+    public static var highestReadableFormat: Int { RepositoryFormat.current }
+}
+extension VerifyState {
     public static var highestReadableFormat: Int { RepositoryFormat.current }
 }

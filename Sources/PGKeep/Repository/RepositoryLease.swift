@@ -78,6 +78,7 @@ public struct LeaseSettings: Sendable {
 /// Removing a stale lease and creating the new one are two steps; the file is read again just
 /// before the removal, so two hosts taking over the same stale lease at the same instant is the
 /// remaining window, and the loser finds out at its next renewal or `confirm`.
+// @unchecked: `holder`, `lost`, `released` and `renewer` are used only under `state`.
 public final class RepositoryLease: @unchecked Sendable {
     public let path: StoragePath
     let storage: Storage
@@ -182,6 +183,17 @@ public final class RepositoryLease: @unchecked Sendable {
         guard try storage.readSmallFile(path, limit: 1 << 16) == judged else { return }
         warn(warning)
         try storage.remove(path)
+    }
+
+    /// The holder of the lease at `path` while it is live (renewed within its duration), for
+    /// reports: `info` on one host shows the backup another host runs. Nil when there is none, it
+    /// is stale, or it cannot be read.
+    public static func liveHolder(storage: Storage, path: StoragePath, now: Int64 = Clock.now()) -> LeaseHolder? {
+        guard let bytes = try? storage.readSmallFile(path, limit: 1 << 16),
+              let holder = try? SealedFile.open(LeaseHolder.self, from: bytes, name: storage.describe(path)) else { return nil }
+        let modified = (try? storage.info(path))?.flatMap { $0.modified > 0 ? $0.modified / 1_000_000_000 : nil }
+        let last = max(holder.renewed, modified ?? holder.renewed)
+        return now - last > Int64(holder.duration.rounded(.up)) ? nil : holder
     }
 
     static func seconds(_ value: Double) -> String {

@@ -14,7 +14,7 @@ public enum SealedFile {
     /// Encodes `value` as sorted, pretty-printed JSON and appends the seal.
     public static func seal<T: Encodable>(_ value: T) throws -> [UInt8] {
         if let streamed = value as? StreamSealed {
-            let sink = CollectingSink(limit: Int.max)
+            let sink = CollectingSink(limit: Int.max, what: "a sealed file")
             try write(sink) { try streamed.writeJSONBody(to: &$0) }
             return sink.bytes
         }

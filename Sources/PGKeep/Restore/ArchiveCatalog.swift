@@ -123,7 +123,7 @@ public struct ArchiveCatalog: Sendable {
             throw PGKeepError(.archiveFileMissing, "'\(storage.describe(object))' disappeared from the archive while being read")
         }
         let codec = try ObjectCodec(bufferSize: bufferSize)
-        let sink = CollectingSink(limit: 1 << 20)
+        let sink = CollectingSink(limit: 1 << 20, what: "an archived history file")
         do {
             try codec.readChain(ObjectEncoding(compression: compression), observing: .originalSHA256)
                 .run(from: source, into: sink, buffer: IOBuffer(size: min(bufferSize, 1 << 16)))
@@ -141,18 +141,3 @@ public struct ArchiveCatalog: Sendable {
     }
 }
 
-/// Keeps what it is given, up to a limit (for small metadata objects).
-final class CollectingSink: ByteSink {
-    private(set) var bytes: [UInt8] = []
-    let limit: Int
-
-    init(limit: Int) { self.limit = limit }
-
-    func write(_ chunk: UnsafeRawBufferPointer) throws {
-        guard bytes.count + chunk.count <= limit else {
-            throw PGKeepError(.formatInvalid, "an archived history file is larger than \(limit) bytes",
-                              hint: "the file is damaged or not a timeline history file")
-        }
-        bytes.append(contentsOf: chunk)
-    }
-}

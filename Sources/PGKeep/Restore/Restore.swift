@@ -27,6 +27,8 @@ public struct RestoreOptions: Sendable {
     /// `--archive-mode`: `preserve` keeps the backup's archiving settings; `off` writes
     /// `archive_mode = 'off'`, so a restored clone never archives into the stanza it came from.
     public var archiveMode: ArchiveModeOption = .preserve
+    /// `--target-past-archive`: a target the archived WAL does not reach is noted, not refused.
+    public var targetPastArchive = false
 
     public enum ArchiveModeOption: String, Sendable { case preserve, off }
 
@@ -92,7 +94,8 @@ public struct RestoreReport: Sendable {
 ///    kept. Every written file is fsynced (attributes set first) before the mover returns;
 ///    workers batch those fsyncs (`DeferredSyncs`) instead of waiting for each file. Kept files
 ///    are made durable by one syncfs(2) per file system before pg_control goes in place.
-/// 5. Write the signal file and the planned recovery settings into `postgresql.auto.conf`.
+/// 5. With a tablespace moved (`--tablespace-map`), write `tablespace_map` for the new locations;
+///    write the signal file and the planned recovery settings into `postgresql.auto.conf`.
 /// 6. Sync every directory, then put `global/pg_control` in place last (written under a temporary
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
 public final class RestoreRun {
@@ -119,7 +122,7 @@ public final class RestoreRun {
     private func planned() throws -> (plan: RestorePlan, summary: BackupSummary, manifest: Manifest, targets: TargetMap) {
         let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
-            .plan(info: info, request: .init(target: options.target, set: options.set), dataDirectory: options.dataDirectory)
+            .plan(info: info, request: .init(target: options.target, set: options.set, pastArchive: options.targetPastArchive), dataDirectory: options.dataDirectory)
         try manifest.validateForRestore()
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta,
                                     relocation: options.relocation)
@@ -137,186 +140,262 @@ public final class RestoreRun {
         for note in plan.notes { log.info(note) }
         log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")\(options.force ? " --force" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
-        let ownership = try Ownership(manifest: manifest, warn: log.warn)
+        let steps = try Steps(run: self, summary: summary, manifest: manifest, targets: targets)
+        let jobs = try RestoreJobs(steps)  // reads only the manifest: a damaged entry stops the restore before it writes
         var report = RestoreReport(label: summary.label)
-        let dataDirectoryEntry = manifest.paths.first { $0.name == "pg_data" }
-        let dataDirectoryOwner = ownership.ids(user: dataDirectoryEntry?.user, group: dataDirectoryEntry?.group)
-        // Before anything is removed or written: which cluster this directory now belongs to.
-        try Posix.mkdirs(options.dataDirectory, mode: 0o700)
-        try RestoreMarker(stanza: layout.stanza, label: summary.label, systemIdentifier: manifest.database.systemIdentifier,
-                          version: manifest.database.version).write(dataDirectory: options.dataDirectory, owner: dataDirectoryOwner)
+        report.removed = try steps.claimDestination()
+        let directories = try steps.makeSkeleton()
+        try steps.restoreFiles(jobs, into: &report)
+        try steps.writeTablespaceMap(into: &report)
+        try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
+                                 settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
+                                 owner: steps.dataDirectoryOwner, log: log)
+        warnIfArchivingIntoThisStanza()
+        try steps.putControlFileInPlace(directories: directories, keptFiles: report.kept)
+        log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
+        self.report = report
+        return summary.label
+    }
 
-        if options.delta {
-            // pg_control goes first and comes back last: until then the directory cannot start.
-            let control = try targets.absolute("pg_data/global/pg_control")
+    /// The steps of `run()`, sharing what the plan decided.
+    struct Steps {
+        let run: RestoreRun
+        let summary: BackupSummary
+        let manifest: Manifest
+        let targets: TargetMap
+        let ownership: Ownership
+        /// Who owns the data directory (and the files pgkeep writes itself).
+        let dataDirectoryOwner: (uid: UInt32, gid: UInt32)?
+        var options: RestoreOptions { run.options }
+
+        static let controlName = "pg_data/global/pg_control"
+        static let tablespaceMapName = "pg_data/tablespace_map"
+        /// pg_control is restored under this name and renamed at the very end.
+        let controlTemporary: String
+        /// Recovery re-creates the tablespace links from tablespace_map (docs/postgres-internals.md
+        /// §1.4): with a tablespace moved, the stored one would point them back at the recorded
+        /// locations, so it is written anew instead of restored.
+        let rewritesTablespaceMap: Bool
+
+        init(run: RestoreRun, summary: BackupSummary, manifest: Manifest, targets: TargetMap) throws {
+            self.run = run
+            self.summary = summary
+            self.manifest = manifest
+            self.targets = targets
+            ownership = try Ownership(manifest: manifest, warn: run.log.warn)
+            let entry = manifest.paths.first { $0.name == "pg_data" }
+            dataDirectoryOwner = ownership.ids(user: entry?.user, group: entry?.group)
+            controlTemporary = try targets.absolute(Self.controlName) + ".pgkeep-tmp"
+            rewritesTablespaceMap = targets.relocated && manifest.files.contains { $0.name == Self.tablespaceMapName }
+            guard manifest.files.contains(where: { $0.name == Self.controlName }) else {
+                throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
+            }
+        }
+
+        /// Marks the directory as this cluster's restore before anything is removed or written;
+        /// with `--delta`, removes pg_control first (until it comes back last the directory
+        /// cannot start) and then everything the backup does not have. Returns the entries removed.
+        func claimDestination() throws -> Int {
+            try Posix.mkdirs(options.dataDirectory, mode: 0o700)
+            try RestoreMarker(stanza: run.layout.stanza, label: summary.label, systemIdentifier: manifest.database.systemIdentifier,
+                              version: manifest.database.version).write(dataDirectory: options.dataDirectory, owner: dataDirectoryOwner)
+            guard options.delta else { return 0 }
+            let control = try targets.absolute(Self.controlName)
             if try Posix.unlink(control) { try Posix.fsyncDirectory(Posix.dirname(control)) }
-            var clean = try DeltaClean(manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)], log: log)
+            var clean = try DeltaClean(manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)],
+                                       log: run.log)
             try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations,
                           linkedDirectories: targets.linkTargets.filter { !$0.isFile }.map(\.location))
-            report.removed = clean.removed
+            return clean.removed
         }
 
-        // Directory skeleton, parents before children.
-        var directories: [String] = []
-        for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
-            let absolute = try targets.absolute(path.name)
-            // A delta restore over a directory whose linked pg_wal is a plain directory now (or
-            // the other way round) had DeltaClean remove it; here it is made as the backup has it.
-            try Posix.mkdirs(absolute, mode: 0o700)
-            try Posix.chmod(absolute, mode: Self.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
-            try ownership.apply(absolute, user: path.user, group: path.group)
-            directories.append(absolute)
-        }
-        for target in targets.plainLinks {
-            log.info("'\(target.name)' was a link to '\(target.path)' in the backup; restored as a plain \(manifest.files.contains { $0.name == target.name } ? "file" : "directory") in the data directory (--link-all makes the links again)")
-        }
-        for link in manifest.links.sorted(by: { $0.name.count < $1.name.count }) where targets.makes(link) {
-            let absolute = try targets.linkPath(link.name)
-            // A delta restore kept the links that already point where the backup says.
-            if options.delta, (try Posix.lstat(absolute))?.kind == .link { continue }
-            try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
-            try ownership.apply(absolute, user: link.user, group: link.group)
+        /// The directory skeleton, parents before children, then the links. Returns the
+        /// directories, to be synced before pg_control goes in place.
+        func makeSkeleton() throws -> [String] {
+            var directories: [String] = []
+            for path in manifest.paths.sorted(by: { $0.name.count < $1.name.count }) {
+                let absolute = try targets.absolute(path.name)
+                // A delta restore over a directory whose linked pg_wal is a plain directory now (or
+                // the other way round) had DeltaClean remove it; here it is made as the backup has it.
+                try Posix.mkdirs(absolute, mode: 0o700)
+                try Posix.chmod(absolute, mode: RestoreRun.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
+                try ownership.apply(absolute, user: path.user, group: path.group)
+                directories.append(absolute)
+            }
+            for target in targets.plainLinks {
+                run.log.info("'\(target.name)' was a link to '\(target.path)' in the backup; restored as a plain \(manifest.files.contains { $0.name == target.name } ? "file" : "directory") in the data directory (--link-all makes the links again)")
+            }
+            for link in manifest.links.sorted(by: { $0.name.count < $1.name.count }) where targets.makes(link) {
+                let absolute = try targets.linkPath(link.name)
+                // A delta restore kept the links that already point where the backup says.
+                if options.delta, (try Posix.lstat(absolute))?.kind == .link { continue }
+                try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
+                try ownership.apply(absolute, user: link.user, group: link.group)
+            }
+            return directories
         }
 
-        // Files; pg_control goes to a temporary name and is renamed at the very end.
-        let controlName = "pg_data/global/pg_control"
-        let controlFinal = try targets.absolute(controlName)
-        let controlTemporary = controlFinal + ".pgkeep-tmp"
-        var jobs: [FileJob] = []
-        // What a worker needs to restore manifest entry `index` (stored on its own or bundled).
-        func restoreFile(_ index: Int) throws -> FileJob.RestoreFile {
-            let file = manifest.files[index]
-            var restore = FileJob.RestoreFile(
-                source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
-                destination: file.name == controlName ? controlTemporary : try targets.absolute(file.name),
-                compression: file.compression, size: file.size, checksum: file.checksum,
-                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: Self.permissions(file.mode), mtime: file.mtime)
-            restore.owner = ownership.ids(user: file.user, group: file.group)
-            restore.keepMatching = options.delta && file.name != controlName
-            if let bundle = file.bundle { restore.source = try layout.bundle(label: file.reference, id: bundle) }
-            return restore
-        }
-        // Bundled files (§3.6) are restored by one job per bundle object, which reads it once. The
-        // jobs start empty and get their members (in offset order) when a worker takes them, so a
-        // restore of many small files holds their details one bundle at a time.
-        var bundled: [StoragePath: [(offset: UInt64, id: Int)]] = [:]
-        // Recovery recreates the tablespace links from tablespace_map: with a tablespace moved,
-        // the stored one would point them back at the recorded locations, so it is written anew.
-        let mapName = "pg_data/tablespace_map"
-        let rewritesMap = targets.relocated && manifest.files.contains { $0.name == mapName }
-        for (index, file) in manifest.files.enumerated() where !(rewritesMap && file.name == mapName) {
-            if let bundle = file.bundle, file.blockSize == nil {
-                guard let offset = file.bundleOffset else {
-                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is in bundle \(bundle) without an offset",
-                                      hint: "the backup is damaged; restore another backup with --set")
+        /// Runs the jobs with `--process-max` workers, counting what was written and kept. A full
+        /// file system is explained: which one, and how much room the backup's files take there;
+        /// any other failure's hint says the directory cannot start and --delta finishes it.
+        func restoreFiles(_ jobs: RestoreJobs, into report: inout RestoreReport) throws {
+            let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.list.reduce(0) { $0 + $1.size }, filesTotal: jobs.list.count,
+                                            log: run.log)
+            var restored = false
+            defer { if !restored { progress.finish(success: false) } }
+            var counts = report
+            do {
+                try Mover(storage: run.storage, processMax: options.processMax, bufferSize: options.bufferSize)
+                    .run(jobs.list, prepare: jobs.prepare) { job, result in
+                        progress.advance(bytes: job.size)
+                        switch result {
+                        case .restored(let size):
+                            counts.count(written: size, name: manifest.files[job.id].name)
+                        case .kept:
+                            counts.kept += 1
+                        case .restoredBundle(let outcomes):
+                            for outcome in outcomes {
+                                if outcome.kept { counts.kept += 1 } else { counts.count(written: outcome.size, name: manifest.files[outcome.id].name) }
+                            }
+                        default:
+                            break
+                        }
+                    }
+            } catch {
+                let explained = RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
+                    manifest.files.reduce(0) { total, file in
+                        let path = (try? targets.absolute(file.name)) ?? ""
+                        return path.hasPrefix(root + "/") ? total + file.size : total
+                    }
                 }
-                _ = try targets.absolute(file.name)  // a name outside every target fails here, before writing
-                bundled[try layout.bundle(label: file.reference, id: bundle), default: []].append((offset, index))
-                continue
+                throw RestoreRun.unfinished(explained, dataDirectory: options.dataDirectory)
             }
-            var destination = try targets.absolute(file.name)
-            if file.name == controlName { destination = controlTemporary }
-            let keepMatching = options.delta && file.name != controlName
-            if let blockSize = file.blockSize {
-                guard let mapSize = file.blockMapSize, let mapChecksum = file.blockMapChecksum, blockSize > 0 else {
-                    throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(summary.label) is block-incremental without a block map",
-                                      hint: "the backup is damaged; restore another backup with --set")
+            restored = true
+            progress.finish(success: true)
+            report = counts
+            if options.delta {
+                run.log.info("delta restore: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) entries removed")
+            }
+            run.log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
+        }
+
+        /// The tablespace_map for the locations this restore used, when a tablespace moved.
+        func writeTablespaceMap(into report: inout RestoreReport) throws {
+            guard rewritesTablespaceMap, let entry = manifest.files.first(where: { $0.name == Self.tablespaceMapName }) else { return }
+            try RecoveryConfig.writeFile(try targets.absolute(Self.tablespaceMapName), Array(targets.tablespaceMapText.utf8),
+                                         mode: RestoreRun.permissions(entry.mode), owner: ownership.ids(user: entry.user, group: entry.group))
+            report.rewritten += 1
+            run.log.info("wrote tablespace_map for the new tablespace locations: \(targets.tablespaceTargets.map { "\(Posix.basename($0.name)) -> '\($0.location)'" }.joined(separator: ", "))")
+        }
+
+        /// Makes everything durable, then puts pg_control in place (rename) and removes the
+        /// restore marker: only now can the directory be started.
+        func putControlFileInPlace(directories: [String], keptFiles: Int) throws {
+            // Kept files were not written by this restore, so nothing synced them; an earlier,
+            // interrupted restore may have left them in the page cache only.
+            if options.delta, keptFiles > 0 {
+                for root in [options.dataDirectory] + targets.tablespaceLocations { try Posix.syncFileSystem(containing: root) }
+            }
+            for directory in directories { try Posix.fsyncDirectory(directory) }
+            let controlFinal = try targets.absolute(Self.controlName)
+            try Posix.rename(controlTemporary, controlFinal)
+            try Posix.fsyncDirectory(Posix.dirname(controlFinal))
+            try RestoreMarker.remove(dataDirectory: options.dataDirectory)
+        }
+    }
+
+    /// The restore's jobs: one per file stored on its own or in blocks, one per bundle object.
+    /// Bundled files (§3.6) are restored by one job per bundle object, which reads it once; the
+    /// jobs start empty and get their members (in offset order) when a worker takes them
+    /// (`prepare`), so a restore of many small files holds their details one bundle at a time.
+    final class RestoreJobs {
+        private(set) var list: [FileJob] = []
+        private var bundleMembers: [[(offset: UInt64, id: Int)]] = []
+        private let steps: Steps
+
+        init(_ steps: Steps) throws {
+            self.steps = steps
+            let manifest = steps.manifest
+            var bundled: [StoragePath: [(offset: UInt64, id: Int)]] = [:]
+            for (index, file) in manifest.files.enumerated() where !(steps.rewritesTablespaceMap && file.name == Steps.tablespaceMapName) {
+                if let bundle = file.bundle, file.blockSize == nil {
+                    guard let offset = file.bundleOffset else {
+                        throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(steps.summary.label) is in bundle \(bundle) without an offset",
+                                          hint: "the backup is damaged; restore another backup with --set")
+                    }
+                    _ = try steps.targets.absolute(file.name)  // a name outside every target fails here, before writing
+                    bundled[try steps.run.layout.bundle(label: file.reference, id: bundle), default: []].append((offset, index))
+                } else if file.blockSize != nil {
+                    list.append(FileJob(id: index, operation: .restoreBlocks(try blocks(index)), size: file.size))
+                } else {
+                    list.append(FileJob(id: index, operation: .restore(try restoreFile(index)), size: file.size))
                 }
-                var blocks = FileJob.RestoreBlocks(
-                    stanza: layout.stanza, name: file.name, map: try layout.blockMap(label: file.reference, name: file.name),
-                    mapSize: mapSize, mapChecksum: mapChecksum, destination: destination, size: file.size,
-                    checksum: file.checksum, mode: Self.permissions(file.mode), mtime: file.mtime)
-                let owner = ownership.ids(user: file.user, group: file.group)
-                blocks.ownerUID = owner?.uid
-                blocks.ownerGID = owner?.gid
-                blocks.keepMatching = keepMatching
-                jobs.append(FileJob(id: index, operation: .restoreBlocks(blocks), size: file.size))
-                continue
             }
-            jobs.append(FileJob(id: index, operation: .restore(try restoreFile(index)), size: file.size))
+            for (offset, (source, files)) in bundled.sorted(by: { $0.key < $1.key }).enumerated() {
+                bundleMembers.append(files.sorted { $0.offset < $1.offset })
+                list.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: [])),
+                                    size: files.reduce(UInt64(0)) { $0 + manifest.files[$1.id].size }))
+            }
         }
-        var bundleMembers: [[(offset: UInt64, id: Int)]] = []
-        for (offset, (source, files)) in bundled.sorted(by: { $0.key < $1.key }).enumerated() {
-            bundleMembers.append(files.sorted { $0.offset < $1.offset })
-            jobs.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: [])),
-                                size: files.reduce(UInt64(0)) { $0 + manifest.files[$1.id].size }))
-        }
-        bundled = [:]
+
+        /// Fills a bundle job with its members as a worker takes it.
         func prepare(_ job: FileJob) throws -> FileJob {
             guard case .restoreBundle(var bundle) = job.operation, bundle.files.isEmpty else { return job }
-            let number = job.id - manifest.files.count
+            let number = job.id - steps.manifest.files.count
             bundle.files = try bundleMembers[number].map { .init(id: $0.id, offset: $0.offset, file: try restoreFile($0.id)) }
             bundleMembers[number] = []
             return FileJob(id: job.id, operation: .restoreBundle(bundle), size: job.size)
         }
-        guard manifest.files.contains(where: { $0.name == controlName }) else {
-            throw PGKeepError(.repositoryInvalid, "backup \(summary.label) has no global/pg_control", hint: "restore another backup with --set")
-        }
-        let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.reduce(0) { $0 + $1.size }, filesTotal: jobs.count, log: log)
-        var restored = false
-        defer { if !restored { progress.finish(success: false) } }
-        do {
-            try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(jobs, prepare: prepare) { job, result in
-                progress.advance(bytes: job.size)
-                switch result {
-                case .restored(let size):
-                    report.bytesWritten += size
-                    if manifest.files[job.id].name != controlName { report.rewritten += 1 }
-                case .kept:
-                    report.kept += 1
-                case .restoredBundle(let outcomes):
-                    for outcome in outcomes {
-                        if outcome.kept {
-                            report.kept += 1
-                        } else {
-                            report.bytesWritten += outcome.size
-                            if manifest.files[outcome.id].name != controlName { report.rewritten += 1 }
-                        }
-                    }
-                default:
-                    break
-                }
-            }
-        } catch {
-            // A full file system: say which one, and how much room the backup's files take there.
-            let explained = RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
-                manifest.files.reduce(0) { total, file in
-                    let path = (try? targets.absolute(file.name)) ?? ""
-                    return path.hasPrefix(root + "/") ? total + file.size : total
-                }
-            }
-            throw Self.unfinished(explained, dataDirectory: options.dataDirectory)
-        }
-        restored = true
-        progress.finish(success: true)
-        if options.delta {
-            log.info("delta restore: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) entries removed")
-        }
-        log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
 
-        if rewritesMap, let entry = manifest.files.first(where: { $0.name == mapName }) {
-            try RecoveryConfig.writeFile(try targets.absolute(mapName), Array(targets.tablespaceMapText.utf8), mode: Self.permissions(entry.mode),
-                                         owner: ownership.ids(user: entry.user, group: entry.group))
-            report.rewritten += 1
-            log.info("wrote tablespace_map for the new tablespace locations: \(targets.tablespaceTargets.map { "\(Posix.basename($0.name)) -> '\($0.location)'" }.joined(separator: ", "))")
+        /// Where manifest entry `index` lands; pg_control under its temporary name.
+        private func destination(_ file: Manifest.FileEntry) throws -> String {
+            file.name == Steps.controlName ? steps.controlTemporary : try steps.targets.absolute(file.name)
         }
-        try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
-                                 settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
-                                 owner: dataDirectoryOwner, log: log)
-        warnIfArchivingIntoThisStanza()
 
-        // Kept files were not written by this restore, so nothing above synced them; an earlier,
-        // interrupted restore may have left them in the page cache only.
-        if options.delta, report.kept > 0 {
-            for root in [options.dataDirectory] + targets.tablespaceLocations { try Posix.syncFileSystem(containing: root) }
+        /// A delta restore keeps matching files, except pg_control, which it removed first.
+        private func keepsMatching(_ file: Manifest.FileEntry) -> Bool {
+            steps.options.delta && file.name != Steps.controlName
         }
-        for directory in directories { try Posix.fsyncDirectory(directory) }
-        try Posix.rename(controlTemporary, controlFinal)
-        try Posix.fsyncDirectory(Posix.dirname(controlFinal))
-        try RestoreMarker.remove(dataDirectory: options.dataDirectory)
-        log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
-        self.report = report
-        return summary.label
+
+        /// What a worker needs to restore manifest entry `index` (stored on its own or bundled).
+        private func restoreFile(_ index: Int) throws -> FileJob.RestoreFile {
+            let file = steps.manifest.files[index]
+            let layout = steps.run.layout
+            var restore = FileJob.RestoreFile(
+                source: try layout.backupFile(label: file.reference, name: file.name, compression: file.compression),
+                destination: try destination(file), compression: file.compression, size: file.size, checksum: file.checksum,
+                repoSize: file.repoSize, repoChecksum: file.repoChecksum, mode: RestoreRun.permissions(file.mode), mtime: file.mtime)
+            restore.owner = steps.ownership.ids(user: file.user, group: file.group)
+            restore.keepMatching = keepsMatching(file)
+            if let bundle = file.bundle { restore.source = try layout.bundle(label: file.reference, id: bundle) }
+            return restore
+        }
+
+        /// A file stored in blocks: reassembled from its block map.
+        private func blocks(_ index: Int) throws -> FileJob.RestoreBlocks {
+            let file = steps.manifest.files[index]
+            guard let blockSize = file.blockSize, let mapSize = file.blockMapSize, let mapChecksum = file.blockMapChecksum, blockSize > 0 else {
+                throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(steps.summary.label) is block-incremental without a block map",
+                                  hint: "the backup is damaged; restore another backup with --set")
+            }
+            var blocks = FileJob.RestoreBlocks(
+                stanza: steps.run.layout.stanza, name: file.name, map: try steps.run.layout.blockMap(label: file.reference, name: file.name),
+                mapSize: mapSize, mapChecksum: mapChecksum, destination: try destination(file), size: file.size,
+                checksum: file.checksum, mode: RestoreRun.permissions(file.mode), mtime: file.mtime)
+            let owner = steps.ownership.ids(user: file.user, group: file.group)
+            blocks.ownerUID = owner?.uid
+            blocks.ownerGID = owner?.gid
+            blocks.keepMatching = keepsMatching(file)
+            return blocks
+        }
+    }
+}
+
+extension RestoreReport {
+    /// A file written from the repository; pg_control is not counted among the rewritten.
+    mutating func count(written size: UInt64, name: String) {
+        bytesWritten += size
+        if name != RestoreRun.Steps.controlName { rewritten += 1 }
     }
 }
 

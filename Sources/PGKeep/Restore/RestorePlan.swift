@@ -145,6 +145,19 @@ public struct RestorePlan: Codable, Sendable {
         problems += destinationProblems.map(Problem.init)
     }
 
+    /// A target the archived WAL does not reach: a problem (72), or with `--target-past-archive`
+    /// a note, since recovery then depends on WAL the operator puts into pg_wal.
+    mutating func pastTheArchive(_ message: String, hint: String, allowed: Bool) {
+        let outcome = "recovery would replay all of it and stop with 'recovery ended before configured recovery target was reached'"
+        if allowed {
+            notes.append(message + "; restoring anyway (--target-past-archive): unless the missing WAL is put into pg_wal, " + outcome)
+        } else {
+            problems.append(.init(code: .walMissing, message: message + "; " + outcome,
+                                  hint: "if the primary is running, run 'select pg_switch_wal()' on it and wait for archiving; otherwise "
+                                      + hint + "; to put WAL the archive lacks (left in a lost primary's pg_wal) into the restored pg_wal yourself, restore with --target-past-archive"))
+        }
+    }
+
     /// Whether the restore may go ahead.
     public var isRestorable: Bool { problems.isEmpty }
 

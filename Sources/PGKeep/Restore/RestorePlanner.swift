@@ -19,15 +19,26 @@
 ///   otherwise (time, xid and name targets have no position known before replay). Each segment is
 ///   named with the timeline recovery reads it from: the newest timeline of the path that began at
 ///   or before it, so the segment holding a switch point comes from the child timeline.
+/// - **End of the archive.** A target the archived WAL cannot reach is refused (72) unless
+///   `--target-past-archive` says the operator will put the rest into pg_wal: an LSN past the last
+///   archived segment, and a time after the newest segment of the path was stored. A segment is
+///   archived only once complete, so every commit it holds is older than its object (by the
+///   repository's clock), and PostgreSQL reaches a time target only at a commit or abort not
+///   earlier than it (docs/postgres-internals.md §6.2, §6.4). An xid or name target cannot be
+///   placed without reading the WAL: PostgreSQL finds it missing at the end of replay.
 public enum RestorePlanner {
     /// What the caller asks for.
     public struct Request: Sendable {
         public var target: RecoveryTarget
         public var set: BackupLabel?
+        /// `--target-past-archive`: a target past the end of the archive is a note, not a
+        /// problem (the operator will put the missing WAL into pg_wal).
+        public var pastArchive: Bool
 
-        public init(target: RecoveryTarget, set: BackupLabel?) {
+        public init(target: RecoveryTarget, set: BackupLabel?, pastArchive: Bool = false) {
             self.target = target
             self.set = set
+            self.pastArchive = pastArchive
         }
     }
 
@@ -239,6 +250,23 @@ public enum RestorePlanner {
         return listing
     }
 
+    /// How much later than a segment's stored time a time target must be to be past it: file
+    /// systems stamp with a clock that may lag the precise one by a tick, and the primary's and the
+    /// repository's clocks agree only so far.
+    static let storedTimeSlack: Int64 = 1_000_000
+
+    /// The newest of the present `segments` by stored time (nanoseconds, the repository's clock),
+    /// with that time; nil when the storage could not tell one of them. The newest of all, not the
+    /// last: a segment pushed late (asynchronously, or again) holds no later commit than the last.
+    static func newestStored(_ segments: [WALSegmentName], catalog: ArchiveCatalog) -> (segment: WALSegmentName, stored: Int64)? {
+        var newest: (segment: WALSegmentName, stored: Int64)?
+        for segment in segments where catalog.segments[segment.name] != nil {
+            guard let stored = catalog.segmentsStored[segment.name], stored > 0 else { return nil }
+            if stored > newest?.stored ?? 0 { newest = (segment, stored) }
+        }
+        return newest
+    }
+
     /// How far WAL is needed for `target`.
     static func walEnd(for target: RecoveryTarget) -> WALEnd {
         switch (target.kind, target.value) {
@@ -358,10 +386,13 @@ public enum RestorePlanner {
                                            hint: "restore another backup (--set), or put the missing segments back into the archive" + dropHint))
             } else if let lastPresent = wal.segments.last(where: { !wal.missing.contains($0) }),
                       wal.missing.allSatisfy({ $0.segmentNumber > lastPresent.segmentNumber }) {
-                plan.problems.append(.init(code: .walMissing,
-                                           message: "the archive ends at \(lastPresent.name), before the target: \(wal.missing.count) segment(s) up to \(wal.missing.last!.name) are not archived" + dropNote,
-                                           hint: dropped.isEmpty ? "if the target is recent, run 'select pg_switch_wal()' on the primary and wait for archiving; otherwise choose an earlier target"
-                                               : "choose a target before \(dropped[0].startLSN) (e.g. --type=lsn), or a backup taken after the dropped WAL (--set)"))
+                let message = "the archive ends at \(lastPresent.name), before the target: \(wal.missing.count) segment(s) up to \(wal.missing.last!.name) are not archived"
+                if dropped.isEmpty {
+                    plan.pastTheArchive(message, hint: "choose an earlier target", allowed: request.pastArchive)
+                } else {
+                    plan.problems.append(.init(code: .walMissing, message: message + dropNote,
+                                               hint: "choose a target before \(dropped[0].startLSN) (e.g. --type=lsn), or a backup taken after the dropped WAL (--set)"))
+                }
             } else {
                 plan.problems.append(.init(code: .walMissing,
                                            message: "the WAL from backup \(backup.label) to the target has a gap: \(wal.missing.count) segment(s) missing from the archive: \(names)" + dropNote,
@@ -377,6 +408,17 @@ public enum RestorePlanner {
             if !after.isEmpty {
                 let names = after.compactMap(\.segments).flatMap { range in range.map { $0 } }.filter { $0.segmentNumber > last.segmentNumber }
                 plan.notes.append("recovery ends at \(last.name), the end of the archive; the WAL after it " + droppedDescription(names, catalog: catalog))
+            }
+        }
+        if case (.time, .time(let time)?) = (target.kind, target.value), wal.missing.isEmpty,
+           let newest = newestStored(wal.segments, catalog: catalog) {
+            // In the target's own form (UTC), so the two read side by side.
+            let stored = TargetTime(seconds: newest.stored / 1_000_000_000).text
+            if time.microseconds >= newest.stored / 1000 + storedTimeSlack {
+                plan.pastTheArchive("target time \(time) is past the end of the archive: the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored) by the repository's clock, and every commit in the archive is older",
+                                    hint: "choose a target before \(stored), or --type=default to recover all the archived WAL", allowed: request.pastArchive)
+            } else {
+                plan.notes.append("the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored): the archive holds no commit after that")
             }
         }
         if !wal.conflicting.isEmpty {

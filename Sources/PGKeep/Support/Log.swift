@@ -9,6 +9,7 @@ import Darwin
 /// machine-readable. File lines carry the process id: PostgreSQL runs many `archive-push`
 /// processes that append to the same file, each line in one `write(2)` on an `O_APPEND` descriptor
 /// so lines never interleave.
+// @unchecked: the descriptor and status are used only under `lock`; `consoleLevel` is set before threads start.
 public final class Log: @unchecked Sendable {
     public enum Level: Int, Comparable, Sendable, CaseIterable {
         case off = 0, error, warn, info, detail, debug, trace

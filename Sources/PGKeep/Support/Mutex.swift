@@ -6,6 +6,7 @@ import Darwin
 
 /// A plain pthread mutex. The worker pool runs on its own threads (blocking I/O must not sit on
 /// Swift's cooperative pool), so it needs a lock that works outside structured concurrency.
+// @unchecked: the pthread mutex itself is the synchronisation; it never moves (allocated).
 public final class Mutex: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 

@@ -29,6 +29,7 @@ enum OSThread {
 }
 
 /// Runs `body` every `interval` seconds on a thread of its own until `stop`, which waits for it.
+// @unchecked: `stopping` is used only under `lock`; `thread` is written before the thread starts and read by `stop`.
 final class PeriodicThread: @unchecked Sendable {
     private let lock = Mutex()
     private var stopping = false

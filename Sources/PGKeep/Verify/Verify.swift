@@ -19,11 +19,11 @@ public struct VerifyOptions: Sendable {
 ///
 /// 1. `archive.info`, `backup.info` and their `.copy` twins are each opened and checked: a damaged
 ///    main file with a good twin is a warning (the twin takes over), both damaged is a problem.
-/// 2. The archive is listed per archive id: every object name must parse, and one WAL name must
-///    not have objects with different checksums.
-/// 3. Each backup's manifest is loaded (twin fallback as above); each file entry's stored objects
+/// 2. Each backup's manifest is loaded (twin fallback as above); each file entry's stored objects
 ///    (`StoredObjectRequirement`) are resolved: a reference to another backup must name a listed
 ///    backup whose manifest holds the same stored object.
+/// 3. The archive is listed per archive id: every object name must parse, and one WAL name must
+///    not have objects with different checksums.
 /// 4. The WAL each backup needs (walStart through walStop) must be in the archive.
 /// 5. Every stored object (backup files and archived WAL, each once) is re-read by `--process-max`
 ///    workers through the restore filters: stored size and SHA-256, then decompressed size and
@@ -32,6 +32,7 @@ public struct VerifyOptions: Sendable {
 /// 7. What was proven is recorded in `verify.state`; `--since-last` skips objects proven before.
 ///
 /// Damage never stops the run: every finding is collected, named with the backups it affects.
+/// `run()` takes the steps in this order, one method of `Pass` (the run's working state) each.
 public final class VerifyRun {
     let storage: Storage
     let layout: RepositoryLayout
@@ -148,75 +149,62 @@ public final class VerifyRun {
         warnings = []
         infoReports = []
         damaged = []
+        let pass = Pass(self)
+        try pass.checkInfoFiles()
+        try pass.selectBackups()
+        try pass.collectBackupObjects()
+        try pass.collectWrittenBundles()
+        try pass.listArchive()
+        try pass.checkWALBackupsNeed()
+        pass.collectWALObjects()
+        try pass.reread()
+        pass.inferSegmentSizes()
+        pass.judgeObjects()
+        pass.judgeBundles()
+        try pass.checkContinuity()
+        pass.collectBackupResults()
+        pass.recordState()
+        return pass.report()
+    }
+
+    /// One run's working state and its steps, in the order `run()` takes them.
+    private final class Pass {
+        let run: VerifyRun
+        init(_ run: VerifyRun) { self.run = run }
+
+        var storage: Storage { run.storage }
+        var layout: RepositoryLayout { run.layout }
+        var options: VerifyOptions { run.options }
+        var log: Log { run.log }
+        var damaged: Set<BackupLabel> {
+            get { run.damaged }
+            set { run.damaged = newValue }
+        }
+        func problem(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], reason: String? = nil, _ message: String) {
+            run.problem(kind, path, wal: wal, backups: backups, reason: reason, message)
+        }
+        func warning(_ kind: String, _ path: String, wal: String? = nil, backups: [BackupLabel] = [], reason: String? = nil, _ message: String) {
+            run.warning(kind, path, wal: wal, backups: backups, reason: reason, message)
+        }
+        func checkSealed<T: Decodable>(_ type: T.Type, _ path: StoragePath, backups: [BackupLabel] = []) -> (value: T?, bothMissing: Bool) {
+            run.checkSealed(type, path, backups: backups)
+        }
+        func readWhole(_ path: StoragePath, compression: CompressionType) throws -> [UInt8] {
+            try run.readWhole(path, compression: compression)
+        }
+
         let now = Clock.now()
-        let state = options.sinceLast ? VerifyState.load(storage, layout, warn: log.warn) : VerifyState.load(storage, layout, warn: { _ in })
-        let proven = options.sinceLast ? state : nil
-        if options.sinceLast && state == nil { log.info("no usable verify.state: verifying everything") }
-
-        // Step 1.
-        let archiveLoad = checkSealed(ArchiveInfo.self, layout.archiveInfo)
-        let backupLoad = checkSealed(BackupInfo.self, layout.backupInfo)
-        if archiveLoad.bothMissing && backupLoad.bothMissing {
-            throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info or backup.info in '\(storage.describe(.root))'",
-                              hint: "check --repo1-path and --stanza; run stanza-create for a new stanza")
-        }
-        if archiveLoad.bothMissing { problem("info-invalid", layout.archiveInfo.description, "'\(layout.archiveInfo)' and its copy are missing" + Self.repairAdvice) }
-        if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing" + Self.repairAdvice) }
-        let archiveInfo = archiveLoad.value
-        let backupInfo = backupLoad.value
-        if let archiveInfo, archiveInfo.format != RepositoryFormat.current {
-            problem("info-invalid", layout.archiveInfo.description, "format \(archiveInfo.format), this pgkeep reads \(RepositoryFormat.current)")
-        }
-        if let backupInfo, backupInfo.format != RepositoryFormat.current {
-            problem("info-invalid", layout.backupInfo.description, "format \(backupInfo.format), this pgkeep reads \(RepositoryFormat.current)")
-        }
-        if let archiveInfo, let backupInfo, archiveInfo.current != backupInfo.current || archiveInfo.history != backupInfo.history {
-            problem("info-mismatch", layout.backupInfo.description,
-                    "backup.info and archive.info describe different clusters (system identifier \(backupInfo.current.systemIdentifier) version \(backupInfo.current.version) id \(backupInfo.current.id) vs \(archiveInfo.current.systemIdentifier) version \(archiveInfo.current.version) id \(archiveInfo.current.id))")
-        }
-
-        let allBackups = (backupInfo?.backups ?? []).sorted { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
-        let byLabel = Dictionary(allBackups.map { ($0.label, $0) }, uniquingKeysWith: { a, _ in a })
-        var selected = allBackups
-        if let set = options.set {
-            guard let backupInfo else {
-                throw PGKeepError(.verifyFailed, "cannot verify backup \(set): backup.info and its copy are unusable",
-                                  hint: "restore backup.info from a copy of the repository")
-            }
-            guard let one = backupInfo.backups.first(where: { $0.label == set }) else {
-                throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
-                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
-            }
-            selected = [one]
-        }
-        let identities = archiveInfo?.history ?? backupInfo?.history ?? []
-        func archiveID(ofDatabase id: Int) -> String? { identities.first { $0.id == id }?.archiveID }
-
-        // Step 3: manifests, requirements, references.
+        var state: VerifyState?
+        /// What `--since-last` may skip: the state of the last run, when asked for.
+        var proven: VerifyState?
+        var archiveInfo: ArchiveInfo?
+        var backupInfo: BackupInfo?
+        var allBackups: [BackupSummary] = []
+        var byLabel: [BackupLabel: BackupSummary] = [:]
+        var selected: [BackupSummary] = []
+        var identities: [DatabaseIdentity] = []
         var manifests: [BackupLabel: Manifest?] = [:]
-        func manifest(_ label: BackupLabel, needer: BackupLabel) -> Manifest? {
-            if let cached = manifests[label] { return cached }
-            let path = try! layout.manifest(label: label)
-            let loaded = checkSealed(Manifest.self, path, backups: [needer, label]).value
-            var value = loaded
-            if let m = loaded, m.backup.label != label {
-                problem("manifest-invalid", path.description, backups: [label], "the manifest describes backup \(m.backup.label), not \(label)")
-                value = nil
-            }
-            manifests[label] = value
-            return value
-        }
-
-        // The holders' entries by name: a chain of incrs over a cluster of thousands of files would
-        // otherwise scan a whole manifest per reference.
         var entriesByHolder: [BackupLabel: [String: Manifest.FileEntry]] = [:]
-        func holderEntries(_ label: BackupLabel, _ holder: Manifest) -> [String: Manifest.FileEntry] {
-            if let cached = entriesByHolder[label] { return cached }
-            let index = Dictionary(holder.files.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-            entriesByHolder[label] = index
-            return index
-        }
-
         var jobs: [StoragePath: Job] = [:]
         var skippedBackupFiles = 0
         var backupFileCount: [BackupLabel: Int] = [:]
@@ -227,321 +215,444 @@ public final class VerifyRun {
         var bundleJobs: [StoragePath: BundleJob] = [:]
         var segmentSizes: [String: WALSegmentSize] = [:]   // archive id → size, from manifests
         var skippedBackups = Set<BackupLabel>()
-
-        for summary in selected {
-            let label = summary.label
-            // Proven by an earlier verify: nothing of it is read again, not even its manifest.
-            if proven?.backup(label, timestampStop: summary.timestampStop) != nil {
-                skippedBackups.insert(label)
-                skippedBackupFiles += summary.fileCount
-                continue
-            }
-            guard let m = manifest(label, needer: label) else { continue }
-            backupFileCount[label] = m.files.count
-            if let size = WALSegmentSize(bytes: UInt64(m.database.walSegmentSize)), let id = archiveID(ofDatabase: m.database.id) {
-                segmentSizes[id] = segmentSizes[id] ?? size
-            }
-            for entry in m.files {
-                let requirements: [StoredObjectRequirement]
-                do { requirements = try entry.storedObjects(layout: layout) } catch {
-                    problem("manifest-invalid", try! layout.manifest(label: label).description, backups: [label],
-                            "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
-                    continue
-                }
-                var everyObjectChecked = true
-                defer { if everyObjectChecked { checkedPerBackup[label, default: 0] += 1 } }
-                for requirement in requirements {
-                    if requirement.holder != label {
-                        guard byLabel[requirement.holder] != nil else {
-                            problem("reference-missing", requirement.object.description, backups: [label],
-                                    "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
-                            everyObjectChecked = false
-                            continue
-                        }
-                        guard let holder = manifest(requirement.holder, needer: label) else {
-                            // The holder's manifest problem is already reported; this backup needs it too.
-                            damaged.insert(label)
-                            everyObjectChecked = false
-                            continue
-                        }
-                        guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
-                            problem("reference-invalid", requirement.object.description, backups: [label],
-                                    "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
-                            everyObjectChecked = false
-                            continue
-                        }
-                    }
-                    if let offset = requirement.bundleOffset {
-                        var bundle = bundleJobs[requirement.object] ?? BundleJob()
-                        if var frame = bundle.frames[offset] {
-                            if frame.file != requirement.job {
-                                problem("reference-invalid", requirement.object.description, backups: [label],
-                                        "'\(entry.name)' expects different checksums for the frame at offset \(offset) than another entry")
-                            }
-                            frame.names.insert(entry.name)
-                            frame.backups.insert(label)
-                            bundle.frames[offset] = frame
-                        } else {
-                            bundle.frames[offset] = .init(file: requirement.job, names: [entry.name], backups: [label])
-                        }
-                        bundleJobs[requirement.object] = bundle
-                        continue
-                    }
-                    if var existing = jobs[requirement.object] {
-                        if existing.file != requirement.job {
-                            problem("reference-invalid", requirement.object.description, backups: [label],
-                                    "'\(entry.name)' expects different checksums for a stored object than another entry")
-                        }
-                        existing.backups.insert(label)
-                        jobs[requirement.object] = existing
-                    } else {
-                        jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
-                    }
-                }
-            }
-        }
-
-        // The bundles each verified backup wrote, each proven whole.
-        for summary in selected where !skippedBackups.contains(summary.label) {
-            guard let m = manifests[summary.label] ?? nil else { continue }
-            do {
-                for (object, entry) in try m.bundleObjects(layout: layout) {
-                    var bundle = bundleJobs[object] ?? BundleJob()
-                    bundle.repoSize = entry.repoSize
-                    bundle.repoChecksum = entry.repoChecksum
-                    bundle.owners.insert(summary.label)
-                    bundleJobs[object] = bundle
-                }
-            } catch {
-                problem("manifest-invalid", try layout.manifest(label: summary.label).description, backups: [summary.label],
-                        (error as? PGKeepError)?.message ?? "\(error)")
-            }
-        }
-
-        // Step 2: the archive.
         var listings: [String: ArchiveListing] = [:]
         var droppedRecords: [String: [DroppedWAL]] = [:]   // archive id → drop records (archive-push-queue-max)
-        for identity in identities {
-            let listing = try ArchiveListing(storage: storage, layout: layout, archiveID: identity.archiveID)
-            droppedRecords[identity.archiveID] = try DroppedWAL.loadAll(
-                storage: storage, layout: layout, archiveID: identity.archiveID,
-                warn: { message in self.warning("copy-used", try! DroppedWAL.directory(layout: self.layout, archiveID: identity.archiveID).description, message) },
-                unreadable: { path, message in
-                    self.problem("drop-record-invalid", path.description,
-                                 "the record of WAL dropped by archive-push-queue-max cannot be read: \(message); the gap it recorded is reported as plain missing WAL")
-                })
-            for name in listing.unknown {
-                warning("unknown-file", name, "not a pgkeep archive object; ignored")
-            }
-            for (walName, objects) in listing.byName where objects.count > 1 {
-                let checksums = Set(objects.map(\.checksum))
-                if checksums.count > 1 {
-                    problem("wal-duplicate", objects[0].path.parent.description, wal: walName,
-                            "\(walName) is archived with different contents: \(objects.map(\.path.name).joined(separator: ", "))")
-                } else {
-                    warning("wal-duplicate", objects[0].path.parent.description, wal: walName,
-                            "\(walName) is archived more than once with the same content: \(objects.map(\.path.name).joined(separator: ", "))")
-                }
-            }
-            listings[identity.archiveID] = listing
-            if segmentSizes[identity.archiveID] == nil, let size = state?.archive(identity.archiveID)?.walSegmentSize {
-                segmentSizes[identity.archiveID] = size
-            }
-        }
-
-        // Step 4: the WAL each selected backup needs.
         var segmentNeeders: [String: [String: Set<BackupLabel>]] = [:]   // archive id → segment name → backups
         var walStatus: [BackupLabel: String] = [:]
-        for summary in selected {
-            let label = summary.label
-            guard let id = archiveID(ofDatabase: summary.databaseID) else {
-                problem("wal-missing", layout.archiveRoot.description, backups: [label],
-                        "backup \(label) belongs to database id \(summary.databaseID), which archive.info does not list")
-                walStatus[label] = "unknown"
-                continue
-            }
-            let size = (manifests[label] ?? nil).flatMap { WALSegmentSize(bytes: UInt64($0.database.walSegmentSize)) } ?? segmentSizes[id]
-            guard let size, let first = WALSegmentName(summary.walStart, segmentSize: size),
-                  let last = WALSegmentName(summary.walStop, segmentSize: size), let range = first.through(last) else {
-                problem("wal-missing", layout.archiveRoot.description, backups: [label],
-                        "backup \(label) records an invalid WAL range \(summary.walStart) ... \(summary.walStop)")
-                walStatus[label] = "unknown"
-                continue
-            }
-            var missing: [String] = []
-            for segment in range {
-                segmentNeeders[id, default: [:]][segment.name, default: []].insert(label)
-                if listings[id]?.byName[segment.name]?.isEmpty ?? true { missing.append(segment.name) }
-            }
-            for name in missing {
-                let parent = try layout.archiveParent(archiveID: id, walFile: name)
-                // A backup waits for its WAL to be stored, so this takes a drop after the backup
-                // completed or a repository edited by hand; the backup cannot be restored at all.
-                let drop = droppedRecords[id]?.record(covering: name)
-                problem("wal-missing", try parent.appending(name).description, wal: name, backups: [label], reason: drop.map { _ in "dropped" },
-                        "WAL segment \(name), needed by backup \(label) to reach consistency, is not in the archive"
-                            + (drop.map { " (archive-push dropped it at \(Clock.format(seconds: $0.droppedAt, style: .iso8601)): the archive-push queue exceeded archive-push-queue-max)" } ?? ""))
-            }
-            walStatus[label] = missing.isEmpty ? "ok" : "missing"
-        }
-
-        // WAL objects to re-read: all of them, or with --set only the selected backup's.
         var walSkipped = 0
-        for (id, listing) in listings.sorted(by: { $0.key < $1.key }) {
-            for object in listing.objects {
-                // Backups affected by damage to this object: those needing the segment for
-                // consistency, and for a history file those taken on its timeline (restoring
-                // them needs it).
-                var affected: Set<BackupLabel> = []
-                if object.kind == .segment { affected = segmentNeeders[id]?[object.walName] ?? [] }
-                if object.kind == .history, let timeline = WALFileName(object.walName)?.timeline {
-                    affected.formUnion(selected.filter { $0.timeline == timeline.rawValue && archiveID(ofDatabase: $0.databaseID) == id }.map(\.label))
-                }
-                if options.set != nil && affected.isEmpty { continue }
-                let provenBefore: Bool
-                switch object.kind {
-                case .segment: provenBefore = proven?.isProven(segment: object.walName, archiveID: id) ?? false
-                default: provenBefore = proven?.isProven(file: object.path.name, archiveID: id) ?? false
-                }
-                if provenBefore { walSkipped += 1; continue }
-                var expectedSize: UInt64?
-                if object.kind == .segment || object.kind == .partial { expectedSize = segmentSizes[id]?.bytes }
-                jobs[object.path] = Job(kind: .wal(archiveID: id, name: object.walName, kind: object.kind),
-                                        file: FileJob.VerifyFile(source: object.path, compression: object.compression, repoSize: nil,
-                                                                 repoChecksum: nil, size: expectedSize, checksum: object.checksum),
-                                        path: object.path, backups: affected)
-            }
-        }
-
-        // Step 5: re-read.
-        let ordered = jobs.values.sorted { $0.path < $1.path }
-        var fileJobs: [FileJob] = []
-        fileJobs.reserveCapacity(ordered.count)
-        for (index, job) in ordered.enumerated() {
-            fileJobs.append(FileJob(id: index, operation: .verify(job.file), size: job.file.repoSize ?? job.file.size ?? 0))
-        }
-        let bundles = bundleJobs.sorted { $0.key < $1.key }
-        for (index, (path, bundle)) in bundles.enumerated() {
-            let frames = bundle.frames.keys.sorted().map { FileJob.VerifyBundle.Frame(offset: $0, file: bundle.frames[$0]!.file) }
-            fileJobs.append(FileJob(id: ordered.count + index,
-                                    operation: .verifyBundle(.init(source: path, repoSize: bundle.repoSize, repoChecksum: bundle.repoChecksum,
-                                                                   frames: frames)),
-                                    size: bundle.repoSize ?? frames.reduce(UInt64(0)) { $0 + ($1.file.repoSize ?? 0) }))
-        }
-        var findings = [VerifyFinding?](repeating: nil, count: ordered.count)
-        var bundleFindings = [BundleVerifyFinding?](repeating: nil, count: bundles.count)
-        log.info("verifying \(fileJobs.count) stored objects with \(options.processMax) workers")
-        try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
-            if case .verified(let finding) = result { findings[job.id] = finding }
-            if case .verifiedBundle(let finding) = result { bundleFindings[job.id - ordered.count] = finding }
-        }
-
-        // Segment size where no manifest or state knew it: the size most segments have.
-        for (id, _) in listings where segmentSizes[id] == nil {
-            var counts: [UInt64: Int] = [:]
-            for (index, job) in ordered.enumerated() {
-                if case .wal(let jobID, _, let kind) = job.kind, jobID == id, kind == .segment, let finding = findings[index], finding.status == .ok {
-                    counts[finding.size, default: 0] += 1
-                }
-            }
-            if let best = counts.max(by: { ($0.value, $0.key) < ($1.value, $1.key) }), let size = WALSegmentSize(bytes: best.key) {
-                segmentSizes[id] = size
-            }
-        }
-
+        var ordered: [Job] = []
+        var bundles: [(key: StoragePath, value: BundleJob)] = []
+        var findings: [VerifyFinding?] = []
+        var bundleFindings: [BundleVerifyFinding?] = []
         var bytesRead: UInt64 = 0
         var backupFilesChecked = 0
         var walFilesChecked = 0
         var failedObjects = Set<StoragePath>()
         var provenWAL: [String: (segments: [WALSegmentName], files: [String])] = [:]
         var historyObjects: [(archiveID: String, object: ArchiveListing.Object)] = []
-        for (index, job) in ordered.enumerated() {
-            guard var finding = findings[index] else { continue }
-            bytesRead += finding.repoSize
-            switch job.kind {
-            case .backupFile: backupFilesChecked += 1
-            case .wal(let id, let name, let kind):
-                walFilesChecked += 1
-                if finding.status == .ok, kind == .segment || kind == .partial, job.file.size == nil,
-                   let size = segmentSizes[id], finding.size != size.bytes {
-                    finding = VerifyFinding(status: .sizeMismatch, repoSize: finding.repoSize, size: finding.size,
-                                            detail: "original size \(finding.size) bytes, expected the segment size \(size.bytes)")
-                }
-                if finding.status == .ok {
-                    if kind == .segment, let size = segmentSizes[id], let segment = WALSegmentName(name, segmentSize: size) {
-                        provenWAL[id, default: ([], [])].segments.append(segment)
-                    } else if kind != .segment {
-                        provenWAL[id, default: ([], [])].files.append(job.path.name)
-                    }
-                    if kind == .history, let object = listings[id]?.objects.first(where: { $0.path == job.path }) {
-                        historyObjects.append((id, object))
-                    }
-                }
-            }
-            guard finding.status != .ok else { continue }
-            failedObjects.insert(job.path)
-            var walName: String?
-            if case .wal(_, let name, _) = job.kind { walName = name }
-            let what: String
-            switch finding.status {
-            case .missing: what = "is missing"
-            case .sizeMismatch, .checksumMismatch: what = "does not match: \(finding.detail)"
-            case .unreadable: what = "cannot be read back: \(finding.detail)"
-            case .ok: what = ""
-            }
-            problem(finding.status.rawValue, job.path.description, wal: walName, backups: Array(job.backups),
-                    "stored file '\(storage.describe(job.path))' \(what)")
-            if case .wal = job.kind {
-                for label in job.backups where walStatus[label] == "ok" { walStatus[label] = "damaged" }
-            }
-        }
-
-        // Bundles: a damaged frame names its file and the backups needing it; a damaged whole names
-        // the backup that wrote it (and those needing its damaged frames).
-        func describe(_ finding: VerifyFinding) -> String {
-            switch finding.status {
-            case .missing: return "is missing"
-            case .sizeMismatch, .checksumMismatch: return "does not match: \(finding.detail)"
-            case .unreadable: return "cannot be read back: \(finding.detail)"
-            case .ok: return "is ok"
-            }
-        }
-        for (index, (path, bundle)) in bundles.enumerated() {
-            guard let finding = bundleFindings[index] else { continue }
-            bytesRead += finding.whole.repoSize
-            backupFilesChecked += 1
-            let offsets = bundle.frames.keys.sorted()
-            let allBackups = bundle.owners.union(bundle.frames.values.flatMap(\.backups))
-            let where_ = "stored bundle '\(storage.describe(path))'"
-            if finding.whole.status == .missing {
-                let names = offsets.flatMap { bundle.frames[$0]!.names.sorted() }
-                problem("missing", path.description, backups: Array(allBackups),
-                        "\(where_) is missing; it holds \(names.count) files the backups need: \(Self.abbreviated(names))")
-                failedObjects.insert(path)
-                continue
-            }
-            var damagedNames: [String] = []
-            var affected = bundle.owners
-            for (frameIndex, offset) in offsets.enumerated() where frameIndex < finding.frames.count && finding.frames[frameIndex].status != .ok {
-                let frame = bundle.frames[offset]!
-                let names = frame.names.sorted()
-                damagedNames += names
-                affected.formUnion(frame.backups)
-                problem(finding.frames[frameIndex].status.rawValue, path.description, backups: Array(frame.backups),
-                        "file '\(names.joined(separator: "', '"))' at offset \(offset) of \(where_) \(describe(finding.frames[frameIndex]))")
-            }
-            if finding.whole.status != .ok {
-                problem(finding.whole.status.rawValue, path.description, backups: Array(affected),
-                        "\(where_) \(describe(finding.whole))\(damagedNames.isEmpty ? "" : "; damaged files in it: \(Self.abbreviated(damagedNames))")")
-            }
-            if finding.whole.status != .ok || !damagedNames.isEmpty { failedObjects.insert(path) }
-        }
-
-        // Step 6: continuity and history.
         var archiveResults: [VerifyReport.ArchiveResult] = []
-        for identity in identities {
+        var backupResults: [VerifyReport.BackupResult] = []
+
+        func archiveID(ofDatabase id: Int) -> String? { identities.first { $0.id == id }?.archiveID }
+
+            func manifest(_ label: BackupLabel, needer: BackupLabel) -> Manifest? {
+                if let cached = manifests[label] { return cached }
+                let path = try! layout.manifest(label: label)
+                let loaded = checkSealed(Manifest.self, path, backups: [needer, label]).value
+                var value = loaded
+                if let m = loaded, m.backup.label != label {
+                    problem("manifest-invalid", path.description, backups: [label], "the manifest describes backup \(m.backup.label), not \(label)")
+                    value = nil
+                }
+                manifests[label] = value
+                return value
+            }
+
+            // The holders' entries by name: a chain of incrs over a cluster of thousands of files would
+            // otherwise scan a whole manifest per reference.
+            func holderEntries(_ label: BackupLabel, _ holder: Manifest) -> [String: Manifest.FileEntry] {
+                if let cached = entriesByHolder[label] { return cached }
+                let index = Dictionary(holder.files.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+                entriesByHolder[label] = index
+                return index
+            }
+
+        /// 1. archive.info, backup.info and their twins, each opened on its own; the two must agree.
+        func checkInfoFiles() throws {
+            state = options.sinceLast ? VerifyState.load(storage, layout, warn: log.warn) : VerifyState.load(storage, layout, warn: { _ in })
+            proven = options.sinceLast ? state : nil
+            if options.sinceLast && state == nil { log.info("no usable verify.state: verifying everything") }
+
+            let archiveLoad = checkSealed(ArchiveInfo.self, layout.archiveInfo)
+            let backupLoad = checkSealed(BackupInfo.self, layout.backupInfo)
+            if archiveLoad.bothMissing && backupLoad.bothMissing {
+                throw PGKeepError(.stanzaMissing, "stanza '\(layout.stanza)' has no archive.info or backup.info in '\(storage.describe(.root))'",
+                                  hint: "check --repo1-path and --stanza; run stanza-create for a new stanza")
+            }
+            if archiveLoad.bothMissing { problem("info-invalid", layout.archiveInfo.description, "'\(layout.archiveInfo)' and its copy are missing" + VerifyRun.repairAdvice) }
+            if backupLoad.bothMissing { problem("info-invalid", layout.backupInfo.description, "'\(layout.backupInfo)' and its copy are missing" + VerifyRun.repairAdvice) }
+            archiveInfo = archiveLoad.value
+            backupInfo = backupLoad.value
+            if let archiveInfo, let backupInfo, archiveInfo.current != backupInfo.current || archiveInfo.history != backupInfo.history {
+                problem("info-mismatch", layout.backupInfo.description,
+                        "backup.info and archive.info describe different clusters (system identifier \(backupInfo.current.systemIdentifier) version \(backupInfo.current.version) id \(backupInfo.current.id) vs \(archiveInfo.current.systemIdentifier) version \(archiveInfo.current.version) id \(archiveInfo.current.id))")
+            }
+        }
+
+        /// The backups to verify: all, or the one `--set` names.
+        func selectBackups() throws {
+            allBackups = (backupInfo?.backups ?? []).sorted { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
+            byLabel = Dictionary(allBackups.map { ($0.label, $0) }, uniquingKeysWith: { a, _ in a })
+            selected = allBackups
+            if let set = options.set {
+                guard let backupInfo else {
+                    throw PGKeepError(.verifyFailed, "cannot verify backup \(set): backup.info and its copy are unusable",
+                                      hint: "restore backup.info from a copy of the repository")
+                }
+                guard let one = backupInfo.backups.first(where: { $0.label == set }) else {
+                    throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
+                                      hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
+                }
+                selected = [one]
+            }
+            identities = archiveInfo?.history ?? backupInfo?.history ?? []
+        }
+
+        /// 2. Each selected backup's manifest, the stored objects its entries need, and their references.
+        func collectBackupObjects() throws {
+            jobs = [:]
+            skippedBackupFiles = 0
+            backupFileCount = [:]
+            /// Entries of each backup whose every stored object is checked (a block-incremental file
+            /// has two objects, its map and its block object; a file another backup holds counts for
+            /// each backup that lists it).
+            checkedPerBackup = [:]
+            bundleJobs = [:]
+            segmentSizes = [:]   // archive id → size, from manifests
+            skippedBackups = Set<BackupLabel>()
+
+            for summary in selected {
+                let label = summary.label
+                // Proven by an earlier verify: nothing of it is read again, not even its manifest.
+                if proven?.backup(label, timestampStop: summary.timestampStop) != nil {
+                    skippedBackups.insert(label)
+                    skippedBackupFiles += summary.fileCount
+                    continue
+                }
+                guard let m = manifest(label, needer: label) else { continue }
+                backupFileCount[label] = m.files.count
+                if let size = WALSegmentSize(bytes: UInt64(m.database.walSegmentSize)), let id = archiveID(ofDatabase: m.database.id) {
+                    segmentSizes[id] = segmentSizes[id] ?? size
+                }
+                for entry in m.files {
+                    let requirements: [StoredObjectRequirement]
+                    do { requirements = try entry.storedObjects(layout: layout) } catch {
+                        problem("manifest-invalid", try! layout.manifest(label: label).description, backups: [label],
+                                "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
+                        continue
+                    }
+                    var everyObjectChecked = true
+                    defer { if everyObjectChecked { checkedPerBackup[label, default: 0] += 1 } }
+                    for requirement in requirements {
+                        if requirement.holder != label {
+                            guard byLabel[requirement.holder] != nil else {
+                                problem("reference-missing", requirement.object.description, backups: [label],
+                                        "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
+                                everyObjectChecked = false
+                                continue
+                            }
+                            guard let holder = manifest(requirement.holder, needer: label) else {
+                                // The holder's manifest problem is already reported; this backup needs it too.
+                                damaged.insert(label)
+                                everyObjectChecked = false
+                                continue
+                            }
+                            guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
+                                problem("reference-invalid", requirement.object.description, backups: [label],
+                                        "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
+                                everyObjectChecked = false
+                                continue
+                            }
+                        }
+                        if let offset = requirement.bundleOffset {
+                            var bundle = bundleJobs[requirement.object] ?? BundleJob()
+                            if var frame = bundle.frames[offset] {
+                                if frame.file != requirement.job {
+                                    problem("reference-invalid", requirement.object.description, backups: [label],
+                                            "'\(entry.name)' expects different checksums for the frame at offset \(offset) than another entry")
+                                }
+                                frame.names.insert(entry.name)
+                                frame.backups.insert(label)
+                                bundle.frames[offset] = frame
+                            } else {
+                                bundle.frames[offset] = .init(file: requirement.job, names: [entry.name], backups: [label])
+                            }
+                            bundleJobs[requirement.object] = bundle
+                            continue
+                        }
+                        if var existing = jobs[requirement.object] {
+                            if existing.file != requirement.job {
+                                problem("reference-invalid", requirement.object.description, backups: [label],
+                                        "'\(entry.name)' expects different checksums for a stored object than another entry")
+                            }
+                            existing.backups.insert(label)
+                            jobs[requirement.object] = existing
+                        } else {
+                            jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The bundles each verified backup wrote, each proven whole.
+        func collectWrittenBundles() throws {
+            // The bundles each verified backup wrote, each proven whole.
+            for summary in selected where !skippedBackups.contains(summary.label) {
+                guard let m = manifests[summary.label] ?? nil else { continue }
+                do {
+                    for (object, entry) in try m.bundleObjects(layout: layout) {
+                        var bundle = bundleJobs[object] ?? BundleJob()
+                        bundle.repoSize = entry.repoSize
+                        bundle.repoChecksum = entry.repoChecksum
+                        bundle.owners.insert(summary.label)
+                        bundleJobs[object] = bundle
+                    }
+                } catch {
+                    problem("manifest-invalid", try layout.manifest(label: summary.label).description, backups: [summary.label],
+                            (error as? PGKeepError)?.message ?? "\(error)")
+                }
+            }
+        }
+
+        /// 3. The archive, per archive id: object names, duplicates, drop records.
+        func listArchive() throws {
+            listings = [:]
+            droppedRecords = [:]   // archive id → drop records (archive-push-queue-max)
+            for identity in identities {
+                let listing = try ArchiveListing(storage: storage, layout: layout, archiveID: identity.archiveID)
+                droppedRecords[identity.archiveID] = try DroppedWAL.loadAll(
+                    storage: storage, layout: layout, archiveID: identity.archiveID,
+                    warn: { message in self.warning("copy-used", try! DroppedWAL.directory(layout: self.layout, archiveID: identity.archiveID).description, message) },
+                    unreadable: { path, message in
+                        self.problem("drop-record-invalid", path.description,
+                                     "the record of WAL dropped by archive-push-queue-max cannot be read: \(message); the gap it recorded is reported as plain missing WAL")
+                    })
+                for name in listing.unknown {
+                    warning("unknown-file", name, "not a pgkeep archive object; ignored")
+                }
+                for (walName, objects) in listing.byName where objects.count > 1 {
+                    let checksums = Set(objects.map(\.checksum))
+                    if checksums.count > 1 {
+                        problem("wal-duplicate", objects[0].path.parent.description, wal: walName,
+                                "\(walName) is archived with different contents: \(objects.map(\.path.name).joined(separator: ", "))")
+                    } else {
+                        warning("wal-duplicate", objects[0].path.parent.description, wal: walName,
+                                "\(walName) is archived more than once with the same content: \(objects.map(\.path.name).joined(separator: ", "))")
+                    }
+                }
+                listings[identity.archiveID] = listing
+                if segmentSizes[identity.archiveID] == nil, let size = state?.archive(identity.archiveID)?.walSegmentSize {
+                    segmentSizes[identity.archiveID] = size
+                }
+            }
+        }
+
+        /// 4. The WAL each selected backup needs to reach consistency.
+        func checkWALBackupsNeed() throws {
+            segmentNeeders = [:]   // archive id → segment name → backups
+            walStatus = [:]
+            for summary in selected {
+                let label = summary.label
+                guard let id = archiveID(ofDatabase: summary.databaseID) else {
+                    problem("wal-missing", layout.archiveRoot.description, backups: [label],
+                            "backup \(label) belongs to database id \(summary.databaseID), which archive.info does not list")
+                    walStatus[label] = "unknown"
+                    continue
+                }
+                let size = (manifests[label] ?? nil).flatMap { WALSegmentSize(bytes: UInt64($0.database.walSegmentSize)) } ?? segmentSizes[id]
+                guard let size, let first = WALSegmentName(summary.walStart, segmentSize: size),
+                      let last = WALSegmentName(summary.walStop, segmentSize: size), let range = first.through(last) else {
+                    problem("wal-missing", layout.archiveRoot.description, backups: [label],
+                            "backup \(label) records an invalid WAL range \(summary.walStart) ... \(summary.walStop)")
+                    walStatus[label] = "unknown"
+                    continue
+                }
+                var missing: [String] = []
+                for segment in range {
+                    segmentNeeders[id, default: [:]][segment.name, default: []].insert(label)
+                    if listings[id]?.byName[segment.name]?.isEmpty ?? true { missing.append(segment.name) }
+                }
+                for name in missing {
+                    let parent = try layout.archiveParent(archiveID: id, walFile: name)
+                    // A backup waits for its WAL to be stored, so this takes a drop after the backup
+                    // completed or a repository edited by hand; the backup cannot be restored at all.
+                    let drop = droppedRecords[id]?.record(covering: name)
+                    problem("wal-missing", try parent.appending(name).description, wal: name, backups: [label], reason: drop.map { _ in "dropped" },
+                            "WAL segment \(name), needed by backup \(label) to reach consistency, is not in the archive"
+                                + (drop.map { " (archive-push dropped it at \(Clock.format(seconds: $0.droppedAt, style: .iso8601)): the archive-push queue exceeded archive-push-queue-max)" } ?? ""))
+                }
+                walStatus[label] = missing.isEmpty ? "ok" : "missing"
+            }
+        }
+
+        /// WAL objects to re-read: all of them, or with `--set` only the selected backup's.
+        func collectWALObjects() {
+            // WAL objects to re-read: all of them, or with --set only the selected backup's.
+            walSkipped = 0
+            for (id, listing) in listings.sorted(by: { $0.key < $1.key }) {
+                for object in listing.objects {
+                    // Backups affected by damage to this object: those needing the segment for
+                    // consistency, and for a history file those taken on its timeline (restoring
+                    // them needs it).
+                    var affected: Set<BackupLabel> = []
+                    if object.kind == .segment { affected = segmentNeeders[id]?[object.walName] ?? [] }
+                    if object.kind == .history, let timeline = WALFileName(object.walName)?.timeline {
+                        affected.formUnion(selected.filter { $0.timeline == timeline.rawValue && archiveID(ofDatabase: $0.databaseID) == id }.map(\.label))
+                    }
+                    if options.set != nil && affected.isEmpty { continue }
+                    let provenBefore: Bool
+                    switch object.kind {
+                    case .segment: provenBefore = proven?.isProven(segment: object.walName, archiveID: id) ?? false
+                    default: provenBefore = proven?.isProven(file: object.path.name, archiveID: id) ?? false
+                    }
+                    if provenBefore { walSkipped += 1; continue }
+                    var expectedSize: UInt64?
+                    if object.kind == .segment || object.kind == .partial { expectedSize = segmentSizes[id]?.bytes }
+                    jobs[object.path] = Job(kind: .wal(archiveID: id, name: object.walName, kind: object.kind),
+                                            file: FileJob.VerifyFile(source: object.path, compression: object.compression, repoSize: nil,
+                                                                     repoChecksum: nil, size: expectedSize, checksum: object.checksum),
+                                            path: object.path, backups: affected)
+                }
+            }
+        }
+
+        /// 5. Every object re-read by `--process-max` workers.
+        func reread() throws {
+            ordered = jobs.values.sorted { $0.path < $1.path }
+            var fileJobs: [FileJob] = []
+            fileJobs.reserveCapacity(ordered.count)
+            for (index, job) in ordered.enumerated() {
+                fileJobs.append(FileJob(id: index, operation: .verify(job.file), size: job.file.repoSize ?? job.file.size ?? 0))
+            }
+            bundles = bundleJobs.sorted { $0.key < $1.key }
+            for (index, (path, bundle)) in bundles.enumerated() {
+                let frames = bundle.frames.keys.sorted().map { FileJob.VerifyBundle.Frame(offset: $0, file: bundle.frames[$0]!.file) }
+                fileJobs.append(FileJob(id: ordered.count + index,
+                                        operation: .verifyBundle(.init(source: path, repoSize: bundle.repoSize, repoChecksum: bundle.repoChecksum,
+                                                                       frames: frames)),
+                                        size: bundle.repoSize ?? frames.reduce(UInt64(0)) { $0 + ($1.file.repoSize ?? 0) }))
+            }
+            findings = [VerifyFinding?](repeating: nil, count: ordered.count)
+            bundleFindings = [BundleVerifyFinding?](repeating: nil, count: bundles.count)
+            log.info("verifying \(fileJobs.count) stored objects with \(options.processMax) workers")
+            try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
+                if case .verified(let finding) = result { self.findings[job.id] = finding }
+                if case .verifiedBundle(let finding) = result { self.bundleFindings[job.id - self.ordered.count] = finding }
+            }
+        }
+
+        /// The segment size where no manifest or state knew it: the size most segments have.
+        func inferSegmentSizes() {
+            // Segment size where no manifest or state knew it: the size most segments have.
+            for (id, _) in listings where segmentSizes[id] == nil {
+                var counts: [UInt64: Int] = [:]
+                for (index, job) in ordered.enumerated() {
+                    if case .wal(let jobID, _, let kind) = job.kind, jobID == id, kind == .segment, let finding = findings[index], finding.status == .ok {
+                        counts[finding.size, default: 0] += 1
+                    }
+                }
+                if let best = counts.max(by: { ($0.value, $0.key) < ($1.value, $1.key) }), let size = WALSegmentSize(bytes: best.key) {
+                    segmentSizes[id] = size
+                }
+            }
+        }
+
+        /// The findings of single objects: problems named with the backups they affect.
+        func judgeObjects() {
+            bytesRead = 0
+            backupFilesChecked = 0
+            walFilesChecked = 0
+            failedObjects = Set<StoragePath>()
+            provenWAL = [:]
+            historyObjects = []
+            for (index, job) in ordered.enumerated() {
+                guard var finding = findings[index] else { continue }
+                bytesRead += finding.repoSize
+                switch job.kind {
+                case .backupFile: backupFilesChecked += 1
+                case .wal(let id, let name, let kind):
+                    walFilesChecked += 1
+                    if finding.status == .ok, kind == .segment || kind == .partial, job.file.size == nil,
+                       let size = segmentSizes[id], finding.size != size.bytes {
+                        finding = VerifyFinding(status: .sizeMismatch, repoSize: finding.repoSize, size: finding.size,
+                                                detail: "original size \(finding.size) bytes, expected the segment size \(size.bytes)")
+                    }
+                    if finding.status == .ok {
+                        if kind == .segment, let size = segmentSizes[id], let segment = WALSegmentName(name, segmentSize: size) {
+                            provenWAL[id, default: ([], [])].segments.append(segment)
+                        } else if kind != .segment {
+                            provenWAL[id, default: ([], [])].files.append(job.path.name)
+                        }
+                        if kind == .history, let object = listings[id]?.objects.first(where: { $0.path == job.path }) {
+                            historyObjects.append((id, object))
+                        }
+                    }
+                }
+                guard finding.status != .ok else { continue }
+                failedObjects.insert(job.path)
+                var walName: String?
+                if case .wal(_, let name, _) = job.kind { walName = name }
+                let what: String
+                switch finding.status {
+                case .missing: what = "is missing"
+                case .sizeMismatch, .checksumMismatch: what = "does not match: \(finding.detail)"
+                case .unreadable: what = "cannot be read back: \(finding.detail)"
+                case .ok: what = ""
+                }
+                problem(finding.status.rawValue, job.path.description, wal: walName, backups: Array(job.backups),
+                        "stored file '\(storage.describe(job.path))' \(what)")
+                if case .wal = job.kind {
+                    for label in job.backups where walStatus[label] == "ok" { walStatus[label] = "damaged" }
+                }
+            }
+        }
+
+        /// Bundles: a damaged frame names its file and the backups needing it; a damaged whole names the backup that wrote it.
+        func judgeBundles() {
+            // Bundles: a damaged frame names its file and the backups needing it; a damaged whole names
+            // the backup that wrote it (and those needing its damaged frames).
+            func describe(_ finding: VerifyFinding) -> String {
+                switch finding.status {
+                case .missing: return "is missing"
+                case .sizeMismatch, .checksumMismatch: return "does not match: \(finding.detail)"
+                case .unreadable: return "cannot be read back: \(finding.detail)"
+                case .ok: return "is ok"
+                }
+            }
+            for (index, (path, bundle)) in bundles.enumerated() {
+                guard let finding = bundleFindings[index] else { continue }
+                bytesRead += finding.whole.repoSize
+                backupFilesChecked += 1
+                let offsets = bundle.frames.keys.sorted()
+                let allBackups = bundle.owners.union(bundle.frames.values.flatMap(\.backups))
+                let where_ = "stored bundle '\(storage.describe(path))'"
+                if finding.whole.status == .missing {
+                    let names = offsets.flatMap { bundle.frames[$0]!.names.sorted() }
+                    problem("missing", path.description, backups: Array(allBackups),
+                            "\(where_) is missing; it holds \(names.count) files the backups need: \(VerifyRun.abbreviated(names))")
+                    failedObjects.insert(path)
+                    continue
+                }
+                var damagedNames: [String] = []
+                var affected = bundle.owners
+                for (frameIndex, offset) in offsets.enumerated() where frameIndex < finding.frames.count && finding.frames[frameIndex].status != .ok {
+                    let frame = bundle.frames[offset]!
+                    let names = frame.names.sorted()
+                    damagedNames += names
+                    affected.formUnion(frame.backups)
+                    problem(finding.frames[frameIndex].status.rawValue, path.description, backups: Array(frame.backups),
+                            "file '\(names.joined(separator: "', '"))' at offset \(offset) of \(where_) \(describe(finding.frames[frameIndex]))")
+                }
+                if finding.whole.status != .ok {
+                    problem(finding.whole.status.rawValue, path.description, backups: Array(affected),
+                            "\(where_) \(describe(finding.whole))\(damagedNames.isEmpty ? "" : "; damaged files in it: \(VerifyRun.abbreviated(damagedNames))")")
+                }
+                if finding.whole.status != .ok || !damagedNames.isEmpty { failedObjects.insert(path) }
+            }
+        }
+
+        /// 6. WAL continuity per timeline (ranges, gaps, history files, diverged timelines).
+        func checkContinuity() throws {
+            archiveResults = []
+            for identity in identities { try checkContinuity(of: identity) }
+        }
+
+        /// One archive id's timelines: its history files parsed, ranges and gaps (dropped WAL
+        /// split out), missing history files, and timelines that continue past a child's fork.
+        func checkContinuity(of identity: DatabaseIdentity) throws {
             let id = identity.archiveID
-            guard let listing = listings[id] else { continue }
+            guard let listing = listings[id] else { return }
             let size = segmentSizes[id]
             var histories: [UInt32: TimelineHistory] = [:]
             for (historyID, object) in historyObjects where historyID == id {
@@ -593,7 +704,7 @@ public final class VerifyRun {
                     gaps.append(.init(start: a.next.name, stop: b.previous!.name))
                 }
                 if let size, let dropped = droppedByTimeline[timeline] {
-                    gaps = Self.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+                    gaps = VerifyRun.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
                 }
                 for gap in gaps {
                     var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
@@ -633,56 +744,65 @@ public final class VerifyRun {
             archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
         }
 
-        // Per-backup results.
-        var backupResults: [VerifyReport.BackupResult] = []
-        for summary in selected {
-            let label = summary.label
-            let status = damaged.contains(label) ? "error" : (skippedBackups.contains(label) ? "skipped" : "ok")
-            backupResults.append(.init(label: label.text, status: status, fileCount: backupFileCount[label] ?? summary.fileCount,
-                                       filesChecked: checkedPerBackup[label] ?? 0, walStart: summary.walStart,
-                                       walStop: summary.walStop, walStatus: walStatus[label] ?? "unknown"))
-        }
-
-        // Step 7: record what is proven: proven now, or proven before and not re-checked, and still present.
-        var newState = VerifyState(updated: now)
-        for summary in allBackups where !damaged.contains(summary.label) {
-            let checkedNow = selected.contains { $0.label == summary.label } && !skippedBackups.contains(summary.label)
-            if checkedNow {
-                newState.backups.append(.init(label: summary.label, timestampStop: summary.timestampStop, verifiedAt: now))
-            } else if let old = state?.backup(summary.label, timestampStop: summary.timestampStop) {
-                newState.backups.append(old)
+        /// Per-backup results.
+        func collectBackupResults() {
+            // Per-backup results.
+            backupResults = []
+            for summary in selected {
+                let label = summary.label
+                let status = damaged.contains(label) ? "error" : (skippedBackups.contains(label) ? "skipped" : "ok")
+                backupResults.append(.init(label: label.text, status: status, fileCount: backupFileCount[label] ?? summary.fileCount,
+                                           filesChecked: checkedPerBackup[label] ?? 0, walStart: summary.walStart,
+                                           walStop: summary.walStop, walStatus: walStatus[label] ?? "unknown"))
             }
         }
-        for identity in identities {
-            let id = identity.archiveID
-            guard let listing = listings[id], let size = segmentSizes[id] else { continue }
-            var segments = provenWAL[id]?.segments ?? []
-            var files = provenWAL[id]?.files ?? []
-            for object in listing.objects where jobs[object.path] == nil && !failedObjects.contains(object.path) {
-                if object.kind == .segment {
-                    if state?.isProven(segment: object.walName, archiveID: id) == true,
-                       let segment = WALSegmentName(object.walName, segmentSize: size) { segments.append(segment) }
-                } else if state?.isProven(file: object.path.name, archiveID: id) == true {
-                    files.append(object.path.name)
+
+        /// 7. Record what is proven: proven now, or proven before and not re-checked, and still present.
+        func recordState() {
+            var newState = VerifyState(updated: now)
+            for summary in allBackups where !damaged.contains(summary.label) {
+                let checkedNow = selected.contains { $0.label == summary.label } && !skippedBackups.contains(summary.label)
+                if checkedNow {
+                    newState.backups.append(.init(label: summary.label, timestampStop: summary.timestampStop, verifiedAt: now))
+                } else if let old = state?.backup(summary.label, timestampStop: summary.timestampStop) {
+                    newState.backups.append(old)
                 }
             }
-            newState.archive.append(.init(archiveID: id, walSegmentSize: size, segments: VerifyState.ranges(of: segments),
-                                          files: Array(Set(files)).sorted()))
-        }
-        do {
-            try newState.save(storage, layout)
-        } catch {
-            warning("state-unsaved", layout.verifyState.description,
-                    "unable to record the verify state: \((error as? PGKeepError)?.message ?? "\(error)")")
+            for identity in identities {
+                let id = identity.archiveID
+                guard let listing = listings[id], let size = segmentSizes[id] else { continue }
+                var segments = provenWAL[id]?.segments ?? []
+                var files = provenWAL[id]?.files ?? []
+                for object in listing.objects where jobs[object.path] == nil && !failedObjects.contains(object.path) {
+                    if object.kind == .segment {
+                        if state?.isProven(segment: object.walName, archiveID: id) == true,
+                           let segment = WALSegmentName(object.walName, segmentSize: size) { segments.append(segment) }
+                    } else if state?.isProven(file: object.path.name, archiveID: id) == true {
+                        files.append(object.path.name)
+                    }
+                }
+                newState.archive.append(.init(archiveID: id, walSegmentSize: size, segments: VerifyState.ranges(of: segments),
+                                              files: Array(Set(files)).sorted()))
+            }
+            do {
+                try newState.save(storage, layout)
+            } catch {
+                warning("state-unsaved", layout.verifyState.description,
+                        "unable to record the verify state: \((error as? PGKeepError)?.message ?? "\(error)")")
+            }
         }
 
-        return VerifyReport(
-            stanza: layout.stanza, status: problems.isEmpty ? "ok" : "error", set: options.set?.text, sinceLast: options.sinceLast,
-            infoFiles: infoReports, backups: backupResults, archive: archiveResults,
-            problems: problems.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
-            warnings: warnings.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
-            checked: .init(backupFiles: backupFilesChecked, walFiles: walFilesChecked,
-                           skipped: skippedBackupFiles + walSkipped, bytes: bytesRead))
+        /// The report of the run.
+        func report() -> VerifyReport {
+            return VerifyReport(
+                stanza: layout.stanza, status: run.problems.isEmpty ? "ok" : "error", set: options.set?.text, sinceLast: options.sinceLast,
+                infoFiles: run.infoReports, backups: backupResults, archive: archiveResults,
+                problems: run.problems.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
+                warnings: run.warnings.sorted { ($0.path, $0.kind) < ($1.path, $1.kind) },
+                checked: .init(backupFiles: backupFilesChecked, walFiles: walFilesChecked,
+                               skipped: skippedBackupFiles + walSkipped, bytes: bytesRead))
+        }
+
     }
 
     /// `gaps` (holes between stored segments) with the dropped segments (not stored, numbers →

@@ -1,11 +1,11 @@
 /// `backup/<stanza>/verify.state`: what `verify` has proven, so `verify --since-last` re-reads only
-/// what is new (repo-layout.md §3.4). Sealed with a `.copy` like the info files.
+/// what is new (repo-layout.md §3.5). Sealed with a `.copy` like the info files.
 ///
 /// An entry is a claim "these stored bytes were read back and matched their checksums at
 /// `verifiedAt`". Backups and archive objects are immutable once written (a push never overwrites,
 /// a backup is listed only when complete), so a proven object stays proven until it is removed;
 /// each run keeps only entries whose object still exists, and drops anything it found damaged.
-public struct VerifyState: Codable, Sendable, Equatable {
+public struct VerifyState: Codable, Sendable, Equatable, FormatVersioned {
     public var format: Int
     /// Unix seconds of the run that wrote this state.
     public var updated: Int64
@@ -101,10 +101,6 @@ public struct VerifyState: Codable, Sendable, Equatable {
         // A damaged state only costs a full re-read: warn and carry on without it.
         do {
             guard let state = try SealedFile.load(VerifyState.self, from: layout.verifyState, in: storage, warn: warn) else { return nil }
-            guard state.format == RepositoryFormat.current else {
-                warn("'\(storage.describe(layout.verifyState))' has format \(state.format); ignoring it, everything is verified")
-                return nil
-            }
             return state
         } catch {
             warn("\((error as? PGKeepError)?.message ?? "\(error)"); ignoring it, everything is verified")

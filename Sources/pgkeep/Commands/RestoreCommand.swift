@@ -6,7 +6,7 @@ import Darwin
 import PGKeep
 
 /// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL] [--type=time|xid|lsn|name|immediate|default|standby
-///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown] [--plan [--output=json]] [--delta [--force]]`
+///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown --target-past-archive] [--plan [--output=json]] [--delta [--force]]`
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -24,6 +24,7 @@ enum RestoreCommand {
         // replace a directory pgkeep cannot prove is this cluster's, still comparing checksums.
         options.force = config.bool(.force)
         options.linkAll = config.bool(.linkAll)
+        options.targetPastArchive = config.bool(.targetPastArchive)
         options.relocation = .init(tablespaces: config.map(.tablespaceMap), tablespacesUnder: config.string(.tablespaceMapAll),
                                    links: config.map(.linkMap))
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve

@@ -10,7 +10,7 @@ import SystemPackage
 /// Temporary files are named `<name>.pgkeep-tmp.<pid>.<n>` in the destination directory, so a
 /// rename is atomic (same file system) and concurrent writers of the same path (two archive-push
 /// processes) never share a temp file. Listings hide them.
-public final class PosixStorage: Storage, @unchecked Sendable {
+public final class PosixStorage: Storage, Sendable {
     /// Absolute path of the storage root.
     public let root: String
     /// Mode for new files and directories.

@@ -159,6 +159,7 @@ final class DirectStage {
     /// Stages are allocated once and reused: two per file being written at a time.
     private static let pool = Pool()
 
+    // @unchecked: `free` is used only under `lock`; the buffers it holds belong to no one while in it.
     private final class Pool: @unchecked Sendable {
         private let lock = Mutex()
         private var free: [UnsafeMutableRawBufferPointer] = []
@@ -211,6 +212,7 @@ extension DirectStage {
 /// A thread that does one `pwrite` at a time for a `DirectStage`: `start` hands it a write,
 /// `wait` returns its result (bytes written or -1, and errno). The stage never starts a write
 /// before it collected the previous one, and the bytes stay untouched until then.
+// @unchecked: `request` and the result are handed over only under the pthread mutex and condition.
 private final class Companion: @unchecked Sendable {
     // Allocated: a pthread object must not move, and a class's stored properties promise no
     // fixed address to `&`.
