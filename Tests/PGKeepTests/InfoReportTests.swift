@@ -49,6 +49,19 @@ struct InfoReportTests {
         #expect(!stale.held && stale.holder == nil)
     }
 
+    @Test("a lease this host's killed backup left (its pid is gone) is not a running backup")
+    func leaseOfDeadLocalProcessIsNotRunning() throws {
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        var dead: Int32 = 4_000_000
+        while Posix.processExists(dead) { dead += 1 }
+        let now = Clock.now()
+        let holder = LeaseHolder(host: Posix.hostName(), pid: dead, command: "backup", since: now, renewed: now, duration: 60, token: "1")
+        try storage.writeSmallFile(layout.backupLease, try SealedFile.seal(holder))
+        let lock = try report().status.lock.backup
+        #expect(!lock.held && lock.holder == nil)
+    }
+
     @Test("codes follow pgBackRest: missing stanza path 1, missing stanza data 3, no valid backups 2, info files of two clusters 99 (other)")
     func statusCodes() throws {
         #expect(try report().status.code == 1)

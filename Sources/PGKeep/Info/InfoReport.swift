@@ -365,7 +365,7 @@ public struct InfoReport {
             if running.held {
                 if let size = running.size, let done = running.sizeComplete {
                     let percent = ProgressSnapshot(bytesDone: done, bytesTotal: size, filesDone: 0, filesTotal: 0, elapsed: 0).percent
-                    out += "    backup running\(by): \(percent)% (\(ProgressFormat.bytes(done)) of \(ProgressFormat.bytes(size)))\n"
+                    out += "    backup running: \(percent)% (\(ProgressFormat.bytes(done)) of \(ProgressFormat.bytes(size)))\(by)\n"
                 } else {
                     out += "    backup running\(by)\n"
                 }

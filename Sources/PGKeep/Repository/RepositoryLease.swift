@@ -185,15 +185,19 @@ public final class RepositoryLease: @unchecked Sendable {
         try storage.remove(path)
     }
 
-    /// The holder of the lease at `path` while it is live (renewed within its duration), for
-    /// reports: `info` on one host shows the backup another host runs. Nil when there is none, it
-    /// is stale, or it cannot be read.
-    public static func liveHolder(storage: Storage, path: StoragePath, now: Int64 = Clock.now()) -> LeaseHolder? {
+    /// The holder of the lease at `path` while it is live (renewed within its duration, and, on
+    /// this host, its process still running: a killed backup's lease is not a running backup),
+    /// for reports: `info` on one host shows the backup another host runs. Nil when there is
+    /// none, it is stale, its holder is gone, or it cannot be read.
+    public static func liveHolder(storage: Storage, path: StoragePath, host: String = Posix.hostName(),
+                                  now: Int64 = Clock.now()) -> LeaseHolder? {
         guard let bytes = try? storage.readSmallFile(path, limit: 1 << 16),
               let holder = try? SealedFile.open(LeaseHolder.self, from: bytes, name: storage.describe(path)) else { return nil }
         let modified = (try? storage.info(path))?.flatMap { $0.modified > 0 ? $0.modified / 1_000_000_000 : nil }
         let last = max(holder.renewed, modified ?? holder.renewed)
-        return now - last > Int64(holder.duration.rounded(.up)) ? nil : holder
+        if now - last > Int64(holder.duration.rounded(.up)) { return nil }
+        if holder.host == host && !Posix.processExists(holder.pid) { return nil }
+        return holder
     }
 
     static func seconds(_ value: Double) -> String {
