@@ -43,7 +43,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pgkeep",
-            dependencies: ["PGKeep"],
+            dependencies: ["PGKeep", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // The parser fuzzer (Sources/pgkeep-fuzz/FuzzEntry.swift): a libFuzzer binary when `make fuzz`
@@ -55,18 +55,18 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["PGKeep"],
+            dependencies: ["PGKeep", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/TestSupport",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeep", "TestSupport"],
+            dependencies: ["PGKeep", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PGKeep", "TestSupport"],
+            dependencies: ["PGKeep", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

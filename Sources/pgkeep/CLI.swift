@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import PGKeep
+import SystemPackage
 
 /// The command-line front: resolve the configuration, run one command, map its outcome to an exit
 /// code from the error table. Logic lives in the library; each command file reads like a script.
@@ -99,11 +100,19 @@ struct CommandContext {
     let config: Configuration
     let log: Log
     let storage: PosixStorage
+    /// The database host: this machine (the remote agent will be chosen here by `pg1-host`).
+    let host: PostgresHost
 
     init(config: Configuration, log: Log) throws {
         self.config = config
         self.log = log
         storage = PosixStorage(root: config.string(.repo1Path) ?? "/var/lib/pgkeep")
+        host = LocalHost()
+    }
+
+    /// `--pg1-path`, required, made absolute: host paths are never relative to the working directory.
+    func dataDirectory() throws -> FilePath {
+        FilePath(Posix.absolute(try required(.pg1Path)))
     }
 
     func layout() throws -> RepositoryLayout {

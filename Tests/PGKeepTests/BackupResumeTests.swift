@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import PGKeep
+import SystemPackage
 
 @Suite("Resuming an interrupted backup")
 struct BackupResumeTests {
@@ -34,7 +35,7 @@ struct BackupResumeTests {
     }
 
     static func listed(_ name: String, size: UInt64 = 8192, mtime: Int64 = 900, mode: UInt32 = 0o600) -> ClusterWalker.ListedFile {
-        ClusterWalker.ListedFile(name: name, path: "/pg/" + name, size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
+        ClusterWalker.ListedFile(name: name, path: FilePath("/pg/" + name), size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
     }
 
     @Test("a backup of the same type, prior, compression and cluster resumes the interrupted one")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import PGKeep
+import SystemPackage
 
 /// Bundles (repo-layout.md §3.6): many small files as independent frames in one object, written
 /// once and read once, front to back, through a `MemoryStorage` repository.
@@ -32,12 +33,12 @@ struct BundleUnitTests {
         _ = try directory.makeDirectory("restored")
     }
 
-    func worker() throws -> Worker { try Worker(storage: storage, bufferSize: Self.bufferSize) }
+    func worker() throws -> Worker { try Worker(storage: storage, host: LocalHost(), bufferSize: Self.bufferSize) }
 
     func storeJob(_ indexes: [Int]? = nil) -> FileJob {
         let files = (indexes ?? Array(Self.samples.indices)).map { index in
             let sample = Self.samples[index]
-            return FileJob.BundledFile(id: index, source: directory.path("cluster/" + sample.name), limit: .max,
+            return FileJob.BundledFile(id: index, source: FilePath(directory.path("cluster/" + sample.name)), limit: .max,
                                        compression: sample.compression, compressLevel: sample.compression.defaultLevel)
         }
         return FileJob(id: 0, operation: .storeBundle(.init(bundle: 1, destination: bundlePath, files: files)), size: 0)
@@ -219,7 +220,7 @@ struct BundleUnitTests {
     func vanishedAndUnchanged() throws {
         var job = storeJob([3, 4])
         guard case .storeBundle(var bundle) = job.operation else { return }
-        bundle.files[0].source = directory.path("cluster/gone")
+        bundle.files[0].source = FilePath(directory.path("cluster/gone"))
         bundle.files[1].unchangedSize = UInt64(Self.samples[4].bytes.count)
         bundle.files[1].unchangedChecksum = try SHA256Digest.of(Self.samples[4].bytes)
         job.operation = .storeBundle(bundle)

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import PGKeep
+import SystemPackage
 
 /// A repository that runs out of space (scenario 5 of the fault checklist), driven through the
 /// library's own write paths against `FaultyStorage`, so the disk-full behaviour is checked on
@@ -127,13 +128,13 @@ struct DiskFullTests {
             let name = "pg_data/base/1/\(16384 + n)"
             let destination = try layout.backupFile(label: label, name: name, compression: .none)
             sources[destination] = bytes
-            jobs.append(FileJob(id: n, operation: .store(.init(source: try directory.write("cluster/\(n)", bytes), destination: destination,
+            jobs.append(FileJob(id: n, operation: .store(.init(source: FilePath(try directory.write("cluster/\(n)", bytes)), destination: destination,
                                                                limit: .max, compression: .none, compressLevel: 0)),
                                 size: UInt64(size)))
         }
         let storage = FaultyStorage(memory, freeBytes: UInt64(size * 7 / 2))
         let error = try #require(#expect(throws: (any Error).self) {
-            try Mover(storage: storage, processMax: processMax, bufferSize: 1 << 14).run(jobs) { _, _ in }
+            try Mover(storage: storage, host: LocalHost(), processMax: processMax, bufferSize: 1 << 14).run(jobs) { _, _ in }
         })
         Self.expectDiskFull(error, naming: memory.describe(try layout.backupDirectory(label: label)))
         #expect(storage.diskFullFailures >= 1)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import PGKeep
+import SystemPackage
 
 @Suite("Incremental change detection")
 struct IncrementalPlanTests {
@@ -26,7 +27,7 @@ struct IncrementalPlanTests {
     }
 
     static func listed(_ name: String, size: UInt64 = 8192, mtime: Int64 = 900, mode: UInt32 = 0o600) -> ClusterWalker.ListedFile {
-        ClusterWalker.ListedFile(name: name, path: "/pg/" + name, size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
+        ClusterWalker.ListedFile(name: name, path: FilePath("/pg/" + name), size: size, mtime: mtime, mode: mode, user: "postgres", group: "postgres")
     }
 
     /// When this backup's listing ended: later than everything above.
@@ -179,7 +180,7 @@ struct BlockIncrementalTests {
 
     func store(_ bytes: [UInt8], generation: Int, prior: Stored?, compression: CompressionType) throws -> FileJobResult {
         let source = try directory.write("source", bytes)
-        var job = FileJob.StoreBlocks(source: source, limit: UInt64(bytes.count), label: Self.labels[generation],
+        var job = FileJob.StoreBlocks(source: FilePath(source), limit: UInt64(bytes.count), label: Self.labels[generation],
                                       blockObject: try layout.blockObject(label: Self.labels[generation], name: Self.name),
                                       blockMap: try layout.blockMap(label: Self.labels[generation], name: Self.name),
                                       blockSize: Self.blockSize, compression: compression,
@@ -188,7 +189,7 @@ struct BlockIncrementalTests {
             job.prior = .init(map: try layout.blockMap(label: prior.label, name: Self.name), mapSize: prior.result.mapSize,
                               mapChecksum: prior.result.mapChecksum, size: prior.result.size, checksum: prior.result.checksum)
         }
-        return try BlockWorker(storage: storage, bufferSize: 1024).store(job)
+        return try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).store(job)
     }
 
     func restoreJob(_ stored: Stored, into relative: String) -> FileJob.RestoreBlocks {
@@ -199,7 +200,7 @@ struct BlockIncrementalTests {
     }
 
     func restore(_ stored: Stored, into relative: String) throws -> [UInt8]? {
-        _ = try BlockWorker(storage: storage, bufferSize: 1024).restore(restoreJob(stored, into: relative))
+        _ = try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).restore(restoreJob(stored, into: relative))
         return try directory.read(relative)
     }
 
@@ -295,7 +296,7 @@ struct BlockIncrementalTests {
         bytes[6 * Self.blockSize + 5] ^= 0x01
         let second = try Self.stored(try store(bytes, generation: 1, prior: first, compression: compression), Self.labels[1])
         let tight = PosixStorage(root: directory.path("repo"), rangedReadGap: 0)
-        _ = try BlockWorker(storage: tight, bufferSize: 1024).restore(restoreJob(second, into: "tight"))
+        _ = try BlockWorker(storage: tight, host: LocalHost(), bufferSize: 1024).restore(restoreJob(second, into: "tight"))
         #expect(try directory.read("tight") == bytes)
     }
 
@@ -333,8 +334,8 @@ struct BlockIncrementalTests {
 
         // Unchanged: nothing stored, no object left behind.
         let fourthObject = try layout.blockObject(label: BackupLabel("20261126-230501F_20261128-000000I")!, name: Self.name)
-        let unchanged = try BlockWorker(storage: storage, bufferSize: 1024).store(FileJob.StoreBlocks(
-            source: try directory.write("source", bytes), limit: UInt64(bytes.count), label: BackupLabel("20261126-230501F_20261128-000000I")!,
+        let unchanged = try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).store(FileJob.StoreBlocks(
+            source: FilePath(try directory.write("source", bytes)), limit: UInt64(bytes.count), label: BackupLabel("20261126-230501F_20261128-000000I")!,
             blockObject: fourthObject, blockMap: try layout.blockMap(label: BackupLabel("20261126-230501F_20261128-000000I")!, name: Self.name),
             blockSize: Self.blockSize, compression: compression, compressLevel: compression.defaultLevel,
             prior: .init(map: try layout.blockMap(label: third.label, name: Self.name), mapSize: third.result.mapSize,
@@ -380,18 +381,18 @@ struct BlockIncrementalTests {
         _ = try directory.write("existing", bytes)
         var job = restoreJob(first, into: "existing")
         job.keepMatching = true
-        #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .kept(size: UInt64(bytes.count)))
+        #expect(try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).restore(job) == .kept(size: UInt64(bytes.count)))
 
         var changed = bytes
         changed[7] ^= 1
         _ = try directory.write("existing", changed)
-        #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
+        #expect(try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
         #expect(try directory.read("existing") == bytes)
 
         // A difference in the short last block, a longer and a shorter file are rewritten too.
         for existing in [Array(bytes.dropLast()) + [bytes.last! ^ 0x40], bytes + [0], Array(bytes.dropLast(5))] {
             _ = try directory.write("existing", existing)
-            #expect(try BlockWorker(storage: storage, bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
+            #expect(try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024).restore(job) == .restored(size: UInt64(bytes.count)))
             #expect(try directory.read("existing") == bytes)
         }
     }
@@ -400,16 +401,16 @@ struct BlockIncrementalTests {
     func keepMatchingByMapKind() throws {
         let bytes = Samples.random(Self.blockSize * 4, seed: 13)
         _ = try Self.stored(try store(bytes, generation: 0, prior: nil, compression: .lz4), Self.labels[0])
-        let worker = try BlockWorker(storage: storage, bufferSize: 1024)
+        let worker = try BlockWorker(storage: storage, host: LocalHost(), bufferSize: 1024)
         let mapPath = try layout.blockMap(label: Self.labels[0], name: Self.name)
         let map = try BlockMap.decode(try #require(try storage.readSmallFile(mapPath, limit: 1 << 20)), name: "m")
         _ = try directory.write("existing", bytes)
-        #expect(try worker.blocksMatch(path: directory.path("existing"), map: map) == true)
-        #expect(try worker.blocksMatch(path: directory.path("missing"), map: map) == nil)
+        #expect(try worker.blocksMatch(path: FilePath(directory.path("existing")), map: map) == true)
+        #expect(try worker.blocksMatch(path: FilePath(directory.path("missing")), map: map) == nil)
         var changed = bytes
         changed[Self.blockSize * 2 + 100] ^= 0x02
         _ = try directory.write("existing", changed)
-        #expect(try worker.blocksMatch(path: directory.path("existing"), map: map) == false)
+        #expect(try worker.blocksMatch(path: FilePath(directory.path("existing")), map: map) == false)
 
         var old = map
         old.hashKind = .sha256
@@ -417,6 +418,6 @@ struct BlockIncrementalTests {
             old.blocks[index].checksum = bytes[index * Self.blockSize..<(index + 1) * Self.blockSize]
                 .withUnsafeBytes { try! BlockHasher(kind: .sha256).digest($0) }
         }
-        #expect(try worker.blocksMatch(path: directory.path("existing"), map: old) == nil)
+        #expect(try worker.blocksMatch(path: FilePath(directory.path("existing")), map: old) == nil)
     }
 }

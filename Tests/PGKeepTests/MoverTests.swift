@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import PGKeep
+import SystemPackage
 
 /// Collects what a mover reports; `onResult` runs on worker threads (serialized by the mover).
 final class MoverResults: @unchecked Sendable {
@@ -59,7 +60,7 @@ struct MoverTests {
     }
 
     func storeJob(id: Int, _ sample: Sample, limit: UInt64 = .max) throws -> FileJob {
-        FileJob(id: id, operation: .store(.init(source: directory.path("cluster/" + sample.name),
+        FileJob(id: id, operation: .store(.init(source: FilePath(directory.path("cluster/" + sample.name)),
                                                 destination: try objectPath(sample.name, sample.compression),
                                                 limit: limit, compression: sample.compression,
                                                 compressLevel: sample.compression.defaultLevel)),
@@ -71,7 +72,7 @@ struct MoverTests {
         for sample in Self.samples { try directory.write("cluster/" + sample.name, sample.bytes) }
         let jobs = try Self.samples.enumerated().map { try storeJob(id: $0.offset, $0.element) }
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
+        try Mover(storage: storage, host: LocalHost(), processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
         return collected.results
     }
 
@@ -88,7 +89,7 @@ struct MoverTests {
         try directory.makeDirectory("restored")
         let jobs = files.enumerated().map { FileJob(id: $0.offset, operation: .restore($0.element), size: $0.element.size) }
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
+        try Mover(storage: storage, host: LocalHost(), processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
         return collected
     }
 
@@ -96,7 +97,7 @@ struct MoverTests {
     func storedSingle(_ sample: Sample) throws -> FileJob.RestoreFile {
         try directory.write("cluster/" + sample.name, sample.bytes)
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize).run([try storeJob(id: 0, sample)]) { collected.add($0, $1) }
+        try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize).run([try storeJob(id: 0, sample)]) { collected.add($0, $1) }
         return try restoreFile(sample, try #require(collected.results[0]))
     }
 
@@ -152,7 +153,7 @@ struct MoverTests {
         try directory.write("cluster/growing", sample.bytes)
         let limit = UInt64(Self.bufferSize + 10)
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize)
+        try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize)
             .run([try storeJob(id: 0, sample, limit: limit)]) { collected.add($0, $1) }
         let result = try #require(collected.results[0])
         guard case let .stored(size, checksum, _, _, _) = result else { Issue.record("\(result)"); return }
@@ -166,7 +167,7 @@ struct MoverTests {
     func vanished() throws {
         let sample = Sample(name: "dropped-relation", bytes: [1, 2, 3], compression: .zst)
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize).run([try storeJob(id: 7, sample)]) { collected.add($0, $1) }
+        try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize).run([try storeJob(id: 7, sample)]) { collected.add($0, $1) }
         #expect(collected.results == [7: .vanished])
         #expect(directory.files(under: "repo").isEmpty)
     }
@@ -175,7 +176,7 @@ struct MoverTests {
     func storeBytes() throws {
         let bytes = try PostgresFixture.pgControl()
         let path = try objectPath("global/pg_control", .zst)
-        let mover = Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize)
+        let mover = Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize)
         let stored = try mover.store(bytes: bytes, destination: path, compression: .zst, compressLevel: 3)
         let object = try #require(try storage.readSmallFile(path))
         #expect(stored.checksum == (try SHA256Digest.of(bytes)))
@@ -241,7 +242,7 @@ struct MoverTests {
         for sample in samples { try directory.write("cluster/" + sample.name, sample.bytes) }
         let jobs = try samples.enumerated().map { try storeJob(id: $0.offset, $0.element) }
         let collected = MoverResults()
-        try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
+        try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
         #expect(collected.order == [1, 2, 3, 0])  // equal sizes: lower id first
     }
 
@@ -261,7 +262,7 @@ struct MoverTests {
         try directory.makeDirectory("restored")
         let collected = MoverResults()
         let error = try #require(#expect(throws: PGKeepError.self) {
-            try Mover(storage: storage, processMax: 1, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
+            try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: Self.bufferSize).run(jobs) { collected.add($0, $1) }
         })
         #expect(error.code == .fileMissing)
         #expect(collected.order == [4, 3])
@@ -275,7 +276,7 @@ struct MoverTests {
         struct Refused: Error {}
         let collected = MoverResults()
         #expect(throws: Refused.self) {
-            try Mover(storage: storage, processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { job, result in
+            try Mover(storage: storage, host: LocalHost(), processMax: processMax, bufferSize: Self.bufferSize).run(jobs) { job, result in
                 collected.add(job, result)
                 throw Refused()
             }

@@ -61,7 +61,7 @@ final class RepairFixture {
     }
 
     func store(_ label: BackupLabel, _ name: String, _ bytes: [UInt8]) throws -> Manifest.FileEntry {
-        let stored = try Mover(storage: storage, processMax: 1, bufferSize: 1 << 16)
+        let stored = try Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: 1 << 16)
             .store(bytes: bytes, destination: try layout.backupFile(label: label, name: name, compression: .lz4), compression: .lz4, compressLevel: 1)
         return .init(name: name, size: UInt64(bytes.count), mtime: Self.now - 7200, mode: 0o600, user: nil, group: nil,
                      checksum: stored.checksum, repoSize: stored.repoSize, repoChecksum: stored.repoChecksum, compression: .lz4, reference: label)

@@ -46,7 +46,7 @@ final class MemoryRepository {
                 files: [(String, [UInt8])] = [("pg_data/base/1/1259", Array(repeating: 7, count: 40_000)),
                                               ("pg_data/global/pg_control", Array(0..<255))]) throws -> BackupSummary {
         let label = BackupLabel(label)!
-        let mover = Mover(storage: storage, processMax: 1, bufferSize: 1 << 16)
+        let mover = Mover(storage: storage, host: LocalHost(), processMax: 1, bufferSize: 1 << 16)
         let walStart = Self.segmentName(first), walStop = Self.segmentName(last)
         var manifest = Manifest(
             backup: .init(label: label, type: .full, prior: nil, timestampStart: stop - 10, timestampStop: stop,

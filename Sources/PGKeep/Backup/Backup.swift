@@ -1,6 +1,8 @@
+import SystemPackage
+
 /// What a backup needs to know, resolved from configuration by the command front.
 public struct BackupOptions: Sendable {
-    public var dataDirectory: String
+    public var dataDirectory: FilePath
     public var connection: PGConnectionOptions
     public var type: BackupType
     public var compression: CompressionType
@@ -19,7 +21,7 @@ public struct BackupOptions: Sendable {
     /// The repository lease this backup holds (`StanzaBackupLock`).
     public var lease = LeaseSettings()
 
-    public init(dataDirectory: String, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
+    public init(dataDirectory: FilePath, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
         self.dataDirectory = dataDirectory
         self.connection = connection
@@ -54,16 +56,22 @@ public struct BackupOptions: Sendable {
 /// 6. Wait until every WAL segment from start to stop is in the archive (`--archive-timeout`):
 ///    without them the backup cannot reach consistency, so it is not a backup yet.
 /// 7. Write the manifest, then the `backup.info` entry: only now does the backup exist.
+///
+/// `run` does steps 1, 2 and, in `finish`, 6 and 7; `BackupCopy` (BackupCopy.swift) does 3 to 5.
+/// The database host, its files and its server, is reached only through `host` (`PostgresHost`).
 public final class BackupRun {
     let storage: Storage
+    /// The database host: its files and its server (`PostgresHost`).
+    let host: PostgresHost
     let layout: RepositoryLayout
     let options: BackupOptions
     let log: Log
     /// Held while `run` runs; confirmed before backup.info is written.
     private var lease: RepositoryLease?
 
-    public init(storage: Storage, layout: RepositoryLayout, options: BackupOptions, log: Log) {
+    public init(storage: Storage, host: PostgresHost, layout: RepositoryLayout, options: BackupOptions, log: Log) {
         self.storage = storage
+        self.host = host
         self.layout = layout
         self.options = options
         self.log = log
@@ -76,38 +84,40 @@ public final class BackupRun {
         lease = lock.lease
 
         let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
-        var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
-        let control = try PGControl.read(dataDirectory: options.dataDirectory)
-        try StanzaCheck.verify(control: control, dataDirectory: options.dataDirectory,
-                               archiveInfo: archiveInfo, backupInfo: backupInfo, stanza: layout.stanza)
-
-        let session = try PGSession(options.connection, applicationName: "pgkeep backup")
-        try ServerCheck.verifyForBackup(session, dataDirectory: options.dataDirectory, log: log)
+        let backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let control = try checkCluster(archiveInfo: archiveInfo, backupInfo: backupInfo)
+        let session = try host.connect(options.connection, applicationName: "pgkeep backup")
+        try ServerCheck.verifyForBackup(session, host: host, dataDirectory: options.dataDirectory, log: log)
 
         let prior = try findPrior(info: backupInfo, control: control)
         let type = prior == nil ? BackupType.full : options.type
         let resumed = try takeOverInterrupted(info: backupInfo, type: type, prior: prior?.backup.label, control: control)
         let label = try resumed?.backup.label ?? nextLabel(after: backupInfo, type: type, full: prior?.backup.label.fullLabel)
         log.info("backup \(label) (\(type.rawValue)\(prior.map { ", prior \($0.backup.label)" } ?? "")) of stanza '\(layout.stanza)' \(resumed == nil ? "starting" : "resuming")")
-        try session.query("SET search_path = pg_catalog")
-        try session.query("SET max_parallel_workers_per_gather = 0")
 
+        try session.prepareForBackup()
         let startTime = Clock.now()
-        guard let startText = try session.value("SELECT pg_backup_start($1, $2)::text",
-                                                ["pgkeep backup \(label)", options.startFast ? "true" : "false"]),
-              let startLSN = LSN(startText) else {
-            throw PGKeepError(.dbQuery, "pg_backup_start returned no start LSN")
-        }
+        let startLSN = try session.startBackup(label: "pgkeep backup \(label)", fast: options.startFast)
         log.info("backup start LSN \(startLSN)")
         do {
-            return try copyAndFinish(session: session, label: label, type: type, prior: prior, resumed: resumed, startLSN: startLSN,
-                                     startTime: startTime, archiveInfo: archiveInfo, backupInfo: &backupInfo)
+            let copy = BackupCopy(run: self, session: session, label: label, type: type, prior: prior, resumed: resumed,
+                                  startLSN: startLSN, startTime: startTime)
+            _ = try copy.run(databaseID: backupInfo.current.id)
+            return try finish(copy, archiveInfo: archiveInfo)
         } catch {
             // End the backup in the server if the session still works; the partial directory has
             // no backup.info entry, so no reader takes it for a backup.
-            _ = try? session.query("SELECT pg_backup_stop(false)")
+            session.abandonBackup()
             throw error
         }
+    }
+
+    /// pg_control on the host must describe the cluster the stanza serves.
+    private func checkCluster(archiveInfo: ArchiveInfo, backupInfo: BackupInfo) throws -> PGControl {
+        let control = try PGControl.read(from: host, dataDirectory: options.dataDirectory).control
+        try StanzaCheck.verify(control: control, dataDirectory: options.dataDirectory.string,
+                               archiveInfo: archiveInfo, backupInfo: backupInfo, stanza: layout.stanza)
+        return control
     }
 
     /// The backup a diff (the latest full) or incr (the latest backup) builds on, with its
@@ -175,304 +185,24 @@ public final class BackupRun {
         }
     }
 
-    private func copyAndFinish(session: PGSession, label: BackupLabel, type: BackupType, prior: PriorManifest?, resumed: Manifest?, startLSN: LSN,
-                               startTime: Int64, archiveInfo: ArchiveInfo, backupInfo: inout BackupInfo) throws -> BackupSummary {
-        // The checkpoint pg_backup_start waited for must be visible in pg_control on disk: proves
-        // we read the same storage the server writes (and gives the timeline).
-        let control = try PGControl.read(dataDirectory: options.dataDirectory)
-        guard control.checkpoint >= startLSN else {
-            throw PGKeepError(.pgControlInvalid,
-                              "pg_control in '\(options.dataDirectory)' shows checkpoint \(control.checkpoint), before the backup start \(startLSN)",
-                              hint: "--pg1-path must be the data directory of the server pgkeep connects to")
-        }
-        let timeline = control.timeline
-        let segmentSize = control.walSegmentSize
+    /// Steps 6 and 7: the WAL the backup needs reaches the archive, then the manifest and the
+    /// `backup.info` entry are written, only while this backup still holds the stanza's lease.
+    private func finish(_ copy: BackupCopy, archiveInfo: ArchiveInfo) throws -> BackupSummary {
+        var manifest = copy.manifest!
+        let label = manifest.backup.label
+        log.info("backup stop LSN \(manifest.backup.lsnStop); waiting for WAL \(manifest.backup.walStart) ... \(manifest.backup.walStop) to reach the archive")
+        try waitForArchive(copy, archiveID: archiveInfo.current.archiveID)
 
-        let databases = try session.query("SELECT oid::text, datname FROM pg_database ORDER BY oid").map {
-            Manifest.DatabaseEntry(oid: UInt32($0[0] ?? "0") ?? 0, name: $0[1] ?? "")
-        }
-        var tablespaces: [UInt32: (name: String, location: String)] = [:]
-        for row in try session.query("SELECT oid::text, spcname, pg_tablespace_location(oid) FROM pg_tablespace WHERE oid >= 16384") {
-            if let oid = UInt32(row[0] ?? ""), let name = row[1] { tablespaces[oid] = (name, row[2] ?? "") }
-        }
-
-        let copyStart = Self.copyStart(listingAt: Clock.nowPrecise())
-
-        var walker = ClusterWalker(dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
-        let listing = try walker.walk()
-        let listedAt = Clock.now()
-        for path in listing.skippedSpecial { log.warn("skipping special file '\(path)'") }
-
-        var manifest = Manifest(
-            backup: .init(label: label, type: type, prior: prior?.backup.label, timestampStart: startTime, timestampStop: startTime,
-                          lsnStart: startLSN, lsnStop: startLSN, walStart: "", walStop: "", timeline: timeline.rawValue,
-                          timestampCopyStart: copyStart),
-            database: .init(id: backupInfo.current.id, systemIdentifier: control.systemIdentifier, version: control.version.major,
-                            controlVersion: control.controlVersion, catalogVersion: control.catalogVersion,
-                            walSegmentSize: UInt32(segmentSize.bytes), pageChecksums: control.dataChecksumVersion != 0),
-            options: .init(compressType: options.compression, compressLevel: options.compressLevel,
-                           bufferSize: options.bufferSize, processMax: options.processMax, startFast: options.startFast,
-                           bundle: options.bundle.enabled, bundleLimit: options.bundle.enabled ? options.bundle.limit : nil,
-                           bundleSize: options.bundle.enabled ? options.bundle.size : nil))
-        manifest.databases = databases
-        manifest.targets = listing.targets
-        manifest.paths = listing.paths
-        manifest.links = listing.links
-        if listing.targets.contains(where: { $0.kind == .link }) { manifest.format = RepositoryFormat.linkTargets }
-
-        // Decide what to copy, then copy it.
-        let plan = prior.map { IncrementalPlan.make(files: listing.files, prior: $0, listedAt: listedAt, delta: options.delta,
-                                                    timeline: timeline.rawValue) }
-        if let plan, plan.checksumMode {
-            log.info("comparing checksums of files whose size is unchanged: \(plan.checksumReasons.joined(separator: "; "))")
-        }
-        let mover = Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize)
-        // With data checksums on, every relation file's pages are verified as they are copied.
-        func pageCheck(_ name: String) -> FileJob.PageCheck? {
-            guard control.dataChecksumVersion != 0, let segment = PageChecksum.relationSegment(manifestName: name) else { return nil }
-            return .init(startLSN: startLSN.value, segment: segment, relsegSize: control.relsegSize)
-        }
-        // The entries so far, the original bytes this backup copied, and the other backups that
-        // hold objects it needs (beyond the entries' references).
-        var outcomes = BackupFileTable(fileCount: listing.files.count)
-        var copiedBytes: UInt64 = 0
-        var references = Set<BackupLabel>()
-        for (index, file) in listing.files.enumerated() {
-            if case .reference(let entry) = plan?.actions[index] {
-                try outcomes.set(index, reused(entry, as: file))
-            }
-        }
-        var resumedCount = 0
-        if let resumed {
-            resumedCount = try reuseInterrupted(resumed, label: label, files: listing.files, checksumMode: plan?.checksumMode ?? false,
-                                                hasPrior: prior != nil, outcomes: &outcomes, copiedBytes: &copiedBytes)
-        }
-        let partial = PartialManifest(manifest: manifest, path: try layout.partialManifest(label: label), storage: storage,
-                                      totalBytes: listing.files.reduce(0) { $0 + $1.size })
-        try partial.save(outcomes.entries(listing.files))
-
-        var jobs: [FileJob] = []
-        jobs.reserveCapacity(listing.files.count)
-        // Files to bundle, by listing index; their jobs are made bundle by bundle (`bundleJobs`).
-        var toBundle: [Int] = []
-        for (index, file) in listing.files.enumerated() {
-            let action = plan?.actions[index] ?? .copy
-            let priorEntry = action.prior
-            if outcomes.contains(index) { continue }  // referenced or resumed
-            let verify: Bool
-            if case .verify = action { verify = true } else { verify = false }
-            if file.size >= BlockIncremental.minimumFileSize {
-                var blocks = FileJob.StoreBlocks(
-                    source: file.path, limit: file.size, label: label,
-                    blockObject: try layout.blockObject(label: label, name: file.name),
-                    blockMap: try layout.blockMap(label: label, name: file.name), blockSize: BlockIncremental.blockSize,
-                    compression: options.compression, compressLevel: options.compressLevel, prior: nil)
-                blocks.pageCheck = pageCheck(file.name)
-                if let priorEntry, let mapSize = priorEntry.blockMapSize, let mapChecksum = priorEntry.blockMapChecksum {
-                    blocks.prior = .init(map: try layout.blockMap(label: priorEntry.reference, name: file.name),
-                                         mapSize: mapSize, mapChecksum: mapChecksum, size: priorEntry.size, checksum: priorEntry.checksum)
-                } else if verify, let priorEntry {
-                    blocks.unchangedSize = priorEntry.size
-                    blocks.unchangedChecksum = priorEntry.checksum
-                }
-                jobs.append(FileJob(id: index, operation: .storeBlocks(blocks), size: file.size))
-            } else if options.bundle.bundles(size: file.size) {
-                toBundle.append(index)
-            } else {
-                var store = FileJob.StoreFile(
-                    source: file.path,
-                    destination: try layout.backupFile(label: label, name: file.name, compression: options.compression),
-                    limit: file.size, compression: options.compression, compressLevel: options.compressLevel)
-                store.pageCheck = pageCheck(file.name)
-                if verify, let priorEntry {
-                    store.unchangedSize = priorEntry.size
-                    store.unchangedChecksum = priorEntry.checksum
-                }
-                jobs.append(FileJob(id: index, operation: .store(store), size: file.size))
-            }
-        }
-        // Bundle jobs start empty; their members are made when a worker takes the bundle.
-        var (bundleJobList, bundleMembers) = try bundleJobs(toBundle, files: listing.files, label: label, firstJobID: listing.files.count)
-        jobs += bundleJobList
-        bundleJobList = []
-        toBundle = []
-        func bundleMember(_ index: Int) -> FileJob.BundledFile {
-            let file = listing.files[index]
-            var bundled = FileJob.BundledFile(id: index, source: file.path, limit: file.size,
-                                              compression: options.compression, compressLevel: options.compressLevel)
-            bundled.pageCheck = pageCheck(file.name)
-            if case .verify = plan?.actions[index], let priorEntry = plan?.actions[index].prior {
-                bundled.unchangedSize = priorEntry.size
-                bundled.unchangedChecksum = priorEntry.checksum
-            }
-            return bundled
-        }
-        func prepare(_ job: FileJob) throws -> FileJob {
-            guard case .storeBundle(var bundle) = job.operation, bundle.files.isEmpty else { return job }
-            bundle.files = bundleMembers[bundle.bundle - 1].map(bundleMember)
-            bundleMembers[bundle.bundle - 1] = []
-            return FileJob(id: job.id, operation: .storeBundle(bundle), size: job.size)
-        }
-        var bundles: [Manifest.BundleEntry] = []
-        var vanished = 0
-        let progress = ProgressReporter(
-            operation: "backup", bytesTotal: listing.files.reduce(0) { $0 + $1.size }, filesTotal: listing.files.count,
-            bytesDone: listing.files.indices.reduce(0) { $0 + (outcomes.contains($1) ? listing.files[$1].size : 0) },
-            filesDone: outcomes.count, log: log,
-            record: (BackupProgressRecord.path(lockPath: options.lockPath, stanza: layout.stanza), label.text))
-        var copied = false
-        defer { if !copied { progress.finish(success: false) } }
-        try mover.run(jobs, prepare: prepare) { job, result in
-            if case .storedBundle(let stored) = result {
-                if let repoSize = stored.repoSize, let repoChecksum = stored.repoChecksum {
-                    bundles.append(.init(id: stored.bundle, repoSize: repoSize, repoChecksum: repoChecksum))
-                }
-                for item in stored.files {
-                    let file = listing.files[item.id]
-                    switch item.outcome {
-                    case .stored(let offset, let size, let checksum, let repoSize, let repoChecksum, let pageErrors):
-                        var entry = Manifest.FileEntry(name: file.name, size: size, mtime: file.mtime, mode: file.mode, user: file.user,
-                                                       group: file.group, checksum: checksum, repoSize: repoSize, repoChecksum: repoChecksum,
-                                                       compression: self.options.compression, reference: label)
-                        entry.bundle = stored.bundle
-                        entry.bundleOffset = offset
-                        entry.pageChecksumErrors = pageErrors.isEmpty ? nil : pageErrors
-                        try outcomes.set(item.id, entry)
-                        copiedBytes += size
-                    case .unchanged:
-                        guard let priorEntry = plan?.actions[item.id].prior else {
-                            throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
-                        }
-                        try outcomes.set(item.id, self.reused(priorEntry, as: file))
-                    case .vanished:
-                        vanished += 1
-                        self.log.detail("skip file removed by database '\(file.path)'")
-                    }
-                }
-                return
-            }
-            let file = listing.files[job.id]
-            defer {
-                progress.advance(bytes: file.size)
-                partial.stored(bytes: file.size) { outcomes.entries(listing.files) }
-            }
-            let base = Manifest.FileEntry(name: file.name, size: 0, mtime: file.mtime, mode: file.mode, user: file.user,
-                                          group: file.group, checksum: .zero, repoSize: 0, repoChecksum: .zero,
-                                          compression: self.options.compression, reference: label)
-            switch result {
-            case .stored(let size, let checksum, let repoSize, let repoChecksum, let pageErrors):
-                var entry = base
-                entry.pageChecksumErrors = pageErrors.isEmpty ? nil : pageErrors
-                entry.size = size
-                entry.checksum = checksum
-                entry.repoSize = repoSize
-                entry.repoChecksum = repoChecksum
-                try outcomes.set(job.id, entry)
-                copiedBytes += size
-            case .storedBlocks(let stored):
-                var entry = base
-                entry.pageChecksumErrors = stored.pageErrors.isEmpty ? nil : stored.pageErrors
-                entry.size = stored.size
-                entry.checksum = stored.checksum
-                entry.repoSize = stored.repoSize
-                entry.repoChecksum = stored.repoChecksum
-                entry.blockSize = stored.blockSize
-                entry.blockMapSize = stored.mapSize
-                entry.blockMapChecksum = stored.mapChecksum
-                try outcomes.set(job.id, entry)
-                copiedBytes += stored.changedBytes
-                references.formUnion(stored.otherLabels)
-            case .unchanged:
-                guard let priorEntry = plan?.actions[job.id].prior else {
-                    throw PGKeepError(.internal, "'\(file.path)' reported unchanged without a prior backup entry")
-                }
-                try outcomes.set(job.id, self.reused(priorEntry, as: file))
-            case .vanished:
-                vanished += 1
-                self.log.detail("skip file removed by database '\(file.path)'")
-            case .restored, .kept, .verified, .storedBundle, .restoredBundle, .verifiedBundle:
-                break
-            }
-        }
-        copied = true
-        progress.finish(success: true)
-        // The listed files' entries stay in the compact table; `manifest.files` gets only the files
-        // stored from memory below, and the manifest is written from both (`allFiles`).
-        let listed = outcomes
-        let listedFiles = listing.files
-        func allFiles() -> some Sequence<Manifest.FileEntry> {
-            [AnySequence(listed.entries(listedFiles)), AnySequence(manifest.files)].joined()
-        }
-        manifest.bundles = bundles.isEmpty ? nil : bundles.sorted { $0.id < $1.id }
-        // Damaged pages are reported, not fatal: the backup still holds what the disk holds, and
-        // the operator must hear which blocks to look at (pgBackRest's checksum-page behaviour).
-        for (index, blocks) in outcomes.damagedPages where !blocks.isEmpty {
-            guard let entry = outcomes.entry(index, file: listing.files[index]), entry.reference == label else { continue }
-            log.warn("invalid page checksums found in file '\(entry.name)' at block\(blocks.count == 1 ? "" : "s") \(blocks.map(String.init).joined(separator: ", "))")
-        }
-        references.formUnion(outcomes.references)
-        // A reused block-incremental entry's map may use any backup its own backup referenced (and
-        // a resumed one any backup the prior referenced).
-        if let prior, outcomes.containsBlockIncremental(where: { $0 != label || resumed != nil }) {
-            references.formUnion(prior.backup.references ?? [])
-            references.insert(prior.backup.label)
-        }
-        references.remove(label)
-        let copiedCount = outcomes.count(referencing: label)
-        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(outcomes.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
-
-        // pg_control last, from a CRC-checked read.
-        let controlPath = Posix.join(options.dataDirectory, "global/pg_control")
-        let controlBytes = try PGControl.readWithBytes(path: controlPath).bytes
-        guard let controlStatus = try Posix.lstat(controlPath) else {
-            throw PGKeepError(.fileMissing, "'\(controlPath)' vanished during the backup")
-        }
-        copiedBytes += UInt64(controlBytes.count)
-        manifest.files.append(try storeInline(controlBytes, name: "pg_data/global/pg_control", label: label,
-                                              mode: controlStatus.mode, mtime: controlStatus.mtime,
-                                              user: walker.owners.user(controlStatus.uid), group: walker.owners.group(controlStatus.gid), mover: mover))
-
-        // Stop the backup and keep what the server says the restored cluster needs.
-        let stopRows = try session.query("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)")
-        guard stopRows.count == 1, let stopText = stopRows[0][0], let stopLSN = LSN(stopText), let labelFile = stopRows[0][1] else {
-            throw PGKeepError(.dbQuery, "pg_backup_stop returned an unexpected result")
-        }
-        let stopTime = Clock.now()
-        let dataDirectoryOwner = try Posix.lstat(options.dataDirectory)
-        let ownerUser = dataDirectoryOwner.flatMap { walker.owners.user($0.uid) }
-        let ownerGroup = dataDirectoryOwner.flatMap { walker.owners.group($0.gid) }
-        copiedBytes += UInt64(labelFile.utf8.count)
-        manifest.files.append(try storeInline(Array(labelFile.utf8), name: "pg_data/backup_label", label: label,
-                                              mode: 0o600, mtime: stopTime, user: ownerUser, group: ownerGroup, mover: mover))
-        if let map = stopRows[0][2], !map.isEmpty {
-            copiedBytes += UInt64(map.utf8.count)
-            manifest.files.append(try storeInline(Array(map.utf8), name: "pg_data/tablespace_map", label: label,
-                                                  mode: 0o600, mtime: stopTime, user: ownerUser, group: ownerGroup, mover: mover))
-        }
-
-        let walStart = WALSegmentName.segment(containing: startLSN, timeline: timeline, segmentSize: segmentSize)
-        guard let walStop = WALSegmentName.segment(endingAt: stopLSN, timeline: timeline, segmentSize: segmentSize) else {
-            throw PGKeepError(.dbQuery, "pg_backup_stop returned an invalid stop LSN \(stopLSN)")
-        }
-        manifest.backup.timestampStop = stopTime
-        manifest.backup.lsnStop = stopLSN
-        manifest.backup.walStart = walStart.name
-        manifest.backup.walStop = walStop.name
-        log.info("backup stop LSN \(stopLSN); waiting for WAL \(walStart.name) ... \(walStop.name) to reach the archive")
-
-        try ArchiveWait.waitForSegments(from: walStart, through: walStop, archiveID: archiveInfo.current.archiveID,
-                                        storage: storage, layout: layout, timeout: options.archiveTimeout)
-
-        let referenceList = references.sorted()
+        let referenceList = copy.references.sorted()
         manifest.backup.references = referenceList.isEmpty ? nil : referenceList
-        try manifest.save(files: allFiles(), to: try layout.manifest(label: label), in: storage)
+        try manifest.save(files: copy.allFiles(), to: try layout.manifest(label: label), in: storage)
         // The commit point: only while this backup still holds the stanza's lease (no other host
         // took it over while this one stalled). Re-read under it, so nothing another command wrote
         // meanwhile is lost.
         try lease?.confirm()
-        backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
-        let referencedRepoSize = backupInfo.backups.filter { references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
-        let summary = BackupSummary(manifest: manifest, files: allFiles(), sizeDelta: copiedBytes, referencedRepoSize: referencedRepoSize)
+        var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let referencedRepoSize = backupInfo.backups.filter { copy.references.contains($0.label) }.reduce(UInt64(0)) { $0 + $1.repoSize }
+        let summary = BackupSummary(manifest: manifest, files: copy.allFiles(), sizeDelta: copy.copiedBytes, referencedRepoSize: referencedRepoSize)
         backupInfo.backups.append(summary)
         try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
         // The backup exists now; its partial manifest has served its purpose.
@@ -483,9 +213,19 @@ public final class BackupRun {
         return summary
     }
 
+    /// Without every segment from start to stop in the archive the backup cannot reach
+    /// consistency, so it is not a backup yet (`--archive-timeout`).
+    private func waitForArchive(_ copy: BackupCopy, archiveID: String) throws {
+        guard let (first, last) = copy.walRange else {
+            throw PGKeepError(.internal, "backup \(copy.label) has no WAL range")
+        }
+        try ArchiveWait.waitForSegments(from: first, through: last, archiveID: archiveID,
+                                        storage: storage, layout: layout, timeout: options.archiveTimeout)
+    }
+
     /// Resume (§4.2): the files of the interrupted backup that `BackupResume` allows to stand are
     /// put in `outcomes`; every other object in the directory is removed before copying starts.
-    private func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: ClusterWalker.FileList, checksumMode: Bool,
+    func reuseInterrupted(_ resumed: Manifest, label: BackupLabel, files: ClusterWalker.FileList, checksumMode: Bool,
                                   hasPrior: Bool, outcomes: inout BackupFileTable, copiedBytes: inout UInt64) throws -> Int {
         var partialFiles: [String: Manifest.FileEntry] = [:]
         for entry in resumed.files { partialFiles[entry.name] = entry }
@@ -508,7 +248,7 @@ public final class BackupRun {
             // Bytes this backup copied (in its interrupted run); a block-incremental file's
             // changed blocks are not recorded in the manifest, so its copy counts as nothing.
             let copied = entry.isBlockIncremental && hasPrior ? 0 : entry.size
-            try outcomes.set(candidate.index, reused(entry, as: files[candidate.index]))
+            try outcomes.set(candidate.index, Self.reused(entry, as: files[candidate.index]))
             copiedBytes += copied
             keep.formUnion(try BackupResume.objects(of: entry, layout: layout))
             reusedBytes += entry.size
@@ -521,38 +261,8 @@ public final class BackupRun {
         return reusedCount
     }
 
-    /// Bundle jobs for the small files (listing order is name order), numbered from 1; job ids
-    /// continue after the listing's indexes. The jobs have no members yet: `members[n - 1]` lists
-    /// the listing indexes of bundle n, made into `BundledFile`s when a worker takes it.
-    private func bundleJobs(_ files: [Int], files listed: ClusterWalker.FileList, label: BackupLabel,
-                            firstJobID: Int) throws -> (jobs: [FileJob], members: [[Int]]) {
-        guard !files.isEmpty else { return ([], []) }
-        let groups = BundlePlan.group(files.map { ($0, listed[$0].size) }, bundleSize: options.bundle.size,
-                                      processMax: options.processMax)
-        var jobs: [FileJob] = []
-        for (index, group) in groups.enumerated() {
-            let bundle = FileJob.StoreBundle(bundle: index + 1, destination: try layout.bundle(label: label, id: index + 1), files: [])
-            jobs.append(FileJob(id: firstJobID + index, operation: .storeBundle(bundle),
-                                size: group.reduce(UInt64(0)) { $0 + listed[$1].size }))
-        }
-        log.detail("\(files.count) small files go into \(jobs.count) bundles")
-        return (jobs, groups)
-    }
-
-    /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same
-    /// filters as every other file.
-    private func storeInline(_ bytes: [UInt8], name: String, label: BackupLabel, mode: UInt32, mtime: Int64,
-                             user: String?, group: String?, mover: Mover) throws -> Manifest.FileEntry {
-        let destination = try layout.backupFile(label: label, name: name, compression: options.compression)
-        let result = try mover.store(bytes: bytes, destination: destination,
-                                     compression: options.compression, compressLevel: options.compressLevel)
-        return Manifest.FileEntry(name: name, size: UInt64(bytes.count), mtime: mtime, mode: mode, user: user, group: group,
-                                  checksum: result.checksum, repoSize: result.repoSize, repoChecksum: result.repoChecksum,
-                                  compression: options.compression, reference: label)
-    }
-
     /// The prior entry for a file found unchanged: same stored object, current attributes.
-    private func reused(_ entry: Manifest.FileEntry, as file: ClusterWalker.ListedFile) -> Manifest.FileEntry {
+    static func reused(_ entry: Manifest.FileEntry, as file: ClusterWalker.ListedFile) -> Manifest.FileEntry {
         var entry = entry
         entry.mtime = file.mtime
         entry.mode = file.mode

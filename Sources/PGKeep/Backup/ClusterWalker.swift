@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// Lists what a backup copies: walks the data directory and every tablespace, applies
 /// PostgreSQL's base-backup exclusions (`PGDataRules`, docs/postgres-internals.md §2), and produces the
 /// manifest's targets, paths, links and the files to copy with the attributes `lstat` saw.
@@ -16,6 +18,9 @@
 ///    empty). Restore makes the link again. A link inside a linked directory or a tablespace is
 ///    only followed.
 /// 6. Entries that vanish while listing are skipped (PostgreSQL dropped them).
+///
+/// Everything is read through the `PostgresHost`, so the same walk lists a local cluster, a
+/// remote one, or a scripted one in tests.
 struct ClusterWalker {
     struct Listing {
         var targets: [Manifest.Target] = []
@@ -25,10 +30,10 @@ struct ClusterWalker {
         var skippedSpecial: [String] = []
     }
 
-    /// A file to copy: its manifest name, absolute path, and attributes at listing time.
+    /// A file to copy: its manifest name, absolute path on the host, and attributes at listing time.
     struct ListedFile {
         var name: String
-        var path: String
+        var path: FilePath
         var size: UInt64
         var mtime: Int64
         var mode: UInt32
@@ -36,47 +41,50 @@ struct ClusterWalker {
         var group: String?
     }
 
-    let dataDirectory: String
+    let host: PostgresHost
+    let dataDirectory: FilePath
     let version: PGVersion
-    let tablespaces: [UInt32: (name: String, location: String)]
+    let tablespaces: [UInt32: PGTablespace]
     let rules: PGDataRules
-    var owners = OwnerNames()
+    var owners: OwnerNames
     /// Whether the walk is below a linked directory (whose own links are only followed).
     private var insideLink = false
 
-    init(dataDirectory: String, version: PGVersion, tablespaces: [UInt32: (name: String, location: String)]) {
+    init(host: PostgresHost, dataDirectory: FilePath, version: PGVersion, tablespaces: [PGTablespace]) {
+        self.host = host
         self.dataDirectory = dataDirectory
         self.version = version
-        self.tablespaces = tablespaces
+        self.tablespaces = Dictionary(tablespaces.map { ($0.oid, $0) }, uniquingKeysWith: { first, _ in first })
         rules = PGDataRules(version: version)
+        owners = OwnerNames(host: host)
     }
 
     mutating func walk() throws -> Listing {
         var listing = Listing()
-        guard let root = try Posix.lstat(dataDirectory), root.kind == .directory else {
+        guard let root = try host.status(dataDirectory), root.kind == .directory else {
             throw PGKeepError(.pathMissing, "data directory '\(dataDirectory)' does not exist or is not a directory",
                               hint: "check --pg1-path")
         }
-        listing.targets.append(Manifest.Target(name: "pg_data", kind: .dataDirectory, path: dataDirectory,
+        listing.targets.append(Manifest.Target(name: "pg_data", kind: .dataDirectory, path: dataDirectory.string,
                                                tablespaceOID: nil, tablespaceName: nil))
         listing.paths.append(pathEntry("pg_data", root))
         try walkDirectory(absolute: dataDirectory, relative: "", into: &listing)
         return listing
     }
 
-    private mutating func pathEntry(_ name: String, _ st: Posix.Status) -> Manifest.PathEntry {
+    private mutating func pathEntry(_ name: String, _ st: HostFileStatus) -> Manifest.PathEntry {
         Manifest.PathEntry(name: name, mode: st.mode, user: owners.user(st.uid), group: owners.group(st.gid))
     }
 
     /// `relative` is the path PostgreSQL's rules see: relative to the data directory, with
     /// tablespace contents under `pg_tblspc/<oid>/`.
-    private mutating func walkDirectory(absolute: String, relative: String, into listing: inout Listing) throws {
-        guard let names = try Posix.listDirectory(absolute) else { return }  // vanished
+    private mutating func walkDirectory(absolute: FilePath, relative: String, into listing: inout Listing) throws {
+        guard let names = try host.list(absolute) else { return }  // vanished
         let siblings = Set(names)
-                for name in names {
-            let childAbsolute = Posix.join(absolute, name)
+        for name in names {
+            let childAbsolute = absolute.joined(name)
             let childRelative = relative.isEmpty ? name : relative + "/" + name
-            guard var st = try Posix.lstat(childAbsolute) else { continue }  // vanished
+            guard var st = try host.status(childAbsolute) else { continue }  // vanished
 
             if st.kind == .link {
                 if relative == "pg_tblspc", let oid = UInt32(name) {
@@ -84,7 +92,7 @@ struct ClusterWalker {
                     continue
                 }
                 // Follow other links; a dangling one is skipped like a vanished file.
-                guard let target = try Posix.statFollowing(childAbsolute) else { continue }
+                guard let target = try host.statusFollowing(childAbsolute) else { continue }
                 let skipped = rules.rule(forRelativePath: childRelative, isDirectory: target.kind == .directory, siblingNames: siblings) == .skip
                 if !skipped, !insideLink, !childRelative.hasPrefix("pg_tblspc/"), target.kind == .directory || target.kind == .file {
                     try recordLink(relative: childRelative, linkPath: childAbsolute, linkStatus: st, into: &listing)
@@ -107,7 +115,7 @@ struct ClusterWalker {
                 case .copy, .copyLast:
                     listing.paths.append(pathEntry(manifestName, st))
                     let wasInside = insideLink
-                    if (try Posix.lstat(childAbsolute))?.kind == .link { insideLink = true }
+                    if try host.status(childAbsolute)?.kind == .link { insideLink = true }
                     defer { insideLink = wasInside }
                     try walkDirectory(absolute: childAbsolute, relative: childRelative, into: &listing)
                 }
@@ -121,20 +129,20 @@ struct ClusterWalker {
                 }
             case .link, .other:
                 // Sockets, FIFOs, devices: PostgreSQL's base backup skips them with a warning too.
-                listing.skippedSpecial.append(childAbsolute)
+                listing.skippedSpecial.append(childAbsolute.string)
             }
         }
     }
 
-    private mutating func walkTablespace(oid: UInt32, linkPath: String, linkStatus: Posix.Status, into listing: inout Listing) throws {
-        let destination = try Posix.readLink(linkPath)
-        let location = destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(linkPath), destination)
+    private mutating func walkTablespace(oid: UInt32, linkPath: FilePath, linkStatus: HostFileStatus, into listing: inout Listing) throws {
+        let destination = try host.readLink(linkPath)
+        let location = Self.linkLocation(destination, of: linkPath)
         let name = tablespaces[oid]?.name
         listing.links.append(Manifest.LinkEntry(name: "pg_data/pg_tblspc/\(oid)", destination: destination,
                                                 user: owners.user(linkStatus.uid), group: owners.group(linkStatus.gid)))
-        listing.targets.append(Manifest.Target(name: "pg_tblspc/\(oid)", kind: .tablespace, path: location,
+        listing.targets.append(Manifest.Target(name: "pg_tblspc/\(oid)", kind: .tablespace, path: location.string,
                                                tablespaceOID: oid, tablespaceName: name))
-        guard let locationStatus = try Posix.statFollowing(location), locationStatus.kind == .directory else {
+        guard let locationStatus = try host.statusFollowing(location), locationStatus.kind == .directory else {
             throw PGKeepError(.pathMissing, "tablespace \(oid) location '\(location)' (link '\(linkPath)') is missing",
                               hint: "fix or drop the tablespace before backing up")
         }
@@ -142,8 +150,8 @@ struct ClusterWalker {
         // Only this major version's directory belongs to this cluster; another version's (left
         // by pg_upgrade) is not ours to copy.
         let versionDirectory = version.tablespaceDirectoryName
-        let versionPath = Posix.join(location, versionDirectory)
-        guard let versionStatus = try Posix.lstat(versionPath), versionStatus.kind == .directory else { return }
+        let versionPath = location.joined(versionDirectory)
+        guard let versionStatus = try host.status(versionPath), versionStatus.kind == .directory else { return }
         let relative = "pg_tblspc/\(oid)/\(versionDirectory)"
         listing.paths.append(pathEntry(relative, versionStatus))
         try walkDirectory(absolute: versionPath, relative: relative, into: &listing)
@@ -151,14 +159,20 @@ struct ClusterWalker {
 
     /// A link in the data directory (not a tablespace's): its entry, and a `link` target at the
     /// absolute path it resolves to.
-    private mutating func recordLink(relative: String, linkPath: String, linkStatus: Posix.Status, into listing: inout Listing) throws {
-        let destination = try Posix.readLink(linkPath)
-        let location = destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(linkPath), destination)
+    private mutating func recordLink(relative: String, linkPath: FilePath, linkStatus: HostFileStatus, into listing: inout Listing) throws {
+        let destination = try host.readLink(linkPath)
+        let location = Self.linkLocation(destination, of: linkPath)
         let name = "pg_data/" + relative
         listing.links.append(Manifest.LinkEntry(name: name, destination: destination,
                                                 user: owners.user(linkStatus.uid), group: owners.group(linkStatus.gid)))
-        listing.targets.append(Manifest.Target(name: name, kind: .link, path: RunningClusters.resolve(location),
+        listing.targets.append(Manifest.Target(name: name, kind: .link, path: host.resolve(location).string,
                                                tablespaceOID: nil, tablespaceName: nil))
+    }
+
+    /// Where a link's destination is: itself when absolute, else relative to the link's directory.
+    /// Kept as written otherwise (`..` is not folded: it means what the host's links make it).
+    static func linkLocation(_ destination: String, of linkPath: FilePath) -> FilePath {
+        destination.hasPrefix("/") ? FilePath(destination) : FilePath(Posix.join(Posix.dirname(linkPath.string), destination))
     }
 
     /// Manifest names: data directory entries under `pg_data/`, tablespace entries as they are.
@@ -167,21 +181,25 @@ struct ClusterWalker {
     }
 }
 
-/// Caches uid/gid → name lookups (getpwuid is slow and not thread-safe; the walk is one thread).
+/// Caches the host's uid/gid → name lookups (getpwuid is slow and not thread-safe; the walk is
+/// one thread).
 struct OwnerNames {
+    let host: PostgresHost
     private var users: [UInt32: String?] = [:]
     private var groups: [UInt32: String?] = [:]
 
+    init(host: PostgresHost) { self.host = host }
+
     mutating func user(_ uid: UInt32) -> String? {
         if let cached = users[uid] { return cached }
-        let name = Posix.userName(uid: uid)
+        let name = host.userName(uid: uid)
         users[uid] = name
         return name
     }
 
     mutating func group(_ gid: UInt32) -> String? {
         if let cached = groups[gid] { return cached }
-        let name = Posix.groupName(gid: gid)
+        let name = host.groupName(gid: gid)
         groups[gid] = name
         return name
     }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemPackage
 
 /// One worker's machinery for block-incremental files and checksum comparisons: a block buffer,
 /// hashers and one codec chain per compression, created once and reused for every file.
@@ -19,6 +20,7 @@ import Darwin
 /// the whole file against the manifest's size and SHA-256.
 final class BlockWorker {
     let storage: Storage
+    let host: PostgresHost
     let bufferSize: Int
     private var blockBuffer: IOBuffer?
     private let skipBuffer: IOBuffer
@@ -31,8 +33,9 @@ final class BlockWorker {
     /// Where restored files go for their `fsync` (limit 0, the default: synced at once).
     let deferredSyncs: DeferredSyncs
 
-    init(storage: Storage, codec: ObjectCodec, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
+    init(storage: Storage, host: PostgresHost, codec: ObjectCodec, deferredSyncs: DeferredSyncs = DeferredSyncs(limit: 0)) throws {
         self.storage = storage
+        self.host = host
         self.codec = codec
         bufferSize = codec.bufferSize
         self.deferredSyncs = deferredSyncs
@@ -43,8 +46,8 @@ final class BlockWorker {
     }
 
     /// A block worker with a codec of its own (tests; a worker shares its codec).
-    convenience init(storage: Storage, bufferSize: Int) throws {
-        try self.init(storage: storage, codec: try ObjectCodec(bufferSize: bufferSize))
+    convenience init(storage: Storage, host: PostgresHost, bufferSize: Int) throws {
+        try self.init(storage: storage, host: host, codec: try ObjectCodec(bufferSize: bufferSize))
     }
 
     /// The hasher for a map of `kind`: a chain keeps the kind its first map used.
@@ -70,9 +73,9 @@ final class BlockWorker {
 
     /// Whether the file at `path` has exactly `size` bytes (reading at most `limit`) with SHA-256
     /// `checksum`. nil when the file does not exist. The size is checked first, from `fstat`.
-    func fileMatches(path: String, size: UInt64, checksum: SHA256Digest, limit: UInt64? = nil) throws -> Bool? {
-        guard let source = try FileSource.open(path) else { return nil }
-        let status = try Posix.fstat(source.fd, path: path)
+    func fileMatches(path: FilePath, size: UInt64, checksum: SHA256Digest, limit: UInt64? = nil) throws -> Bool? {
+        guard let source = try host.openRead(path) else { return nil }
+        let status = try source.status()
         guard status.kind == .file else { return false }
         if limit == nil, status.size != size { return false }
         try fileHasher.reset()
@@ -99,10 +102,10 @@ final class BlockWorker {
     /// than ten times SHA-256's speed, so checking an unchanged multi-gigabyte cluster is bounded
     /// by reading it. A 128-bit hash per 128 KiB block leaves an accidental match of different
     /// content out of practical reach; what was written is still checked against SHA-256.
-    func blocksMatch(path: String, map: BlockMap) throws -> Bool? {
+    func blocksMatch(path: FilePath, map: BlockMap) throws -> Bool? {
         guard map.hashKind == .xxh3_128 else { return nil }
-        guard let source = try FileSource.open(path) else { return nil }
-        let status = try Posix.fstat(source.fd, path: path)
+        guard let source = try host.openRead(path) else { return nil }
+        let status = try source.status()
         guard status.kind == .file, status.size == map.fileSize else { return false }
         let block = buffer(blockSize: map.blockSize)
         for (index, expected) in map.blocks.enumerated() {
@@ -117,7 +120,7 @@ final class BlockWorker {
     // MARK: Store
 
     func store(_ job: FileJob.StoreBlocks) throws -> FileJobResult {
-        guard let source = try FileSource.open(job.source) else { return .vanished }
+        guard let source = try host.openRead(job.source) else { return .vanished }
         var prior: BlockMap?
         if let priorJob = job.prior {
             let loaded = try loadMap(priorJob.map, size: priorJob.mapSize, checksum: priorJob.mapChecksum)
@@ -186,7 +189,7 @@ final class BlockWorker {
                 mapSize: UInt64(mapBytes.count), mapChecksum: try SHA256Digest.of(mapBytes),
                 changedBytes: changedBytes, changedBlocks: changedBlocks, blockSize: job.blockSize,
                 otherLabels: map.usedLabels.filter { $0 != job.label },
-                pageErrors: job.pageCheck.map { PageRecheck.confirm(pages?.failedBlocks ?? [], in: job.source, check: $0) } ?? []))
+                pageErrors: job.pageCheck.map { PageRecheck.confirm(pages?.failedBlocks ?? [], in: source, check: $0) } ?? []))
         } catch {
             writer.abort()
             throw error
@@ -222,8 +225,8 @@ final class BlockWorker {
                               hint: hint)
         }
         if job.keepMatching,
-           try blocksMatch(path: job.destination, map: map)
-               ?? fileMatches(path: job.destination, size: job.size, checksum: job.checksum) == true {
+           try blocksMatch(path: FilePath(job.destination), map: map)
+               ?? fileMatches(path: FilePath(job.destination), size: job.size, checksum: job.checksum) == true {
             try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
             return .kept(size: job.size)
         }

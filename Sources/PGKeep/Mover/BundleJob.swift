@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// Jobs and results for bundles (repo-layout.md §3.6): many small files stored as independent
 /// frames, one after another, in one repository object. A bundle job is a plain `Sendable` list
 /// of files like every other job, so whoever executes jobs (the local `Mover`, later the remote
@@ -21,7 +23,7 @@ extension FileJob {
     /// One cluster file of a `StoreBundle`. `id` is the caller's (the listing index).
     public struct BundledFile: Sendable, Hashable {
         public var id: Int
-        public var source: String
+        public var source: FilePath
         public var limit: UInt64
         public var compression: CompressionType
         public var compressLevel: Int
@@ -30,7 +32,7 @@ extension FileJob {
         public var unchangedChecksum: SHA256Digest?
         public var pageCheck: PageCheck?
 
-        public init(id: Int, source: String, limit: UInt64, compression: CompressionType, compressLevel: Int) {
+        public init(id: Int, source: FilePath, limit: UInt64, compression: CompressionType, compressLevel: Int) {
             self.id = id
             self.source = source
             self.limit = limit

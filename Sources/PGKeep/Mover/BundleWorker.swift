@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// One worker's machinery for bundles (repo-layout.md §3.6), created on first use and reused for
 /// every bundle the worker handles: the filter chains (one per compression), counters and hashers.
 ///
@@ -9,6 +11,7 @@
 ///   against its stored size and SHA-256, then decompressed and checked against the original's.
 final class BundleWorker {
     let storage: Storage
+    let host: PostgresHost
     let buffer: IOBuffer
     /// The worker's codec: each frame's chains and observers.
     private let codec: ObjectCodec
@@ -19,8 +22,9 @@ final class BundleWorker {
     /// The SHA-256 of the bundle object as a whole, over every frame.
     private let objectHasher: SHA256Hasher
 
-    init(storage: Storage, buffer: IOBuffer, codec: ObjectCodec, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
+    init(storage: Storage, host: PostgresHost, buffer: IOBuffer, codec: ObjectCodec, blocks: BlockWorker, deferredSyncs: DeferredSyncs) throws {
         self.storage = storage
+        self.host = host
         self.buffer = buffer
         self.codec = codec
         self.blocks = blocks
@@ -64,7 +68,7 @@ final class BundleWorker {
             case .some(false): break
             }
         }
-        guard let source = try FileSource.open(file.source) else { return .vanished }
+        guard let source = try host.openRead(file.source) else { return .vanished }
         pageCheck.check = file.pageCheck
         defer { pageCheck.check = nil }
         let offset = object.count
@@ -72,7 +76,7 @@ final class BundleWorker {
             .run(from: source, into: object, buffer: buffer, limit: file.limit)
         var pageErrors: [UInt32] = []
         if let check = file.pageCheck, let failed = pageCheck.checker?.failedBlocks, !failed.isEmpty {
-            pageErrors = PageRecheck.confirm(failed, in: file.source, check: check)
+            pageErrors = PageRecheck.confirm(failed, in: source, check: check)
         }
         return .stored(offset: offset, size: codec.original.size, checksum: try codec.original.digest(),
                        repoSize: codec.stored.size, repoChecksum: try codec.stored.digest(), pageErrors: pageErrors)
@@ -86,7 +90,7 @@ final class BundleWorker {
         var reader: BundleReader?
         for item in job.files {
             let file = item.file
-            if file.keepMatching, try blocks.fileMatches(path: file.destination, size: file.size, checksum: file.checksum) == true {
+            if file.keepMatching, try blocks.fileMatches(path: FilePath(file.destination), size: file.size, checksum: file.checksum) == true {
                 try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
                 outcomes.append(.init(id: item.id, size: file.size, kept: true))
                 continue

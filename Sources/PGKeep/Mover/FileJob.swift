@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// One file to move, as a plain `Sendable` value: the backup and restore planners produce lists of
 /// these, and whoever executes them (the local `Mover` today, the remote agent later) needs nothing
 /// else. Ordering and results are by `id`.
@@ -67,7 +69,8 @@ public struct FileJob: Sendable, Hashable {
     }
 
     public struct StoreFile: Sendable, Hashable {
-        public var source: String
+        /// The cluster file, on the database host.
+        public var source: FilePath
         public var destination: StoragePath
         public var limit: UInt64
         public var compression: CompressionType
@@ -79,7 +82,7 @@ public struct FileJob: Sendable, Hashable {
         public var unchangedChecksum: SHA256Digest?
         public var pageCheck: PageCheck?
 
-        public init(source: String, destination: StoragePath, limit: UInt64, compression: CompressionType, compressLevel: Int) {
+        public init(source: FilePath, destination: StoragePath, limit: UInt64, compression: CompressionType, compressLevel: Int) {
             self.source = source
             self.destination = destination
             self.limit = limit
@@ -142,7 +145,7 @@ public struct FileJob: Sendable, Hashable {
     }
 
     public struct StoreBlocks: Sendable, Hashable {
-        public var source: String
+        public var source: FilePath
         public var limit: UInt64
         public var label: BackupLabel
         public var blockObject: StoragePath
@@ -158,7 +161,7 @@ public struct FileJob: Sendable, Hashable {
         public var unchangedChecksum: SHA256Digest?
         public var pageCheck: PageCheck?
 
-        public init(source: String, limit: UInt64, label: BackupLabel, blockObject: StoragePath, blockMap: StoragePath,
+        public init(source: FilePath, limit: UInt64, label: BackupLabel, blockObject: StoragePath, blockMap: StoragePath,
                     blockSize: Int, compression: CompressionType, compressLevel: Int, prior: PriorBlocks?) {
             self.source = source
             self.limit = limit

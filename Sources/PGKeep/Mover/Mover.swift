@@ -22,11 +22,14 @@ import Darwin
 ///    not of every file at once.
 public final class Mover {
     public let storage: Storage
+    /// The database host whose files jobs read (backup) or compare (delta restore).
+    public let host: PostgresHost
     public let processMax: Int
     public let bufferSize: Int
 
-    public init(storage: Storage, processMax: Int, bufferSize: Int) {
+    public init(storage: Storage, host: PostgresHost, processMax: Int, bufferSize: Int) {
         self.storage = storage
+        self.host = host
         self.processMax = max(1, processMax)
         self.bufferSize = bufferSize
     }
@@ -37,9 +40,9 @@ public final class Mover {
         let state = SharedState(jobs: ordered)
         let workerCount = min(processMax, max(1, ordered.count))
         let syncLimit = DeferredSyncs.limit(workers: workerCount)
-        let body: (Int) -> Void = { [storage, bufferSize] _ in
+        let body: (Int) -> Void = { [storage, host, bufferSize] _ in
             let worker: Worker
-            do { worker = try Worker(storage: storage, bufferSize: bufferSize, deferredSyncLimit: syncLimit) } catch { state.fail(error); return }
+            do { worker = try Worker(storage: storage, host: host, bufferSize: bufferSize, deferredSyncLimit: syncLimit) } catch { state.fail(error); return }
             while let next = state.next() {
                 do {
                     var job = next
@@ -101,7 +104,7 @@ extension Mover {
     /// file job, on the calling thread.
     public func store(bytes: [UInt8], destination: StoragePath, compression: CompressionType,
                       compressLevel: Int) throws -> (checksum: SHA256Digest, repoSize: UInt64, repoChecksum: SHA256Digest) {
-        let worker = try Worker(storage: storage, bufferSize: bufferSize)
+        let worker = try Worker(storage: storage, host: host, bufferSize: bufferSize)
         let result = try worker.store(source: MemorySource(bytes), destination: destination,
                                       limit: UInt64(bytes.count), compression: compression, compressLevel: compressLevel)
         guard case .stored(_, let checksum, let repoSize, let repoChecksum, _) = result else {

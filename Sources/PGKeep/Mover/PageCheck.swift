@@ -23,19 +23,16 @@ final class PageCheckFilter: Filter {
 }
 
 enum PageRecheck {
-    /// Re-reads each failed block once from `path` (PostgreSQL may have been writing it: the OS
-    /// writes a page in pieces) and keeps only those that fail again. A block that is gone (the
-    /// file shrank) is not an error.
-    static func confirm(_ blocks: [UInt32], in path: String, check: FileJob.PageCheck) -> [UInt32] {
+    /// Re-reads each failed block once from the file just copied (PostgreSQL may have been
+    /// writing it: the OS writes a page in pieces) and keeps only those that fail again. A block
+    /// that is gone (the file shrank) or cannot be read again is not an error.
+    static func confirm(_ blocks: [UInt32], in file: HostFileReader, check: FileJob.PageCheck) -> [UInt32] {
         guard !blocks.isEmpty else { return [] }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }  // vanished: dropped or truncated by the database
-        defer { close(fd) }
         var page = [UInt8](repeating: 0, count: PageChecksum.pageSize)
         let firstBlock = check.segment &* check.relsegSize
         return blocks.filter { block in
-            let offset = off_t(block &- firstBlock) * off_t(PageChecksum.pageSize)
-            let n = page.withUnsafeMutableBytes { pread(fd, $0.baseAddress, PageChecksum.pageSize, offset) }
+            let offset = UInt64(block &- firstBlock) * UInt64(PageChecksum.pageSize)
+            let n = page.withUnsafeMutableBytes { (try? file.read(at: offset, into: $0)) ?? 0 }
             guard n == PageChecksum.pageSize else { return false }
             return page.withUnsafeBytes { !PageChecker.pageIsValid($0, blockNumber: block, startLSN: check.startLSN) }
         }

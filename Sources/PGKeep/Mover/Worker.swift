@@ -3,12 +3,15 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemPackage
 
 /// One worker's reusable machinery: a read buffer and the worker's `ObjectCodec` (its chains,
 /// compression contexts and observers, created on first use and reused for every later file),
 /// shared with its block and bundle machinery.
 final class Worker {
     let storage: Storage
+    /// Where cluster files are read (backup) and compared (delta restore).
+    let host: PostgresHost
     let buffer: IOBuffer
     let bufferSize: Int
 
@@ -22,8 +25,9 @@ final class Worker {
     /// `deferredSyncLimit`: restored files this worker may keep waiting for a batched `fsync`
     /// (0: each is synced before its job returns). A worker with a nonzero limit must end with
     /// `syncDeferred()` (the mover does this) before anything relies on the files being durable.
-    init(storage: Storage, bufferSize: Int, deferredSyncLimit: Int = 0) throws {
+    init(storage: Storage, host: PostgresHost, bufferSize: Int, deferredSyncLimit: Int = 0) throws {
         self.storage = storage
+        self.host = host
         self.bufferSize = bufferSize
         deferredSyncs = DeferredSyncs(limit: deferredSyncLimit)
         buffer = IOBuffer(size: bufferSize)
@@ -57,7 +61,7 @@ final class Worker {
     /// The bundle machinery, made on first use.
     func bundles() throws -> BundleWorker {
         if let bundleWorker { return bundleWorker }
-        let created = try BundleWorker(storage: storage, buffer: buffer, codec: codec, blocks: try blocks(),
+        let created = try BundleWorker(storage: storage, host: host, buffer: buffer, codec: codec, blocks: try blocks(),
                                        deferredSyncs: deferredSyncs)
         bundleWorker = created
         return created
@@ -66,7 +70,7 @@ final class Worker {
     /// The block and checksum machinery, made on first use (most jobs never need it).
     func blocks() throws -> BlockWorker {
         if let blockWorker { return blockWorker }
-        let created = try BlockWorker(storage: storage, codec: codec, deferredSyncs: deferredSyncs)
+        let created = try BlockWorker(storage: storage, host: host, codec: codec, deferredSyncs: deferredSyncs)
         blockWorker = created
         return created
     }
@@ -114,7 +118,7 @@ final class Worker {
             case .some(false): break
             }
         }
-        guard let source = try FileSource.open(file.source) else { return .vanished }
+        guard let source = try host.openRead(file.source) else { return .vanished }
         pageCheck.check = file.pageCheck
         defer { pageCheck.check = nil }
         let result = try store(source: source, destination: file.destination, limit: file.limit,
@@ -122,7 +126,7 @@ final class Worker {
         guard let check = file.pageCheck, let failed = pageCheck.checker?.failedBlocks, !failed.isEmpty,
               case .stored(let size, let checksum, let repoSize, let repoChecksum, _) = result else { return result }
         return .stored(size: size, checksum: checksum, repoSize: repoSize, repoChecksum: repoChecksum,
-                       pageErrors: PageRecheck.confirm(failed, in: file.source, check: check))
+                       pageErrors: PageRecheck.confirm(failed, in: source, check: check))
     }
 
     func store(source: ByteSource, destination: StoragePath, limit: UInt64, compression: CompressionType,
@@ -143,7 +147,7 @@ final class Worker {
     /// repository → [count, sha256] → decompress → [count, sha256] → cluster file; both checksums
     /// and sizes must match the manifest or the file is removed and the restore fails.
     private func restore(_ file: FileJob.RestoreFile) throws -> FileJobResult {
-        if file.keepMatching, try blocks().fileMatches(path: file.destination, size: file.size, checksum: file.checksum) == true {
+        if file.keepMatching, try blocks().fileMatches(path: FilePath(file.destination), size: file.size, checksum: file.checksum) == true {
             try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
             return .kept(size: file.size)
         }

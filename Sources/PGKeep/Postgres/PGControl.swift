@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemPackage
 
 /// The fields pgkeep needs from `global/pg_control`, parsed and checked.
 ///
@@ -241,10 +242,43 @@ public struct PGControl: Sendable {
     /// Like `read`, also returning the exact bytes that passed the CRC check: a backup stores those
     /// bytes, never a second read that might catch the server mid-rewrite.
     public static func readWithBytes(path: String, attempts: Int = 10, retryDelay: Duration = .milliseconds(100)) throws(PGKeepError) -> (control: PGControl, bytes: [UInt8]) {
+        try readWithBytes(path: path, attempts: attempts, retryDelay: retryDelay) { (buffer: inout [UInt8]) throws(PGKeepError) -> Int in
+            try readPrefix(path: path, into: &buffer)
+        }
+    }
+
+    /// Reads the data directory's `global/pg_control` on `host`, with the same re-reads as
+    /// `read(path:)`, and returns the bytes that passed the CRC check.
+    public static func read(from host: PostgresHost, dataDirectory: FilePath, attempts: Int = 10,
+                            retryDelay: Duration = .milliseconds(100)) throws(PGKeepError) -> (control: PGControl, bytes: [UInt8]) {
+        let path = dataDirectory.joined(relativePath)
+        return try readWithBytes(path: path.string, attempts: attempts, retryDelay: retryDelay) { (buffer: inout [UInt8]) throws(PGKeepError) -> Int in
+            let bytes: [UInt8]?
+            do {
+                bytes = try host.readSmallFile(path, limit: 1 << 20)
+            } catch let error as PGKeepError {
+                throw error
+            } catch {
+                throw PGKeepError(.fileRead, "unable to read pg_control '\(path)': \(error)")
+            }
+            guard let bytes else {
+                throw PGKeepError(.fileMissing, "unable to open pg_control '\(path)': it does not exist",
+                                  hint: "check that the data directory path is correct and readable by this user")
+            }
+            let count = min(bytes.count, buffer.count)
+            buffer.replaceSubrange(0..<count, with: bytes[0..<count])
+            return count
+        }
+    }
+
+    /// The re-read loop of `readWithBytes`, over any way of reading the file's first
+    /// `buffer.count` bytes (`readPrefix` returns how many it read).
+    private static func readWithBytes(path: String, attempts: Int, retryDelay: Duration,
+                                      readPrefix: (inout [UInt8]) throws(PGKeepError) -> Int) throws(PGKeepError) -> (control: PGControl, bytes: [UInt8]) {
         var buffer = [UInt8](repeating: 0, count: fileSize)
         var attempt = 1
         while true {
-            let count = try readPrefix(path: path, into: &buffer)
+            let count = try readPrefix(&buffer)
             let outcome: Result<PGControl, PGKeepError> = buffer.withUnsafeBytes { all in
                 let bytes = UnsafeRawBufferPointer(rebasing: all[0..<count])
                 return Result { () throws(PGKeepError) -> PGControl in try PGControl(bytes: bytes, path: path) }

@@ -100,14 +100,17 @@ public struct RestoreReport: Sendable {
 ///    name and renamed): an interrupted restore has no pg_control and cannot be started by mistake.
 public final class RestoreRun {
     let storage: Storage
+    /// The database host the cluster is restored onto (`PostgresHost`).
+    let host: PostgresHost
     let layout: RepositoryLayout
     let options: RestoreOptions
     let log: Log
     /// What the last `run()` did.
     public private(set) var report: RestoreReport?
 
-    public init(storage: Storage, layout: RepositoryLayout, options: RestoreOptions, log: Log) {
+    public init(storage: Storage, host: PostgresHost, layout: RepositoryLayout, options: RestoreOptions, log: Log) {
         self.storage = storage
+        self.host = host
         self.layout = layout
         self.options = options
         self.log = log
@@ -245,7 +248,7 @@ public final class RestoreRun {
             defer { if !restored { progress.finish(success: false) } }
             var counts = report
             do {
-                try Mover(storage: run.storage, processMax: options.processMax, bufferSize: options.bufferSize)
+                try Mover(storage: run.storage, host: run.host, processMax: options.processMax, bufferSize: options.bufferSize)
                     .run(jobs.list, prepare: jobs.prepare) { job, result in
                         progress.advance(bytes: job.size)
                         switch result {

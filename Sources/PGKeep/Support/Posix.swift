@@ -27,6 +27,18 @@ public enum Posix {
         public var mtimeNanoseconds: Int64 = 0
         /// How many directory entries name the file (`st_nlink`).
         public var linkCount: UInt64 = 1
+
+        public init(kind: Kind, size: UInt64, mode: UInt32, uid: UInt32, gid: UInt32, mtime: Int64,
+                    mtimeNanoseconds: Int64 = 0, linkCount: UInt64 = 1) {
+            self.kind = kind
+            self.size = size
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.mtime = mtime
+            self.mtimeNanoseconds = mtimeNanoseconds
+            self.linkCount = linkCount
+        }
     }
 
     public static func lstat(_ path: String) throws -> Status? {

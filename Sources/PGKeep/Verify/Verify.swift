@@ -526,7 +526,8 @@ public final class VerifyRun {
             findings = [VerifyFinding?](repeating: nil, count: ordered.count)
             bundleFindings = [BundleVerifyFinding?](repeating: nil, count: bundles.count)
             log.info("verifying \(fileJobs.count) stored objects with \(options.processMax) workers")
-            try Mover(storage: storage, processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
+            // Verify jobs read only the repository; the host is never asked for anything.
+            try Mover(storage: storage, host: LocalHost(), processMax: options.processMax, bufferSize: options.bufferSize).run(fileJobs) { job, result in
                 if case .verified(let finding) = result { self.findings[job.id] = finding }
                 if case .verifiedBundle(let finding) = result { self.bundleFindings[job.id - self.ordered.count] = finding }
             }

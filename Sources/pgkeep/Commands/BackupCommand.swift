@@ -10,7 +10,7 @@ enum BackupCommand {
             throw PGKeepError(.optionInvalid, "backup type '\(typeName)' is unknown")
         }
         var options = BackupOptions(
-            dataDirectory: try context.required(.pg1Path), connection: context.connection, type: type,
+            dataDirectory: try context.dataDirectory(), connection: context.connection, type: type,
             compression: try context.compression, compressLevel: try context.compressLevel,
             bufferSize: context.bufferSize, processMax: context.processMax, startFast: config.bool(.startFast),
             archiveTimeout: config.seconds(.archiveTimeout) ?? 60, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep")
@@ -20,7 +20,7 @@ enum BackupCommand {
         options.bundle = BundleOptions(enabled: config.bool(.bundle),
                                        limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
                                        size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
-        let summary = try BackupRun(storage: context.storage, layout: try context.layout(), options: options, log: context.log).run()
+        let summary = try BackupRun(storage: context.storage, host: context.host, layout: try context.layout(), options: options, log: context.log).run()
         print("\(summary.type.rawValue) backup \(summary.label) complete: \(summary.fileCount) files, \(summary.size) bytes (\(summary.repoSize) in the repository), WAL \(summary.walStart) ... \(summary.walStop)")
 
         // pgBackRest's expire-auto: retention applies after every successful backup.

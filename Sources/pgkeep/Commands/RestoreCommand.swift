@@ -29,7 +29,7 @@ enum RestoreCommand {
                                    links: config.map(.linkMap))
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve
         if options.force { options.delta = true }
-        let run = RestoreRun(storage: context.storage, layout: layout, options: options, log: context.log)
+        let run = RestoreRun(storage: context.storage, host: context.host, layout: layout, options: options, log: context.log)
         if config.bool(.plan) {
             // The plan reads the repository and looks at the destination; it writes nothing.
             let plan = try run.plan()
