@@ -98,12 +98,13 @@ enum CLI {
 struct CommandContext {
     let config: Configuration
     let log: Log
-    let storage: PosixStorage
+    /// The repository, through the protocol only (`RepositoryStorage.open` picks the driver).
+    let storage: any Storage
 
     init(config: Configuration, log: Log) throws {
         self.config = config
         self.log = log
-        storage = PosixStorage(root: config.string(.repo1Path) ?? "/var/lib/pgkeep")
+        storage = RepositoryStorage.open(config)
     }
 
     func layout() throws -> RepositoryLayout {
