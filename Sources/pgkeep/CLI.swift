@@ -99,14 +99,15 @@ enum CLI {
 struct CommandContext {
     let config: Configuration
     let log: Log
-    let storage: PosixStorage
+    /// The repository, through the protocol only (`RepositoryStorage.open` picks the driver).
+    let storage: any Storage
     /// The database host: this machine (the remote agent will be chosen here by `pg1-host`).
     let host: PostgresHost
 
     init(config: Configuration, log: Log) throws {
         self.config = config
         self.log = log
-        storage = PosixStorage(root: config.string(.repo1Path) ?? "/var/lib/pgkeep")
+        storage = RepositoryStorage.open(config)
         host = LocalHost()
     }
 

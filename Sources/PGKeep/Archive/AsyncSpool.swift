@@ -165,7 +165,8 @@ public struct AsyncSpool: Sendable {
     }
 
     /// The acknowledgements directory as storage: its atomic write (temp, fsync, rename, fsync the
-    /// directory) is exactly what a durable `.ok` needs.
+    /// directory) is exactly what a durable `.ok` needs. Always POSIX: the spool is a local directory
+    /// on the database host, never the repository, whatever driver the repository uses.
     private var out: PosixStorage { PosixStorage(root: outDirectory) }
 }
 

@@ -43,8 +43,33 @@ extension Configuration {
         }
 
         var values: [OptionName: ResolvedOption] = [:]
+        try applyCommandLine(commandLine, command: command, into: &values)
+        // `version` reads nothing else, so a broken environment or file never hides the version.
+        if command == .version { return Configuration(command: .version, values: values) }
+        let warnings = try applyEnvironment(environment, command: command, into: &values)
+        let stanza = values[.stanza].flatMap { if case .string(let name) = $0.value { return name } else { return nil } }
+        let file = try loadConfigFile(values[.config], command: command, readFile: readFile)
+        if let file { try applyConfigFile(file, command: command, stanza: stanza, into: &values) }
+        try applyDefaults(command: command, into: &values)
+        try checkRequired(command: command, stanza: stanza, values: values,
+                          configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
+        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values,
+                             warnings: warnings)
+    }
 
-        // Step 2: the command line.
+    /// The command word on the command line, if there is a valid one, read without resolving
+    /// anything else. The CLI needs it when resolution itself fails: an `archive-get` whose
+    /// config file is broken must still exit with `archive-get`'s fatal status.
+    public static func commandWord(in arguments: [String]) -> CommandName? {
+        CommandLineParse(arguments).command
+    }
+
+    // MARK: Steps
+
+    /// Step 2: the command line's options, each allowed there and accepted by `command`, and the
+    /// number of positional arguments.
+    private static func applyCommandLine(_ commandLine: CommandLineParse, command: CommandName,
+                                         into values: inout [OptionName: ResolvedOption]) throws(PGKeepError) {
         for option in commandLine.options {
             let definition = option.definition
             guard definition.sources.contains(.commandLine) else {
@@ -67,13 +92,14 @@ extension Configuration {
             throw PGKeepError(.commandInvalid, "command '\(command.rawValue)' takes \(expected) argument\(expected == "1" ? "" : "s"), given \(given)",
                               hint: "usage: \(Help.usage(command))")
         }
+    }
 
-        // `version` reads nothing else, so a broken environment or file never hides the version.
-        if command == .version { return Configuration(command: .version, values: values) }
-
-        // Step 3: the environment. Sorted so the first error is the same on every run. An unknown
-        // variable is a warning, as in pgBackRest: PostgreSQL runs archive-push with its own
-        // environment, and a stray variable there must not stop archiving.
+    /// Step 3: the environment, for the options the command line left unset; returns the warnings.
+    /// Sorted so the first error is the same on every run. An unknown variable is a warning, as in
+    /// pgBackRest: PostgreSQL runs archive-push with its own environment, and a stray variable
+    /// there must not stop archiving.
+    private static func applyEnvironment(_ environment: [String: String], command: CommandName,
+                                         into values: inout [OptionName: ResolvedOption]) throws(PGKeepError) -> [String] {
         var warnings: [String] = []
         for variable in environment.keys.sorted() where variable.hasPrefix(OptionName.environmentPrefix) {
             guard let definition = try environmentOption(variable, warnings: &warnings) else { continue }
@@ -81,49 +107,42 @@ extension Configuration {
             let source = OptionSource.environment(variable: variable)
             values[definition.name] = ResolvedOption(value: try parse(environment[variable]!, for: definition, command: command, from: source), source: source)
         }
+        return warnings
+    }
 
-        // Step 4 and 5: the config file, most specific section first.
-        let stanza = values[.stanza].flatMap { if case .string(let name) = $0.value { return name } else { return nil } }
-        let file = try loadConfigFile(values[.config], command: command, readFile: readFile)
-        if let file {
-            try checkFile(file)
-            var sections = ["global", "global:\(command.rawValue)"]
-            if let stanza { sections += [stanza, "\(stanza):\(command.rawValue)"] }
-            for sectionName in sections.reversed() {
-                guard let section = file.section(sectionName) else { continue }
-                for entry in section.entries {
-                    let definition = OptionTable.lookup(entry.key)!   // checkFile proved every key known
-                    guard definition.commands.contains(command) else { continue }
-                    let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
-                    try set(definition, command: command, text: entry.value, from: source, into: &values)
-                }
+    /// Steps 4 and 5: the config file, checked whole, then its sections for this command, most
+    /// specific first.
+    private static func applyConfigFile(_ file: IniFile, command: CommandName, stanza: String?,
+                                        into values: inout [OptionName: ResolvedOption]) throws(PGKeepError) {
+        try checkFile(file)
+        var sections = ["global", "global:\(command.rawValue)"]
+        if let stanza { sections += [stanza, "\(stanza):\(command.rawValue)"] }
+        for sectionName in sections.reversed() {
+            guard let section = file.section(sectionName) else { continue }
+            for entry in section.entries {
+                let definition = OptionTable.lookup(entry.key)!   // checkFile proved every key known
+                guard definition.commands.contains(command) else { continue }
+                let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
+                try set(definition, command: command, text: entry.value, from: source, into: &values)
             }
         }
+    }
 
-        // Defaults.
+    /// The defaults of the options no source set.
+    private static func applyDefaults(command: CommandName, into values: inout [OptionName: ResolvedOption]) throws(PGKeepError) {
         for definition in OptionTable.options(for: command) where values[definition.name] == nil {
             guard let text = definition.defaultValue.text(for: command) else { continue }
             values[definition.name] = ResolvedOption(value: try parse(text, for: definition, command: command, from: .defaultValue), source: .defaultValue)
         }
+    }
 
-        // Step 6: required options.
+    /// Step 6: the options the command requires have a value.
+    private static func checkRequired(command: CommandName, stanza: String?, values: [OptionName: ResolvedOption],
+                                      configPath: String?) throws(PGKeepError) {
         for definition in OptionTable.options(for: command) where definition.requiredFor.contains(command) && values[definition.name] == nil {
-            throw missing(definition, command: command, stanza: stanza,
-                          configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
+            throw missing(definition, command: command, stanza: stanza, configPath: configPath)
         }
-
-        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values,
-                             warnings: warnings)
     }
-
-    /// The command word on the command line, if there is a valid one, read without resolving
-    /// anything else. The CLI needs it when resolution itself fails: an `archive-get` whose
-    /// config file is broken must still exit with `archive-get`'s fatal status.
-    public static func commandWord(in arguments: [String]) -> CommandName? {
-        CommandLineParse(arguments).command
-    }
-
-    // MARK: Steps
 
     private static func helpConfiguration(_ commandLine: CommandLineParse) throws(PGKeepError) -> Configuration {
         if let error = commandLine.commandError { throw error }
@@ -309,17 +328,7 @@ struct CommandLineParse {
             index += 1
 
             if optionsEnded || !argument.hasPrefix("-") || argument == "-" {
-                if command == nil, commandError == nil {
-                    if let name = CommandName(rawValue: argument) {
-                        command = name
-                    } else {
-                        let error = Configuration.unknownCommand(argument)
-                        commandError = error
-                        errors.append(error)
-                    }
-                } else {
-                    positionals.append(argument)
-                }
+                addWord(argument)
                 continue
             }
             switch argument {
@@ -333,52 +342,63 @@ struct CommandLineParse {
                                           hint: "pgkeep options are long, e.g. --stanza=main; the only short one is -h"))
                 continue
             }
-
-            let body = argument.dropFirst(2)
-            let equals = body.firstIndex(of: "=")
-            let name = String(equals.map { body[..<$0] } ?? body)
-            let inline = equals.map { String(body[body.index(after: $0)...]) }
-
-            let definition: OptionDefinition
-            let text: String
-            if let known = OptionTable.lookup(name) {
-                definition = known
-                if known.kind == .bool {
-                    text = inline ?? "y"
-                } else if let inline {
-                    text = inline
-                } else if index < arguments.count, !arguments[index].hasPrefix("--") {
-                    text = arguments[index]
-                    index += 1
-                } else {
-                    errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line needs a value",
-                                              hint: "write --\(name)=\(known.kind.placeholder) (\(known.kind.allowedDescription))"))
-                    continue
-                }
-            } else if name.hasPrefix("no-"), let known = OptionTable.lookup(String(name.dropFirst(3))), known.kind == .bool {
-                guard inline == nil else {
-                    errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line takes no value, given '\(inline!)'",
-                                              hint: "write --\(name), or --\(known.name.rawValue)=y|n"))
-                    continue
-                }
-                definition = known
-                text = "n"
-            } else {
-                let candidates = OptionName.allCases.flatMap { option -> [String] in
-                    option.definition.kind == .bool ? [option.rawValue, "no-" + option.rawValue] : [option.rawValue]
-                }
-                let suggestion = Suggestion.closest(to: name, among: candidates)
-                errors.append(PGKeepError(.optionInvalid, "unknown option '--\(name)' on the command line",
-                                          hint: suggestion.map { "did you mean '--\($0)'?" } ?? "run 'pgkeep help <command>' to list the options a command accepts"))
-                continue
-            }
-
-            guard definition.kind.isRepeatable || seen.insert(definition.name).inserted else {
-                errors.append(PGKeepError(.optionInvalid, "option '--\(definition.name.rawValue)' is given more than once on the command line",
+            guard let option = longOption(argument.dropFirst(2), in: arguments, index: &index) else { continue }
+            guard option.definition.kind.isRepeatable || seen.insert(option.definition.name).inserted else {
+                errors.append(PGKeepError(.optionInvalid, "option '--\(option.definition.name.rawValue)' is given more than once on the command line",
                                           hint: "keep one; the command line does not override itself"))
                 continue
             }
-            options.append(Option(definition: definition, text: text))
+            options.append(option)
         }
+    }
+
+    /// A word that is not an option: the command (the first one), then its positional arguments.
+    private mutating func addWord(_ word: String) {
+        guard command == nil, commandError == nil else {
+            positionals.append(word)
+            return
+        }
+        if let name = CommandName(rawValue: word) {
+            command = name
+        } else {
+            let error = Configuration.unknownCommand(word)
+            commandError = error
+            errors.append(error)
+        }
+    }
+
+    /// One `--name[=value]`, `--name value` or `--no-name` (`body` is the argument without its
+    /// `--`); `index` moves past a value taken from the next argument. nil after recording an error.
+    private mutating func longOption(_ body: Substring, in arguments: [String], index: inout Int) -> Option? {
+        let equals = body.firstIndex(of: "=")
+        let name = String(equals.map { body[..<$0] } ?? body)
+        let inline = equals.map { String(body[body.index(after: $0)...]) }
+
+        if let known = OptionTable.lookup(name) {
+            if known.kind == .bool { return Option(definition: known, text: inline ?? "y") }
+            if let inline { return Option(definition: known, text: inline) }
+            if index < arguments.count, !arguments[index].hasPrefix("--") {
+                index += 1
+                return Option(definition: known, text: arguments[index - 1])
+            }
+            errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line needs a value",
+                                      hint: "write --\(name)=\(known.kind.placeholder) (\(known.kind.allowedDescription))"))
+            return nil
+        }
+        if name.hasPrefix("no-"), let known = OptionTable.lookup(String(name.dropFirst(3))), known.kind == .bool {
+            guard inline == nil else {
+                errors.append(PGKeepError(.optionInvalid, "option '--\(name)' on the command line takes no value, given '\(inline!)'",
+                                          hint: "write --\(name), or --\(known.name.rawValue)=y|n"))
+                return nil
+            }
+            return Option(definition: known, text: "n")
+        }
+        let candidates = OptionName.allCases.flatMap { option -> [String] in
+            option.definition.kind == .bool ? [option.rawValue, "no-" + option.rawValue] : [option.rawValue]
+        }
+        let suggestion = Suggestion.closest(to: name, among: candidates)
+        errors.append(PGKeepError(.optionInvalid, "unknown option '--\(name)' on the command line",
+                                  hint: suggestion.map { "did you mean '--\($0)'?" } ?? "run 'pgkeep help <command>' to list the options a command accepts"))
+        return nil
     }
 }

@@ -4,9 +4,9 @@
 // help text and value validation. Names and defaults follow pgBackRest's so an operator's habits
 // carry over.
 //
-// To add an option: add a case to `OptionName` (raw value = the option name), then a `case` in
-// `OptionTable.define`; the compiler refuses a name without a definition. A test checks that
-// every default parses and lies in range.
+// To add an option: add a case to `OptionName` (raw value = the option name), give it a group in
+// `OptionTable.define` (the compiler refuses a name without one) and its row in that group's
+// function. A test checks that every default parses and lies in range.
 
 /// The name of an option. The raw value is what users type (`repo1-path`); call sites use the case
 /// (`config.string(.repo1Path)`) so a typo is a compile error.
@@ -235,8 +235,33 @@ public enum OptionTable {
     private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
-    // The switch is exhaustive, so a new `OptionName` case does not compile without its row.
+    // The switch is exhaustive, so a new `OptionName` case does not compile until it is given a
+    // group; the group's function then holds its row (a case missing there traps when the table
+    // is first built, which every test run does).
     private static func define(_ name: OptionName) -> OptionDefinition {
+        switch name {
+        case .config, .stanza, .repo1Path, .lockPath, .lockHost, .lockLease, .output, .logLevelConsole, .logLevelFile,
+             .logPath, .allowRoot:
+            return common(name)
+        case .pg1Path, .pg1Port, .pg1SocketPath, .pg1User, .pg1Database:
+            return cluster(name)
+        case .type, .processMax, .compressType, .compressLevel, .bufferSize, .startFast, .resume, .bundle,
+             .bundleLimit, .bundleSize, .delta:
+            return dataMovement(name)
+        case .archiveTimeout, .archiveAsync, .spoolPath, .archiveGetQueueMax, .archivePushQueueMax:
+            return archiving(name)
+        case .set, .target, .targetExclusive, .targetTimeline, .targetAction, .targetPastArchive, .plan, .linkAll,
+             .linkMap, .tablespaceMap, .tablespaceMapAll, .archiveMode, .force:
+            return restore(name)
+        case .repo1RetentionFull, .repo1RetentionFullType, .repo1RetentionDiff, .repo1RetentionArchive,
+             .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast:
+            return maintenance(name)
+        }
+    }
+
+    /// Options most commands share: where the configuration, the repository, locks and logs are,
+    /// and how a command reports.
+    private static func common(_ name: OptionName) -> OptionDefinition {
         switch name {
         case .config:
             return OptionDefinition(name, .path, default: .value("/etc/pgkeep/pgkeep.conf"), commands: operational,
@@ -247,6 +272,43 @@ public enum OptionTable {
                                     requiredFor: Set(CommandName.allCases.filter { $0.stanzaUse == .required }),
                                     sources: [.commandLine, .environment],
                                     summary: "name of the cluster this command works on")
+        case .repo1Path:
+            return OptionDefinition(name, .path, default: .value("/var/lib/pgkeep"), commands: operational,
+                                    summary: "path of the repository")
+        case .lockPath:
+            return OptionDefinition(name, .path, default: .value("/tmp/pgkeep"), commands: operational,
+                                    summary: "directory for lock files")
+        case .lockHost:
+            return OptionDefinition(name, .string, commands: holdsLease,
+                                    summary: "this host's name in the repository lease of backup, expire and stanza-repair (default: the host name); hosts sharing a repository need distinct names")
+        case .lockLease:
+            return OptionDefinition(name, .seconds(1...3600), default: .value("\(Int(LeaseSettings.defaultDuration))"), commands: holdsLease,
+                                    summary: "seconds after which a repository lease not renewed is stale and taken over; the holder renews it every sixth of that")
+        case .output:
+            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore, .verify],
+                                    summary: "output format")
+        case .logLevelConsole:
+            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
+                                    default: .value("warn"), commands: operational,
+                                    summary: "how much to log to the console")
+        case .logLevelFile:
+            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
+                                    default: .value("info"), commands: operational,
+                                    summary: "how much to log to the file <log-path>/<stanza>-<command>.log")
+        case .logPath:
+            return OptionDefinition(name, .path, default: .value("/var/log/pgkeep"), commands: operational,
+                                    summary: "directory for log files")
+        case .allowRoot:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
+                                    summary: "allow running as root (files it writes would then belong to root)")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.common")
+        }
+    }
+
+    /// The PostgreSQL cluster and how to connect to it.
+    private static func cluster(_ name: OptionName) -> OptionDefinition {
+        switch name {
         case .pg1Path:
             // info reads it only for the archive queue of the stanza it is asked about, stanza-repair
             // only to check (or, when nothing else records it, to learn) the cluster's identity.
@@ -264,18 +326,14 @@ public enum OptionTable {
         case .pg1Database:
             return OptionDefinition(name, .string, default: .value("postgres"), commands: connectsToDatabase,
                                     summary: "database to connect to")
-        case .repo1Path:
-            return OptionDefinition(name, .path, default: .value("/var/lib/pgkeep"), commands: operational,
-                                    summary: "path of the repository")
-        case .lockPath:
-            return OptionDefinition(name, .path, default: .value("/tmp/pgkeep"), commands: operational,
-                                    summary: "directory for lock files")
-        case .lockHost:
-            return OptionDefinition(name, .string, commands: holdsLease,
-                                    summary: "this host's name in the repository lease of backup, expire and stanza-repair (default: the host name); hosts sharing a repository need distinct names")
-        case .lockLease:
-            return OptionDefinition(name, .seconds(1...3600), default: .value("\(Int(LeaseSettings.defaultDuration))"), commands: holdsLease,
-                                    summary: "seconds after which a repository lease not renewed is stale and taken over; the holder renews it every sixth of that")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.cluster")
+        }
+    }
+
+    /// How backup (and the other commands that move data) read, compress and store files.
+    private static func dataMovement(_ name: OptionName) -> OptionDefinition {
+        switch name {
         case .type:
             // pgBackRest defaults to incr; pgkeep keeps full as the default so that a plain
             // `backup` never silently depends on an older backup. For restore it is the recovery
@@ -313,24 +371,21 @@ public enum OptionTable {
         case .bundleSize:
             return OptionDefinition(name, .size(1 << 20...(1 << 30)), default: .value("20MiB"), commands: [.backup],
                                     summary: "bytes of files a bundle holds before the next one starts")
+        case .delta:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
+                                    summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.dataMovement")
+        }
+    }
+
+    /// WAL archiving: waiting for WAL, and asynchronous archive-push and archive-get.
+    private static func archiving(_ name: OptionName) -> OptionDefinition {
+        switch name {
         case .archiveTimeout:
             return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
                                     commands: [.backup, .archivePush, .archiveGet],
                                     summary: "seconds to wait for a WAL file to reach the archive")
-        case .output:
-            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore, .verify],
-                                    summary: "output format")
-        case .logLevelConsole:
-            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
-                                    default: .value("warn"), commands: operational,
-                                    summary: "how much to log to the console")
-        case .logLevelFile:
-            return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
-                                    default: .value("info"), commands: operational,
-                                    summary: "how much to log to the file <log-path>/<stanza>-<command>.log")
-        case .logPath:
-            return OptionDefinition(name, .path, default: .value("/var/log/pgkeep"), commands: operational,
-                                    summary: "directory for log files")
         case .archiveAsync:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.archivePush, .archiveGet, .restore],
                                     summary: "archive-push and archive-get work ahead in a background process, through --spool-path")
@@ -344,9 +399,14 @@ public enum OptionTable {
             // No default: WAL is never dropped unless the operator chooses the trade-off.
             return OptionDefinition(name, .size((1 << 20)...(1 << 50)), commands: [.archivePush],
                                     summary: "when more WAL than this waits to be archived and the repository cannot take it, report the oldest segments archived without storing them (PostgreSQL's pg_wal stays bounded; point-in-time recovery across them is lost until a new backup)")
-        case .allowRoot:
-            return OptionDefinition(name, .bool, default: .value("n"), commands: operational,
-                                    summary: "allow running as root (files it writes would then belong to root)")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.archiving")
+        }
+    }
+
+    /// What restore restores, where, and how recovery ends.
+    private static func restore(_ name: OptionName) -> OptionDefinition {
+        switch name {
         case .set:
             return OptionDefinition(name, .string, default: .perCommand([.restore: "latest"], otherwise: nil),
                                     commands: [.restore, .verify, .expire],
@@ -369,9 +429,6 @@ public enum OptionTable {
         case .plan:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
                                     summary: "show the restore plan (backup, timelines, WAL, problems) and write nothing")
-        case .delta:
-            return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
-                                    summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
         case .linkAll:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore],
                                     summary: "make every link of the data directory the backup recorded (a linked pg_wal, config file or log directory) again at its recorded location, instead of a plain directory or file")
@@ -390,6 +447,14 @@ public enum OptionTable {
         case .force:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore, .stanzaRepair],
                                     summary: "restore: with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to), never over a running server; stanza-repair: rebuild the info files even when both copies of each are valid and agree")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.restore")
+        }
+    }
+
+    /// Retention (expire, and backup's automatic expire), dry runs and verify's scope.
+    private static func maintenance(_ name: OptionName) -> OptionDefinition {
+        switch name {
         case .repo1RetentionFull:
             return OptionDefinition(name, .int(1...9_999_999), commands: retains,
                                     summary: "full backups to keep (a count, or days with repo1-retention-full-type=time)")
@@ -414,6 +479,8 @@ public enum OptionTable {
         case .sinceLast:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.verify],
                                     summary: "only check what is new since the last verify (recorded in verify.state)")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.maintenance")
         }
     }
 }

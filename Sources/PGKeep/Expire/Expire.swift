@@ -86,31 +86,48 @@ public final class ExpireRun {
     /// lease, when given, is confirmed before anything is changed.
     public func runLocked(now: Int64, lease: RepositoryLease? = nil) throws -> ExpireOutcome {
         let archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
-        var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+        let plan = try retentionPlan(backupInfo, now: now)
+        if let note = plan.archiveNote, plan.archive == nil { log.info(note) }
+        let orphans = try interruptedBackups(backupInfo)
+        let removals = try plan.archive.map { try walRemovals(archiveInfo, retention: $0) } ?? WALRemovals()
 
-        let plan: ExpirePlan
-        if let set = options.set {
-            do {
-                plan = try Retention.planAdhoc(backups: backupInfo.backups, set: set, policy: options.policy)
-            } catch {
-                if let error = error as? PGKeepError, error.code == .backupMissing {
-                    throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
-                                      hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
-                }
-                throw error
-            }
-            if backupInfo.latest?.label == set {
-                log.warn("expiring the latest backup \(set): point-in-time recovery from it is no longer possible")
-            }
-        } else {
+        let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: removals.summary,
+                                    dropRecords: removals.dropRecords.map { "\($0.archiveID)/\($0.record.name)" }, dryRun: options.dryRun)
+        if options.dryRun { return outcome }
+        try lease?.confirm()
+        try removeBackups(plan, orphans: orphans)
+        try remove(removals)
+        return outcome
+    }
+
+    /// Step 2: the plan, from `--set` alone or from the retention policy.
+    private func retentionPlan(_ backupInfo: BackupInfo, now: Int64) throws -> ExpirePlan {
+        guard let set = options.set else {
             if !options.policy.isSet {
                 log.warn("repo1-retention-full is not set: no backup expires; set it to keep the repository from growing without bound")
             }
-            plan = Retention.plan(backups: backupInfo.backups, policy: options.policy, now: now)
+            return Retention.plan(backups: backupInfo.backups, policy: options.policy, now: now)
         }
-        if let note = plan.archiveNote, plan.archive == nil { log.info(note) }
+        let plan: ExpirePlan
+        do {
+            plan = try Retention.planAdhoc(backups: backupInfo.backups, set: set, policy: options.policy)
+        } catch {
+            if let error = error as? PGKeepError, error.code == .backupMissing {
+                throw PGKeepError(.backupMissing, "backup set \(set) does not exist in stanza '\(layout.stanza)'",
+                                  hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
+            }
+            throw error
+        }
+        if backupInfo.latest?.label == set {
+            log.warn("expiring the latest backup \(set): point-in-time recovery from it is no longer possible")
+        }
+        return plan
+    }
 
-        // Interrupted backups: directories with a label name that backup.info does not list.
+    /// Interrupted backups: directories with a label name that backup.info does not list, except
+    /// the one the next backup may resume.
+    private func interruptedBackups(_ backupInfo: BackupInfo) throws -> [BackupLabel] {
         let listed = Set(backupInfo.backups.map(\.label))
         let newestListed = backupInfo.backups.map(\.label).max()
         var orphans: [BackupLabel] = []
@@ -123,58 +140,75 @@ public final class ExpireRun {
             }
             orphans.append(label)
         }
+        return orphans
+    }
 
-        // WAL to remove.
-        var walRemovals: [(archiveID: String, directory: StoragePath, objects: [StoragePath], names: [String], whole: Bool)] = []
-        var dropRecordRemovals: [(archiveID: String, record: StoragePath)] = []
-        if let retention = plan.archive {
-            let order = archiveInfo.history.map(\.id)
-            for identity in archiveInfo.history {
-                let root = try layout.archiveDirectory(archiveID: identity.archiveID)
-                for directory in try storage.list(root) where directory.kind == .directory && directory.name.count == 16 {
-                    let path = try root.appending(directory.name)
-                    let files = try storage.list(path).filter { $0.kind == .file }
-                    var remove: [StoragePath] = []
-                    var names: [String] = []
-                    for file in files {
-                        guard let parsed = RepositoryLayout.parseArchiveObjectName(file.name), WALFileName(parsed.name) != nil else { continue }
-                        if !retention.keeps(walFile: parsed.name, databaseID: identity.id, order: order) {
-                            remove.append(try path.appending(file.name))
-                            names.append(parsed.name)
-                        }
-                    }
-                    guard !remove.isEmpty else { continue }
-                    walRemovals.append((identity.archiveID, path, remove, names, remove.count == files.count))
-                }
-                // Drop records explain an absence; once the WAL around it is gone for good there is
-                // no absence left to explain. Judged by file name (`<start>-<stop>`): a damaged
-                // record goes as well as an intact one.
-                let droppedDirectory = try DroppedWAL.directory(layout: layout, archiveID: identity.archiveID)
-                let recordNames = Set(try storage.list(droppedDirectory).filter { $0.kind == .file }.map {
-                    $0.name.hasSuffix(".copy") ? String($0.name.dropLast(5)) : $0.name
-                }).filter(DroppedWAL.isRecordName)
-                for name in recordNames.sorted() {
-                    let stop = String(name.split(separator: "-")[1])
-                    guard retention.releases(dropRecordEndingAt: stop, databaseID: identity.id, order: order) else { continue }
-                    dropRecordRemovals.append((identity.archiveID, try droppedDirectory.appending(name)))
-                }
+    /// The WAL objects and drop records no retained backup needs.
+    private struct WALRemovals {
+        /// One archive directory's objects to remove; `whole` when that is every file in it.
+        struct Directory {
+            var archiveID: String
+            var directory: StoragePath
+            var objects: [StoragePath]
+            var names: [String]
+            var whole: Bool
+        }
+        var directories: [Directory] = []
+        var dropRecords: [(archiveID: String, record: StoragePath)] = []
+
+        /// Per archive id: first, last and count of the WAL files removed.
+        var summary: [ExpireOutcome.WALRemoval] {
+            Set(directories.map(\.archiveID)).sorted().map { id in
+                let names = directories.filter { $0.archiveID == id }.flatMap(\.names).sorted()
+                return .init(archiveID: id, first: names.first!, last: names.last!, count: names.count)
             }
         }
-        var wal: [ExpireOutcome.WALRemoval] = []
-        for id in Set(walRemovals.map(\.archiveID)).sorted() {
-            let names = walRemovals.filter { $0.archiveID == id }.flatMap(\.names).sorted()
-            wal.append(.init(archiveID: id, first: names.first!, last: names.last!, count: names.count))
-        }
-        let outcome = ExpireOutcome(expired: plan.expired, orphans: orphans.map(\.text), wal: wal,
-                                    dropRecords: dropRecordRemovals.map { "\($0.archiveID)/\($0.record.name)" }, dryRun: options.dryRun)
-        if options.dryRun { return outcome }
-        try lease?.confirm()
+    }
 
-        // backup.info first, then files.
+    private func walRemovals(_ archiveInfo: ArchiveInfo, retention: ArchiveRetention) throws -> WALRemovals {
+        var removals = WALRemovals()
+        let order = archiveInfo.history.map(\.id)
+        for identity in archiveInfo.history {
+            let root = try layout.archiveDirectory(archiveID: identity.archiveID)
+            for directory in try storage.list(root) where directory.kind == .directory && directory.name.count == 16 {
+                let path = try root.appending(directory.name)
+                let files = try storage.list(path).filter { $0.kind == .file }
+                var remove: [StoragePath] = []
+                var names: [String] = []
+                for file in files {
+                    guard let parsed = RepositoryLayout.parseArchiveObjectName(file.name), WALFileName(parsed.name) != nil else { continue }
+                    if !retention.keeps(walFile: parsed.name, databaseID: identity.id, order: order) {
+                        remove.append(try path.appending(file.name))
+                        names.append(parsed.name)
+                    }
+                }
+                guard !remove.isEmpty else { continue }
+                removals.directories.append(.init(archiveID: identity.archiveID, directory: path, objects: remove, names: names,
+                                                  whole: remove.count == files.count))
+            }
+            // Drop records explain an absence; once the WAL around it is gone for good there is
+            // no absence left to explain. Judged by file name (`<start>-<stop>`): a damaged
+            // record goes as well as an intact one.
+            let droppedDirectory = try DroppedWAL.directory(layout: layout, archiveID: identity.archiveID)
+            let recordNames = Set(try storage.list(droppedDirectory).filter { $0.kind == .file }.map {
+                $0.name.hasSuffix(".copy") ? String($0.name.dropLast(5)) : $0.name
+            }).filter(DroppedWAL.isRecordName)
+            for name in recordNames.sorted() {
+                let stop = String(name.split(separator: "-")[1])
+                guard retention.releases(dropRecordEndingAt: stop, databaseID: identity.id, order: order) else { continue }
+                removals.dropRecords.append((identity.archiveID, try droppedDirectory.appending(name)))
+            }
+        }
+        return removals
+    }
+
+    /// Steps 3 and 4 for backups: backup.info first, then the expired directories, then the
+    /// interrupted ones.
+    private func removeBackups(_ plan: ExpirePlan, orphans: [BackupLabel]) throws {
         if !plan.expired.isEmpty {
             let expired = Set(plan.expiredLabels)
             // Re-read under the lock so nothing written meanwhile is lost (the lock excludes backups).
-            backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
+            var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
             backupInfo.backups.removeAll { expired.contains($0.label) }
             try SealedFile.save(backupInfo, to: layout.backupInfo, in: storage)
             for item in plan.expired {
@@ -186,22 +220,25 @@ public final class ExpireRun {
             try removeBackupDirectory(label)
             log.info("removed interrupted backup directory \(label)")
         }
-        for removal in walRemovals {
+    }
+
+    /// Step 4 for WAL: the objects, then the drop records.
+    private func remove(_ removals: WALRemovals) throws {
+        for removal in removals.directories {
             if removal.whole {
                 try storage.removeTree(removal.directory)
             } else {
                 for object in removal.objects { try storage.remove(object) }
             }
         }
-        for item in wal { log.info("removed \(item.count) WAL files from archive \(item.archiveID): \(item.first) ... \(item.last)") }
+        for item in removals.summary { log.info("removed \(item.count) WAL files from archive \(item.archiveID): \(item.first) ... \(item.last)") }
         // After the WAL: a crash in between leaves a record that the next expire removes. The
         // main file before its copy, as for a manifest; a lone copy is found by its name next time.
-        for removal in dropRecordRemovals {
+        for removal in removals.dropRecords {
             try storage.remove(removal.record)
             try storage.remove(try SealedFile.copyPath(of: removal.record))
             log.info("removed the record of WAL \(removal.record.name.split(separator: "-").joined(separator: "...")) dropped by archive-push-queue-max from archive \(removal.archiveID)")
         }
-        return outcome
     }
 
     /// Removes a backup directory, its manifest first: a half-removed directory then no longer

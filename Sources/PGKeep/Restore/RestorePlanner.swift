@@ -313,12 +313,22 @@ public enum RestorePlanner {
         case .success(let found):
             path = found
         }
+        addTimelines(to: &plan, backup: backup, path: path, target: target, segmentSize: contents.segmentSize, catalog: catalog)
+        checkTarget(target, against: backup, in: &plan)
+        addWAL(to: &plan, backup: backup, path: path, request: request, segmentSize: contents.segmentSize, catalog: catalog)
+        return plan
+    }
+
+    /// The timeline path, the timelines it does not follow, the divergences it crosses, and the
+    /// recovery settings that follow it.
+    private static func addTimelines(to plan: inout RestorePlan, backup: BackupSummary, path: TimelinePath, target: RecoveryTarget,
+                                     segmentSize: WALSegmentSize, catalog: ArchiveCatalog) {
         plan.targetTimeline = path.target.rawValue
         plan.timelinePath = path.steps.map { .init(timeline: $0.timeline.rawValue, begin: $0.begin, end: $0.end) }
         if target.timeline == .latest {
             plan.notes += timelinesNotFollowed(backup: backup, path: path, catalog: catalog)
         }
-        for divergence in catalog.divergences(segmentSize: contents.segmentSize) {
+        for divergence in catalog.divergences(segmentSize: segmentSize) {
             let crossed = zip(path.steps, path.steps.dropFirst()).contains {
                 $0.timeline.rawValue == divergence.timeline && $1.timeline.rawValue == divergence.child
             }
@@ -333,8 +343,10 @@ public enum RestorePlanner {
         plan.recovery.signalFile = target.signalFile
         plan.recovery.settings = target.settings(timeline: path.target, backupTimeline: TimelineID(rawValue: backup.timeline))
             .map { .init(name: $0.name, value: $0.value) }
+    }
 
-        // The target against the backup's consistency point.
+    /// The target against the backup's consistency point.
+    private static func checkTarget(_ target: RecoveryTarget, against backup: BackupSummary, in plan: inout RestorePlan) {
         switch (target.kind, target.value) {
         case (.time, .time(let time)?):
             if time.seconds < backup.timestampStop {
@@ -356,9 +368,12 @@ public enum RestorePlanner {
         default:
             break
         }
+    }
 
-        // The WAL.
-        let segmentSize = contents.segmentSize
+    /// The WAL recovery reads from the archive, and what is wrong with it.
+    private static func addWAL(to plan: inout RestorePlan, backup: BackupSummary, path: TimelinePath, request: Request,
+                               segmentSize: WALSegmentSize, catalog: ArchiveCatalog) {
+        let target = request.target
         let end = walEnd(for: target)
         let wal = listWAL(backup: backup, path: path, end: end, segmentSize: segmentSize, catalog: catalog)
         plan.wal.segmentSize = segmentSize.bytes
@@ -371,6 +386,29 @@ public enum RestorePlanner {
         if path.target != TimelineID(rawValue: backup.timeline) {
             plan.wal.historyFiles = [TimelineHistory.fileName(for: path.target)]
         }
+        checkMissingWAL(wal, in: &plan, backup: backup, path: path, request: request, end: end, segmentSize: segmentSize, catalog: catalog)
+        if case (.time, .time(let time)?) = (target.kind, target.value), wal.missing.isEmpty,
+           let newest = newestStored(wal.segments, catalog: catalog) {
+            // In the target's own form (UTC), so the two read side by side.
+            let stored = TargetTime(seconds: newest.stored / 1_000_000_000).text
+            if time.microseconds >= newest.stored / 1000 + storedTimeSlack {
+                plan.pastTheArchive("target time \(time) is past the end of the archive: the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored) by the repository's clock, and every commit in the archive is older",
+                                    hint: "choose a target before \(stored), or --type=default to recover all the archived WAL", allowed: request.pastArchive)
+            } else {
+                plan.notes.append("the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored): the archive holds no commit after that")
+            }
+        }
+        if !wal.conflicting.isEmpty {
+            plan.problems.append(.init(code: .archiveDuplicate,
+                                       message: "the archive holds different copies of needed WAL segment(s): \(wal.conflicting.prefix(5).map(\.name).joined(separator: ", "))",
+                                       hint: "archive-get refuses them; find out which copy belongs to this cluster's history before restoring"))
+        }
+    }
+
+    /// Missing segments (dropped ones say why), or a note when archive-push dropped WAL right
+    /// after the end of the archive recovery stops at.
+    private static func checkMissingWAL(_ wal: WALListing, in plan: inout RestorePlan, backup: BackupSummary, path: TimelinePath,
+                                        request: Request, end: WALEnd, segmentSize: WALSegmentSize, catalog: ArchiveCatalog) {
         // Segments archive-push dropped are missing like any other; their record says why, and
         // that no copy exists anywhere to put back.
         let dropped = wal.missing.filter { catalog.dropRecord(for: $0.name) != nil }
@@ -410,23 +448,6 @@ public enum RestorePlanner {
                 plan.notes.append("recovery ends at \(last.name), the end of the archive; the WAL after it " + droppedDescription(names, catalog: catalog))
             }
         }
-        if case (.time, .time(let time)?) = (target.kind, target.value), wal.missing.isEmpty,
-           let newest = newestStored(wal.segments, catalog: catalog) {
-            // In the target's own form (UTC), so the two read side by side.
-            let stored = TargetTime(seconds: newest.stored / 1_000_000_000).text
-            if time.microseconds >= newest.stored / 1000 + storedTimeSlack {
-                plan.pastTheArchive("target time \(time) is past the end of the archive: the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored) by the repository's clock, and every commit in the archive is older",
-                                    hint: "choose a target before \(stored), or --type=default to recover all the archived WAL", allowed: request.pastArchive)
-            } else {
-                plan.notes.append("the newest WAL segment of the timeline path, \(newest.segment.name), was stored at \(stored): the archive holds no commit after that")
-            }
-        }
-        if !wal.conflicting.isEmpty {
-            plan.problems.append(.init(code: .archiveDuplicate,
-                                       message: "the archive holds different copies of needed WAL segment(s): \(wal.conflicting.prefix(5).map(\.name).joined(separator: ", "))",
-                                       hint: "archive-get refuses them; find out which copy belongs to this cluster's history before restoring"))
-        }
-        return plan
     }
 }
 

@@ -324,64 +324,83 @@ public final class VerifyRun {
                 if let size = WALSegmentSize(bytes: UInt64(m.database.walSegmentSize)), let id = archiveID(ofDatabase: m.database.id) {
                     segmentSizes[id] = segmentSizes[id] ?? size
                 }
-                for entry in m.files {
-                    let requirements: [StoredObjectRequirement]
-                    do { requirements = try entry.storedObjects(layout: layout) } catch {
-                        problem("manifest-invalid", try! layout.manifest(label: label).description, backups: [label],
-                                "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
-                        continue
-                    }
-                    var everyObjectChecked = true
-                    defer { if everyObjectChecked { checkedPerBackup[label, default: 0] += 1 } }
-                    for requirement in requirements {
-                        if requirement.holder != label {
-                            guard byLabel[requirement.holder] != nil else {
-                                problem("reference-missing", requirement.object.description, backups: [label],
-                                        "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
-                                everyObjectChecked = false
-                                continue
-                            }
-                            guard let holder = manifest(requirement.holder, needer: label) else {
-                                // The holder's manifest problem is already reported; this backup needs it too.
-                                damaged.insert(label)
-                                everyObjectChecked = false
-                                continue
-                            }
-                            guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
-                                problem("reference-invalid", requirement.object.description, backups: [label],
-                                        "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
-                                everyObjectChecked = false
-                                continue
-                            }
-                        }
-                        if let offset = requirement.bundleOffset {
-                            var bundle = bundleJobs[requirement.object] ?? BundleJob()
-                            if var frame = bundle.frames[offset] {
-                                if frame.file != requirement.job {
-                                    problem("reference-invalid", requirement.object.description, backups: [label],
-                                            "'\(entry.name)' expects different checksums for the frame at offset \(offset) than another entry")
-                                }
-                                frame.names.insert(entry.name)
-                                frame.backups.insert(label)
-                                bundle.frames[offset] = frame
-                            } else {
-                                bundle.frames[offset] = .init(file: requirement.job, names: [entry.name], backups: [label])
-                            }
-                            bundleJobs[requirement.object] = bundle
-                            continue
-                        }
-                        if var existing = jobs[requirement.object] {
-                            if existing.file != requirement.job {
-                                problem("reference-invalid", requirement.object.description, backups: [label],
-                                        "'\(entry.name)' expects different checksums for a stored object than another entry")
-                            }
-                            existing.backups.insert(label)
-                            jobs[requirement.object] = existing
-                        } else {
-                            jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
-                        }
-                    }
+                for entry in m.files { collectObjects(of: entry, in: label) }
+            }
+        }
+
+        /// The jobs for the stored objects one manifest entry of backup `label` needs; the entry
+        /// counts as checked when every one of them is.
+        func collectObjects(of entry: Manifest.FileEntry, in label: BackupLabel) {
+            let requirements: [StoredObjectRequirement]
+            do { requirements = try entry.storedObjects(layout: layout) } catch {
+                problem("manifest-invalid", try! layout.manifest(label: label).description, backups: [label],
+                        "entry '\(entry.name)': \((error as? PGKeepError)?.message ?? "\(error)")")
+                return
+            }
+            var everyObjectChecked = true
+            for requirement in requirements {
+                guard requirement.holder == label || holderHolds(requirement, for: entry, in: label) else {
+                    everyObjectChecked = false
+                    continue
                 }
+                if let offset = requirement.bundleOffset {
+                    addFrame(requirement, at: offset, for: entry, in: label)
+                } else {
+                    addJob(requirement, for: entry, in: label)
+                }
+            }
+            if everyObjectChecked { checkedPerBackup[label, default: 0] += 1 }
+        }
+
+        /// Whether the earlier backup that holds `entry`'s object is listed, has a readable
+        /// manifest and lists the same stored file; reports the problem when not.
+        func holderHolds(_ requirement: StoredObjectRequirement, for entry: Manifest.FileEntry, in label: BackupLabel) -> Bool {
+            guard byLabel[requirement.holder] != nil else {
+                problem("reference-missing", requirement.object.description, backups: [label],
+                        "'\(entry.name)' is stored in backup \(requirement.holder), which is not in backup.info")
+                return false
+            }
+            guard let holder = manifest(requirement.holder, needer: label) else {
+                // The holder's manifest problem is already reported; this backup needs it too.
+                damaged.insert(label)
+                return false
+            }
+            guard let held = holderEntries(requirement.holder, holder)[entry.name], entry.isSameStoredObject(as: held) else {
+                problem("reference-invalid", requirement.object.description, backups: [label],
+                        "'\(entry.name)' refers to backup \(requirement.holder), whose manifest has no such stored file")
+                return false
+            }
+            return true
+        }
+
+        /// One frame of a bundle object; entries sharing it must expect the same checksums.
+        func addFrame(_ requirement: StoredObjectRequirement, at offset: UInt64, for entry: Manifest.FileEntry, in label: BackupLabel) {
+            var bundle = bundleJobs[requirement.object] ?? BundleJob()
+            if var frame = bundle.frames[offset] {
+                if frame.file != requirement.job {
+                    problem("reference-invalid", requirement.object.description, backups: [label],
+                            "'\(entry.name)' expects different checksums for the frame at offset \(offset) than another entry")
+                }
+                frame.names.insert(entry.name)
+                frame.backups.insert(label)
+                bundle.frames[offset] = frame
+            } else {
+                bundle.frames[offset] = .init(file: requirement.job, names: [entry.name], backups: [label])
+            }
+            bundleJobs[requirement.object] = bundle
+        }
+
+        /// One stored object; entries sharing it (backups referring to it) must expect the same checksums.
+        func addJob(_ requirement: StoredObjectRequirement, for entry: Manifest.FileEntry, in label: BackupLabel) {
+            if var existing = jobs[requirement.object] {
+                if existing.file != requirement.job {
+                    problem("reference-invalid", requirement.object.description, backups: [label],
+                            "'\(entry.name)' expects different checksums for a stored object than another entry")
+                }
+                existing.backups.insert(label)
+                jobs[requirement.object] = existing
+            } else {
+                jobs[requirement.object] = Job(kind: .backupFile, file: requirement.job, path: requirement.object, backups: [label])
             }
         }
 
@@ -655,6 +674,29 @@ public final class VerifyRun {
             let id = identity.archiveID
             guard let listing = listings[id] else { return }
             let size = segmentSizes[id]
+            let histories = readHistories(of: id)
+            let historyNames = Set(listing.objects.filter { $0.kind == .history }.map(\.walName))
+            var segmentsByTimeline: [UInt32: [WALSegmentName]] = [:]
+            if let size {
+                for object in listing.objects where object.kind == .segment {
+                    if let segment = WALSegmentName(object.walName, segmentSize: size) {
+                        segmentsByTimeline[segment.timeline.rawValue, default: []].append(segment)
+                    }
+                }
+            }
+            let droppedByTimeline = droppedSegments(of: id, listing: listing, size: size)
+            for timeline in droppedByTimeline.keys where segmentsByTimeline[timeline] == nil { segmentsByTimeline[timeline] = [] }
+            var timelines: [VerifyReport.Timeline] = []
+            for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
+                timelines.append(try checkTimeline(timeline, of: id, segments: segments, history: histories[timeline],
+                                                   dropped: droppedByTimeline[timeline], size: size, historyNames: historyNames))
+            }
+            if let size { try checkDivergences(of: id, listing: listing, histories: histories, size: size) }
+            archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
+        }
+
+        /// The archive id's history files, by timeline; one that cannot be read or parsed is a problem.
+        func readHistories(of id: String) -> [UInt32: TimelineHistory] {
             var histories: [UInt32: TimelineHistory] = [:]
             for (historyID, object) in historyObjects where historyID == id {
                 guard let timeline = WALFileName(object.walName)?.timeline else { continue }
@@ -668,81 +710,80 @@ public final class VerifyRun {
                             (error as? PGKeepError)?.message ?? "\(error)")
                 }
             }
-            let historyNames = Set(listing.objects.filter { $0.kind == .history }.map(\.walName))
-            var timelines: [VerifyReport.Timeline] = []
-            var segmentsByTimeline: [UInt32: [WALSegmentName]] = [:]
-            if let size {
-                for object in listing.objects where object.kind == .segment {
-                    if let segment = WALSegmentName(object.walName, segmentSize: size) {
-                        segmentsByTimeline[segment.timeline.rawValue, default: []].append(segment)
-                    }
-                }
-            }
-            // Dropped segments that are not stored, per timeline: gaps the records explain.
-            let records = droppedRecords[id] ?? []
+            return histories
+        }
+
+        /// Dropped segments that are not stored, per timeline and segment number: gaps the records explain.
+        func droppedSegments(of id: String, listing: ArchiveListing, size: WALSegmentSize?) -> [UInt32: [UInt64: DroppedWAL]] {
             var droppedByTimeline: [UInt32: [UInt64: DroppedWAL]] = [:]
-            for record in records {
+            for record in droppedRecords[id] ?? [] {
                 guard let range = record.segments, size == nil || record.walSegmentSize == size else { continue }
                 for segment in range where listing.byName[segment.name]?.isEmpty ?? true {
                     droppedByTimeline[segment.timeline.rawValue, default: [:]][segment.segmentNumber] = record
                 }
             }
-            for timeline in droppedByTimeline.keys where segmentsByTimeline[timeline] == nil { segmentsByTimeline[timeline] = [] }
-            for (timeline, segments) in segmentsByTimeline.sorted(by: { $0.key < $1.key }) {
-                let unique = Array(Set(segments)).sorted()
-                let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
-                var gaps: [VerifyReport.Range] = []
-                let history = histories[timeline]
-                // A timeline after the first begins at its switch point: WAL missing between the
-                // switch point and its first archived segment is a gap too.
-                if let history, let size, let begin = history.beginning(of: TimelineID(rawValue: timeline)), let first = unique.first {
-                    let beginSegment = WALSegmentName.segment(containing: begin, timeline: TimelineID(rawValue: timeline), segmentSize: size)
-                    if beginSegment.segmentNumber < first.segmentNumber, let before = first.previous {
-                        gaps.append(.init(start: beginSegment.name, stop: before.name))
-                    }
-                }
-                for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
-                    gaps.append(.init(start: a.next.name, stop: b.previous!.name))
-                }
-                if let size, let dropped = droppedByTimeline[timeline] {
-                    gaps = VerifyRun.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
-                }
-                for gap in gaps {
-                    var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
-                    if gap.reason == "dropped", let at = gap.droppedAt {
-                        // A warning, as any gap: every backup is still restorable to consistency and
-                        // to any point before the gap (a backup needing the dropped WAL for
-                        // consistency is a wal-missing problem above); only recovery across it is lost.
-                        let before = selected.filter { $0.timeline == timeline && archiveID(ofDatabase: $0.databaseID) == id && $0.walStop < gap.start }
-                        let after = allBackups.contains { archiveID(ofDatabase: $0.databaseID) == id && $0.walStart > gap.stop && $0.timeline >= timeline }
-                        message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): archive-push dropped it at \(Clock.format(seconds: at, style: .iso8601)) without archiving it (the queue exceeded archive-push-queue-max); point-in-time recovery across it is impossible until a new backup"
-                            + (before.isEmpty ? "" : "; backup \(before.map(\.label.text).joined(separator: ", ")) recover only to before \(gap.start)")
-                            + (after ? "" : "; no backup was taken after it: take one")
-                    }
-                    warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start, reason: gap.reason, message)
-                }
-                if timeline > 1 && !unique.isEmpty && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
-                    warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
-                            wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
-                            "timeline \(timeline) has WAL but no history file in the archive")
-                }
-                let parentEntry = history?.entries.last
-                timelines.append(.init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
-                                       parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description))
-            }
-            if let size {
-                var stored: [String: Int64] = [:]
-                for object in listing.objects where object.kind == .segment { stored[object.walName] = max(stored[object.walName] ?? 0, object.stored) }
-                let born = historyObjects.filter { $0.archiveID == id }.map(\.object)
-                let dated = histories.values.map { history in
-                    (history, born.filter { WALFileName($0.walName)?.timeline == history.timeline }.map(\.stored).min() ?? 0)
-                }
-                for divergence in TimelineDivergence.find(histories: dated, segments: stored, segmentSize: size) {
-                    warning("timeline-diverged", try layout.archiveDirectory(archiveID: id).description, wal: divergence.first,
-                            divergence.message)
+            return droppedByTimeline
+        }
+
+        /// One timeline's ranges and gaps, each gap a warning, and its missing history file.
+        func checkTimeline(_ timeline: UInt32, of id: String, segments: [WALSegmentName], history: TimelineHistory?,
+                           dropped: [UInt64: DroppedWAL]?, size: WALSegmentSize?, historyNames: Set<String>) throws -> VerifyReport.Timeline {
+            let unique = Array(Set(segments)).sorted()
+            let ranges = VerifyState.ranges(of: unique).map { VerifyReport.Range(start: $0.start, stop: $0.stop) }
+            var gaps: [VerifyReport.Range] = []
+            // A timeline after the first begins at its switch point: WAL missing between the
+            // switch point and its first archived segment is a gap too.
+            if let history, let size, let begin = history.beginning(of: TimelineID(rawValue: timeline)), let first = unique.first {
+                let beginSegment = WALSegmentName.segment(containing: begin, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+                if beginSegment.segmentNumber < first.segmentNumber, let before = first.previous {
+                    gaps.append(.init(start: beginSegment.name, stop: before.name))
                 }
             }
-            archiveResults.append(.init(archiveID: id, walSegmentSize: size?.bytes, timelines: timelines))
+            for (a, b) in zip(unique, unique.dropFirst()) where b.segmentNumber > a.segmentNumber + 1 {
+                gaps.append(.init(start: a.next.name, stop: b.previous!.name))
+            }
+            if let size, let dropped {
+                gaps = VerifyRun.splitGaps(gaps, dropped: dropped, timeline: TimelineID(rawValue: timeline), segmentSize: size)
+            }
+            for gap in gaps { try warnGap(gap, timeline: timeline, of: id) }
+            if timeline > 1 && !unique.isEmpty && !historyNames.contains(TimelineHistory.fileName(for: TimelineID(rawValue: timeline))) {
+                warning("history-missing", try layout.archiveDirectory(archiveID: id).description,
+                        wal: TimelineHistory.fileName(for: TimelineID(rawValue: timeline)),
+                        "timeline \(timeline) has WAL but no history file in the archive")
+            }
+            let parentEntry = history?.entries.last
+            return .init(timeline: timeline, segments: unique.count, ranges: ranges, gaps: gaps,
+                         parent: parentEntry?.parent.rawValue, switchPoint: parentEntry?.switchPoint.description)
+        }
+
+        /// The warning for one gap; a dropped one says when archive-push dropped it and what that costs.
+        func warnGap(_ gap: VerifyReport.Range, timeline: UInt32, of id: String) throws {
+            var message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): point-in-time recovery cannot cross it"
+            if gap.reason == "dropped", let at = gap.droppedAt {
+                // A warning, as any gap: every backup is still restorable to consistency and
+                // to any point before the gap (a backup needing the dropped WAL for
+                // consistency is a wal-missing problem above); only recovery across it is lost.
+                let before = selected.filter { $0.timeline == timeline && archiveID(ofDatabase: $0.databaseID) == id && $0.walStop < gap.start }
+                let after = allBackups.contains { archiveID(ofDatabase: $0.databaseID) == id && $0.walStart > gap.stop && $0.timeline >= timeline }
+                message = "timeline \(timeline) has no WAL from \(gap.start) through \(gap.stop): archive-push dropped it at \(Clock.format(seconds: at, style: .iso8601)) without archiving it (the queue exceeded archive-push-queue-max); point-in-time recovery across it is impossible until a new backup"
+                    + (before.isEmpty ? "" : "; backup \(before.map(\.label.text).joined(separator: ", ")) recover only to before \(gap.start)")
+                    + (after ? "" : "; no backup was taken after it: take one")
+            }
+            warning("wal-gap", try layout.archiveDirectory(archiveID: id).description, wal: gap.start, reason: gap.reason, message)
+        }
+
+        /// Timelines that continue past the point where a child timeline forked from them.
+        func checkDivergences(of id: String, listing: ArchiveListing, histories: [UInt32: TimelineHistory], size: WALSegmentSize) throws {
+            var stored: [String: Int64] = [:]
+            for object in listing.objects where object.kind == .segment { stored[object.walName] = max(stored[object.walName] ?? 0, object.stored) }
+            let born = historyObjects.filter { $0.archiveID == id }.map(\.object)
+            let dated = histories.values.map { history in
+                (history, born.filter { WALFileName($0.walName)?.timeline == history.timeline }.map(\.stored).min() ?? 0)
+            }
+            for divergence in TimelineDivergence.find(histories: dated, segments: stored, segmentSize: size) {
+                warning("timeline-diverged", try layout.archiveDirectory(archiveID: id).description, wal: divergence.first,
+                        divergence.message)
+            }
         }
 
         /// Per-backup results.

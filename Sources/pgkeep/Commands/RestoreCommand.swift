@@ -52,7 +52,7 @@ enum RestoreCommand {
     /// The `restore_command` the restored cluster runs: this binary, with the options that locate
     /// the repository, so recovery reads the repository this restore read.
     static func restoreCommand(_ context: CommandContext, stanza: String) -> String {
-        var words = [executablePath(), "--stanza=\(stanza)", "--repo1-path=\(context.storage.root)"]
+        var words = [executablePath(), "--stanza=\(stanza)"] + RepositoryStorage.locatingArguments(context.config)
         if context.config.isExplicit(.config), let file = context.config.configFile { words.append("--config=\(file)") }
         // Settings given to restore on its command line that archive-get reads too are the operator's
         // choice for recovery as well (a config file, passed on above, carries its own).
