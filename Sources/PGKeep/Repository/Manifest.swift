@@ -16,6 +16,12 @@ public struct Manifest: Codable, Sendable {
     public var files: [FileEntry]
     /// The bundle objects this backup wrote (repo-layout.md §3.6), by id; absent when it wrote none.
     public var bundles: [BundleEntry]? = nil
+    /// The features a reader must know (repo-layout.md §3.9). Writing records these together with
+    /// every feature the written entries use (`writeJSON`), so a manifest always names what it
+    /// uses; absent in manifests written before features existed.
+    public var readerFeatures: [String]? = nil
+    /// The features a writer building on this manifest must know besides those; none today.
+    public var writerFeatures: [String]? = nil
 
     public init(backup: Backup, database: Database, options: Options) {
         format = RepositoryFormat.current
