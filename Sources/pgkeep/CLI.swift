@@ -38,6 +38,8 @@ enum CLI {
             }
             for warning in config.warnings { log.warn(warning) }
             let context = try CommandContext(config: config, log: log)
+            // Writers refuse files naming writer features this build does not know (repo-layout.md §3.9).
+            try RepositoryFormat.$access.withValue(RepositoryFormat.access(of: config.command)) {
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
             case .stanzaRepair: try StanzaRepairCommand.run(context)
@@ -50,6 +52,7 @@ enum CLI {
             case .info: try InfoCommand.run(context)
             case .version: print("pgkeep \(PGKeepVersion.current)")
             case .help: print(Help.text(for: config), terminator: "")
+            }
             }
             end("completed successfully")
             return 0

@@ -22,6 +22,10 @@ public struct DroppedWAL: Codable, Sendable, Equatable {
     /// segment size) when the decision was made, and the limit it exceeded.
     public var queueSize: UInt64
     public var queueMax: UInt64
+    /// Features a reader, and besides them a writer, must know (repo-layout.md §3.9); none yet, so
+    /// never written, but read so that a file of a later pgkeep naming one is refused.
+    public var readerFeatures: [String]? = nil
+    public var writerFeatures: [String]? = nil
 
     public init(start: String, stop: String, walSegmentSize: WALSegmentSize, droppedAt: Int64, queueSize: UInt64, queueMax: UInt64) {
         format = RepositoryFormat.current

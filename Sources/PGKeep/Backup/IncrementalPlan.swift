@@ -3,7 +3,7 @@
 ///
 /// By default a file is unchanged when its size, mtime and mode equal the prior entry's, and the
 /// prior entry's mtime is not later than the prior backup's copy start. (Every backup records as
-/// its copy start two seconds before the one its listing begins in (`BackupRun.copyStart`), so a
+/// its copy start at least two seconds before the one its listing begins in (`BackupRun.copyStart`), so a
 /// file last written in or before that second gets a later mtime when it is written again, even
 /// where mtimes come in 2-second steps; a file written after it may have been written again within
 /// the same step after it was read, and is compared by checksum instead.)

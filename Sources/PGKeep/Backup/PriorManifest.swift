@@ -38,6 +38,8 @@ struct PriorManifest {
 
 extension PriorManifest: StreamReadable, FormatVersioned {
     var format: Int { manifest.format }
+    var readerFeatures: [String]? { manifest.readerFeatures }
+    var writerFeatures: [String]? { manifest.writerFeatures }
     static var highestReadableFormat: Int { Manifest.highestReadableFormat }
 
     static func readJSONBody(from reader: inout JSONStreamReader) throws -> PriorManifest {

@@ -36,6 +36,10 @@ public struct ArchiveInfo: Codable, Sendable {
     public var format: Int
     public var current: DatabaseIdentity
     public var history: [DatabaseIdentity]
+    /// Features a reader, and besides them a writer of the stanza's WAL, must know (repo-layout.md
+    /// §3.9); none yet, so never written, but read so that a file of a later pgkeep naming one is refused.
+    public var readerFeatures: [String]? = nil
+    public var writerFeatures: [String]? = nil
 
     public init(current: DatabaseIdentity) {
         format = RepositoryFormat.current
@@ -114,12 +118,29 @@ public struct BackupInfo: Codable, Sendable {
     public var current: DatabaseIdentity
     public var history: [DatabaseIdentity]
     public var backups: [BackupSummary]
+    /// Features a reader must know (repo-layout.md §3.9); none yet.
+    public var readerFeatures: [String]? = nil
+    /// Features a writer of the stanza's backups must know besides those. Every write records
+    /// `RepositoryFeature.backupInfoWriterFeatures` too (`encode(to:)`), whatever the file read
+    /// held: this build's writers require them of the next one.
+    public var writerFeatures: [String]? = nil
 
     public init(current: DatabaseIdentity) {
         format = RepositoryFormat.current
         self.current = current
         history = [current]
         backups = []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(backups, forKey: .backups)
+        try container.encode(current, forKey: .current)
+        try container.encode(format, forKey: .format)
+        try container.encode(history, forKey: .history)
+        try container.encodeIfPresent(readerFeatures, forKey: .readerFeatures)
+        let required = RepositoryFeature.backupInfoWriterFeatures.map(\.rawValue)
+        try container.encodeIfPresent(RepositoryFeature.recorded((writerFeatures ?? []) + required), forKey: .writerFeatures)
     }
 
     /// The most recent backup by stop time (never by label text).

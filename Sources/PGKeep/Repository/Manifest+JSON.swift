@@ -2,7 +2,8 @@
 /// file of the cluster, and building a `JSONEncoder`/`JSONDecoder` tree of it cost several KiB per
 /// file. The bytes are those `JSONEncoder` (`[.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]`)
 /// writes for the `Codable` conformance, so manifests on disk are unchanged
-/// (`ManifestJSONTests` proves it byte for byte).
+/// (`ManifestJSONTests` proves it byte for byte), except that `readerFeatures` is written with
+/// every feature the entries use added (repo-layout.md §3.9), which the stored list may lack.
 ///
 /// Keys are written in byte order, as `.sortedKeys` sorts them; optional values that are nil are
 /// left out, as the synthesised `encodeIfPresent` does. Reading ignores unknown keys and takes
@@ -50,10 +51,14 @@ extension Manifest {
         }
         try w.endArray()
         try w.key("files")
+        var used = Set(readerFeatures ?? [])
+        if targets.contains(where: { $0.kind == .link }) { used.insert(RepositoryFeature.linkTargets.rawValue) }
         try w.beginArray()
         for file in files {
             try w.element()
             try file.writeJSON(to: &w)
+            if file.blockSize != nil { used.insert(RepositoryFeature.blockIncremental.rawValue) }
+            if file.bundle != nil { used.insert(RepositoryFeature.bundles.rawValue) }
         }
         try w.endArray()
         try w.key("format"); try w.value(format)
@@ -82,6 +87,8 @@ extension Manifest {
             try w.endObject()
         }
         try w.endArray()
+        // After `files` in key order, so the features the streamed entries use are known by now.
+        try writeFeatures("readerFeatures", RepositoryFeature.recorded(used), to: &w)
         try w.key("targets")
         try w.beginArray()
         for target in targets {
@@ -95,7 +102,16 @@ extension Manifest {
             try w.endObject()
         }
         try w.endArray()
+        try writeFeatures("writerFeatures", writerFeatures, to: &w)
         try w.endObject()
+    }
+
+    private func writeFeatures(_ key: StaticString, _ features: [String]?, to w: inout JSONStreamWriter) throws {
+        guard let features else { return }
+        try w.key(key)
+        try w.beginArray()
+        for feature in features { try w.element(); try w.value(feature) }
+        try w.endArray()
     }
 
     /// Reads a manifest body. Strings that repeat in every entry (owner names, references) are
@@ -113,7 +129,7 @@ extension Manifest {
     static func readJSON(from r: inout JSONStreamReader, file: (FileEntry) throws -> Void) throws -> Manifest {
         var format: Int?, backup: Backup?, database: Database?, options: Options?
         var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: Bool?
-        var bundles: [BundleEntry]?
+        var bundles: [BundleEntry]?, readerFeatures: [String]?, writerFeatures: [String]?
         var strings = StringTable()
         try r.object { r, key in
             switch key {
@@ -207,6 +223,8 @@ extension Manifest {
                                             repoChecksum: try required(repoChecksum, "repoChecksum", in: "bundles", r)))
                 }
                 bundles = list
+            case "readerFeatures": readerFeatures = try readFeatures(&r)
+            case "writerFeatures": writerFeatures = try readFeatures(&r)
             default:
                 try r.skipValue()
             }
@@ -221,7 +239,17 @@ extension Manifest {
         manifest.links = try required(links, "links", in: "the manifest", r)
         _ = try required(files, "files", in: "the manifest", r)
         manifest.bundles = bundles
+        manifest.readerFeatures = readerFeatures
+        manifest.writerFeatures = writerFeatures
         return manifest
+    }
+
+    /// A feature list (repo-layout.md §3.9); `null` reads as absent.
+    private static func readFeatures(_ r: inout JSONStreamReader) throws -> [String]? {
+        if try r.consumeNull() { return nil }
+        var list: [String] = []
+        try r.array { r in list.append(try r.string()) }
+        return list
     }
 }
 

@@ -16,6 +16,12 @@ public struct Manifest: Codable, Sendable {
     public var files: [FileEntry]
     /// The bundle objects this backup wrote (repo-layout.md §3.6), by id; absent when it wrote none.
     public var bundles: [BundleEntry]? = nil
+    /// The features a reader must know (repo-layout.md §3.9). Writing records these together with
+    /// every feature the written entries use (`writeJSON`), so a manifest always names what it
+    /// uses; absent in manifests written before features existed.
+    public var readerFeatures: [String]? = nil
+    /// The features a writer building on this manifest must know besides those; none today.
+    public var writerFeatures: [String]? = nil
 
     public init(backup: Backup, database: Database, options: Options) {
         format = RepositoryFormat.current
@@ -45,10 +51,12 @@ public struct Manifest: Codable, Sendable {
         /// Labels of the other backups holding objects this backup needs (diff/incr; absent for
         /// a full backup or one that references nothing).
         public var references: [BackupLabel]? = nil
-        /// Two seconds before the one the file listing began in (repo-layout.md §4.1): a file
-        /// whose mtime is not later than it was last written before the listing, so any write
-        /// after it was read gives it a later mtime, also where mtimes come in steps of a second
-        /// or two (`BackupRun.copyStart`). Absent in manifests written before diff/incr existed.
+        /// `floor(t - 0.1) - 2` for a listing that began at `t`: two seconds before the one the
+        /// file listing began in, or three when it began in that second's first 0.1 s
+        /// (`BackupRun.copyStart`, repo-layout.md §3.3, §4.1). A file whose mtime is not later
+        /// was last written before the listing, so any write after it was read gives it a later
+        /// mtime, also where mtimes come in steps of a second or two. Absent in manifests written
+        /// before diff/incr existed (pgkeep 0.1).
         public var timestampCopyStart: Int64? = nil
     }
 

@@ -20,6 +20,10 @@ public struct LeaseHolder: Codable, Sendable, Equatable, FormatVersioned {
     public var duration: Double
     /// Random: tells this holding from a later one by the same host and pid.
     public var token: String
+    /// Features a reader, and besides them a writer, must know (repo-layout.md §3.9); none yet, so
+    /// never written, but read so that a file of a later pgkeep naming one is refused.
+    public var readerFeatures: [String]? = nil
+    public var writerFeatures: [String]? = nil
 
     public static var highestReadableFormat: Int { RepositoryFormat.current }
 

@@ -114,13 +114,10 @@ public enum SealedFile {
         return value!
     }
 
+    /// The one place a sealed file's format and features are judged (`FormatVersioned.judge`),
+    /// for the access of the running command (`RepositoryFormat.access`).
     private static func checkFormat(_ value: Any, name: String) throws {
-        if let versioned = value as? FormatVersioned,
-           !(1...type(of: versioned).highestReadableFormat).contains(versioned.format) {
-            throw PGKeepError(.repositoryInvalid,
-                              "'\(name)' is in repository format \(versioned.format); this pgkeep reads formats 1 to \(type(of: versioned).highestReadableFormat)",
-                              hint: "use the pgkeep version that wrote the repository, or a newer one")
-        }
+        try (value as? FormatVersioned)?.judge(name: name, access: RepositoryFormat.access)
     }
 
     /// Reads and opens `path`; nil when it is missing. Streamed types never hold the whole file.

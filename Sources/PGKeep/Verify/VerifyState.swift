@@ -11,6 +11,10 @@ public struct VerifyState: Codable, Sendable, Equatable, FormatVersioned {
     public var updated: Int64
     public var backups: [Backup]
     public var archive: [Archive]
+    /// Features a reader, and besides them a writer, must know (repo-layout.md §3.9); none yet, so
+    /// never written, but read so that a file of a later pgkeep naming one is refused.
+    public var readerFeatures: [String]? = nil
+    public var writerFeatures: [String]? = nil
 
     public init(updated: Int64, backups: [Backup] = [], archive: [Archive] = []) {
         format = RepositoryFormat.current
