@@ -1,5 +1,3 @@
-import SystemPackage
-
 extension ClusterWalker {
     /// The listed files, packed: a cluster of many small tables has hundreds of thousands of files,
     /// and a `ListedFile` with its two strings costs about 250 bytes. Here a file costs one 40-byte
@@ -47,7 +45,7 @@ extension ClusterWalker {
             let tail = arena.withUnsafeBufferPointer {
                 String(decoding: UnsafeBufferPointer(rebasing: $0[record.tailStart..<record.tailStart + Int(record.tailLength)]), as: UTF8.self)
             }
-            return ListedFile(name: root.namePrefix + tail, path: FilePath(root.pathPrefix + tail), size: record.size, mtime: record.mtime,
+            return ListedFile(name: root.namePrefix + tail, pathText: root.pathPrefix + tail, size: record.size, mtime: record.mtime,
                               mode: record.mode, user: owners[record.user], group: owners[record.group])
         }
 
@@ -64,7 +62,7 @@ extension ClusterWalker {
         /// every name the walker makes does; a file that does not is kept whole as its own root.
         mutating func append(_ file: ListedFile) throws {
             var name = file.name
-            var path = file.path.string
+            var path = file.pathText
             let tail = Self.commonTail(name, path)
             name.removeLast(tail.utf8.count)
             path.removeLast(tail.utf8.count)

@@ -33,12 +33,31 @@ struct ClusterWalker {
     /// A file to copy: its manifest name, absolute path on the host, and attributes at listing time.
     struct ListedFile {
         var name: String
-        var path: FilePath
+        /// The absolute path as listed. Kept as text and made a `FilePath` only when asked for: the
+        /// planning passes read every file's name and attributes several times and its path at most
+        /// once, and a `FilePath` normalises its text when made.
+        var pathText: String
         var size: UInt64
         var mtime: Int64
         var mode: UInt32
         var user: String?
         var group: String?
+
+        var path: FilePath { FilePath(pathText) }
+
+        init(name: String, path: FilePath, size: UInt64, mtime: Int64, mode: UInt32, user: String?, group: String?) {
+            self.init(name: name, pathText: path.string, size: size, mtime: mtime, mode: mode, user: user, group: group)
+        }
+
+        init(name: String, pathText: String, size: UInt64, mtime: Int64, mode: UInt32, user: String?, group: String?) {
+            self.name = name
+            self.pathText = pathText
+            self.size = size
+            self.mtime = mtime
+            self.mode = mode
+            self.user = user
+            self.group = group
+        }
     }
 
     let host: PostgresHost
