@@ -26,84 +26,37 @@ extension Manifest {
     func writeJSON<Files: Sequence<FileEntry>>(to w: inout JSONStreamWriter, files: Files) throws {
         try w.beginObject()
         try w.key("backup"); try backup.writeJSON(to: &w)
-        if let bundles {
-            try w.key("bundles")
-            try w.beginArray()
-            for bundle in bundles {
-                try w.element()
-                try w.beginObject()
-                try w.key("id"); try w.value(bundle.id)
-                try w.key("repoChecksum"); try w.value(bundle.repoChecksum)
-                try w.key("repoSize"); try w.value(bundle.repoSize)
-                try w.endObject()
-            }
-            try w.endArray()
-        }
+        if let bundles { try Self.writeList("bundles", bundles, to: &w) { try $0.writeJSON(to: &$1) } }
         try w.key("database"); try database.writeJSON(to: &w)
-        try w.key("databases")
-        try w.beginArray()
-        for entry in databases {
-            try w.element()
-            try w.beginObject()
-            try w.key("name"); try w.value(entry.name)
-            try w.key("oid"); try w.value(entry.oid)
-            try w.endObject()
-        }
-        try w.endArray()
-        try w.key("files")
+        try Self.writeList("databases", databases, to: &w) { try $0.writeJSON(to: &$1) }
         var used = Set(readerFeatures ?? [])
         if targets.contains(where: { $0.kind == .link }) { used.insert(RepositoryFeature.linkTargets.rawValue) }
-        try w.beginArray()
-        for file in files {
-            try w.element()
+        try Self.writeList("files", files, to: &w) { file, w in
             try file.writeJSON(to: &w)
             if file.blockSize != nil { used.insert(RepositoryFeature.blockIncremental.rawValue) }
             if file.bundle != nil { used.insert(RepositoryFeature.bundles.rawValue) }
         }
-        try w.endArray()
         try w.key("format"); try w.value(format)
-        try w.key("links")
-        try w.beginArray()
-        for link in links {
-            try w.element()
-            try w.beginObject()
-            try w.key("destination"); try w.value(link.destination)
-            if let group = link.group { try w.key("group"); try w.value(group) }
-            try w.key("name"); try w.value(link.name)
-            if let user = link.user { try w.key("user"); try w.value(user) }
-            try w.endObject()
-        }
-        try w.endArray()
+        try Self.writeList("links", links, to: &w) { try $0.writeJSON(to: &$1) }
         try w.key("options"); try options.writeJSON(to: &w)
-        try w.key("paths")
-        try w.beginArray()
-        for path in paths {
-            try w.element()
-            try w.beginObject()
-            if let group = path.group { try w.key("group"); try w.value(group) }
-            try w.key("mode"); try w.value(path.mode)
-            try w.key("name"); try w.value(path.name)
-            if let user = path.user { try w.key("user"); try w.value(user) }
-            try w.endObject()
-        }
-        try w.endArray()
+        try Self.writeList("paths", paths, to: &w) { try $0.writeJSON(to: &$1) }
         // After `files` in key order, so the features the streamed entries use are known by now.
         try writeFeatures("readerFeatures", RepositoryFeature.recorded(used), to: &w)
-        try w.key("targets")
-        try w.beginArray()
-        for target in targets {
-            try w.element()
-            try w.beginObject()
-            try w.key("kind"); try w.value(target.kind.rawValue)
-            try w.key("name"); try w.value(target.name)
-            try w.key("path"); try w.value(target.path)
-            if let name = target.tablespaceName { try w.key("tablespaceName"); try w.value(name) }
-            if let oid = target.tablespaceOID { try w.key("tablespaceOID"); try w.value(oid) }
-            try w.endObject()
-        }
-        try w.endArray()
+        try Self.writeList("targets", targets, to: &w) { try $0.writeJSON(to: &$1) }
         try writeFeatures("writerFeatures", writerFeatures, to: &w)
         try w.endObject()
+    }
+
+    /// `key` and a JSON array of `elements`, each written by `element`.
+    private static func writeList<Elements: Sequence>(_ key: StaticString, _ elements: Elements, to w: inout JSONStreamWriter,
+                                                      _ element: (Elements.Element, inout JSONStreamWriter) throws -> Void) throws {
+        try w.key(key)
+        try w.beginArray()
+        for item in elements {
+            try w.element()
+            try element(item, &w)
+        }
+        try w.endArray()
     }
 
     private func writeFeatures(_ key: StaticString, _ features: [String]?, to w: inout JSONStreamWriter) throws {
@@ -137,92 +90,14 @@ extension Manifest {
             case "backup": backup = try Backup.readJSON(from: &r)
             case "database": database = try Database.readJSON(from: &r)
             case "options": options = try Options.readJSON(from: &r)
-            case "databases":
-                var list: [DatabaseEntry] = []
-                try r.array { r in
-                    var oid: UInt32?, name: String?
-                    try r.object { r, key in
-                        switch key {
-                        case "oid": oid = try r.uint32()
-                        case "name": name = try r.string()
-                        default: try r.skipValue()
-                        }
-                    }
-                    list.append(DatabaseEntry(oid: try required(oid, "oid", in: "databases", r), name: try required(name, "name", in: "databases", r)))
-                }
-                databases = list
-            case "targets":
-                var list: [Target] = []
-                try r.array { r in
-                    var kind: Target.Kind?, name: String?, path: String?, oid: UInt32?, spcname: String?
-                    try r.object { r, key in
-                        switch key {
-                        case "kind": kind = try r.string(as: "target kind", Target.Kind.init(rawValue:))
-                        case "name": name = try r.string()
-                        case "path": path = try r.string()
-                        case "tablespaceOID": oid = try r.consumeNull() ? nil : r.uint32()
-                        case "tablespaceName": spcname = try r.consumeNull() ? nil : r.string()
-                        default: try r.skipValue()
-                        }
-                    }
-                    list.append(Target(name: try required(name, "name", in: "targets", r), kind: try required(kind, "kind", in: "targets", r),
-                                       path: try required(path, "path", in: "targets", r), tablespaceOID: oid, tablespaceName: spcname))
-                }
-                targets = list
-            case "paths":
-                var list: [PathEntry] = []
-                try r.array { r in
-                    var name: String?, mode: UInt32?, user: String?, group: String?
-                    try r.object { r, key in
-                        switch key {
-                        case "name": name = try r.string()
-                        case "mode": mode = try r.uint32()
-                        case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
-                        case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
-                        default: try r.skipValue()
-                        }
-                    }
-                    list.append(PathEntry(name: try required(name, "name", in: "paths", r), mode: try required(mode, "mode", in: "paths", r),
-                                          user: user, group: group))
-                }
-                paths = list
-            case "links":
-                var list: [LinkEntry] = []
-                try r.array { r in
-                    var name: String?, destination: String?, user: String?, group: String?
-                    try r.object { r, key in
-                        switch key {
-                        case "name": name = try r.string()
-                        case "destination": destination = try r.string()
-                        case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
-                        case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
-                        default: try r.skipValue()
-                        }
-                    }
-                    list.append(LinkEntry(name: try required(name, "name", in: "links", r),
-                                          destination: try required(destination, "destination", in: "links", r), user: user, group: group))
-                }
-                links = list
+            case "databases": databases = try readList(&r) { try DatabaseEntry.readJSON(from: &$0) }
+            case "targets": targets = try readList(&r) { try Target.readJSON(from: &$0) }
+            case "paths": paths = try readList(&r) { try PathEntry.readJSON(from: &$0, strings: &strings) }
+            case "links": links = try readList(&r) { try LinkEntry.readJSON(from: &$0, strings: &strings) }
             case "files":
                 try r.array { r in try file(try FileEntry.readJSON(from: &r, strings: &strings)) }
                 files = true
-            case "bundles":
-                if try r.consumeNull() { bundles = nil; return }
-                var list: [BundleEntry] = []
-                try r.array { r in
-                    var id: Int?, repoSize: UInt64?, repoChecksum: SHA256Digest?
-                    try r.object { r, key in
-                        switch key {
-                        case "id": id = try r.int()
-                        case "repoSize": repoSize = try r.uint64()
-                        case "repoChecksum": repoChecksum = try r.string(as: "SHA-256", SHA256Digest.init(hex:))
-                        default: try r.skipValue()
-                        }
-                    }
-                    list.append(BundleEntry(id: try required(id, "id", in: "bundles", r), repoSize: try required(repoSize, "repoSize", in: "bundles", r),
-                                            repoChecksum: try required(repoChecksum, "repoChecksum", in: "bundles", r)))
-                }
-                bundles = list
+            case "bundles": bundles = try r.consumeNull() ? nil : readList(&r) { try BundleEntry.readJSON(from: &$0) }
             case "readerFeatures": readerFeatures = try readFeatures(&r)
             case "writerFeatures": writerFeatures = try readFeatures(&r)
             default:
@@ -244,12 +119,101 @@ extension Manifest {
         return manifest
     }
 
+    /// A JSON array of `element`s.
+    private static func readList<T>(_ r: inout JSONStreamReader, _ element: (inout JSONStreamReader) throws -> T) throws -> [T] {
+        var list: [T] = []
+        try r.array { r in list.append(try element(&r)) }
+        return list
+    }
+
     /// A feature list (repo-layout.md §3.9); `null` reads as absent.
     private static func readFeatures(_ r: inout JSONStreamReader) throws -> [String]? {
         if try r.consumeNull() { return nil }
         var list: [String] = []
         try r.array { r in list.append(try r.string()) }
         return list
+    }
+}
+
+extension Manifest.DatabaseEntry {
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var oid: UInt32?, name: String?
+        try r.object { r, key in
+            switch key {
+            case "oid": oid = try r.uint32()
+            case "name": name = try r.string()
+            default: try r.skipValue()
+            }
+        }
+        return Self(oid: try required(oid, "oid", in: "databases", r), name: try required(name, "name", in: "databases", r))
+    }
+}
+
+extension Manifest.Target {
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var kind: Kind?, name: String?, path: String?, oid: UInt32?, spcname: String?
+        try r.object { r, key in
+            switch key {
+            case "kind": kind = try r.string(as: "target kind", Kind.init(rawValue:))
+            case "name": name = try r.string()
+            case "path": path = try r.string()
+            case "tablespaceOID": oid = try r.consumeNull() ? nil : r.uint32()
+            case "tablespaceName": spcname = try r.consumeNull() ? nil : r.string()
+            default: try r.skipValue()
+            }
+        }
+        return Self(name: try required(name, "name", in: "targets", r), kind: try required(kind, "kind", in: "targets", r),
+                    path: try required(path, "path", in: "targets", r), tablespaceOID: oid, tablespaceName: spcname)
+    }
+}
+
+extension Manifest.PathEntry {
+    static func readJSON(from r: inout JSONStreamReader, strings: inout StringTable) throws -> Self {
+        var name: String?, mode: UInt32?, user: String?, group: String?
+        try r.object { r, key in
+            switch key {
+            case "name": name = try r.string()
+            case "mode": mode = try r.uint32()
+            case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
+            case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
+            default: try r.skipValue()
+            }
+        }
+        return Self(name: try required(name, "name", in: "paths", r), mode: try required(mode, "mode", in: "paths", r),
+                    user: user, group: group)
+    }
+}
+
+extension Manifest.LinkEntry {
+    static func readJSON(from r: inout JSONStreamReader, strings: inout StringTable) throws -> Self {
+        var name: String?, destination: String?, user: String?, group: String?
+        try r.object { r, key in
+            switch key {
+            case "name": name = try r.string()
+            case "destination": destination = try r.string()
+            case "user": user = try r.consumeNull() ? nil : strings.intern(r.string())
+            case "group": group = try r.consumeNull() ? nil : strings.intern(r.string())
+            default: try r.skipValue()
+            }
+        }
+        return Self(name: try required(name, "name", in: "links", r),
+                    destination: try required(destination, "destination", in: "links", r), user: user, group: group)
+    }
+}
+
+extension Manifest.BundleEntry {
+    static func readJSON(from r: inout JSONStreamReader) throws -> Self {
+        var id: Int?, repoSize: UInt64?, repoChecksum: SHA256Digest?
+        try r.object { r, key in
+            switch key {
+            case "id": id = try r.int()
+            case "repoSize": repoSize = try r.uint64()
+            case "repoChecksum": repoChecksum = try r.string(as: "SHA-256", SHA256Digest.init(hex:))
+            default: try r.skipValue()
+            }
+        }
+        return Self(id: try required(id, "id", in: "bundles", r), repoSize: try required(repoSize, "repoSize", in: "bundles", r),
+                    repoChecksum: try required(repoChecksum, "repoChecksum", in: "bundles", r))
     }
 }
 
@@ -492,4 +456,59 @@ struct StringTable {
 private func required<T>(_ value: T?, _ key: String, in context: String, _ r: borrowing JSONStreamReader) throws -> T {
     guard let value else { throw r.error("missing key '\(key)' in \(context)") }
     return value
+}
+
+// Each entry's object, keys sorted as every sealed body's are (repo-layout.md §3).
+
+extension Manifest.BundleEntry {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("id"); try w.value(id)
+        try w.key("repoChecksum"); try w.value(repoChecksum)
+        try w.key("repoSize"); try w.value(repoSize)
+        try w.endObject()
+    }
+}
+
+extension Manifest.DatabaseEntry {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("name"); try w.value(name)
+        try w.key("oid"); try w.value(oid)
+        try w.endObject()
+    }
+}
+
+extension Manifest.LinkEntry {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("destination"); try w.value(destination)
+        if let group { try w.key("group"); try w.value(group) }
+        try w.key("name"); try w.value(name)
+        if let user { try w.key("user"); try w.value(user) }
+        try w.endObject()
+    }
+}
+
+extension Manifest.PathEntry {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        if let group { try w.key("group"); try w.value(group) }
+        try w.key("mode"); try w.value(mode)
+        try w.key("name"); try w.value(name)
+        if let user { try w.key("user"); try w.value(user) }
+        try w.endObject()
+    }
+}
+
+extension Manifest.Target {
+    func writeJSON(to w: inout JSONStreamWriter) throws {
+        try w.beginObject()
+        try w.key("kind"); try w.value(kind.rawValue)
+        try w.key("name"); try w.value(name)
+        try w.key("path"); try w.value(path)
+        if let tablespaceName { try w.key("tablespaceName"); try w.value(tablespaceName) }
+        if let tablespaceOID { try w.key("tablespaceOID"); try w.value(tablespaceOID) }
+        try w.endObject()
+    }
 }

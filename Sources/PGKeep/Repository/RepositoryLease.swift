@@ -37,6 +37,22 @@ public struct LeaseHolder: Codable, Sendable, Equatable, FormatVersioned {
         self.token = token
     }
 
+    /// What a holding is at `now` (repo-layout.md §3.8), the one rule both the writer taking the
+    /// lease and `info` reporting it apply: stale when not renewed within `duration` by the later
+    /// of `renewed` and the file's modification time `modified` (seconds; nil when the storage
+    /// records none); else gone when held on `host` (the judge's own) by a process that no longer
+    /// exists; else live.
+    public enum State: Sendable, Equatable { case live, stale, holderGone }
+
+    public func state(now: Int64, modified: Int64?, host: String, duration: Double) -> State {
+        if now - lastRenewed(modified: modified) > Int64(duration.rounded(.up)) { return .stale }
+        if self.host == host && !Posix.processExists(pid) { return .holderGone }
+        return .live
+    }
+
+    /// When the holder last renewed, by its own record or the file's modification time, whichever is later.
+    public func lastRenewed(modified: Int64?) -> Int64 { max(renewed, modified ?? renewed) }
+
     /// `host 'a', pid 12, command 'backup', since 2026-11-26 23:05:01+00`, for messages.
     public var description: String {
         "host '\(host)', pid \(pid), command '\(command)', since \(Clock.format(seconds: since, style: .iso8601))"
@@ -138,7 +154,7 @@ public final class RepositoryLease: @unchecked Sendable {
 
     func read() throws -> Found {
         guard let bytes = try storage.readSmallFile(path, limit: 1 << 16) else { return .missing }
-        let modified = try storage.info(path).flatMap { $0.modified > 0 ? $0.modified / 1_000_000_000 : nil }
+        let modified = try Self.modifiedSeconds(storage, path)
         do {
             return .held(try SealedFile.open(LeaseHolder.self, from: bytes, name: location), bytes: bytes, modified: modified)
         } catch let error as PGKeepError {
@@ -155,13 +171,14 @@ public final class RepositoryLease: @unchecked Sendable {
         case .missing:
             return  // released meanwhile
         case .held(let other, let bytes, let modified):
-            let last = max(other.renewed, modified ?? other.renewed)
+            let last = other.lastRenewed(modified: modified)
             let duration = max(other.duration, settings.duration)
-            if now - last > Int64(duration.rounded(.up)) {
+            switch other.state(now: now, modified: modified, host: settings.host, duration: duration) {
+            case .stale:
                 try remove(bytes, warning: "taking over the stale lease '\(location)' of \(other.description): not renewed for \(now - last) s (lease duration \(Self.seconds(duration)) s)")
-            } else if other.host == settings.host && !Posix.processExists(other.pid) {
+            case .holderGone:
                 try remove(bytes, warning: "taking over the lease '\(location)' of \(other.description): that process no longer exists on this host")
-            } else {
+            case .live:
                 throw PGKeepError(.lockHeld, "another pgkeep holds the repository lease '\(location)': \(other.description), last renewed \(max(0, now - last)) s ago",
                                   hint: "wait for that \(other.command) to finish; a lease not renewed for \(Self.seconds(duration)) s is taken over (its holder died). "
                                       + "Hosts sharing a repository need distinct --lock-host names")
@@ -197,11 +214,13 @@ public final class RepositoryLease: @unchecked Sendable {
                                   now: Int64 = Clock.now()) -> LeaseHolder? {
         guard let bytes = try? storage.readSmallFile(path, limit: 1 << 16),
               let holder = try? SealedFile.open(LeaseHolder.self, from: bytes, name: storage.describe(path)) else { return nil }
-        let modified = (try? storage.info(path))?.flatMap { $0.modified > 0 ? $0.modified / 1_000_000_000 : nil }
-        let last = max(holder.renewed, modified ?? holder.renewed)
-        if now - last > Int64(holder.duration.rounded(.up)) { return nil }
-        if holder.host == host && !Posix.processExists(holder.pid) { return nil }
-        return holder
+        let modified = (try? Self.modifiedSeconds(storage, path)) ?? nil
+        return holder.state(now: now, modified: modified, host: host, duration: holder.duration) == .live ? holder : nil
+    }
+
+    /// The lease file's modification time in whole seconds; nil when the storage records none.
+    private static func modifiedSeconds(_ storage: Storage, _ path: StoragePath) throws -> Int64? {
+        try storage.info(path).flatMap { $0.modified > 0 ? $0.modified / 1_000_000_000 : nil }
     }
 
     static func seconds(_ value: Double) -> String {
