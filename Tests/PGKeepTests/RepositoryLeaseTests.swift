@@ -2,25 +2,26 @@ import Foundation
 import Testing
 import TestSupport
 @testable import PGKeep
+import Synchronization
 
 /// A clock the tests move by hand: lease times are seconds since the epoch. It starts 10 s ahead
 /// of the wall clock that stamps the storage's modification times, so the times a lease records
 /// decide its age (a damaged lease has only its modification time: 10 s old at the start).
 final class ManualClock: @unchecked Sendable {
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var value: Int64
 
     init(_ start: Int64 = Clock.now() + 10) { value = start }
-    var now: Int64 { lock.withLock { value } }
-    func advance(_ seconds: Int64) { lock.withLock { value += seconds } }
+    var now: Int64 { lock.withLock { _ in value } }
+    func advance(_ seconds: Int64) { lock.withLock { _ in value += seconds } }
 }
 
 /// Warnings a lease gave, collected from any thread.
 final class Warnings: @unchecked Sendable {
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var items: [String] = []
-    func append(_ item: String) { lock.withLock { items.append(item) } }
-    var all: [String] { lock.withLock { items } }
+    func append(_ item: String) { lock.withLock { _ in items.append(item) } }
+    var all: [String] { lock.withLock { _ in items } }
 }
 
 @Suite("Repository lease")

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import PGKeep
+import Synchronization
 
 /// A fault a test scripts into `FaultyStorage`: the `nth` operation of its kind on a path that
 /// `matching` accepts (counting from 1) fails, once; the operations before and after it succeed.
@@ -87,7 +88,7 @@ public struct StorageFault: Sendable {
 /// `removeTree` give back the size of what they removed. Directories and metadata take no space.
 public final class FaultyStorage: Storage, @unchecked Sendable {
     public let inner: Storage
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var free: UInt64
     private var failed = 0
     private let faults: [StorageFault]
@@ -107,16 +108,16 @@ public final class FaultyStorage: Storage, @unchecked Sendable {
 
     /// The bytes that can still be written.
     public var freeBytes: UInt64 {
-        get { lock.withLock { free } }
-        set { lock.withLock { free = newValue } }
+        get { lock.withLock { _ in free } }
+        set { lock.withLock { _ in free = newValue } }
     }
 
     /// How many writes failed for lack of space: a test asserts this is not zero, so it cannot pass
     /// without the fault having happened.
-    public var diskFullFailures: Int { lock.withLock { failed } }
+    public var diskFullFailures: Int { lock.withLock { _ in failed } }
 
     /// The scripted faults that happened, in order.
-    public var injected: [StorageFault.Injection] { lock.withLock { injections } }
+    public var injected: [StorageFault.Injection] { lock.withLock { _ in injections } }
 
     public func describe(_ path: StoragePath) -> String { inner.describe(path) }
     public var rangedReadGap: UInt64 { inner.rangedReadGap }
@@ -170,7 +171,7 @@ public final class FaultyStorage: Storage, @unchecked Sendable {
 
     /// Takes `count` bytes from the free space, or fails as write(2) does when they are not there.
     fileprivate func reserve(_ count: Int, for path: StoragePath) throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             guard UInt64(count) <= free else {
                 failed += 1
                 throw PGKeepError.system(.fileWrite, "unable to write", path: inner.describe(path), errno: ENOSPC)
@@ -181,12 +182,12 @@ public final class FaultyStorage: Storage, @unchecked Sendable {
 
     fileprivate func release(_ count: UInt64) {
         // Saturating: with unlimited space (`.max`) a replaced file's bytes come back to nothing.
-        lock.withLock { free = free > UInt64.max - count ? .max : free + count }
+        lock.withLock { _ in free = free > UInt64.max - count ? .max : free + count }
     }
 
     /// Counts one `operation` on `path`; returns the fault to inject when one is due now.
     fileprivate func trip(_ operation: StorageFault.Operation, _ path: StoragePath) -> StorageFault.Kind? {
-        lock.withLock {
+        lock.withLock { _ in
             var due: StorageFault.Kind?
             for index in faults.indices where faults[index].operation == operation && faults[index].matching(path) {
                 seen[index] += 1

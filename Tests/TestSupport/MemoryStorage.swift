@@ -1,4 +1,5 @@
 import PGKeep
+import Synchronization
 
 /// An in-memory storage driver shaped like an object store: a lock-protected dictionary from path
 /// to bytes, with directories that exist only while a file lies below them.
@@ -10,7 +11,7 @@ import PGKeep
 public final class MemoryStorage: Storage, @unchecked Sendable {
     /// Shown by `describe` as `memory://<name>/<path>`.
     public let name: String
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var files: [StoragePath: [UInt8]] = [:]
     /// When each file was committed (`StorageEntry.modified`), see `stamp`.
     private var modified: [StoragePath: Int64] = [:]
@@ -21,17 +22,17 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     /// The gap readers read through before they start a new ranged read; settable so tests can
     /// make every gap a new ranged read (0).
     public var rangedReadGap: UInt64 {
-        get { lock.withLock { gap } }
-        set { lock.withLock { gap = newValue } }
+        get { lock.withLock { _ in gap } }
+        set { lock.withLock { _ in gap = newValue } }
     }
 
     /// Sets a file's modification time (seconds since the epoch), as an old file left behind has.
     public func setModified(_ path: StoragePath, seconds: Int64) {
-        lock.withLock { if files[path] != nil { modified[path] = seconds * 1_000_000_000 } }
+        lock.withLock { _ in if files[path] != nil { modified[path] = seconds * 1_000_000_000 } }
     }
 
     /// How many reads with a range were opened so far.
-    public var rangedReadCount: Int { lock.withLock { ranged } }
+    public var rangedReadCount: Int { lock.withLock { _ in ranged } }
 
     public init(name: String = "test") {
         self.name = name
@@ -40,21 +41,21 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     public func describe(_ path: StoragePath) -> String { "memory://\(name)/\(path)" }
 
     public func openRead(_ path: StoragePath, range: Range<UInt64>?) throws -> StorageReader? {
-        guard let bytes = lock.withLock({ files[path] }) else { return nil }
+        guard let bytes = lock.withLock({ _ in files[path] }) else { return nil }
         guard let range else { return MemoryReader(bytes) }
-        lock.withLock { ranged += 1 }
+        lock.withLock { _ in ranged += 1 }
         let start = Int(min(range.lowerBound, UInt64(bytes.count)))
         let end = Int(min(range.upperBound, UInt64(bytes.count)))
         return MemoryReader(Array(bytes[start..<end]))
     }
 
     public func openWrite(_ path: StoragePath) throws -> StorageWriter {
-        try lock.withLock { try checkWritable(path) }
+        try lock.withLock { _ in try checkWritable(path) }
         return MemoryWriter(storage: self, path: path)
     }
 
     public func info(_ path: StoragePath) throws -> StorageEntry? {
-        lock.withLock {
+        lock.withLock { _ in
             if let bytes = files[path] { return StorageEntry(name: path.name, kind: .file, size: UInt64(bytes.count), modified: modified[path] ?? 0) }
             if path.isRoot || files.keys.contains(where: { $0.isStrictlyBelow(path) }) {
                 return StorageEntry(name: path.name, kind: .directory, size: 0)
@@ -67,7 +68,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
         let depth = path.components.count
         // Keyed by the name's bytes: names that differ only in Unicode normalization are distinct.
         var children: [[UInt8]: StorageEntry] = [:]
-        lock.withLock {
+        lock.withLock { _ in
             for (key, bytes) in files where key.isStrictlyBelow(path) {
                 let child = key.components[depth]
                 if key.components.count == depth + 1 {
@@ -81,7 +82,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     }
 
     public func createExclusive(_ path: StoragePath, _ bytes: [UInt8]) throws -> Bool {
-        try lock.withLock {
+        try lock.withLock { _ in
             if files[path] != nil || files.keys.contains(where: { $0.isStrictlyBelow(path) }) { return false }
             try checkWritable(path)
             stamp(path, bytes)
@@ -90,7 +91,7 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     }
 
     public func remove(_ path: StoragePath) throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             if files.removeValue(forKey: path) == nil, files.keys.contains(where: { $0.isStrictlyBelow(path) }) {
                 throw PGKeepError(.fileWrite, "unable to remove '\(describe(path))': it is a directory")
             }
@@ -98,14 +99,14 @@ public final class MemoryStorage: Storage, @unchecked Sendable {
     }
 
     public func removeTree(_ path: StoragePath) throws {
-        lock.withLock {
+        lock.withLock { _ in
             files = files.filter { key, _ in key != path && !key.isStrictlyBelow(path) }
         }
     }
 
     /// Publishes a committed write; the last commit of a path wins.
     fileprivate func publish(_ path: StoragePath, _ bytes: [UInt8]) throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             try checkWritable(path)
             stamp(path, bytes)
         }

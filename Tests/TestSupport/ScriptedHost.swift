@@ -1,5 +1,6 @@
 import PGKeep
 import SystemPackage
+import Synchronization
 
 /// A database host held in memory: a file tree the test builds and a server (`ScriptedSQL`) that
 /// answers the facade's calls from values the test sets. Backup code runs against it exactly as
@@ -16,7 +17,7 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
         case link(destination: String)
     }
 
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var nodes: [FilePath: Node] = [:]
     private var vanishing: Set<FilePath> = []
     private var opened: [FilePath] = []
@@ -33,7 +34,7 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     /// Adds a file, making its parent directories (mode 0700).
     public func addFile(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600, mtime: Int64 = 1_795_734_000) {
         let path = FilePath(path)
-        lock.withLock {
+        lock.withLock { _ in
             makeParents(of: path)
             nodes[path] = .file(bytes: bytes, mode: mode, mtime: mtime)
         }
@@ -42,7 +43,7 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     /// Adds a directory and its parents.
     public func addDirectory(_ path: String, mode: UInt32 = 0o700) {
         let path = FilePath(path)
-        lock.withLock {
+        lock.withLock { _ in
             makeParents(of: path)
             nodes[path] = .directory(mode: mode)
         }
@@ -51,7 +52,7 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     /// Adds a symbolic link holding `destination`.
     public func addLink(_ path: String, destination: String) {
         let path = FilePath(path)
-        lock.withLock {
+        lock.withLock { _ in
             makeParents(of: path)
             nodes[path] = .link(destination: destination)
         }
@@ -60,11 +61,11 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     /// Removes `path` the moment a reader opens it (after it was listed): the way PostgreSQL drops
     /// a table while a backup runs.
     public func vanishWhenOpened(_ path: String) {
-        _ = lock.withLock { vanishing.insert(FilePath(path)) }
+        _ = lock.withLock { _ in vanishing.insert(FilePath(path)) }
     }
 
     /// Every path opened for reading, in order.
-    public var openedPaths: [FilePath] { lock.withLock { opened } }
+    public var openedPaths: [FilePath] { lock.withLock { _ in opened } }
 
     private func makeParents(of path: FilePath) {
         var parent = path.removingLastComponent()
@@ -78,15 +79,15 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     // MARK: PostgresHost
 
     public func status(_ path: FilePath) throws -> HostFileStatus? {
-        lock.withLock { nodes[path].map(status) }
+        lock.withLock { _ in nodes[path].map(status) }
     }
 
     public func statusFollowing(_ path: FilePath) throws -> HostFileStatus? {
-        try lock.withLock { try follow(path).flatMap { nodes[$0] }.map(status) }
+        try lock.withLock { _ in try follow(path).flatMap { nodes[$0] }.map(status) }
     }
 
     public func list(_ directory: FilePath) throws -> [String]? {
-        lock.withLock {
+        lock.withLock { _ in
             guard let target = try? follow(directory), case .directory = nodes[target] else { return nil }
             return nodes.keys.filter { $0.removingLastComponent() == target && $0 != target }
                 .compactMap { $0.lastComponent?.string }
@@ -95,7 +96,7 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     }
 
     public func readLink(_ path: FilePath) throws -> String {
-        try lock.withLock {
+        try lock.withLock { _ in
             guard case .link(let destination) = nodes[path] else {
                 throw PGKeepError(.fileRead, "unable to read link '\(path)': not a link")
             }
@@ -104,11 +105,11 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     }
 
     public func resolve(_ path: FilePath) -> FilePath {
-        lock.withLock { (try? follow(path)) ?? path }
+        lock.withLock { _ in (try? follow(path)) ?? path }
     }
 
     public func openRead(_ path: FilePath) throws -> HostFileReader? {
-        try lock.withLock {
+        try lock.withLock { _ in
             opened.append(path)
             if vanishing.remove(path) != nil { nodes[path] = nil }
             guard let target = try follow(path), case .file(let bytes, _, _) = nodes[target], let node = nodes[target] else { return nil }
@@ -182,7 +183,7 @@ final class ScriptedFileReader: HostFileReader {
 /// The server of a `ScriptedHost`: answers from its fields, records every call, and fails the
 /// call named in `failing` with `.dbQuery`, the way a server error or a lost connection would.
 public final class ScriptedSQL: PostgresSQL, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var _settings: [String: String] = [
         "archive_mode": "on", "archive_command": "pgkeep --stanza=demo archive-push %p", "archive_library": "",
     ]
@@ -199,17 +200,17 @@ public final class ScriptedSQL: PostgresSQL, @unchecked Sendable {  // @unchecke
     public init() {}
 
     /// The calls made so far, by name (`startBackup`, `stopBackup`, `abandonBackup`, ...).
-    public var calls: [String] { lock.withLock { _calls } }
+    public var calls: [String] { lock.withLock { _ in _calls } }
 
     /// Makes every later call named `name` (or `connect`) fail.
-    public func fail(_ name: String) { _ = lock.withLock { _failing.insert(name) } }
+    public func fail(_ name: String) { _ = lock.withLock { _ in _failing.insert(name) } }
 
-    public func set(_ name: String, _ value: String?) { lock.withLock { _settings[name] = value } }
+    public func set(_ name: String, _ value: String?) { lock.withLock { _ in _settings[name] = value } }
 
     func connect() throws { try call("connect") }
 
     private func call(_ name: String) throws {
-        let failing = lock.withLock {
+        let failing = lock.withLock { _ in
             _calls.append(name)
             return _failing.contains(name)
         }
@@ -219,7 +220,7 @@ public final class ScriptedSQL: PostgresSQL, @unchecked Sendable {  // @unchecke
     public func isInRecovery() throws -> Bool { try call("isInRecovery"); return inRecovery }
     public func setting(_ name: String) throws -> String? {
         try call("setting")
-        return lock.withLock { _settings[name] }
+        return lock.withLock { _ in _settings[name] }
     }
     public func prepareForBackup() throws { try call("prepareForBackup") }
     public func startBackup(label: String, fast: Bool) throws -> LSN { try call("startBackup"); return startLSN }

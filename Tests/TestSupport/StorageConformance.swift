@@ -1,5 +1,6 @@
 import Foundation
 import PGKeep
+import Synchronization
 
 /// The conformance suite every `Storage` driver passes.
 ///
@@ -580,8 +581,8 @@ func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) throws -> V
 
 /// Items (failures, the winners of a race) collected from several threads.
 final class ThreadLog<Item>: @unchecked Sendable {
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var items: [Item] = []
-    func append(_ item: Item) { lock.withLock { items.append(item) } }
-    var all: [Item] { lock.withLock { items } }
+    func append(_ item: Item) { lock.withLock { _ in items.append(item) } }
+    var all: [Item] { lock.withLock { _ in items } }
 }

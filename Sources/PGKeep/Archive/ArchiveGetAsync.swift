@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Asynchronous `archive-get` (`--archive-async`): recovery asks for one segment at a time and
 /// replays it before asking for the next, so every fetch latency stalls replay. Each call hands over
@@ -229,10 +230,8 @@ public struct ArchiveGetAsync {
     }
 }
 
-// @unchecked: `value` is read and written only under `lock`.
-final class Flag: @unchecked Sendable {
-    private var value = false
-    private let lock = Mutex()
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

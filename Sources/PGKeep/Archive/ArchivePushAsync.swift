@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Asynchronous `archive-push` (`--archive-async`): PostgreSQL still calls `archive-push %p` once
 /// per segment and still hears success only once that segment is durable in the repository, but
@@ -292,16 +293,15 @@ struct QueueLimiter {
 }
 
 /// A fixed list handed out one item at a time to worker threads.
-// @unchecked: `items` and `index` are used only under `lock`; each item goes to one thread.
-final class WorkQueue<Item>: @unchecked Sendable {
-    private var items: [Item]
-    private var index = 0
-    private let lock = Mutex()
+/// Each item goes to one thread.
+final class WorkQueue<Item: Sendable>: Sendable {
+    private let items: [Item]
+    private let index = Mutex(0)
 
     init(_ items: [Item]) { self.items = items }
 
     func next() -> Item? {
-        lock.withLock {
+        index.withLock { index in
             guard index < items.count else { return nil }
             defer { index += 1 }
             return items[index]
@@ -309,10 +309,8 @@ final class WorkQueue<Item>: @unchecked Sendable {
     }
 }
 
-// @unchecked: `count` is read and written only under `lock`.
-final class Counter: @unchecked Sendable {
-    private var count = 0
-    private let lock = Mutex()
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 /// Resuming an interrupted backup (repo-layout.md §4.2), as pgBackRest does.
 ///
 /// While a backup copies, it keeps `backup.manifest.partial` in its directory: a sealed manifest
@@ -129,31 +130,32 @@ struct BackupResume {
     static func verifyStored(_ entries: [Manifest.FileEntry], layout: RepositoryLayout, storage: Storage,
                              processMax: Int, bufferSize: Int) throws -> [Bool] {
         guard !entries.isEmpty else { return [] }
-        // @unchecked: `next` and `results` are used only under `lock`.
-        final class State: @unchecked Sendable {
-            let lock = Mutex()
-            var next = 0
-            var results: [Bool]
-            init(count: Int) { results = [Bool](repeating: false, count: count) }
+        final class State: Sendable {
+            struct Progress {
+                var next = 0
+                var results: [Bool]
+            }
+            let progress: Mutex<Progress>
+            init(count: Int) { progress = Mutex(Progress(results: [Bool](repeating: false, count: count))) }
         }
         let state = State(count: entries.count)
         let body: (Int) -> Void = { _ in
             guard let hasher = try? SHA256Hasher() else { return }
             let buffer = IOBuffer(size: bufferSize)
             while true {
-                let index: Int? = state.lock.withLock {
-                    guard state.next < entries.count else { return nil }
-                    defer { state.next += 1 }
-                    return state.next
+                let index: Int? = state.progress.withLock { progress in
+                    guard progress.next < entries.count else { return nil }
+                    defer { progress.next += 1 }
+                    return progress.next
                 }
                 guard let index else { return }
                 let intact = (try? storedIntact(entries[index], layout: layout, storage: storage, buffer: buffer, hasher: hasher)) ?? false
-                state.lock.withLock { state.results[index] = intact }
+                state.progress.withLock { $0.results[index] = intact }
             }
         }
         let threads = min(max(1, processMax), entries.count)
         if threads == 1 { body(0) } else { try WorkerThreads.run(count: threads, body) }
-        return state.results
+        return state.progress.withLock { $0.results }
     }
 
     /// Deletes everything under `directory` that is not in `keep` (paths relative to the storage

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Executes file jobs with `processMax` worker threads.
 ///
@@ -46,9 +47,9 @@ public final class Mover {
             while let next = state.next() {
                 do {
                     var job = next
-                    if let prepare { job = try state.lock.withLock { try prepare(next) } }
+                    if let prepare { job = try state.callbacks.withLock { _ in try prepare(next) } }
                     let result = try worker.execute(job)
-                    try state.lock.withLock { try onResult(job, result) }
+                    try state.callbacks.withLock { _ in try onResult(job, result) }
                 } catch {
                     state.fail(error)
                 }
@@ -65,25 +66,31 @@ public final class Mover {
         if let error = state.firstError { throw error }
     }
 
-    // @unchecked: every mutable property is read and written only under `lock`.
-    final class SharedState: @unchecked Sendable {
-        let lock = Mutex()
+    /// The jobs and the first error, shared by the worker threads. `callbacks` makes the caller's
+    /// `prepare` and `onResult` run one at a time, so the caller's state needs no lock of its own.
+    final class SharedState: Sendable {
+        private struct Progress {
+            var index = 0
+            var firstError: Error?
+        }
         let jobs: [FileJob]
-        var index = 0
-        var firstError: Error?
+        private let progress = Mutex(Progress())
+        let callbacks = Mutex(())
 
         init(jobs: [FileJob]) { self.jobs = jobs }
 
+        var firstError: Error? { progress.withLock { $0.firstError } }
+
         func next() -> FileJob? {
-            lock.withLock {
-                guard firstError == nil, index < jobs.count else { return nil }
-                defer { index += 1 }
-                return jobs[index]
+            progress.withLock { progress in
+                guard progress.firstError == nil, progress.index < jobs.count else { return nil }
+                defer { progress.index += 1 }
+                return jobs[progress.index]
             }
         }
 
         func fail(_ error: Error) {
-            lock.withLock { if firstError == nil { firstError = error } }
+            progress.withLock { if $0.firstError == nil { $0.firstError = error } }
         }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// What a repository lease file records (repo-layout.md §3.8): who holds it and since when, sealed
 /// like every metadata file so a torn or edited lease is told from a valid one.
@@ -98,18 +99,21 @@ public struct LeaseSettings: Sendable {
 /// Removing a stale lease and creating the new one are two steps; the file is read again just
 /// before the removal, so two hosts taking over the same stale lease at the same instant is the
 /// remaining window, and the loser finds out at its next renewal or `confirm`.
-// @unchecked: `holder`, `lost`, `released` and `renewer` are used only under `state`.
-public final class RepositoryLease: @unchecked Sendable {
+public final class RepositoryLease: Sendable {
     public let path: StoragePath
     let storage: Storage
     let settings: LeaseSettings
     let warn: @Sendable (String) -> Void
-    private let state = Mutex()
-    private var holder: LeaseHolder
-    /// Why the lease is no longer this process's (taken over, removed); nil while it holds it.
-    private var lost: String?
-    private var released = false
-    private var renewer: PeriodicThread?
+
+    /// What the renewing thread and the command share.
+    private struct State {
+        var holder: LeaseHolder
+        /// Why the lease is no longer this process's (taken over, removed); nil while it holds it.
+        var lost: String?
+        var released = false
+        var renewer: PeriodicThread?
+    }
+    private let state: Mutex<State>
 
     /// Takes the lease at `path` for `command`, or throws `.lockHeld` naming the holder.
     public static func acquire(storage: Storage, path: StoragePath, command: String, settings: LeaseSettings,
@@ -134,7 +138,7 @@ public final class RepositoryLease: @unchecked Sendable {
         self.storage = storage
         self.path = path
         self.settings = settings
-        self.holder = holder
+        state = Mutex(State(holder: holder))
         self.warn = warn
     }
 
@@ -231,7 +235,7 @@ public final class RepositoryLease: @unchecked Sendable {
 
     private func startRenewing() throws {
         let thread = try PeriodicThread(interval: settings.renewInterval) { [weak self] in self?.renew() }
-        state.withLock { renewer = thread }
+        state.withLock { $0.renewer = thread }
     }
 
     /// One renewal: the lease is rewritten with a new renewal time, if it is still this
@@ -239,10 +243,10 @@ public final class RepositoryLease: @unchecked Sendable {
     func renew() {
         do {
             try confirm()
-            var next = state.withLock { holder }
+            var next = state.withLock { $0.holder }
             next.renewed = settings.clock()
             try storage.writeSmallFile(path, try SealedFile.seal(next))
-            state.withLock { holder = next }
+            state.withLock { $0.holder = next }
         } catch let error as PGKeepError where error.code == .lockHeld {
             return  // lost: confirm said so once, and the command stops at its next confirm
         } catch {
@@ -255,8 +259,8 @@ public final class RepositoryLease: @unchecked Sendable {
     /// a command whose lease was taken over (it stalled for longer than the lease duration) stops
     /// instead of working next to the new holder.
     public func confirm() throws {
-        if let lost = state.withLock({ lost }) { throw Self.lostError(lost) }
-        let token = state.withLock { holder.token }
+        if let lost = state.withLock({ $0.lost }) { throw Self.lostError(lost) }
+        let token = state.withLock { $0.holder.token }
         let reason: String
         switch try read() {
         case .held(let current, _, _) where current.token == token:
@@ -269,7 +273,7 @@ public final class RepositoryLease: @unchecked Sendable {
             reason = "overwritten (\(damage))"
         }
         let text = "the repository lease '\(location)' was \(reason) while this process held it"
-        state.withLock { lost = text }
+        state.withLock { $0.lost = text }
         warn(text)
         throw Self.lostError(text)
     }
@@ -282,16 +286,16 @@ public final class RepositoryLease: @unchecked Sendable {
     /// Stops renewing and removes the lease when it is still this process's. Never throws: it
     /// runs on error paths; a lease it cannot remove goes stale and is taken over.
     public func release() {
-        let thread: PeriodicThread? = state.withLock {
-            if released { return nil }
-            released = true
-            defer { renewer = nil }
-            return renewer
+        let thread: PeriodicThread? = state.withLock { state in
+            if state.released { return nil }
+            state.released = true
+            defer { state.renewer = nil }
+            return state.renewer
         }
         thread?.stop()
-        guard state.withLock({ lost == nil }) else { return }
+        guard state.withLock({ $0.lost == nil }) else { return }
         do {
-            let token = state.withLock { holder.token }
+            let token = state.withLock { $0.holder.token }
             if case .held(let current, _, _) = try read(), current.token == token { try storage.remove(path) }
         } catch {
             warn("unable to remove the repository lease '\(location)': \(error); the next command takes it over once stale (\(Self.seconds(settings.duration)) s)")

@@ -3,13 +3,14 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Logging at pgBackRest's levels, to the console and optionally to a file. Console lines go to
 /// stderr, so stdout carries only a command's output (`info`, `--output=json`) and stays
 /// machine-readable. File lines carry the process id: PostgreSQL runs many `archive-push`
 /// processes that append to the same file, each line in one `write(2)` on an `O_APPEND` descriptor
 /// so lines never interleave.
-// @unchecked: the descriptor and status are used only under `lock`; `consoleLevel` is set before threads start.
+// @unchecked: `consoleLevel` is set before threads start; everything else is in `output` or atomic.
 public final class Log: @unchecked Sendable {
     public enum Level: Int, Comparable, Sendable, CaseIterable {
         case off = 0, error, warn, info, detail, debug, trace
@@ -43,16 +44,24 @@ public final class Log: @unchecked Sendable {
     }
 
     public var consoleLevel: Level
-    public private(set) var fileLevel: Level = .off
-    public private(set) var filePath: String?
-    private var fileDescriptor: Int32 = -1
-    private let lock = Mutex()
-    /// The status line (progress) shown on a terminal console below the log lines, if any.
-    private var status: String?
+    /// Read on every message (`isEnabled`), so it is an atomic, not behind the lock.
+    private let fileLevelValue = Atomic<Int>(Level.off.rawValue)
+    public var fileLevel: Level { Level(rawValue: fileLevelValue.load(ordering: .acquiring)) ?? .off }
+    public var filePath: String? { output.withLock { $0.filePath } }
+
+    /// Where lines go, changed and written only under the lock: one line at a time on the console
+    /// and in the file.
+    private struct Output {
+        var fileDescriptor: Int32 = -1
+        var filePath: String?
+        /// The status line (progress) shown on a terminal console below the log lines, if any.
+        var status: String?
+    }
+    private let output = Mutex(Output())
 
     public init(consoleLevel: Level = .warn) { self.consoleLevel = consoleLevel }
 
-    deinit { if fileDescriptor >= 0 { close(fileDescriptor) } }
+    deinit { output.withLock { if $0.fileDescriptor >= 0 { close($0.fileDescriptor) } } }
 
     /// Starts logging to `<directory>/<name>` at `level`, creating the directory. A log file that
     /// cannot be opened is a warning, not an error: a full or read-only log disk must never stop
@@ -71,11 +80,11 @@ public final class Log: @unchecked Sendable {
             warn("unable to open log file '\(path)': \(String(cString: strerror(errno))); logging to the console only")
             return
         }
-        lock.withLock {
-            fileDescriptor = fd
-            fileLevel = level
-            filePath = path
+        output.withLock {
+            $0.fileDescriptor = fd
+            $0.filePath = path
         }
+        fileLevelValue.store(level.rawValue, ordering: .releasing)
     }
 
     /// Whether a message at `level` goes anywhere; lets callers skip building costly messages.
@@ -87,14 +96,14 @@ public final class Log: @unchecked Sendable {
         guard isEnabled(level) else { return }
         let stamp = Log.timestamp()
         let text = message()
-        lock.withLock {
+        output.withLock { output in
             if level <= consoleLevel {
                 // A log line goes above the status line: clear it, print, draw it again.
-                let clear = status == nil ? "" : "\r\u{1B}[K"
-                let redraw = status.map { "\r\($0)\u{1B}[K" } ?? ""
+                let clear = output.status == nil ? "" : "\r\u{1B}[K"
+                let redraw = output.status.map { "\r\($0)\u{1B}[K" } ?? ""
                 _ = "\(clear)\(stamp) \(level.tag): \(text)\n\(redraw)".withCString { fputs($0, stderr) }
             }
-            writeFile(level, stamp: stamp, text: text)
+            writeFile(level, stamp: stamp, text: text, to: output.fileDescriptor)
         }
     }
 
@@ -103,10 +112,10 @@ public final class Log: @unchecked Sendable {
         guard level != .off, level <= fileLevel else { return }
         let stamp = Log.timestamp()
         let text = message()
-        lock.withLock { writeFile(level, stamp: stamp, text: text) }
+        output.withLock { writeFile(level, stamp: stamp, text: text, to: $0.fileDescriptor) }
     }
 
-    private func writeFile(_ level: Level, stamp: String, text: String) {
+    private func writeFile(_ level: Level, stamp: String, text: String, to fileDescriptor: Int32) {
         if level <= fileLevel, fileDescriptor >= 0 {
             var line = "\(stamp) P\(getpid()) \(level.tag): \(text)\n"
             line.withUTF8 { bytes in _ = write(fileDescriptor, bytes.baseAddress, bytes.count) }
@@ -116,14 +125,14 @@ public final class Log: @unchecked Sendable {
     /// Shows `text` as the status line at the bottom of a terminal console (redrawn in place), or
     /// removes it (nil). Callers decide whether the console is a terminal.
     public func setStatus(_ text: String?) {
-        lock.withLock {
+        output.withLock { output in
             if let text {
                 _ = "\r\(text)\u{1B}[K".withCString { fputs($0, stderr) }
-            } else if status != nil {
+            } else if output.status != nil {
                 _ = "\r\u{1B}[K".withCString { fputs($0, stderr) }
             }
             fflush(stderr)
-            status = text
+            output.status = text
         }
     }
 

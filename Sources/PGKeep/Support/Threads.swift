@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// OS threads for blocking work, which must not sit on Swift's cooperative pool.
 enum OSThread {
@@ -29,10 +30,9 @@ enum OSThread {
 }
 
 /// Runs `body` every `interval` seconds on a thread of its own until `stop`, which waits for it.
-// @unchecked: `stopping` is used only under `lock`; `thread` is written before the thread starts and read by `stop`.
+// @unchecked: `thread` is written once, by `init`, and read only by `stop` (never by the thread).
 final class PeriodicThread: @unchecked Sendable {
-    private let lock = Mutex()
-    private var stopping = false
+    private let stopping = Atomic(false)
     private var thread = pthread_t()
     private let interval: Double
     private let body: () -> Void
@@ -44,7 +44,7 @@ final class PeriodicThread: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock { stopping = true }
+        stopping.store(true, ordering: .releasing)
         pthread_join(thread, nil)
     }
 
@@ -53,7 +53,7 @@ final class PeriodicThread: @unchecked Sendable {
         var next = Clock.monotonic() + interval
         while true {
             let left = next - Clock.monotonic()
-            if lock.withLock({ stopping }) { return }
+            if stopping.load(ordering: .acquiring) { return }
             if left > 0 {
                 Clock.sleep(seconds: min(left, 0.05))
                 continue

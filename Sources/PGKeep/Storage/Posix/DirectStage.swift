@@ -4,6 +4,7 @@ import CLinux
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Direct I/O for the large files a writer streams into the repository.
 ///
@@ -159,17 +160,16 @@ final class DirectStage {
     /// Stages are allocated once and reused: two per file being written at a time.
     private static let pool = Pool()
 
-    // @unchecked: `free` is used only under `lock`; the buffers it holds belong to no one while in it.
-    private final class Pool: @unchecked Sendable {
-        private let lock = Mutex()
-        private var free: [UnsafeMutableRawBufferPointer] = []
+    /// The buffers it holds belong to no one while in it.
+    private final class Pool: Sendable {
+        private let free = Mutex<[UnsafeMutableRawBufferPointer]>([])
 
         func take() -> UnsafeMutableRawBufferPointer {
-            if let bytes = lock.withLock({ free.popLast() }) { return bytes }
+            if let bytes = free.withLock({ $0.popLast() }) { return bytes }
             return UnsafeMutableRawBufferPointer.allocate(byteCount: DirectStage.size, alignment: DirectStage.alignment)
         }
 
-        func give(_ bytes: UnsafeMutableRawBufferPointer) { lock.withLock { free.append(bytes) } }
+        func give(_ bytes: UnsafeMutableRawBufferPointer) { free.withLock { $0.append(bytes) } }
     }
 }
 

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import Synchronization
 
 /// The storage driver for a local (or mounted) file system.
 ///
@@ -165,10 +166,9 @@ public final class PosixStorage: Storage, Sendable {
         }
     }
 
-    private static let counterLock = Mutex()
-    nonisolated(unsafe) private static var counter = 0
+    private static let counter = Mutex(0)
     private static func nextTemporaryNumber() -> Int {
-        counterLock.withLock { counter += 1; return counter }
+        counter.withLock { $0 += 1; return $0 }
     }
 }
 
