@@ -2,14 +2,14 @@ import PGKeep
 import SystemPackage
 
 /// A database host held in memory: a file tree the test builds and a server (`ScriptedSQL`) that
-/// answers the facade's calls from values the test sets. Backup code runs against it exactly as
-/// against `LocalHost`, so its error paths (a file vanishing, the server failing a call, storage
-/// failing under it) run in unit tests without a PostgreSQL server. Integration tests still use
-/// real servers.
+/// answers the facade's calls from values the test sets. Backup code reads it and restore code
+/// writes it (`PostgresHostWriting`) exactly as they use `LocalHost`, so their error paths (a file
+/// vanishing, the server failing a call, storage failing under it) run in unit tests without a
+/// PostgreSQL server. Integration tests still use real servers.
 ///
 /// It keeps the `PostgresHost` contract (Sources/PGKeep/Postgres/PostgresHost.swift): missing
 /// paths read as nil, listings are sorted byte-wise, links resolve against their directory.
-public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`
+public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`, except the answers a test sets before the host is used (`accounts`, `clusters`, `free`)
     public enum Node: Sendable {
         case file(bytes: [UInt8], mode: UInt32, mtime: Int64)
         case directory(mode: UInt32)
@@ -235,7 +235,8 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
                 throw PGKeepError(.fileOpen, "unable to create '\(path)': is a directory")
             }
             try requireParent(path)
-            nodes[path] = .file(bytes: [], mode: mode, mtime: 1_795_734_000)
+            // Time 0, unlike any file a test adds: a restore must set the recorded time itself.
+            nodes[path] = .file(bytes: [], mode: mode, mtime: 0)
         }
         return ScriptedFileWriter(host: self, path: path)
     }

@@ -17,9 +17,10 @@ import SystemPackage
 /// 2. **Durability is explicit**: nothing is synced unless asked. A file is durable after its
 ///    writer's `sync`; a new, renamed or removed entry after `syncDirectory` of its directory
 ///    (`makeDirectories` is the exception: it syncs each parent that gained a directory).
-/// 3. **Modes are exact**: `makeDirectories` and `createFile` apply `mode` regardless of a umask
-///    where they create (`createFile` relies on the later `setMode` restore always calls);
-///    `setMode` follows a final link, `setOwner` and `setModificationTime` do not.
+/// 3. **Modes**: `makeDirectories` gives the directories it creates exactly `mode`; `createFile`'s
+///    mode is subject to the host's umask, so restore always sets the recorded mode with
+///    `setMode` afterwards. `setMode` follows a final link, `setOwner` and
+///    `setModificationTime` do not.
 /// 4. `createFile` creates or truncates (a delta restore rewrites a file that differs); the
 ///    writer is the only way its bytes are written, and it is closed exactly once.
 /// 5. Account lookups (`userID`, `groupID`, `primaryGroupID`) answer for the host's accounts, not
