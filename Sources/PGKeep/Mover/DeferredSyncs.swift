@@ -9,10 +9,10 @@ import Darwin
 /// Restore writes hundreds of small files; an `fsync` right after each forces one journal commit
 /// per file (ext4: each new inode sits in the running transaction), and the worker waits for the
 /// disk every time. Here a finished, verified file is handed over still open: its writeback is
-/// started at once (`HostFileWriter.startWriteback`; locally `FileSink`'s), and it is `fsync`ed and closed only when more than
-/// `limit` files are waiting, oldest first, or at `syncAll`. By then its data is usually on disk
-/// and the first `fsync` commits the metadata of all the files created before it, so the others
-/// return quickly.
+/// started at once (`HostFileWriter.startWriteback`, locally `FileSink`'s), and it is `fsync`ed
+/// and closed only when more than `limit` files are waiting, oldest first, or at `syncAll`.
+/// By then its data is usually on disk and the first `fsync` commits the metadata of all the
+/// files created before it, so the others return quickly.
 ///
 /// The durability contract is unchanged: every file is `fsync`ed through the descriptor that
 /// wrote it (so a writeback error is reported there, never lost with a closed descriptor), and
