@@ -3,14 +3,14 @@ import SystemPackage
 import Synchronization
 
 /// A database host held in memory: a file tree the test builds and a server (`ScriptedSQL`) that
-/// answers the facade's calls from values the test sets. Backup code runs against it exactly as
-/// against `LocalHost`, so its error paths (a file vanishing, the server failing a call, storage
-/// failing under it) run in unit tests without a PostgreSQL server. Integration tests still use
-/// real servers.
+/// answers the facade's calls from values the test sets. Backup code reads it and restore code
+/// writes it (`PostgresHostWriting`) exactly as they use `LocalHost`, so their error paths (a file
+/// vanishing, the server failing a call, storage failing under it) run in unit tests without a
+/// PostgreSQL server. Integration tests still use real servers.
 ///
 /// It keeps the `PostgresHost` contract (Sources/PGKeep/Postgres/PostgresHost.swift): missing
 /// paths read as nil, listings are sorted byte-wise, links resolve against their directory.
-public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`
+public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`, except the answers a test sets before the host is used (`accounts`, `clusters`, `free`)
     public enum Node: Sendable {
         case file(bytes: [UInt8], mode: UInt32, mtime: Int64)
         case directory(mode: UInt32)
@@ -125,7 +125,153 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
         return sql
     }
 
+    // MARK: PostgresHostWriting
+
+    /// What happened to the tree, in order, for tests that assert on durability: "syncDirectory
+    /// /pg/data", "syncFile /pg/data/PG_VERSION", "rename a -> b", ...
+    public var events: [String] { lock.withLock { _ in _events } }
+    private var _events: [String] = []
+    /// Owners set with `setOwner`, by path.
+    public var owners: [FilePath: (uid: UInt32, gid: UInt32)] { lock.withLock { _ in _owners } }
+    private var _owners: [FilePath: (uid: UInt32, gid: UInt32)] = [:]
+    /// The node at `path` (a link is not followed), for assertions.
+    public func node(_ path: String) -> Node? { lock.withLock { _ in nodes[FilePath(path)] } }
+    /// Accounts `userID` / `groupID` know, besides postgres.
+    public var accounts: [String: UInt32] = [:]
+    /// What `runningClusters` reports.
+    public var clusters: [RunningClusters.Cluster] = []
+    /// What `freeBytes` reports.
+    public var free: UInt64? = nil
+
+    public func makeDirectories(_ path: FilePath, mode: UInt32) throws {
+        try lock.withLock { _ in
+            var missing: [FilePath] = []
+            var current = path
+            while true {
+                if let existing = try follow(current), case .directory = nodes[existing] { break }
+                if nodes[current] != nil {
+                    throw PGKeepError(.pathCreate, "unable to create directory '\(current)': a non-directory is in the way")
+                }
+                missing.append(current)
+                let parent = current.removingLastComponent()
+                if parent == current || current.components.isEmpty { break }
+                current = parent
+            }
+            for directory in missing.reversed() {
+                nodes[directory] = .directory(mode: mode)
+                _events.append("syncDirectory \(directory.removingLastComponent())")
+            }
+        }
+    }
+
+    public func setMode(_ path: FilePath, mode: UInt32) throws {
+        try lock.withLock { _ in
+            guard let target = try follow(path), let node = nodes[target] else { throw missing("set mode on", path) }
+            switch node {
+            case .file(let bytes, _, let mtime): nodes[target] = .file(bytes: bytes, mode: mode, mtime: mtime)
+            case .directory: nodes[target] = .directory(mode: mode)
+            case .link: break
+            }
+        }
+    }
+
+    public func setOwner(_ path: FilePath, uid: UInt32, gid: UInt32) throws {
+        try lock.withLock { _ in
+            guard nodes[path] != nil else { throw missing("set owner on", path) }
+            _owners[path] = (uid, gid)
+        }
+    }
+
+    public func setModificationTime(_ path: FilePath, seconds: Int64) throws {
+        try lock.withLock { _ in
+            guard let node = nodes[path] else { throw missing("set modification time on", path) }
+            if case .file(let bytes, let mode, _) = node { nodes[path] = .file(bytes: bytes, mode: mode, mtime: seconds) }
+        }
+    }
+
+    public func makeLink(_ path: FilePath, destination: String) throws {
+        try lock.withLock { _ in
+            guard nodes[path] == nil else { throw PGKeepError(.pathCreate, "unable to create link to '\(destination)' at '\(path)': exists") }
+            try requireParent(path)
+            nodes[path] = .link(destination: destination)
+        }
+    }
+
+    @discardableResult
+    public func remove(_ path: FilePath) throws -> Bool {
+        try lock.withLock { _ in
+            guard let node = nodes[path] else { return false }
+            if case .directory = node { throw PGKeepError(.fileWrite, "unable to remove '\(path)': is a directory") }
+            nodes[path] = nil
+            return true
+        }
+    }
+
+    public func removeDirectory(_ path: FilePath) throws {
+        try lock.withLock { _ in
+            guard let node = nodes[path] else { return }
+            guard case .directory = node, !nodes.keys.contains(where: { $0 != path && $0.removingLastComponent() == path }) else {
+                throw PGKeepError(.fileWrite, "unable to remove directory '\(path)': not an empty directory")
+            }
+            nodes[path] = nil
+        }
+    }
+
+    public func rename(_ from: FilePath, to: FilePath) throws {
+        try lock.withLock { _ in
+            guard let node = nodes[from] else { throw missing("rename", from) }
+            nodes[from] = nil
+            nodes[to] = node
+            _events.append("rename \(from) -> \(to)")
+        }
+    }
+
+    public func syncDirectory(_ path: FilePath) throws { lock.withLock { _ in _events.append("syncDirectory \(path)") } }
+
+    public func syncFileSystem(containing path: FilePath) throws { lock.withLock { _ in _events.append("syncFileSystem \(path)") } }
+
+    public func createFile(_ path: FilePath, mode: UInt32, temporaryFor final: FilePath?) throws -> HostFileWriter {
+        try lock.withLock { _ in
+            if let target = try follow(path), case .directory = nodes[target] {
+                throw PGKeepError(.fileOpen, "unable to create '\(path)': is a directory")
+            }
+            try requireParent(path)
+            // Time 0, unlike any file a test adds: a restore must set the recorded time itself.
+            nodes[path] = .file(bytes: [], mode: mode, mtime: 0)
+        }
+        return ScriptedFileWriter(host: self, path: path)
+    }
+
+    public func userID(name: String) -> UInt32? { name == "postgres" ? uid : accounts[name] }
+    public func groupID(name: String) -> UInt32? { name == "postgres" ? gid : accounts[name] }
+    public func primaryGroupID(name: String) -> UInt32? { name == "postgres" ? gid : nil }
+    public func runningClusters() -> [RunningClusters.Cluster] { clusters }
+    public func freeBytes(_ path: FilePath) -> UInt64? { free }
+    public func mountedFileSystem(containing path: FilePath) -> (mountPoint: String, source: String, type: String)? { nil }
+
+    /// Appends to a file a `ScriptedFileWriter` writes (its mode and mtime are kept).
+    fileprivate func append(_ bytes: UnsafeRawBufferPointer, to path: FilePath) throws {
+        try lock.withLock { _ in
+            guard case .file(var content, let mode, let mtime) = nodes[path] else { throw missing("write", path) }
+            nodes[path] = nil  // keeps `content` uniquely referenced while it grows
+            content.append(contentsOf: bytes)
+            nodes[path] = .file(bytes: content, mode: mode, mtime: mtime)
+        }
+    }
+
+    fileprivate func record(_ event: String) { lock.withLock { _ in _events.append(event) } }
+
     // MARK: Internals (under the lock)
+
+    private func requireParent(_ path: FilePath) throws {
+        guard let parent = try follow(path.removingLastComponent()), case .directory = nodes[parent] else {
+            throw missing("create", path)
+        }
+    }
+
+    private func missing(_ operation: String, _ path: FilePath) -> PGKeepError {
+        PGKeepError(.fileMissing, "unable to \(operation) '\(path)': missing")
+    }
 
     /// `path` with links followed (at most 8 deep); nil when something on the way is missing.
     private func follow(_ path: FilePath, depth: Int = 0) throws -> FilePath? {
@@ -178,6 +324,32 @@ final class ScriptedFileReader: HostFileReader {
         }
         return n
     }
+}
+
+/// A file of a `ScriptedHost` open for writing: bytes land in the tree as they are written.
+final class ScriptedFileWriter: HostFileWriter {
+    let host: ScriptedHost
+    let path: FilePath
+    private(set) var written: UInt64 = 0
+    var writeBehind: UInt64 = 0
+    private var closed = false
+
+    init(host: ScriptedHost, path: FilePath) {
+        self.host = host
+        self.path = path
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        precondition(!closed, "write after close of '\(path)'")
+        try host.append(bytes, to: path)
+        written += UInt64(bytes.count)
+    }
+
+    func startWriteback() throws {}
+
+    func sync() throws { host.record("syncFile \(path)") }
+
+    func close() throws { closed = true }
 }
 
 /// The server of a `ScriptedHost`: answers from its fields, records every call, and fails the

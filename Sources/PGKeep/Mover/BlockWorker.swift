@@ -224,14 +224,15 @@ final class BlockWorker {
             throw PGKeepError(.checksumMismatch, "block map '\(storage.describe(job.map))' describes \(map.fileSize) bytes, the manifest \(job.size)",
                               hint: hint)
         }
+        let destination = FilePath(job.destination)
         if job.keepMatching,
-           try blocksMatch(path: FilePath(job.destination), map: map)
-               ?? fileMatches(path: FilePath(job.destination), size: job.size, checksum: job.checksum) == true {
-            try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
+           try blocksMatch(path: destination, map: map)
+               ?? fileMatches(path: destination, size: job.size, checksum: job.checksum) == true {
+            try Self.applyAttributes(on: host, destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
             return .kept(size: job.size)
         }
         let layout = try RepositoryLayout(stanza: job.stanza)
-        let sink = try FileSink(creating: job.destination, mode: job.mode)
+        let sink = try host.createFile(destination, mode: job.mode, temporaryFor: nil)
         sink.writeBehind = Worker.writeBehind
         // One SHA-256 pass: the whole file's checksum (checked before the file is accepted) covers
         // every block; per-block checksums would hash every byte twice for no extra safety.
@@ -286,22 +287,24 @@ final class BlockWorker {
             }
         } catch {
             try? sink.close()
-            _ = try? Posix.unlink(job.destination)
+            _ = try? host.remove(destination)
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "a stored block of '\(job.name)' is damaged: \(error.message)", hint: hint)
             }
             throw error
         }
         // Attributes before the fsync, which makes them durable with the data.
-        try Self.applyAttributes(job.destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
+        try Self.applyAttributes(on: host, destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
         try deferredSyncs.add(sink)
         return .restored(size: job.size)
     }
 
-    static func applyAttributes(_ path: String, mode: UInt32, uid: UInt32?, gid: UInt32?, mtime: Int64) throws {
-        try Posix.chmod(path, mode: mode)
-        if let uid, let gid { try Posix.lchown(path, uid: uid, gid: gid) }
-        try Posix.setModificationTime(path, seconds: mtime)
+    /// Gives a restored (or kept) file the manifest's mode, owner (when restoring as root) and
+    /// modification time. open(2) applies the umask, so the mode is always set exactly.
+    static func applyAttributes(on host: PostgresHost, _ path: FilePath, mode: UInt32, uid: UInt32?, gid: UInt32?, mtime: Int64) throws {
+        try host.setMode(path, mode: mode)
+        if let uid, let gid { try host.setOwner(path, uid: uid, gid: gid) }
+        try host.setModificationTime(path, seconds: mtime)
     }
 
     private func truncated(_ path: StoragePath, _ hint: String) -> PGKeepError {

@@ -90,8 +90,9 @@ final class BundleWorker {
         var reader: BundleReader?
         for item in job.files {
             let file = item.file
-            if file.keepMatching, try blocks.fileMatches(path: FilePath(file.destination), size: file.size, checksum: file.checksum) == true {
-                try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+            let destination = FilePath(file.destination)
+            if file.keepMatching, try blocks.fileMatches(path: destination, size: file.size, checksum: file.checksum) == true {
+                try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
                 outcomes.append(.init(id: item.id, size: file.size, kept: true))
                 continue
             }
@@ -117,7 +118,8 @@ final class BundleWorker {
             throw PGKeepError(.checksumMismatch, "stored bundle '\(storage.describe(bundle))' ends before offset \(item.offset), where \(where_) starts",
                               hint: Self.damagedHint)
         }
-        let sink = try FileSink(creating: file.destination, mode: file.mode)
+        let destination = FilePath(file.destination)
+        let sink = try host.createFile(destination, mode: file.mode, temporaryFor: nil)
         do {
             try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip)
                 .run(from: reader, into: sink, buffer: buffer, limit: file.repoSize)
@@ -133,14 +135,14 @@ final class BundleWorker {
             }
         } catch {
             try? sink.close()
-            _ = try? Posix.unlink(file.destination)
+            _ = try? host.remove(destination)
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "the stored frame of \(where_) is damaged: \(error.message)", hint: Self.damagedHint)
             }
             throw error
         }
         // Attributes before the fsync, which makes them durable with the data.
-        try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+        try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
         try deferredSyncs.add(sink)
     }
 

@@ -9,10 +9,10 @@ import Darwin
 /// Restore writes hundreds of small files; an `fsync` right after each forces one journal commit
 /// per file (ext4: each new inode sits in the running transaction), and the worker waits for the
 /// disk every time. Here a finished, verified file is handed over still open: its writeback is
-/// started at once (`FileSink.startWriteback`), and it is `fsync`ed and closed only when more than
-/// `limit` files are waiting, oldest first, or at `syncAll`. By then its data is usually on disk
-/// and the first `fsync` commits the metadata of all the files created before it, so the others
-/// return quickly.
+/// started at once (`HostFileWriter.startWriteback`, locally `FileSink`'s), and it is `fsync`ed
+/// and closed only when more than `limit` files are waiting, oldest first, or at `syncAll`.
+/// By then its data is usually on disk and the first `fsync` commits the metadata of all the
+/// files created before it, so the others return quickly.
 ///
 /// The durability contract is unchanged: every file is `fsync`ed through the descriptor that
 /// wrote it (so a writeback error is reported there, never lost with a closed descriptor), and
@@ -22,7 +22,7 @@ import Darwin
 final class DeferredSyncs {
     /// Files allowed to wait; each holds one open descriptor.
     let limit: Int
-    private var pending: [FileSink] = []
+    private var pending: [HostFileWriter] = []
     private var head = 0
 
     init(limit: Int) { self.limit = max(0, limit) }
@@ -31,7 +31,7 @@ final class DeferredSyncs {
     var count: Int { pending.count - head }
 
     /// Takes over a completely written, verified file; it must not be written to any more.
-    func add(_ sink: FileSink) throws {
+    func add(_ sink: HostFileWriter) throws {
         guard limit > 0 else {
             try sink.sync()
             try sink.close()

@@ -147,8 +147,9 @@ final class Worker {
     /// repository → [count, sha256] → decompress → [count, sha256] → cluster file; both checksums
     /// and sizes must match the manifest or the file is removed and the restore fails.
     private func restore(_ file: FileJob.RestoreFile) throws -> FileJobResult {
-        if file.keepMatching, try blocks().fileMatches(path: FilePath(file.destination), size: file.size, checksum: file.checksum) == true {
-            try BlockWorker.applyAttributes(file.destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+        let destination = FilePath(file.destination)
+        if file.keepMatching, try blocks().fileMatches(path: destination, size: file.size, checksum: file.checksum) == true {
+            try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
             return .kept(size: file.size)
         }
         guard let source = try storage.openRead(file.source) else {
@@ -158,14 +159,14 @@ final class Worker {
         // The original's SHA-256 is compared with the manifest before the file is kept, so the
         // codec's frame checksum may be skipped.
         let chain = try codec.readChain(ObjectEncoding(compression: file.compression), frameChecksum: .skip)
-        let sink = try FileSink(creating: file.destination, mode: file.mode)
+        let sink = try host.createFile(destination, mode: file.mode, temporaryFor: nil)
         sink.writeBehind = Self.writeBehind
         do {
             try chain.run(from: source, into: sink, buffer: buffer)
             try verify(file)
         } catch {
             try? sink.close()
-            _ = try? Posix.unlink(file.destination)
+            _ = try? host.remove(destination)
             if let error = error as? PGKeepError, error.code == .compression {
                 throw PGKeepError(.checksumMismatch, "stored file '\(storage.describe(file.source))' is damaged: \(error.message)",
                                   hint: "the backup is damaged; restore another backup with --set")
@@ -174,9 +175,7 @@ final class Worker {
         }
         // open(2) applies the umask; set the recorded mode exactly. Attributes are set before the
         // fsync, so that it makes them durable with the data.
-        try Posix.chmod(file.destination, mode: file.mode)
-        if let owner = file.owner { try Posix.lchown(file.destination, uid: owner.uid, gid: owner.gid) }
-        try Posix.setModificationTime(file.destination, seconds: file.mtime)
+        try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
         try deferredSyncs.add(sink)
         return .restored(size: codec.original.size)
     }

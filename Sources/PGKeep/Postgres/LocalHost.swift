@@ -36,6 +36,49 @@ public final class LocalHost: PostgresHost {
     public func connect(_ options: PGConnectionOptions, applicationName: String) throws -> PostgresSQL {
         try PGSession(options, applicationName: applicationName)
     }
+
+    // MARK: PostgresHostWriting
+
+    public func makeDirectories(_ path: FilePath, mode: UInt32) throws { try Posix.mkdirs(path.string, mode: mode) }
+
+    public func setMode(_ path: FilePath, mode: UInt32) throws { try Posix.chmod(path.string, mode: mode) }
+
+    public func setOwner(_ path: FilePath, uid: UInt32, gid: UInt32) throws { try Posix.lchown(path.string, uid: uid, gid: gid) }
+
+    public func setModificationTime(_ path: FilePath, seconds: Int64) throws {
+        try Posix.setModificationTime(path.string, seconds: seconds)
+    }
+
+    public func makeLink(_ path: FilePath, destination: String) throws { try Posix.symlink(target: destination, at: path.string) }
+
+    @discardableResult
+    public func remove(_ path: FilePath) throws -> Bool { try Posix.unlink(path.string) }
+
+    public func removeDirectory(_ path: FilePath) throws { try Posix.rmdir(path.string) }
+
+    public func rename(_ from: FilePath, to: FilePath) throws { try Posix.rename(from.string, to.string) }
+
+    public func syncDirectory(_ path: FilePath) throws { try Posix.fsyncDirectory(path.string) }
+
+    public func syncFileSystem(containing path: FilePath) throws { try Posix.syncFileSystem(containing: path.string) }
+
+    public func createFile(_ path: FilePath, mode: UInt32, temporaryFor final: FilePath?) throws -> HostFileWriter {
+        try FileSink(creating: path.string, mode: mode, temporaryFor: final?.string)
+    }
+
+    public func userID(name: String) -> UInt32? { Posix.userID(name: name) }
+
+    public func groupID(name: String) -> UInt32? { Posix.groupID(name: name) }
+
+    public func primaryGroupID(name: String) -> UInt32? { Posix.primaryGroupID(name: name) }
+
+    public func runningClusters() -> [RunningClusters.Cluster] { RunningClusters.find() }
+
+    public func freeBytes(_ path: FilePath) -> UInt64? { RestoreSpace.freeBytes(path.string) }
+
+    public func mountedFileSystem(containing path: FilePath) -> (mountPoint: String, source: String, type: String)? {
+        RestoreSpace.FileSystem(containing: path.string).map { ($0.mountPoint, $0.source, $0.type) }
+    }
 }
 
 /// A local file open for reading.

@@ -16,7 +16,9 @@ import SystemPackage
 /// 4. A host is safe to use from several worker threads at once (distinct files).
 /// 5. SQL goes through the session `connect` returns (`PostgresSQL`, Postgres/ServerSQL.swift),
 ///    the one place that holds the statements a command runs.
-public protocol PostgresHost: AnyObject, Sendable {
+/// 6. What a restore writes goes through the same host: `PostgresHostWriting`
+///    (PostgresHostWriting.swift), which this protocol refines, has its own numbered contract.
+public protocol PostgresHost: PostgresHostWriting {
     /// What `lstat` says of `path` (a link is not followed); nil when it does not exist.
     func status(_ path: FilePath) throws -> HostFileStatus?
     /// What `stat` says of `path`, following links; nil when it or a link's target does not exist.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemPackage
 
 /// The first step of `restore --delta`: makes an existing data directory (and the backup's
 /// tablespace directories) hold nothing the backup does not have.
@@ -21,11 +22,13 @@ struct DeltaClean {
     }
 
     let expected: [String: Expected]
+    /// The host holding the directories; every look and every removal goes through it.
+    let host: PostgresHost
     let log: Log
     private(set) var removed = 0
 
     /// `keep`: absolute paths of files the restore itself put there (its marker).
-    init(manifest: Manifest, targets: TargetMap, keep: [String] = [], log: Log) throws {
+    init(host: PostgresHost, manifest: Manifest, targets: TargetMap, keep: [String] = [], log: Log) throws {
         var expected: [String: Expected] = [:]
         for path in keep { expected[path] = .file }
         for path in manifest.paths { expected[try targets.absolute(path.name)] = .directory }
@@ -34,40 +37,41 @@ struct DeltaClean {
             expected[try targets.linkPath(link.name)] = .link(try targets.linkDestination(link))
         }
         self.expected = expected
+        self.host = host
         self.log = log
     }
 
     /// Cleans the data directory, the tablespace locations and the directories the data
     /// directory's links point to (a linked `pg_wal`): those hold only what the backup has.
     mutating func run(dataDirectory: String, tablespaceLocations: [String], linkedDirectories: [String] = []) throws {
-        if let st = try Posix.lstat(dataDirectory), st.kind == .directory {
+        if let st = try host.status(FilePath(dataDirectory)), st.kind == .directory {
             try clean(directory: dataDirectory, isTablespaceLocation: false)
         }
         for location in linkedDirectories {
-            if let st = try Posix.statFollowing(location), st.kind == .directory {
+            if let st = try host.statusFollowing(FilePath(location)), st.kind == .directory {
                 try clean(directory: location, isTablespaceLocation: false)
             }
         }
         for location in tablespaceLocations {
-            if let st = try Posix.statFollowing(location), st.kind == .directory {
+            if let st = try host.statusFollowing(FilePath(location)), st.kind == .directory {
                 try clean(directory: location, isTablespaceLocation: true)
             }
         }
     }
 
     private mutating func clean(directory: String, isTablespaceLocation: Bool) throws {
-        guard let names = try Posix.listDirectory(directory) else { return }
+        guard let names = try host.list(FilePath(directory)) else { return }
         var changed = false
         for name in names {
             let path = Posix.join(directory, name)
-            guard let st = try Posix.lstat(path) else { continue }
+            guard let st = try host.status(FilePath(path)) else { continue }
             switch expected[path] {
             case .directory:
                 if st.kind == .directory {
                     try clean(directory: path, isTablespaceLocation: false)
                     continue
                 }
-                if st.kind == .link, let target = try Posix.statFollowing(path), target.kind == .directory {
+                if st.kind == .link, let target = try host.statusFollowing(FilePath(path)), target.kind == .directory {
                     try clean(directory: path, isTablespaceLocation: false)
                     continue
                 }
@@ -75,8 +79,9 @@ struct DeltaClean {
                 if st.kind == .file { continue }
             case .link(let destination):
                 if st.kind == .link {
-                    let found = try Posix.readLink(path)
-                    if RunningClusters.sameLocation(found.hasPrefix("/") ? found : Posix.join(directory, found), destination) { continue }
+                    let found = try host.readLink(FilePath(path))
+                    let pointsTo = FilePath(found.hasPrefix("/") ? found : Posix.join(directory, found))
+                    if host.resolve(pointsTo) == host.resolve(FilePath(destination)) { continue }
                 }
             case nil:
                 // Not ours to judge: the rest of a tablespace location.
@@ -85,19 +90,19 @@ struct DeltaClean {
             try remove(path, kind: st.kind)
             changed = true
         }
-        if changed { try Posix.fsyncDirectory(directory) }
+        if changed { try host.syncDirectory(FilePath(directory)) }
     }
 
     /// Removes a file, link or whole directory, counting every entry removed.
     private mutating func remove(_ path: String, kind: Posix.Kind) throws {
         if kind == .directory {
-            for name in try Posix.listDirectory(path) ?? [] {
+            for name in try host.list(FilePath(path)) ?? [] {
                 let child = Posix.join(path, name)
-                if let st = try Posix.lstat(child) { try remove(child, kind: st.kind) }
+                if let st = try host.status(FilePath(child)) { try remove(child, kind: st.kind) }
             }
-            try Posix.rmdir(path)
+            try host.removeDirectory(FilePath(path))
         } else {
-            try Posix.unlink(path)
+            try host.remove(FilePath(path))
         }
         removed += 1
         log.detail("removed '\(path)': not in the backup")
@@ -105,8 +110,9 @@ struct DeltaClean {
 
     /// Whether the process named in `<dataDirectory>/postmaster.pid` is alive. nil when there is
     /// no such file or it names no process.
-    static func livePostmaster(dataDirectory: String) throws -> Int32? {
-        guard let source = try FileSource.open(Posix.join(dataDirectory, "postmaster.pid")) else { return nil }
+    /// The process check itself is this machine's `kill(pid, 0)`: a remote host will answer it.
+    static func livePostmaster(on host: PostgresHost, dataDirectory: String) throws -> Int32? {
+        guard let source = try host.openRead(FilePath(Posix.join(dataDirectory, "postmaster.pid"))) else { return nil }
         let buffer = IOBuffer(size: 64)
         let n = try source.read(into: buffer.bytes)
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)

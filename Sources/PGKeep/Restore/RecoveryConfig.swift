@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// Recovery settings for a restored cluster (PostgreSQL 12+: `postgresql.auto.conf` plus a
 /// signal file; docs/postgres-internals.md §6.1). Earlier recovery settings in postgresql.auto.conf are
 /// commented out, so the block pgkeep appends is the only one in force.
@@ -8,11 +10,11 @@ public enum RecoveryConfig {
         "recovery_end_command", "archive_cleanup_command", "primary_conninfo", "primary_slot_name",
     ]
 
-    static func write(dataDirectory: String, restoreCommand: String, settings: [(name: String, value: String)] = [],
+    static func write(on host: PostgresHost, dataDirectory: String, restoreCommand: String, settings: [(name: String, value: String)] = [],
                       signalFile: String = "recovery.signal", owner: (uid: UInt32, gid: UInt32)?, log: Log) throws {
         let autoConf = Posix.join(dataDirectory, "postgresql.auto.conf")
         var lines: [String] = []
-        if let text = try RestoreDestination.readText(autoConf) {
+        if let text = try RestoreDestination.readText(on: host, autoConf) {
             lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if lines.last == "" { lines.removeLast() }
         }
@@ -25,8 +27,8 @@ public enum RecoveryConfig {
         lines.append("restore_command = '\(quote(restoreCommand))'")
         for (name, value) in settings { lines.append("\(name) = '\(quote(value))'") }
         let text = lines.joined(separator: "\n") + "\n"
-        try writeFile(autoConf, Array(text.utf8), mode: 0o600, owner: owner)
-        try writeFile(Posix.join(dataDirectory, signalFile), [], mode: 0o600, owner: owner)
+        try writeFile(on: host, autoConf, Array(text.utf8), mode: 0o600, owner: owner)
+        try writeFile(on: host, Posix.join(dataDirectory, signalFile), [], mode: 0o600, owner: owner)
         log.info("wrote \(signalFile) and the recovery settings (restore_command\(settings.map { ", " + $0.name }.joined())) to '\(autoConf)'")
     }
 
@@ -37,19 +39,23 @@ public enum RecoveryConfig {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''")
     }
 
-    static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, owner: (uid: UInt32, gid: UInt32)?) throws {
-        let temporary = path + ".pgkeep-tmp"
-        let sink = try FileSink(creating: temporary, mode: mode, temporaryFor: path)
+    /// Writes a small file whole under a temporary name and renames it over `path`, so a crash
+    /// leaves the old file or the new one; the caller syncs the directory when the name matters.
+    static func writeFile(on host: PostgresHostWriting, _ path: String, _ bytes: [UInt8], mode: UInt32,
+                          owner: (uid: UInt32, gid: UInt32)?) throws {
+        let final = FilePath(path)
+        let temporary = FilePath(path + ".pgkeep-tmp")
+        let sink = try host.createFile(temporary, mode: mode, temporaryFor: final)
         do {
             try bytes.withUnsafeBytes { try sink.write($0) }
             try sink.sync()
             try sink.close()
-            try Posix.chmod(temporary, mode: mode)
-            if let owner { try Posix.lchown(temporary, uid: owner.uid, gid: owner.gid) }
-            try Posix.rename(temporary, path)
+            try host.setMode(temporary, mode: mode)
+            if let owner { try host.setOwner(temporary, uid: owner.uid, gid: owner.gid) }
+            try host.rename(temporary, to: final)
         } catch {
             try? sink.close()
-            _ = try? Posix.unlink(temporary)
+            _ = try? host.remove(temporary)
             throw error
         }
     }
@@ -92,10 +98,10 @@ struct ArchiveSettings: Equatable {
             .contains { $0 == "--stanza=\(stanza)" || $0 == stanza }
     }
 
-    static func read(dataDirectory: String) throws -> ArchiveSettings {
+    static func read(on host: PostgresHost, dataDirectory: String) throws -> ArchiveSettings {
         var settings = ArchiveSettings()
         for file in ["postgresql.conf", "postgresql.auto.conf"] {
-            guard let text = try RestoreDestination.readText(Posix.join(dataDirectory, file)) else { continue }
+            guard let text = try RestoreDestination.readText(on: host, Posix.join(dataDirectory, file)) else { continue }
             for line in text.split(separator: "\n") {
                 guard let (name, value) = parse(line) else { continue }
                 if name == "archive_mode" { settings.mode = value.lowercased() }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SystemPackage
 
 /// What a restore needs, resolved by the command front.
 public struct RestoreOptions: Sendable {
@@ -128,8 +129,8 @@ public final class RestoreRun {
             .plan(info: info, request: .init(target: options.target, set: options.set, pastArchive: options.targetPastArchive), dataDirectory: options.dataDirectory)
         try manifest.validateForRestore()
         let targets = try TargetMap(manifest: manifest, dataDirectory: options.dataDirectory, linkAll: options.linkAll, delta: options.delta,
-                                    relocation: options.relocation)
-        let destination = try RestoreDestination(dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
+                                    relocation: options.relocation, host: host)
+        let destination = try RestoreDestination(host: host, dataDirectory: options.dataDirectory, delta: options.delta, force: options.force,
                                              manifest: manifest, targets: targets)
         plan.add(destinationProblems: try destination.problems())
         if options.archiveMode == .off { plan.recovery.settings.append(.init(name: "archive_mode", value: "off")) }
@@ -150,7 +151,7 @@ public final class RestoreRun {
         let directories = try steps.makeSkeleton()
         try steps.restoreFiles(jobs, into: &report)
         try steps.writeTablespaceMap(into: &report)
-        try RecoveryConfig.write(dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
+        try RecoveryConfig.write(on: host, dataDirectory: options.dataDirectory, restoreCommand: options.restoreCommand,
                                  settings: plan.recovery.settings.map { ($0.name, $0.value) }, signalFile: plan.recovery.signalFile,
                                  owner: steps.dataDirectoryOwner, log: log)
         warnIfArchivingIntoThisStanza()
@@ -170,6 +171,8 @@ public final class RestoreRun {
         /// Who owns the data directory (and the files pgkeep writes itself).
         let dataDirectoryOwner: (uid: UInt32, gid: UInt32)?
         var options: RestoreOptions { run.options }
+        /// Where every write of the restore goes.
+        var host: PostgresHost { run.host }
 
         static let controlName = "pg_data/global/pg_control"
         static let tablespaceMapName = "pg_data/tablespace_map"
@@ -185,7 +188,7 @@ public final class RestoreRun {
             self.summary = summary
             self.manifest = manifest
             self.targets = targets
-            ownership = try Ownership(manifest: manifest, warn: run.log.warn)
+            ownership = try Ownership(manifest: manifest, accounts: .of(run.host), warn: run.log.warn)
             let entry = manifest.paths.first { $0.name == "pg_data" }
             dataDirectoryOwner = ownership.ids(user: entry?.user, group: entry?.group)
             controlTemporary = try targets.absolute(Self.controlName) + ".pgkeep-tmp"
@@ -199,13 +202,13 @@ public final class RestoreRun {
         /// with `--delta`, removes pg_control first (until it comes back last the directory
         /// cannot start) and then everything the backup does not have. Returns the entries removed.
         func claimDestination() throws -> Int {
-            try Posix.mkdirs(options.dataDirectory, mode: 0o700)
+            try host.makeDirectories(FilePath(options.dataDirectory), mode: 0o700)
             try RestoreMarker(stanza: run.layout.stanza, label: summary.label, systemIdentifier: manifest.database.systemIdentifier,
-                              version: manifest.database.version).write(dataDirectory: options.dataDirectory, owner: dataDirectoryOwner)
+                              version: manifest.database.version).write(on: host, dataDirectory: options.dataDirectory, owner: dataDirectoryOwner)
             guard options.delta else { return 0 }
-            let control = try targets.absolute(Self.controlName)
-            if try Posix.unlink(control) { try Posix.fsyncDirectory(Posix.dirname(control)) }
-            var clean = try DeltaClean(manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)],
+            let control = FilePath(try targets.absolute(Self.controlName))
+            if try host.remove(control) { try host.syncDirectory(control.removingLastComponent()) }
+            var clean = try DeltaClean(host: host, manifest: manifest, targets: targets, keep: [Posix.join(options.dataDirectory, RestoreMarker.fileName)],
                                        log: run.log)
             try clean.run(dataDirectory: options.dataDirectory, tablespaceLocations: targets.tablespaceLocations,
                           linkedDirectories: targets.linkTargets.filter { !$0.isFile }.map(\.location))
@@ -220,20 +223,20 @@ public final class RestoreRun {
                 let absolute = try targets.absolute(path.name)
                 // A delta restore over a directory whose linked pg_wal is a plain directory now (or
                 // the other way round) had DeltaClean remove it; here it is made as the backup has it.
-                try Posix.mkdirs(absolute, mode: 0o700)
-                try Posix.chmod(absolute, mode: RestoreRun.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
-                try ownership.apply(absolute, user: path.user, group: path.group)
+                try host.makeDirectories(FilePath(absolute), mode: 0o700)
+                try host.setMode(FilePath(absolute), mode: RestoreRun.permissions(path.mode))  // follows a kept symlinked pg_wal, as intended
+                try ownership.apply(on: host, FilePath(absolute), user: path.user, group: path.group)
                 directories.append(absolute)
             }
             for target in targets.plainLinks {
                 run.log.info("'\(target.name)' was a link to '\(target.path)' in the backup; restored as a plain \(manifest.files.contains { $0.name == target.name } ? "file" : "directory") in the data directory (--link-all makes the links again)")
             }
             for link in manifest.links.sorted(by: { $0.name.count < $1.name.count }) where targets.makes(link) {
-                let absolute = try targets.linkPath(link.name)
+                let absolute = FilePath(try targets.linkPath(link.name))
                 // A delta restore kept the links that already point where the backup says.
-                if options.delta, (try Posix.lstat(absolute))?.kind == .link { continue }
-                try Posix.symlink(target: try targets.linkDestination(link), at: absolute)
-                try ownership.apply(absolute, user: link.user, group: link.group)
+                if options.delta, (try host.status(absolute))?.kind == .link { continue }
+                try host.makeLink(absolute, destination: try targets.linkDestination(link))
+                try ownership.apply(on: host, absolute, user: link.user, group: link.group)
             }
             return directories
         }
@@ -265,7 +268,8 @@ public final class RestoreRun {
                         }
                     }
             } catch {
-                let explained = RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations) { root in
+                let explained = RestoreSpace.explain(error, label: summary.label, roots: [options.dataDirectory] + targets.tablespaceLocations,
+                                                     host: host) { root in
                     manifest.files.reduce(0) { total, file in
                         let path = (try? targets.absolute(file.name)) ?? ""
                         return path.hasPrefix(root + "/") ? total + file.size : total
@@ -285,7 +289,7 @@ public final class RestoreRun {
         /// The tablespace_map for the locations this restore used, when a tablespace moved.
         func writeTablespaceMap(into report: inout RestoreReport) throws {
             guard rewritesTablespaceMap, let entry = manifest.files.first(where: { $0.name == Self.tablespaceMapName }) else { return }
-            try RecoveryConfig.writeFile(try targets.absolute(Self.tablespaceMapName), Array(targets.tablespaceMapText.utf8),
+            try RecoveryConfig.writeFile(on: host, try targets.absolute(Self.tablespaceMapName), Array(targets.tablespaceMapText.utf8),
                                          mode: RestoreRun.permissions(entry.mode), owner: ownership.ids(user: entry.user, group: entry.group))
             report.rewritten += 1
             run.log.info("wrote tablespace_map for the new tablespace locations: \(targets.tablespaceTargets.map { "\(Posix.basename($0.name)) -> '\($0.location)'" }.joined(separator: ", "))")
@@ -297,13 +301,13 @@ public final class RestoreRun {
             // Kept files were not written by this restore, so nothing synced them; an earlier,
             // interrupted restore may have left them in the page cache only.
             if options.delta, keptFiles > 0 {
-                for root in [options.dataDirectory] + targets.tablespaceLocations { try Posix.syncFileSystem(containing: root) }
+                for root in [options.dataDirectory] + targets.tablespaceLocations { try host.syncFileSystem(containing: FilePath(root)) }
             }
-            for directory in directories { try Posix.fsyncDirectory(directory) }
-            let controlFinal = try targets.absolute(Self.controlName)
-            try Posix.rename(controlTemporary, controlFinal)
-            try Posix.fsyncDirectory(Posix.dirname(controlFinal))
-            try RestoreMarker.remove(dataDirectory: options.dataDirectory)
+            for directory in directories { try host.syncDirectory(FilePath(directory)) }
+            let controlFinal = FilePath(try targets.absolute(Self.controlName))
+            try host.rename(FilePath(controlTemporary), to: controlFinal)
+            try host.syncDirectory(controlFinal.removingLastComponent())
+            try RestoreMarker.remove(on: host, dataDirectory: options.dataDirectory)
         }
     }
 
@@ -423,7 +427,7 @@ extension RestoreRun {
     /// still be changed.
     func warnIfArchivingIntoThisStanza() {
         guard options.archiveMode == .preserve,
-              let settings = try? ArchiveSettings.read(dataDirectory: options.dataDirectory),
+              let settings = try? ArchiveSettings.read(on: host, dataDirectory: options.dataDirectory),
               settings.archives(into: layout.stanza) else { return }
         log.warn("the restored cluster keeps archive_mode = '\(settings.mode)' and archive_command = '\(settings.command)', which archives into stanza '\(layout.stanza)', the stanza it was restored from: once promoted it will write its own timeline there, next to the cluster it came from. For a test or clone, restore with --archive-mode=off (or change archive_command before starting it)")
     }
@@ -450,8 +454,9 @@ struct TargetMap {
     /// `relocation` moves tablespaces and links; only the locations the manifest recorded or the
     /// operator named are ever written. Every key must name something the backup has, and no
     /// two locations (nor a location and the data directory) may overlap.
+    /// `host` is where a delta restore looks for the links already in place.
     init(manifest: Manifest, dataDirectory: String, linkAll: Bool = false, delta: Bool = false,
-         relocation: RestoreOptions.Relocation = .init()) throws {
+         relocation: RestoreOptions.Relocation = .init(), host: PostgresHost = LocalHost()) throws {
         self.dataDirectory = dataDirectory
         let spaces = manifest.targets.filter { $0.kind == .tablespace }
         for key in relocation.tablespaces.keys.sorted()
@@ -490,10 +495,10 @@ struct TargetMap {
             let mapped = relocation.links[String(target.name.dropFirst("pg_data/".count))]
             let location = mapped ?? target.path
             var keep = linkAll || mapped != nil
-            if !keep, delta, let link = try? linkPath(target.name), (try Posix.lstat(link))?.kind == .link {
-                let destination = try Posix.readLink(link)
-                keep = RunningClusters.sameLocation(destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(link), destination),
-                                                    target.path)
+            if !keep, delta, let link = try? linkPath(target.name), (try host.status(FilePath(link)))?.kind == .link {
+                let destination = try host.readLink(FilePath(link))
+                let pointsTo = destination.hasPrefix("/") ? destination : Posix.join(Posix.dirname(link), destination)
+                keep = host.resolve(FilePath(pointsTo)) == host.resolve(FilePath(target.path))
             }
             guard keep else { plainLinks.append(target); continue }
             links[target.name] = location
@@ -611,8 +616,14 @@ final class Ownership {
         var groupID: (String) -> UInt32?
         var primaryGroup: (String) -> UInt32?
 
-        static let system = Accounts(isRoot: geteuid() == 0, userID: Posix.userID(name:), groupID: Posix.groupID(name:),
-                                     primaryGroup: Posix.primaryGroupID(name:))
+        static let system = of(LocalHost())
+
+        /// The accounts of the host the files are restored onto. Whether the restore runs as root
+        /// is still this process's (a remote agent will report its own).
+        static func of(_ host: PostgresHostWriting) -> Accounts {
+            Accounts(isRoot: geteuid() == 0, userID: host.userID(name:), groupID: host.groupID(name:),
+                     primaryGroup: host.primaryGroupID(name:))
+        }
     }
 
     static let fallbackName = "postgres"
@@ -674,8 +685,8 @@ final class Ownership {
         return (uid, gid)
     }
 
-    func apply(_ path: String, user: String?, group: String?) throws {
+    func apply(on host: PostgresHostWriting, _ path: FilePath, user: String?, group: String?) throws {
         guard let ids = ids(user: user, group: group) else { return }
-        try Posix.lchown(path, uid: ids.uid, gid: ids.gid)
+        try host.setOwner(path, uid: ids.uid, gid: ids.gid)
     }
 }

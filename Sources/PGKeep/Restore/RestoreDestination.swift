@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import FoundationEssentials
+import SystemPackage
 
 /// The checks a restore's destination passes before anything is written, in one place: a restore
 /// runs them and refuses on the first problem; `restore --plan` reports all of them.
@@ -26,6 +27,8 @@ public struct RestoreDestination {
     public let dataDirectory: String
     public let delta: Bool
     public let force: Bool
+    /// The host the restore writes to: every check looks through it.
+    let host: PostgresHost
     let manifest: Manifest
     let locations: [Location]
     let running: [RunningClusters.Cluster]
@@ -48,8 +51,10 @@ public struct RestoreDestination {
         }
     }
 
-    init(dataDirectory: String, delta: Bool, force: Bool, manifest: Manifest, targets: TargetMap,
-         running: [RunningClusters.Cluster] = RunningClusters.find()) throws {
+    /// `running`: the servers running on the host; asked of the host when not given.
+    init(host: PostgresHost, dataDirectory: String, delta: Bool, force: Bool, manifest: Manifest, targets: TargetMap,
+         running: [RunningClusters.Cluster]? = nil) throws {
+        self.host = host
         self.dataDirectory = dataDirectory
         self.delta = delta
         self.force = force
@@ -62,19 +67,19 @@ public struct RestoreDestination {
                                       link: try targets.linkPath(link.name)))
         }
         self.locations = locations
-        self.running = running
+        self.running = running ?? host.runningClusters()
     }
 
     /// Every problem, in the order a restore meets them; empty when the restore may write.
     public func problems() throws -> [PGKeepError] {
         var problems: [PGKeepError] = []
         let directory = dataDirectory
-        let existing = try Posix.statFollowing(directory)
+        let existing = try host.statusFollowing(FilePath(directory))
         if let existing, existing.kind != .directory {
             return [PGKeepError(.pathInvalid, "'\(directory)' exists and is not a directory", hint: "choose another --pg1-path")]
         }
         problems += try runningServers()
-        let names = existing == nil ? [] : (try Posix.listDirectory(directory) ?? [])
+        let names = existing == nil ? [] : (try host.list(FilePath(directory)) ?? [])
         if !delta {
             if names.contains("postmaster.pid") {
                 problems.append(PGKeepError(.pgRunning, "'\(directory)/postmaster.pid' exists: PostgreSQL may be running on this data directory",
@@ -84,7 +89,7 @@ public struct RestoreDestination {
                                             hint: "restore into an empty or new directory, or, over this cluster's own stopped data directory, with --delta"))
             }
             for location in locations {
-                if let occupied = try Self.occupied(location) {
+                if let occupied = try occupied(location) {
                     problems.append(PGKeepError(.pathNotEmpty, "\(location.what) '\(location.path)' \(occupied)",
                                                 hint: "empty it or restore on a host where the \(location.what) is free"))
                 }
@@ -101,8 +106,8 @@ public struct RestoreDestination {
         let directory = dataDirectory
         let database = manifest.database
         let overridable = "if you are sure this directory may be replaced by backup \(manifest.backup.label), add --force"
-        let marker = try RestoreMarker.read(dataDirectory: directory)
-        let versionText = try Self.readSmallFile(Posix.join(directory, "PG_VERSION"))?
+        let marker = try RestoreMarker.read(on: host, dataDirectory: directory)
+        let versionText = try Self.readSmallFile(on: host, Posix.join(directory, "PG_VERSION"))?
             .split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init)
         guard versionText != nil || marker != nil else {
             return [PGKeepError(.pathNotEmpty,
@@ -120,14 +125,14 @@ public struct RestoreDestination {
                                 hint: "check --pg1-path and --stanza; \(overridable)")]
         }
         let controlPath = Posix.join(directory, PGControl.relativePath)
-        guard (try Posix.lstat(controlPath)) != nil else {
+        guard (try host.status(FilePath(controlPath))) != nil else {
             // An interrupted delta restore removed it first; PG_VERSION (and the marker, when a
             // restore of this pgkeep was interrupted) is what is left to go by.
             return []
         }
         let control: PGControl
         do {
-            control = try PGControl.read(path: controlPath, attempts: 1)
+            control = try PGControl.read(from: host, dataDirectory: FilePath(directory), attempts: 1).control
         } catch {
             return [PGKeepError(.pgControlInvalid,
                                 "'\(controlPath)' cannot be read, so pgkeep cannot prove '\(directory)' is the data directory of the cluster backup \(manifest.backup.label) came from: \(error.message)",
@@ -143,11 +148,11 @@ public struct RestoreDestination {
 
     /// What is in the way at a location, or nil when it is free: an absent path, an empty
     /// directory.
-    static func occupied(_ location: Location) throws -> String? {
+    func occupied(_ location: Location) throws -> String? {
         if location.kind == .fileLink {
-            return try Posix.lstat(location.path) == nil ? nil : "exists"
+            return try host.status(FilePath(location.path)) == nil ? nil : "exists"
         }
-        guard let inside = try Posix.listDirectory(location.path), !inside.isEmpty else { return nil }
+        guard let inside = try host.list(FilePath(location.path)), !inside.isEmpty else { return nil }
         return "is not empty (e.g. '\(inside[0])')"
     }
 
@@ -155,10 +160,10 @@ public struct RestoreDestination {
     private func tablespaceOwnership(dataDirectoryIsEmpty: Bool) throws -> [PGKeepError] {
         var problems: [PGKeepError] = []
         for location in locations {
-            guard let occupied = try Self.occupied(location) else { continue }
+            guard let occupied = try occupied(location) else { continue }
             var linkedHere = false
-            if !dataDirectoryIsEmpty, let st = try Posix.lstat(location.link), st.kind == .link {
-                linkedHere = RunningClusters.sameLocation(try Posix.readLink(location.link), location.path)
+            if !dataDirectoryIsEmpty, let st = try host.status(FilePath(location.link)), st.kind == .link {
+                linkedHere = host.resolve(FilePath(try host.readLink(FilePath(location.link)))) == host.resolve(FilePath(location.path))
             }
             if linkedHere || force { continue }
             problems.append(PGKeepError(.pathNotEmpty,
@@ -171,7 +176,7 @@ public struct RestoreDestination {
     /// A running PostgreSQL on the data directory or on one of the tablespace locations.
     private func runningServers() throws -> [PGKeepError] {
         var problems: [PGKeepError] = []
-        if let pid = try DeltaClean.livePostmaster(dataDirectory: dataDirectory) {
+        if let pid = try DeltaClean.livePostmaster(on: host, dataDirectory: dataDirectory) {
             problems.append(PGKeepError(.pgRunning, "'\(dataDirectory)/postmaster.pid' names process \(pid), which is running: PostgreSQL may be running on this data directory",
                                         hint: "stop PostgreSQL (pg_ctl stop) before restoring over it"))
         }
@@ -196,8 +201,8 @@ public struct RestoreDestination {
 
     /// A whole configuration file as text; nil when it does not exist. Above 64 MiB it is not a
     /// configuration file: an error naming it.
-    static func readText(_ path: String) throws -> String? {
-        guard let source = try FileSource.open(path) else { return nil }
+    static func readText(on host: PostgresHost, _ path: String) throws -> String? {
+        guard let source = try host.openRead(FilePath(path)) else { return nil }
         let bytes = try source.readAll(upTo: 64 << 20)
         guard bytes.count <= 64 << 20 else {
             throw PGKeepError(.formatInvalid, "'\(path)' is larger than 64 MiB", hint: "it is not a PostgreSQL configuration file")
@@ -205,8 +210,10 @@ public struct RestoreDestination {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func readSmallFile(_ path: String) throws -> String? {
-        guard let source = try FileSource.open(path) else { return nil }
+    /// The first 4 KiB of a small file (PG_VERSION, a process's comm) as text; nil when it does
+    /// not exist.
+    static func readSmallFile(on host: PostgresHost, _ path: String) throws -> String? {
+        guard let source = try host.openRead(FilePath(path)) else { return nil }
         let buffer = IOBuffer(size: 4096)
         let n = try source.read(into: buffer.bytes)
         return String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)
@@ -225,12 +232,14 @@ public enum RunningClusters {
         public var linkedLocations: [String]
     }
 
+    /// The local scan (`LocalHost.runningClusters`); a remote host runs its own.
     public static func find() -> [Cluster] {
+        let local = LocalHost()
         guard let entries = try? Posix.listDirectory("/proc") else { return [] }
         var byDirectory: [String: Cluster] = [:]
         for entry in entries {
             guard let pid = Int32(entry), pid != getpid() else { continue }
-            guard let comm = try? RestoreDestination.readSmallFile("/proc/\(entry)/comm"),
+            guard let comm = try? RestoreDestination.readSmallFile(on: local, "/proc/\(entry)/comm"),
                   comm.hasPrefix("postgres") || comm.hasPrefix("postmaster") else { continue }
             guard let cwd = try? Posix.readLink("/proc/\(entry)/cwd"), cwd.hasPrefix("/"),
                   byDirectory[cwd] == nil else { continue }
@@ -278,22 +287,22 @@ public struct RestoreMarker: Codable, Sendable, Equatable {
     public var systemIdentifier: UInt64
     public var version: Int
 
-    public static func read(dataDirectory: String) throws -> RestoreMarker? {
+    public static func read(on host: PostgresHost, dataDirectory: String) throws -> RestoreMarker? {
         let path = Posix.join(dataDirectory, fileName)
-        guard let text = try RestoreDestination.readSmallFile(path) else { return nil }
+        guard let text = try RestoreDestination.readSmallFile(on: host, path) else { return nil }
         // An unreadable marker proves nothing: it is as if there were none.
         return try? JSONDecoder().decode(RestoreMarker.self, from: Data(text.utf8))
     }
 
-    func write(dataDirectory: String, owner: (uid: UInt32, gid: UInt32)?) throws {
+    func write(on host: PostgresHostWriting, dataDirectory: String, owner: (uid: UInt32, gid: UInt32)?) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(self)) + [10]
-        try RecoveryConfig.writeFile(Posix.join(dataDirectory, Self.fileName), bytes, mode: 0o600, owner: owner)
-        try Posix.fsyncDirectory(dataDirectory)
+        try RecoveryConfig.writeFile(on: host, Posix.join(dataDirectory, Self.fileName), bytes, mode: 0o600, owner: owner)
+        try host.syncDirectory(FilePath(dataDirectory))
     }
 
-    static func remove(dataDirectory: String) throws {
-        if try Posix.unlink(Posix.join(dataDirectory, fileName)) { try Posix.fsyncDirectory(dataDirectory) }
+    static func remove(on host: PostgresHostWriting, dataDirectory: String) throws {
+        if try host.remove(FilePath(Posix.join(dataDirectory, fileName))) { try host.syncDirectory(FilePath(dataDirectory)) }
     }
 }
