@@ -655,7 +655,7 @@ struct StanzaCreateTests {
     init() throws { fixture = try ArchiveFixture(stanza: false) }
 
     func create() throws -> StanzaCreate.Outcome {
-        try StanzaCreate(storage: fixture.storage, layout: fixture.layout, log: fixture.log).run(dataDirectory: try fixture.dataDirectory())
+        try StanzaCreate(storage: fixture.storage, host: LocalHost(), layout: fixture.layout, log: fixture.log).run(dataDirectory: try fixture.dataDirectory())
     }
 
     func infoBytes() throws -> [[UInt8]?] { try infoFiles.map { try fixture.directory.read("repo/" + $0) } }
@@ -707,7 +707,7 @@ struct StanzaCreateTests {
     func noControl() throws {
         try fixture.directory.makeDirectory("empty")
         #expect(throws: PGKeepError.self) {
-            try StanzaCreate(storage: fixture.storage, layout: fixture.layout, log: fixture.log)
+            try StanzaCreate(storage: fixture.storage, host: LocalHost(), layout: fixture.layout, log: fixture.log)
                 .run(dataDirectory: fixture.directory.path("empty"))
         }
         #expect(fixture.directory.files(under: "repo").isEmpty)

@@ -109,7 +109,7 @@ final class RepairFixture {
     }
 
     func repair(force: Bool = false, dryRun: Bool = false, dataDirectory: String? = nil) throws -> StanzaRepairReport {
-        try StanzaRepair(storage: storage, layout: layout,
+        try StanzaRepair(storage: storage, host: LocalHost(), layout: layout,
                          options: StanzaRepairOptions(dataDirectory: dataDirectory, force: force, dryRun: dryRun, lockPath: locks.path),
                          log: repo.log).run(now: Self.now)
     }
@@ -301,7 +301,7 @@ struct StanzaRepairTests {
         }
         let locks = try TemporaryDirectory("repair-locks")
         func repair(_ dataDirectory: String?) throws -> StanzaRepairReport {
-            try StanzaRepair(storage: repo.storage, layout: repo.layout,
+            try StanzaRepair(storage: repo.storage, host: LocalHost(), layout: repo.layout,
                              options: .init(dataDirectory: dataDirectory, force: false, dryRun: false, lockPath: locks.path), log: repo.log).run()
         }
         let error = try #require(#expect(throws: PGKeepError.self) { try repair(nil) })
@@ -320,7 +320,7 @@ struct StanzaRepairTests {
         let repo = try MemoryRepository()
         try repo.flipByte(repo.layout.backupInfo)
         let locks = try TemporaryDirectory("repair-locks")
-        let report = try StanzaRepair(storage: repo.storage, layout: repo.layout,
+        let report = try StanzaRepair(storage: repo.storage, host: LocalHost(), layout: repo.layout,
                                       options: .init(dataDirectory: nil, force: false, dryRun: false, lockPath: locks.path), log: repo.log).run()
         #expect(report.identitySource == "archive.info")
         #expect(try InfoFiles.loadBackupInfo(repo.storage, repo.layout, warn: { Issue.record("\($0)") }).current == repo.identity)
@@ -344,7 +344,7 @@ struct StanzaRepairTests {
         let locks = try TemporaryDirectory("repair-locks")
         _ = try locks.write("pgdata/global/pg_control", try PostgresFixture.pgControl())
         let error = try #require(#expect(throws: PGKeepError.self) {
-            try StanzaRepair(storage: storage, layout: try RepositoryLayout(stanza: "typo"),
+            try StanzaRepair(storage: storage, host: LocalHost(), layout: try RepositoryLayout(stanza: "typo"),
                              options: .init(dataDirectory: locks.path("pgdata"), force: true, dryRun: false, lockPath: locks.path),
                              log: Log(consoleLevel: .off)).run()
         })
@@ -385,7 +385,7 @@ struct StanzaRepairTests {
         #expect(error.hint?.contains("stanza-repair") == true)
 
         let create = #expect(throws: PGKeepError.self) {
-            try StanzaCreate(storage: fixture.storage, layout: fixture.layout, log: fixture.repo.log).run(dataDirectory: try fixture.dataDirectory())
+            try StanzaCreate(storage: fixture.storage, host: LocalHost(), layout: fixture.layout, log: fixture.repo.log).run(dataDirectory: try fixture.dataDirectory())
         }
         #expect(create?.code == .repositoryInvalid)
         #expect(try fixture.storage.readSmallFile(fixture.layout.backupInfo) == nil, "stanza-create wrote no empty backup.info")

@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// `stanza-create`: records which cluster a stanza serves, from its pg_control on disk, by writing
 /// `archive.info` and then `backup.info` (repo-layout.md §4). Running it again for the same cluster
 /// is a no-op; for another cluster it is refused and nothing is changed. It completes a stanza
@@ -8,17 +10,20 @@ public struct StanzaCreate {
     public enum Outcome: Equatable, Sendable { case created, alreadyExists }
 
     let storage: Storage
+    /// The database host, whose pg_control names the cluster (`PostgresHost`).
+    let host: PostgresHost
     let layout: RepositoryLayout
     let log: Log
 
-    public init(storage: Storage, layout: RepositoryLayout, log: Log) {
+    public init(storage: Storage, host: PostgresHost, layout: RepositoryLayout, log: Log) {
         self.storage = storage
+        self.host = host
         self.layout = layout
         self.log = log
     }
 
     public func run(dataDirectory: String) throws -> Outcome {
-        let control = try PGControl.read(dataDirectory: dataDirectory)
+        let control = try PGControl.read(from: host, dataDirectory: FilePath(dataDirectory)).control
         guard control.version.isSupported else {
             throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(control.version.major), which pgkeep does not support",
                               hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")

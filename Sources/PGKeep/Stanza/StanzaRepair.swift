@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// What stanza-repair needs, resolved by the command front.
 public struct StanzaRepairOptions: Sendable {
     /// The cluster's data directory (`--pg1-path`): its pg_control must be the cluster the
@@ -45,12 +47,15 @@ public struct StanzaRepairOptions: Sendable {
 ///    bytes is not touched.
 public struct StanzaRepair {
     let storage: Storage
+    /// The database host, read for pg_control when `--pg1-path` is given (`PostgresHost`).
+    let host: PostgresHost
     let layout: RepositoryLayout
     let options: StanzaRepairOptions
     let log: Log
 
-    public init(storage: Storage, layout: RepositoryLayout, options: StanzaRepairOptions, log: Log) {
+    public init(storage: Storage, host: PostgresHost, layout: RepositoryLayout, options: StanzaRepairOptions, log: Log) {
         self.storage = storage
+        self.host = host
         self.layout = layout
         self.options = options
         self.log = log
@@ -69,7 +74,7 @@ public struct StanzaRepair {
         var report = StanzaRepairReport(stanza: layout.stanza, dryRun: options.dryRun)
         report.twins = [archiveTwins.summary(storage), backupTwins.summary(storage)]
         let found = try scanBackups(&report)
-        let control = try options.dataDirectory.map { try PGControl.read(dataDirectory: $0) }
+        let control = try options.dataDirectory.map { try PGControl.read(from: host, dataDirectory: FilePath($0)).control }
         var claims: [(String, [DatabaseIdentity])] = []
         if let archive = archiveTwins.value { claims.append(("archive.info", archive.history)) }
         if let backup = backupTwins.value { claims.append(("backup.info", backup.history)) }

@@ -3,7 +3,7 @@ import PGKeep
 /// `pgkeep --stanza=main stanza-create`
 enum StanzaCreateCommand {
     static func run(_ context: CommandContext) throws {
-        let outcome = try StanzaCreate(storage: context.storage, layout: try context.layout(), log: context.log)
+        let outcome = try StanzaCreate(storage: context.storage, host: context.host, layout: try context.layout(), log: context.log)
             .run(dataDirectory: try context.required(.pg1Path))
         switch outcome {
         case .created: print("stanza '\(try context.layout().stanza)' created")
