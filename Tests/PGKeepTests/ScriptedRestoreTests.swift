@@ -41,7 +41,9 @@ struct ScriptedRestoreTests {
 
     @Test("a restore onto a scripted host writes every backed-up file with its bytes, mode and modification time")
     func writesFilesWithAttributes() throws {
-        let setup = try Setup()
+        // One file with a mode other than the host's default for new files (0600), so a restore
+        // that forgot to set the recorded mode fails.
+        let setup = try Setup { $0.host.addFile(ScriptedBackupTests.dataDirectory + "/base/5/16385", [9, 9, 9], mode: 0o640, mtime: 1_795_000_000) }
         _ = try setup.restore()
         let manifest = try setup.backup.manifest(setup.summary)
         let relation = try #require(manifest.files.first { $0.name == "pg_data/base/5/16384" })
@@ -49,6 +51,10 @@ struct ScriptedRestoreTests {
         #expect(restored.bytes == ScriptedBackupTests.relation)
         #expect(restored.mode == relation.mode)
         #expect(restored.mtime == relation.mtime)
+        let groupReadable = try #require(setup.file("base/5/16385"))
+        #expect(groupReadable.bytes == [9, 9, 9])
+        #expect(groupReadable.mode == 0o640)
+        #expect(groupReadable.mtime == 1_795_000_000)
         #expect(setup.file("PG_VERSION")?.bytes == Array("15\n".utf8))
     }
 

@@ -236,8 +236,9 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
                 throw PGKeepError(.fileOpen, "unable to create '\(path)': is a directory")
             }
             try requireParent(path)
-            // Time 0, unlike any file a test adds: a restore must set the recorded time itself.
-            nodes[path] = .file(bytes: [], mode: mode, mtime: 0)
+            // Time 0, unlike any file a test adds, and the mode as a umask of 077 leaves it (as
+            // open(2) applies the umask): a restore must set the recorded time and mode itself.
+            nodes[path] = .file(bytes: [], mode: mode & 0o700, mtime: 0)
         }
         return ScriptedFileWriter(host: self, path: path)
     }
