@@ -13,7 +13,6 @@ let package = Package(
     products: [
         .executable(name: "pgkeep", targets: ["pgkeep"]),
         .executable(name: "pgkeep-fuzz", targets: ["pgkeep-fuzz"]),
-        .library(name: "PGKeep", targets: ["PGKeep"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
@@ -33,40 +32,83 @@ let package = Package(
         // Not a library either: the declaration of libFuzzer's driver, for pgkeep-fuzz (shim.h).
         .systemLibrary(name: "CLibFuzzer"),
 
+        // The library, cut into layers. A target may import only the targets below it, so the
+        // layering of ARCHITECTURE.md §1.2 is a compiler rule: a cycle cannot be written. The
+        // folders stay under Sources/PGKeep; each target names the folders it compiles.
         .target(
-            name: "PGKeep",
+            name: "PGKeepCore",
+            dependencies: ["CZstd", "CLZ4", "CCrypto", "CXXHash", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/PGKeep", sources: ["Errors", "Support", "IO", "Storage"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepPostgres",
+            dependencies: ["PGKeepCore", "CPQ", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/PGKeep", sources: ["Postgres"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepRepository",
+            dependencies: ["PGKeepCore", "PGKeepPostgres", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/PGKeep", sources: ["Repository"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepMover",
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/PGKeep", sources: ["Mover"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepEngine",
             dependencies: [
-                "CZstd", "CLZ4", "CCrypto", "CPQ", "CXXHash", "CLinux",
+                "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            path: "Sources/PGKeep", sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepConfig",
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine"],
+            path: "Sources/PGKeep", sources: ["Config"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "PGKeepFuzz",
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig"],
+            path: "Sources/PGKeep", sources: ["Fuzz"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
             name: "pgkeep",
-            dependencies: ["PGKeep", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // The parser fuzzer (Sources/pgkeep-fuzz/FuzzEntry.swift): a libFuzzer binary when `make fuzz`
         // builds it with -D PGKEEP_FUZZ -sanitize=fuzzer,address, an input replayer otherwise.
         .executableTarget(
             name: "pgkeep-fuzz",
-            dependencies: ["PGKeep", "CLibFuzzer"],
+            dependencies: ["PGKeepFuzz", "CLibFuzzer"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["PGKeep", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/TestSupport",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeep", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PGKeep", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

@@ -9,11 +9,11 @@
 // Built plainly (as `swift build` does), it replays inputs: `pgkeep-fuzz <target> <file|dir>...`
 // feeds each file to the target and prints what the parser made of it, which reproduces a crash
 // without the sanitizer build.
-import PGKeep
 
 #if canImport(Glibc)
 import Glibc
 #endif
+import PGKeepFuzz
 
 #if PGKEEP_FUZZ
 import CLibFuzzer

@@ -3,8 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PGKeep
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepEngine
+import PGKeepConfig
 
 /// The command-line front: resolve the configuration, run one command, map its outcome to an exit
 /// code from the error table. Logic lives in the library; each command file reads like a script.
@@ -39,7 +43,7 @@ enum CLI {
             for warning in config.warnings { log.warn(warning) }
             let context = try CommandContext(config: config, log: log)
             // Writers refuse files naming writer features this build does not know (repo-layout.md §3.9).
-            try RepositoryFormat.$access.withValue(RepositoryFormat.access(of: config.command)) {
+            try RepositoryFormat.$access.withValue(config.command.repositoryAccess) {
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
             case .stanzaRepair: try StanzaRepairCommand.run(context)

@@ -1,4 +1,5 @@
-import PGKeep
+import PGKeepCore
+import PGKeepConfig
 
 /// The one place that turns the repository options into a storage driver. Commands and the
 /// library see only `any Storage`; a second driver (S3, a remote agent) is chosen here, from its

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PGKeep
+import PGKeepCore
 
 MallocTuning.apply()
 exit(CLI.run(Array(CommandLine.arguments.dropFirst())))

@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 
 /// Fault scenarios of docs/fault-scenarios.md that no other suite covers end to end: info files
 /// whose seals are valid but whose contents contradict the repository, info files destroyed and

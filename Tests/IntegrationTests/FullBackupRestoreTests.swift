@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 import TestSupport
 
 /// The spine, end to end on real PostgreSQL 15: archive every segment with `archive-push`, take full

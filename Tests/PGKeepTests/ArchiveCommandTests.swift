@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// A repository in a temporary directory with stanza `demo` for the fixture cluster, written
 /// directly (not through stanza-create), plus helpers to push and get WAL.

@@ -1,5 +1,10 @@
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// The packed forms a backup keeps per file: the listing (`ClusterWalker.FileList`) and the entries
 /// (`BackupFileTable`) give back exactly what was put in.

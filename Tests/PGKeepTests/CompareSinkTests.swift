@@ -1,5 +1,10 @@
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// Runs `stream` through `filters` into a `CompareSink` over `reference`; nil when they are
 /// identical, else the offset of the mismatch.

@@ -1,5 +1,10 @@
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 @Suite("Option table and values")
 struct ConfigOptionTableTests {
@@ -57,11 +62,11 @@ struct ConfigOptionTableTests {
 
     @Test("sizes are written in the largest exact binary unit")
     func sizeFormatting() {
-        #expect(OptionKind.formatSize(1 << 20) == "1MiB")
-        #expect(OptionKind.formatSize(1536 * 1024) == "1536KiB")
-        #expect(OptionKind.formatSize(64 << 20) == "64MiB")
-        #expect(OptionKind.formatSize(1000) == "1000")
-        #expect(OptionKind.formatSize(0) == "0")
+        #expect(ProgressFormat.exactBytes(1 << 20) == "1MiB")
+        #expect(ProgressFormat.exactBytes(1536 * 1024) == "1536KiB")
+        #expect(ProgressFormat.exactBytes(64 << 20) == "64MiB")
+        #expect(ProgressFormat.exactBytes(1000) == "1000")
+        #expect(ProgressFormat.exactBytes(0) == "0")
     }
 
     @Test("each kind checks its text")

@@ -1,7 +1,12 @@
 import Foundation
 import SystemPackage
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// Resolves with a config file given as text (nil: the file does not exist) at any path.
 private func resolve(_ arguments: [String], env: [String: String] = [:], file: String? = nil) throws -> Configuration {

@@ -1,6 +1,11 @@
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 @Suite("Batched fsync of restored files")
 struct DeferredSyncsTests {

@@ -3,7 +3,12 @@ import Glibc
 #endif
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 import SystemPackage
 
 /// A repository that runs out of space (scenario 5 of the fault checklist), driven through the

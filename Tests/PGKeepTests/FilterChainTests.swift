@@ -1,5 +1,10 @@
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// The backup side: size and SHA-256 of the original, compression, size and SHA-256 of what is
 /// stored, all in one read pass.

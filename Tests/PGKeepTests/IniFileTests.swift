@@ -1,5 +1,10 @@
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 private func parse(_ text: String) throws(PGKeepError) -> IniFile {
     try IniFile(parsing: text, path: "/etc/pgkeep/pgkeep.conf")

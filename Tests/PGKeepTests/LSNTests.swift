@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 @Suite("LSN")
 struct LSNTests {

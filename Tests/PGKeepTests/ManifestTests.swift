@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// A manifest with every field populated, optional ones included, and entries of each kind.
 enum ManifestSample {

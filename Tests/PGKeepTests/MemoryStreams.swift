@@ -1,4 +1,9 @@
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 import TestSupport
 
 // In-memory ends for filter chains, and drivers that feed a filter its input in chosen slices

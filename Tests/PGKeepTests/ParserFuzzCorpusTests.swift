@@ -1,6 +1,12 @@
 import Foundation
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
+@testable import PGKeepFuzz
 
 /// `Fixtures/fuzz/<target>/`: the seeds `make fuzz` starts from (top level: real artefacts every
 /// parser must accept), `rejected/` (seeds that must be refused) and `regressions/` (inputs that

@@ -1,5 +1,10 @@
 import Foundation
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// The small real PostgreSQL 15 artefacts in `Fixtures/` (see `Fixtures/README.md`) and builders
 /// that corrupt one field of them.

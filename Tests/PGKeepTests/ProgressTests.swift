@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 @Suite("Progress of backup and restore")
 struct ProgressTests {

@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// The feature lists of sealed files (repo-layout.md §3.9): what a reader and a writer must know,
 /// judged once, when a file is opened.
@@ -120,7 +125,7 @@ struct RepositoryFeatureTests {
 
     @Test("only the commands that write the repository are judged as writers")
     func commandAccess() {
-        let writers = CommandName.allCases.filter { RepositoryFormat.access(of: $0) == .write }
+        let writers = CommandName.allCases.filter { $0.repositoryAccess == .write }
         #expect(Set(writers) == [.stanzaCreate, .stanzaRepair, .backup, .archivePush, .expire])
     }
 }

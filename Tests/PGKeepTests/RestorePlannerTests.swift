@@ -1,6 +1,11 @@
 import FoundationEssentials
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 import TestSupport
 
 /// The archive used throughout, with 16 MiB segments:

@@ -1,6 +1,11 @@
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 import SystemPackage
 
 /// `BackupRun`, the same code `pgkeep backup` runs, against a `ScriptedHost` (a data directory in

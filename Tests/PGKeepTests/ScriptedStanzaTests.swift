@@ -1,6 +1,11 @@
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// stanza-create and stanza-repair read the cluster's pg_control through the database host
 /// (`PostgresHost`), so they work where the data directory is not on this machine: here it exists
@@ -44,7 +49,7 @@ struct ScriptedStanzaTests {
         let storage = MemoryStorage()
         let layout = try RepositoryLayout(stanza: "main")
         let host = try Self.host()
-        try StanzaCreate(storage: storage, host: host, layout: layout, log: Log(consoleLevel: .off)).run(dataDirectory: Self.dataDirectory)
+        _ = try StanzaCreate(storage: storage, host: host, layout: layout, log: Log(consoleLevel: .off)).run(dataDirectory: Self.dataDirectory)
         try storage.remove(layout.backupInfo)
         try storage.remove(try SealedFile.copyPath(of: layout.backupInfo))
         let locks = try TemporaryDirectory("scripted-stanza")

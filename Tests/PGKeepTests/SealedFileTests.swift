@@ -1,7 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// A small metadata value standing in for the info files.
 struct SealedNote: Codable, Equatable {

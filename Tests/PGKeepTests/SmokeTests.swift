@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 @Test("error codes stay below 126 so PostgreSQL never treats them as fatal")
 func errorCodesBelow126() {

@@ -1,6 +1,11 @@
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// A memory repository holding a full backup and an incr on it, with backup.info and
 /// archive.info sealed as `backup` and `stanza-create` write them: the entries are worked out by

@@ -3,7 +3,12 @@ import Glibc
 #endif
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 import SystemPackage
 
 /// Repository storage that fails the way disks and file systems do besides running full (fault

@@ -1,6 +1,11 @@
 import Testing
 import TestSupport
-@testable import PGKeep
+@testable import PGKeepCore
+@testable import PGKeepPostgres
+@testable import PGKeepRepository
+@testable import PGKeepMover
+@testable import PGKeepEngine
+@testable import PGKeepConfig
 
 /// A small repository in memory: real sealed info files and manifests, stored objects written
 /// through the mover, WAL objects named by their checksum, with 1 MiB segments to stay small.

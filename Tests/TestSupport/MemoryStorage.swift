@@ -1,4 +1,9 @@
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 import Synchronization
 
 /// An in-memory storage driver shaped like an object store: a lock-protected dictionary from path

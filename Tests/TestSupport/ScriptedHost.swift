@@ -1,4 +1,9 @@
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 import SystemPackage
 import Synchronization
 

@@ -1,5 +1,10 @@
 import Foundation
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 import Synchronization
 
 /// The conformance suite every `Storage` driver passes.

@@ -1,5 +1,10 @@
 import Foundation
-import PGKeep
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+import PGKeepEngine
+import PGKeepConfig
 
 /// A fresh directory under `/tmp` for one test, removed with everything below it when the value
 /// is released (swift-testing creates one suite instance per test, so a stored property lives

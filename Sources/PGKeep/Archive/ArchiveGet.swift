@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// `archive-get %f %p`: fetches one archived file for PostgreSQL's `restore_command`.
 ///
 /// Exit contract (docs/postgres-internals.md §5.2, `ErrorCode.archiveGetExitStatus`): 0 with the file complete

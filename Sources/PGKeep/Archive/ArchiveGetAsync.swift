@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepMover
 
 /// Asynchronous `archive-get` (`--archive-async`): recovery asks for one segment at a time and
 /// replays it before asking for the next, so every fetch latency stalls replay. Each call hands over

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// `archive-push %p`: stores one file PostgreSQL completed (a WAL segment, a partial segment, a
 /// timeline history file or a backup history file), durably, under a checksum-carrying name.
 ///

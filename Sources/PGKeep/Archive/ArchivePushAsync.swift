@@ -4,6 +4,10 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
 
 /// Asynchronous `archive-push` (`--archive-async`): PostgreSQL still calls `archive-push %p` once
 /// per segment and still hears success only once that segment is durable in the repository, but

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// `--archive-push-queue-max`: how much unarchived WAL asynchronous `archive-push` lets PostgreSQL
 /// keep before it gives segments up (pgBackRest's option of the same name).
 ///
@@ -74,7 +78,7 @@ public struct ArchivePushQueue: Sendable, Equatable {
 extension ArchivePushQueue.Decision {
     /// What the server log hears for each dropped segment, asynchronous or not.
     func dropMessage(_ name: String, max: UInt64) -> String {
-        "WAL segment \(name) was dropped without being archived: the archive-push queue held \(OptionKind.formatSize(Int(queueBytes))) (\(drop.count + keep.count) segments), more than archive-push-queue-max \(OptionKind.formatSize(Int(max)))"
+        "WAL segment \(name) was dropped without being archived: the archive-push queue held \(ProgressFormat.exactBytes(Int(queueBytes))) (\(drop.count + keep.count) segments), more than archive-push-queue-max \(ProgressFormat.exactBytes(Int(max)))"
     }
 
     /// The hint of a drop of `records`; `cause` says where to read why archiving fails.

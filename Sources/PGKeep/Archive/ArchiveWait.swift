@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// Waiting for WAL to reach the archive.
 public enum ArchiveWait {
     /// Polls the archive until every segment from `first` through `last` is stored, or fails after

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PGKeepCore
+import PGKeepRepository
 
 /// The local spool of asynchronous archiving (`--spool-path`), per stanza:
 ///

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// `--archive-push-queue-max` without `--archive-async`, as pgBackRest applies it: PostgreSQL calls
 /// `archive-push %p` for its oldest `.ready` segment; when that push fails and PostgreSQL's queue
 /// (`ArchivePushQueue`, read from `pg_wal/archive_status`: `.ready` complete segments without a

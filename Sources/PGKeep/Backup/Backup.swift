@@ -1,4 +1,7 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// What a backup needs to know, resolved from configuration by the command front.
 public struct BackupOptions: Sendable {

@@ -1,4 +1,8 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
 
 /// Steps 3 to 5 of a backup (`BackupRun`'s list): between `pg_backup_start` and the manifest.
 /// One instance per backup; `run` calls one method per step:

@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepRepository
+
 /// The manifest's file entries while a backup runs, one compact record per listed file.
 ///
 /// A backup holds an entry for every file of the cluster from the moment it is stored (or found

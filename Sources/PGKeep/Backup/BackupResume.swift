@@ -1,4 +1,7 @@
 import Synchronization
+import PGKeepCore
+import PGKeepRepository
+import PGKeepMover
 /// Resuming an interrupted backup (repo-layout.md §4.2), as pgBackRest does.
 ///
 /// While a backup copies, it keeps `backup.manifest.partial` in its directory: a sealed manifest

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 extension ClusterWalker {
     /// The listed files, packed: a cluster of many small tables has hundreds of thousands of files,
     /// and a `ListedFile` with its two strings costs about 250 bytes. Here a file costs one 40-byte

@@ -1,4 +1,7 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// Lists what a backup copies: walks the data directory and every tablespace, applies
 /// PostgreSQL's base-backup exclusions (`PGDataRules`, docs/postgres-internals.md §2), and produces the

@@ -1,3 +1,5 @@
+import PGKeepRepository
+
 /// Change detection for differential and incremental backups: what to do with each listed file
 /// given the prior backup's manifest.
 ///

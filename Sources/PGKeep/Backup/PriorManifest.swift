@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PGKeepCore
+import PGKeepRepository
 
 /// The manifest of the backup a diff or incr backup builds on, kept compact.
 ///
@@ -12,10 +14,10 @@ import Darwin
 /// allocation each, in an array grown by doubling) the entries of a 100 000-file cluster took over
 /// 30 MB, most of an incremental backup's memory. Here they are decoded as they stream in, never
 /// collected as `FileEntry` values.
-struct PriorManifest {
+package struct PriorManifest {
     /// Everything but the files (`manifest.files` is empty).
     var manifest: Manifest
-    var files: PriorFileTable
+    package var files: PriorFileTable
 
     var backup: Manifest.Backup { manifest.backup }
     var database: Manifest.Database { manifest.database }
@@ -37,12 +39,12 @@ struct PriorManifest {
 }
 
 extension PriorManifest: StreamReadable, FormatVersioned {
-    var format: Int { manifest.format }
-    var readerFeatures: [String]? { manifest.readerFeatures }
-    var writerFeatures: [String]? { manifest.writerFeatures }
-    static var highestReadableFormat: Int { Manifest.highestReadableFormat }
+    package var format: Int { manifest.format }
+    package var readerFeatures: [String]? { manifest.readerFeatures }
+    package var writerFeatures: [String]? { manifest.writerFeatures }
+    package static var highestReadableFormat: Int { Manifest.highestReadableFormat }
 
-    static func readJSONBody(from reader: inout JSONStreamReader) throws -> PriorManifest {
+    package static func readJSONBody(from reader: inout JSONStreamReader) throws -> PriorManifest {
         var files = PriorFileTable()
         let manifest = try Manifest.readJSON(from: &reader) { try files.append($0) }
         files.indexNames()
@@ -54,7 +56,7 @@ extension PriorManifest: StreamReadable, FormatVersioned {
 /// raw digests, reference and owners as numbers into short tables) plus its name in one shared
 /// byte arena; the rare parts (block-incremental details, damaged pages) live in side tables.
 /// About 140 bytes per file. Subscripting rebuilds the whole `FileEntry`.
-struct PriorFileTable {
+package struct PriorFileTable {
     private struct Record {
         var size: UInt64
         var mtime: Int64
@@ -85,7 +87,7 @@ struct PriorFileTable {
     /// Entry indexes ordered by name bytes (equal names by index), for `index(of:)`.
     private var byName: [Int32] = []
 
-    var count: Int { records.count }
+    package var count: Int { records.count }
 
     /// Adds the next entry; `indexNames` must follow the last one.
     mutating func append(_ entry: Manifest.FileEntry) throws {

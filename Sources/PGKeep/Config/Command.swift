@@ -1,3 +1,5 @@
+import PGKeepRepository
+
 /// The commands pgkeep understands, with what each one takes on the command line.
 ///
 /// The raw value is the name typed by the user (pgBackRest's command names, `build/config.yaml`).
@@ -96,4 +98,15 @@ public enum StanzaUse: Sendable, Equatable {
     case optional
     /// The command does not accept `--stanza`.
     case notAccepted
+}
+
+extension CommandName {
+    /// How the command uses the repository (`RepositoryFormat.access`). `verify` only reads what
+    /// it proves (its own `verify.state` has no writer features).
+    public var repositoryAccess: RepositoryAccess {
+        switch self {
+        case .restore, .archiveGet, .info, .verify, .version, .help: return .read
+        case .stanzaCreate, .stanzaRepair, .backup, .archivePush, .expire: return .write
+        }
+    }
 }

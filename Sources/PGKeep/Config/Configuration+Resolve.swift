@@ -1,4 +1,5 @@
 import SystemPackage
+import PGKeepCore
 
 /// Resolution: from argv, the environment and the config file to a checked `Configuration`.
 ///

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// Help text, generated from the command and option tables so it cannot drift from what the
 /// parser accepts.
 public enum Help {
@@ -91,7 +93,7 @@ public enum Help {
         var parts: [String] = []
         switch definition.kind(for: command) {
         case .int(let range): parts.append("\(range.lowerBound)..\(range.upperBound)")
-        case .size(let range): parts.append("\(OptionKind.formatSize(range.lowerBound))..\(OptionKind.formatSize(range.upperBound))")
+        case .size(let range): parts.append("\(ProgressFormat.exactBytes(range.lowerBound))..\(ProgressFormat.exactBytes(range.upperBound))")
         case .seconds(let range): parts.append("\(OptionValue.seconds(range.lowerBound).text)..\(OptionValue.seconds(range.upperBound).text)")
         case .map: parts.append("repeatable")
         case .string, .name, .path, .bool, .enumeration: break

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// A parsed pgBackRest-style INI file: named sections of `key=value` lines.
 ///
 /// Syntax (the file format pgBackRest's users write, strict where that format is loose):

@@ -8,6 +8,10 @@
 // `OptionTable.define` (the compiler refuses a name without one) and its row in that group's
 // function. A test checks that every default parses and lies in range.
 
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepEngine
+
 /// The name of an option. The raw value is what users type (`repo1-path`); call sites use the case
 /// (`config.string(.repo1Path)`) so a typo is a compile error.
 public enum OptionName: String, CaseIterable, Sendable, Comparable {

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// A checked option value. Paths, names and enumeration words are `.string`.
 public enum OptionValue: Sendable, Equatable {
     case string(String)
@@ -15,7 +17,7 @@ public enum OptionValue: Sendable, Equatable {
         case .string(let text): return text
         case .int(let value): return String(value)
         case .bool(let value): return value ? "y" : "n"
-        case .size(let bytes): return OptionKind.formatSize(bytes)
+        case .size(let bytes): return ProgressFormat.exactBytes(bytes)
         case .seconds(let value):
             // 60 rather than 60.0: whole seconds read as they were written.
             if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
@@ -115,7 +117,7 @@ extension OptionKind {
         case .int(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
         case .bool: return "y or n"
         case .size(let range):
-            return "a size from \(OptionKind.formatSize(range.lowerBound)) to \(OptionKind.formatSize(range.upperBound)): "
+            return "a size from \(ProgressFormat.exactBytes(range.lowerBound)) to \(ProgressFormat.exactBytes(range.upperBound)): "
                 + "bytes, or a number with a k/kb/kib, m/mb/mib or g/gb/gib suffix (powers of 1024)"
         case .enumeration(let values): return values.joined(separator: ", ")
         case .seconds(let range):
@@ -158,13 +160,5 @@ extension OptionKind {
         }
         let (bytes, overflow) = number.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : bytes
-    }
-
-    /// Writes a byte count in the largest binary unit that divides it exactly (`1MiB`, `1536KiB`).
-    public static func formatSize(_ bytes: Int) -> String {
-        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes != 0 && bytes % (1 << shift) == 0 {
-            return "\(bytes >> shift)\(unit)"
-        }
-        return String(bytes)
     }
 }

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// What an expire needs, resolved by the command front.
 public struct ExpireOptions: Sendable {
     public var policy: RetentionPolicy

@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepRepository
+
 /// Retention settings, pgBackRest's semantics (`repo1-retention-*`).
 public struct RetentionPolicy: Sendable, Equatable {
     public enum FullType: String, Sendable { case count, time }

@@ -1,4 +1,9 @@
 import FoundationEssentials
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepEngine
+import PGKeepConfig
 
 /// Every parser that reads bytes pgkeep did not write itself in this process: repository metadata
 /// (which anyone with write access to the repository can edit), block maps, the files PostgreSQL

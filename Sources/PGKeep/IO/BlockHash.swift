@@ -63,16 +63,16 @@ public struct BlockDigest: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Hashes one block at a time, of one kind; one per worker, reused for every block.
-final class BlockHasher {
-    let kind: BlockHashKind
+package final class BlockHasher {
+    package let kind: BlockHashKind
     private let sha256: SHA256Hasher?
 
-    init(kind: BlockHashKind) throws {
+    package init(kind: BlockHashKind) throws {
         self.kind = kind
         sha256 = kind == .sha256 ? try SHA256Hasher() : nil
     }
 
-    func digest(_ bytes: UnsafeRawBufferPointer) throws -> BlockDigest {
+    package func digest(_ bytes: UnsafeRawBufferPointer) throws -> BlockDigest {
         switch kind {
         case .xxh3_128:
             return BlockDigest(xxh3: XXH3_128bits(bytes.baseAddress, bytes.count))

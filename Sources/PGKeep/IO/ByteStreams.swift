@@ -20,18 +20,18 @@ public final class MemorySource: ByteSource {
 }
 
 /// Keeps what it is given, up to a limit (for small metadata objects).
-final class CollectingSink: ByteSink {
-    private(set) var bytes: [UInt8] = []
+package final class CollectingSink: ByteSink {
+    package private(set) var bytes: [UInt8] = []
     let limit: Int
     /// What is collected, for the error when it is too large ("an archived history file").
     let what: String
 
-    init(limit: Int, what: String) {
+    package init(limit: Int, what: String) {
         self.limit = limit
         self.what = what
     }
 
-    func write(_ chunk: UnsafeRawBufferPointer) throws {
+    package func write(_ chunk: UnsafeRawBufferPointer) throws {
         guard bytes.count + chunk.count <= limit else {
             throw PGKeepError(.formatInvalid, "\(what) is larger than \(limit) bytes",
                               hint: "the file is damaged or is not \(what)")

@@ -9,7 +9,7 @@
 ///
 /// `finishDocument` checks that only whitespace follows the value, up to the point the caller says
 /// the document ends (a sealed file's trailer follows its body, `SealedFile`).
-struct JSONStreamReader: ~Copyable {
+package struct JSONStreamReader: ~Copyable {
     private let source: ByteSource
     private let buffer: UnsafeMutableRawBufferPointer
     private var start = 0
@@ -23,7 +23,7 @@ struct JSONStreamReader: ~Copyable {
     static let maximumStringLength = 1 << 20
     private var scratch: [UInt8] = []
 
-    init(source: ByteSource, name: String, bufferSize: Int = 1 << 16) {
+    package init(source: ByteSource, name: String, bufferSize: Int = 1 << 16) {
         self.source = source
         self.name = name
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 16)
@@ -38,7 +38,7 @@ struct JSONStreamReader: ~Copyable {
 
     /// Reads an object, calling `member` with each key; `member` must consume exactly one value
     /// (read it or `skipValue`).
-    mutating func object(_ member: (inout JSONStreamReader, String) throws -> Void) throws {
+    package mutating func object(_ member: (inout JSONStreamReader, String) throws -> Void) throws {
         try expect(UInt8(ascii: "{"), "an object")
         if try peekSignificant() == UInt8(ascii: "}") { start += 1; return }
         while true {
@@ -55,7 +55,7 @@ struct JSONStreamReader: ~Copyable {
     }
 
     /// Reads an array, calling `element` for each; `element` must consume exactly one value.
-    mutating func array(_ element: (inout JSONStreamReader) throws -> Void) throws {
+    package mutating func array(_ element: (inout JSONStreamReader) throws -> Void) throws {
         try expect(UInt8(ascii: "["), "an array")
         if try peekSignificant() == UInt8(ascii: "]") { start += 1; return }
         while true {
@@ -70,14 +70,14 @@ struct JSONStreamReader: ~Copyable {
 
     /// Whether the next value is `null`; consumes it when it is. For optional members (`JSONDecoder`
     /// reads `null` as absent).
-    mutating func consumeNull() throws -> Bool {
+    package mutating func consumeNull() throws -> Bool {
         guard try peekSignificant() == UInt8(ascii: "n") else { return false }
         try literal("null")
         return true
     }
 
     /// Skips one value of any kind.
-    mutating func skipValue() throws {
+    package mutating func skipValue() throws {
         switch try peekSignificant() {
         case UInt8(ascii: "{"): try object { reader, _ in try reader.skipValue() }
         case UInt8(ascii: "["): try array { reader in try reader.skipValue() }
@@ -91,12 +91,12 @@ struct JSONStreamReader: ~Copyable {
 
     // MARK: Scalars
 
-    mutating func string() throws -> String {
+    package mutating func string() throws -> String {
         guard try peekSignificant() == UInt8(ascii: "\"") else { throw error("expected a string") }
         return try stringValue()
     }
 
-    mutating func bool() throws -> Bool {
+    package mutating func bool() throws -> Bool {
         switch try peekSignificant() {
         case UInt8(ascii: "t"): try literal("true"); return true
         case UInt8(ascii: "f"): try literal("false"); return false
@@ -104,7 +104,7 @@ struct JSONStreamReader: ~Copyable {
         }
     }
 
-    mutating func int64() throws -> Int64 {
+    package mutating func int64() throws -> Int64 {
         let (negative, magnitude) = try number()
         if negative {
             guard magnitude <= UInt64(Int64.max) + 1 else { throw error("number out of range") }
@@ -114,22 +114,22 @@ struct JSONStreamReader: ~Copyable {
         return Int64(magnitude)
     }
 
-    mutating func uint64() throws -> UInt64 {
+    package mutating func uint64() throws -> UInt64 {
         let (negative, magnitude) = try number()
         guard !negative || magnitude == 0 else { throw error("expected a number of at least 0") }
         return magnitude
     }
 
-    mutating func int() throws -> Int { Int(try int64()) }
+    package mutating func int() throws -> Int { Int(try int64()) }
 
-    mutating func uint32() throws -> UInt32 {
+    package mutating func uint32() throws -> UInt32 {
         let value = try uint64()
         guard let narrow = UInt32(exactly: value) else { throw error("number \(value) out of range") }
         return narrow
     }
 
     /// A string converted by `make`, which returns nil for text it does not accept (`what` names it).
-    mutating func string<T>(as what: String, _ make: (String) -> T?) throws -> T {
+    package mutating func string<T>(as what: String, _ make: (String) -> T?) throws -> T {
         let at = offset
         let text = try string()
         guard let value = make(text) else { throw error("invalid \(what) '\(text)'", at: at) }
@@ -138,7 +138,7 @@ struct JSONStreamReader: ~Copyable {
 
     /// Checks that only whitespace follows the document's value up to stream offset `bodyEnd`
     /// (pass nil to read to the end of the source). Reads through to the end of the source.
-    mutating func finishDocument(bodyEnd: () -> Int?) throws {
+    package mutating func finishDocument(bodyEnd: () -> Int?) throws {
         var firstOther: Int?
         while true {
             if start == end { try fill(); if start == end { break } }
@@ -152,7 +152,7 @@ struct JSONStreamReader: ~Copyable {
     }
 
     /// Reads the source to its end without parsing (after an error, to check a seal).
-    mutating func drain() throws {
+    package mutating func drain() throws {
         while true {
             start = end
             try fill()
@@ -161,7 +161,7 @@ struct JSONStreamReader: ~Copyable {
     }
 
     /// A decoding error at the current offset (or `at`).
-    func error(_ what: String, at: Int? = nil, back: Int = 0) -> PGKeepError {
+    package func error(_ what: String, at: Int? = nil, back: Int = 0) -> PGKeepError {
         PGKeepError(.formatInvalid, "'\(name)' cannot be decoded: \(what) at byte \(at ?? offset - back)")
     }
 

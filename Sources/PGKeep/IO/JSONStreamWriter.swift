@@ -23,7 +23,7 @@
 ///
 /// Sorting keys is the caller's duty: it writes them in byte order (`ManifestJSON` does).
 /// `SealedFileTests`/`ManifestJSONTests` prove the byte identity against `JSONEncoder`.
-struct JSONStreamWriter: ~Copyable {
+package struct JSONStreamWriter: ~Copyable {
     private let buffer: UnsafeMutableRawBufferPointer
     private var used = 0
     /// Members written so far in each open container, innermost last.
@@ -32,7 +32,7 @@ struct JSONStreamWriter: ~Copyable {
 
     /// A writer with a `bufferSize`-byte buffer; `sink` receives each full buffer and, on `finish`,
     /// the rest. The memory passed to `sink` is only valid for the call.
-    init(bufferSize: Int = 1 << 16, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+    package init(bufferSize: Int = 1 << 16, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) {
         precondition(bufferSize >= 16, "the buffer must hold at least a few bytes")
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 16)
         self.sink = sink
@@ -43,16 +43,16 @@ struct JSONStreamWriter: ~Copyable {
     // MARK: Structure
 
     /// Opens an object, as the value of the current key or array element (or the document).
-    mutating func beginObject() throws { try open(UInt8(ascii: "{")) }
+    package mutating func beginObject() throws { try open(UInt8(ascii: "{")) }
     /// Closes the innermost object.
-    mutating func endObject() throws { try close(UInt8(ascii: "}")) }
+    package mutating func endObject() throws { try close(UInt8(ascii: "}")) }
     /// Opens an array.
-    mutating func beginArray() throws { try open(UInt8(ascii: "[")) }
+    package mutating func beginArray() throws { try open(UInt8(ascii: "[")) }
     /// Closes the innermost array.
-    mutating func endArray() throws { try close(UInt8(ascii: "]")) }
+    package mutating func endArray() throws { try close(UInt8(ascii: "]")) }
 
     /// Starts a member of the innermost object: `"name" : `, to be followed by exactly one value.
-    mutating func key(_ name: StaticString) throws {
+    package mutating func key(_ name: StaticString) throws {
         try separate()
         try byte(UInt8(ascii: "\""))
         try raw(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
@@ -60,22 +60,22 @@ struct JSONStreamWriter: ~Copyable {
     }
 
     /// Starts an element of the innermost array; follow it with exactly one value.
-    mutating func element() throws { try separate() }
+    package mutating func element() throws { try separate() }
 
     /// Writes whatever is still buffered to the sink. The document must be complete.
-    mutating func finish() throws {
+    package mutating func finish() throws {
         precondition(counts.isEmpty, "JSON document finished with \(counts.count) open containers")
         try flush()
     }
 
     // MARK: Values
 
-    mutating func value(_ text: String) throws {
+    package mutating func value(_ text: String) throws {
         var text = text
         try text.withUTF8 { try string($0) }
     }
 
-    mutating func value(_ number: Int64) throws {
+    package mutating func value(_ number: Int64) throws {
         if number < 0 {
             try byte(UInt8(ascii: "-"))
             try digits(number.magnitude)
@@ -84,16 +84,16 @@ struct JSONStreamWriter: ~Copyable {
         }
     }
 
-    mutating func value(_ number: UInt64) throws { try digits(number) }
-    mutating func value(_ number: Int) throws { try value(Int64(number)) }
-    mutating func value(_ number: UInt32) throws { try digits(UInt64(number)) }
+    package mutating func value(_ number: UInt64) throws { try digits(number) }
+    package mutating func value(_ number: Int) throws { try value(Int64(number)) }
+    package mutating func value(_ number: UInt32) throws { try digits(UInt64(number)) }
 
-    mutating func value(_ flag: Bool) throws {
+    package mutating func value(_ flag: Bool) throws {
         try raw(flag ? Self.trueText : Self.falseText)
     }
 
     /// A SHA-256 digest as its 64 lower-case hex digits, without building a `String`.
-    mutating func value(_ digest: SHA256Digest) throws {
+    package mutating func value(_ digest: SHA256Digest) throws {
         var text = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         try withUnsafeMutableBytes(of: &text) { out in
             digest.withUnsafeBytes { bytes in

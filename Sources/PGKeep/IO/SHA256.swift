@@ -71,7 +71,7 @@ public struct SHA256Digest: Hashable, Comparable, Sendable, CustomStringConverti
     private var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
     /// All zero bits: the starting value that OpenSSL overwrites in `finalize` and `of`.
-    static let zero = SHA256Digest(w0: 0, w1: 0, w2: 0, w3: 0)
+    package static let zero = SHA256Digest(w0: 0, w1: 0, w2: 0, w3: 0)
 
     private init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
         self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3

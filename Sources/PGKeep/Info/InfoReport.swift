@@ -1,4 +1,7 @@
 import FoundationEssentials
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// `info`: what a repository holds, per stanza. The JSON form follows pgBackRest's `info --output=json`
 /// wherever the concepts match (stanza `name`, `status{code,message}`, `db`, `archive[{id,min,max}]`,

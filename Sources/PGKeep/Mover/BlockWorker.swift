@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// One worker's machinery for block-incremental files and checksum comparisons: a block buffer,
 /// hashers and one codec chain per compression, created once and reused for every file.

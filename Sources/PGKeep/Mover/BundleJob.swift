@@ -1,4 +1,5 @@
 import SystemPackage
+import PGKeepCore
 
 /// Jobs and results for bundles (repo-layout.md §3.6): many small files stored as independent
 /// frames, one after another, in one repository object. A bundle job is a plain `Sendable` list

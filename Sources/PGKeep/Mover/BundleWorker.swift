@@ -1,4 +1,6 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
 
 /// One worker's machinery for bundles (repo-layout.md §3.6), created on first use and reused for
 /// every bundle the worker handles: the filter chains (one per compression), counters and hashers.

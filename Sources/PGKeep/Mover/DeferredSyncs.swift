@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PGKeepPostgres
 
 /// A worker's restored files whose `fsync` is batched instead of paid one file at a time.
 ///

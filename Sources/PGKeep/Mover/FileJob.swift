@@ -1,4 +1,6 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepRepository
 
 /// One file to move, as a plain `Sendable` value: the backup and restore planners produce lists of
 /// these, and whoever executes them (the local `Mover` today, the remote agent later) needs nothing

@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import PGKeepCore
+import PGKeepPostgres
 
 /// Executes file jobs with `processMax` worker threads.
 ///
@@ -96,8 +98,8 @@ public final class Mover {
 }
 
 /// Starts `count` OS threads running `body(index)` and joins them all.
-enum WorkerThreads {
-    static func run(count: Int, _ body: @escaping (Int) -> Void) throws {
+package enum WorkerThreads {
+    package static func run(count: Int, _ body: @escaping (Int) -> Void) throws {
         var threads: [pthread_t] = []
         defer { for thread in threads { pthread_join(thread, nil) } }
         for index in 0..<count {

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PGKeepCore
+import PGKeepPostgres
 
 /// The page-checksum observer in a store chain: passes bytes through unchanged and feeds them to a
 /// `PageChecker` when the current file has a `PageCheck` (set before each run; `reset` starts over).

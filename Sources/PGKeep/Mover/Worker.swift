@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
 
 /// One worker's reusable machinery: a read buffer and the worker's `ObjectCodec` (its chains,
 /// compression contexts and observers, created on first use and reused for every later file),

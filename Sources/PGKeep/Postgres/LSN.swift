@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// A PostgreSQL log sequence number: a byte position in the WAL stream (`XLogRecPtr`).
 ///
 /// Text form is `%X/%X`, the high and low 32 bits in upper-case hex without padding, exactly as

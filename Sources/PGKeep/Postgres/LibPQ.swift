@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PGKeepCore
 
 /// libpq, loaded with `dlopen` the first time a command connects to PostgreSQL.
 ///

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
 
 /// The database host pgkeep runs on: the `PostgresHost` contract (PostgresHost.swift) over
 /// POSIX calls (`Posix`, `FileSource`) and libpq (`PGSession`). It holds no state, so one
@@ -74,10 +75,10 @@ public final class LocalHost: PostgresHost {
 
     public func runningClusters() -> [RunningClusters.Cluster] { RunningClusters.find() }
 
-    public func freeBytes(_ path: FilePath) -> UInt64? { RestoreSpace.freeBytes(path.string) }
+    public func freeBytes(_ path: FilePath) -> UInt64? { LocalFileSystems.freeBytes(path.string) }
 
     public func mountedFileSystem(containing path: FilePath) -> (mountPoint: String, source: String, type: String)? {
-        RestoreSpace.FileSystem(containing: path.string).map { ($0.mountPoint, $0.source, $0.type) }
+        LocalFileSystems.FileSystem(containing: path.string).map { ($0.mountPoint, $0.source, $0.type) }
     }
 }
 

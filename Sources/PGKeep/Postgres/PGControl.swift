@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
 
 /// The fields pgkeep needs from `global/pg_control`, parsed and checked.
 ///

@@ -1,4 +1,5 @@
 import CPQ
+import PGKeepCore
 
 /// How to reach the database: the `pg1-*` options.
 public struct PGConnectionOptions: Sendable {

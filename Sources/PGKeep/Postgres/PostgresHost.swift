@@ -1,4 +1,5 @@
 import SystemPackage
+import PGKeepCore
 
 /// The database host: everything pgkeep does where PostgreSQL runs, behind one small protocol.
 /// `LocalHost` is this machine (the POSIX calls pgkeep always made); the remote agent will be a

@@ -1,4 +1,5 @@
 import SystemPackage
+import PGKeepCore
 
 /// What a restore does to the database host: the writes and the few host-wide questions (the
 /// running clusters, free space) behind the same seam as the reads (`PostgresHost`,

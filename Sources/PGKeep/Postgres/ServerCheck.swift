@@ -1,4 +1,5 @@
 import SystemPackage
+import PGKeepCore
 
 /// Checks of the running server before a backup.
 public enum ServerCheck {

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The SQL facade: every statement pgkeep sends to PostgreSQL, behind one protocol. A command
 /// asks for what it needs ("start the backup", "the tablespaces") and never holds SQL text, so a
 /// new PostgreSQL version's changes (docs/postgres-internals.md §1) land here, and a session

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The parsed content of a timeline history file, `<TLI %08X>.history`.
 ///
 /// Format (`writeTimeLineHistory` and `readTimeLineHistory` in

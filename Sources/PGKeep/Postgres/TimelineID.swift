@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// A PostgreSQL timeline ID (`TimeLineID`, a `uint32`).
 ///
 /// Printed as 8 upper-case hex digits in file names (`0000000A.history`, `%08X` in

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The kinds of file PostgreSQL hands to `archive_command` and asks for in `restore_command`.
 ///
 /// Predicates in `src/include/access/xlog_internal.h` (docs/postgres-internals.md §4.1, §4.3, §4.4, §1.2).

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The header at the start of a WAL page, with the long-header fields of a segment's first page.
 ///
 /// Layout: `XLogPageHeaderData` and `XLogLongPageHeaderData` in `src/include/access/xlog_internal.h`

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// One WAL segment file: a timeline and a segment number (`XLogSegNo`), with the cluster's segment
 /// size that links the number to LSNs and to the 24-character file name.
 ///

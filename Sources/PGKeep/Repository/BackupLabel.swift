@@ -33,7 +33,7 @@ public struct BackupLabel: Hashable, Comparable, Sendable, CustomStringConvertib
 
     private init(unchecked text: String) { self.text = text }
 
-    static func timestamp(_ time: Int64) -> String {
+    package static func timestamp(_ time: Int64) -> String {
         var t = time_t(time)
         var parts = tm()
         localtime_r(&t, &parts)

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The block map of a block-incremental file (repo-layout.md §3.4): for every fixed-size block of
 /// the file, where its bytes are stored (which backup's block object, at which offset, how many
 /// stored bytes) and a hash of its original bytes (`BlockHashKind`: XXH3-128 in maps written by
@@ -26,6 +28,11 @@ public struct BlockMap: Equatable, Sendable {
         public var label: BackupLabel
         /// How each block in that backup's block object is compressed (one frame per block).
         public var compression: CompressionType
+
+        package init(label: BackupLabel, compression: CompressionType) {
+            self.label = label
+            self.compression = compression
+        }
     }
 
     public struct Block: Equatable, Sendable {
@@ -36,6 +43,13 @@ public struct BlockMap: Equatable, Sendable {
         public var length: UInt32
         /// Hash of the block's original bytes, of the map's `hashKind`.
         public var checksum: BlockDigest
+
+        package init(reference: UInt16, offset: UInt64, length: UInt32, checksum: BlockDigest) {
+            self.reference = reference
+            self.offset = offset
+            self.length = length
+            self.checksum = checksum
+        }
     }
 
     /// The hash every block's `checksum` has; it decides the magic.
@@ -116,7 +130,7 @@ public struct BlockMap: Equatable, Sendable {
 
     /// Original bytes of the blocks backup `label` stored itself (the rest it reuses from the
     /// backups it references): what its backup copied of this file.
-    func originalBytes(storedBy label: BackupLabel) -> UInt64 {
+    package func originalBytes(storedBy label: BackupLabel) -> UInt64 {
         var total: UInt64 = 0
         for (index, block) in blocks.enumerated() where references[Int(block.reference)].label == label {
             total += UInt64(Self.blockLength(index: index, blockSize: blockSize, fileSize: fileSize))
@@ -128,7 +142,7 @@ public struct BlockMap: Equatable, Sendable {
     static let readLimit = 64 << 20
 
     /// Loads the map at `path`, checking its size and SHA-256 against the manifest before parsing it.
-    static func load(_ path: StoragePath, size: UInt64, checksum: SHA256Digest, from storage: Storage) throws -> BlockMap {
+    package static func load(_ path: StoragePath, size: UInt64, checksum: SHA256Digest, from storage: Storage) throws -> BlockMap {
         guard let bytes = try storage.readSmallFile(path, limit: readLimit) else {
             throw PGKeepError(.fileMissing, "block map '\(storage.describe(path))' is missing from the repository",
                               hint: "the backup is damaged; take a full backup, or restore another backup with --set")

@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// The identity of the PostgreSQL cluster a stanza serves, as recorded in the info files.
 /// `id` numbers the entries of the history: a stanza upgraded to a new major version (later) gets
 /// a new id, and its WAL goes to a new archive id directory.
@@ -77,6 +80,28 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var repoSizeTotal: UInt64? = nil
     /// Data pages whose checksum failed (twice) while being copied; absent when none did.
     public var pageChecksumErrors: Int? = nil
+
+    package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, references: [BackupLabel], databaseID: Int, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, size: UInt64, repoSize: UInt64, fileCount: Int, compressType: CompressionType, sizeDelta: UInt64? = nil, repoSizeTotal: UInt64? = nil, pageChecksumErrors: Int? = nil) {
+        self.label = label
+        self.type = type
+        self.prior = prior
+        self.references = references
+        self.databaseID = databaseID
+        self.timestampStart = timestampStart
+        self.timestampStop = timestampStop
+        self.lsnStart = lsnStart
+        self.lsnStop = lsnStop
+        self.walStart = walStart
+        self.walStop = walStop
+        self.timeline = timeline
+        self.size = size
+        self.repoSize = repoSize
+        self.fileCount = fileCount
+        self.compressType = compressType
+        self.sizeDelta = sizeDelta
+        self.repoSizeTotal = repoSizeTotal
+        self.pageChecksumErrors = pageChecksumErrors
+    }
 }
 
 extension BackupSummary {
@@ -84,7 +109,7 @@ extension BackupSummary {
     /// `files`: sizes, counts and damaged pages from the entries, the rest from the manifest.
     /// What the backup copied (`sizeDelta`) and the stored size of the backups it references are
     /// the caller's: a backup counts them as it runs, `stanza-repair` works them out afterwards.
-    init<Files: Sequence<Manifest.FileEntry>>(manifest: Manifest, files: Files, sizeDelta: UInt64, referencedRepoSize: UInt64) {
+    package init<Files: Sequence<Manifest.FileEntry>>(manifest: Manifest, files: Files, sizeDelta: UInt64, referencedRepoSize: UInt64) {
         let backup = manifest.backup
         var size: UInt64 = 0, repoSize: UInt64 = 0
         var fileCount = 0, pageErrors = 0
@@ -206,7 +231,7 @@ public enum InfoFiles {
     /// What in the stanza shows that the missing info file at `path` once existed: backup
     /// directories for backup.info; archive directories or backup.info for archive.info (written
     /// first by stanza-create). Nil for a stanza that was never created.
-    static func contentsNeeding(_ path: StoragePath, _ storage: Storage, _ layout: RepositoryLayout) throws -> String? {
+    package static func contentsNeeding(_ path: StoragePath, _ storage: Storage, _ layout: RepositoryLayout) throws -> String? {
         if path == layout.backupInfo {
             let backups = try storage.list(layout.backupRoot).filter { $0.kind == .directory && BackupLabel($0.name) != nil }
             return backups.isEmpty ? nil : "backup directories (\(backups.map(\.name).sorted().joined(separator: ", ")))"
@@ -220,11 +245,11 @@ public enum InfoFiles {
 }
 
 /// An archive id directory name, `<major version>-<database id>` (repo-layout.md §1).
-struct ArchiveDirectory: Hashable {
-    var version: Int
-    var id: Int
+package struct ArchiveDirectory: Hashable {
+    package var version: Int
+    package var id: Int
 
-    init?(_ name: String) {
+    package init?(_ name: String) {
         let parts = name.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, let version = Int(parts[0]), let id = Int(parts[1]), version > 0, id > 0,
               "\(version)-\(id)" == name else { return nil }

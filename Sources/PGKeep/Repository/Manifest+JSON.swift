@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// The manifest's JSON, written and read as a stream (repo-layout.md §3.3): a manifest lists every
 /// file of the cluster, and building a `JSONEncoder`/`JSONDecoder` tree of it cost several KiB per
 /// file. The bytes are those `JSONEncoder` (`[.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]`)
@@ -17,13 +20,13 @@ extension Manifest {
 
     /// Writes the manifest and its `.copy` (`SealedFile.save`), with `files` as its file entries in
     /// place of `self.files`, streamed from the sequence.
-    func save<Files: Sequence<FileEntry>>(files: Files, to path: StoragePath, in storage: Storage) throws {
+    package func save<Files: Sequence<FileEntry>>(files: Files, to path: StoragePath, in storage: Storage) throws {
         for target in [path, try SealedFile.copyPath(of: path)] {
             try SealedFile.write(to: target, in: storage) { try writeJSON(to: &$0, files: files) }
         }
     }
 
-    func writeJSON<Files: Sequence<FileEntry>>(to w: inout JSONStreamWriter, files: Files) throws {
+    package func writeJSON<Files: Sequence<FileEntry>>(to w: inout JSONStreamWriter, files: Files) throws {
         try w.beginObject()
         try w.key("backup"); try backup.writeJSON(to: &w)
         if let bundles { try Self.writeList("bundles", bundles, to: &w) { try $0.writeJSON(to: &$1) } }
@@ -79,7 +82,7 @@ extension Manifest {
     /// Reads a manifest body, handing each file entry to `file` as it is read instead of keeping
     /// it: the manifest returned has no files. A reader that keeps the entries in its own compact
     /// form (`PriorManifest`) never holds the `FileEntry` array.
-    static func readJSON(from r: inout JSONStreamReader, file: (FileEntry) throws -> Void) throws -> Manifest {
+    package static func readJSON(from r: inout JSONStreamReader, file: (FileEntry) throws -> Void) throws -> Manifest {
         var format: Int?, backup: Backup?, database: Database?, options: Options?
         var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: Bool?
         var bundles: [BundleEntry]?, readerFeatures: [String]?, writerFeatures: [String]?

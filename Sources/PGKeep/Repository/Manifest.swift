@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// `backup/<stanza>/<label>/backup.manifest`: everything needed to restore one backup and to prove
 /// what it holds (repo-layout.md §5). Sealed like the info files, with a `.copy` twin.
 ///
@@ -58,6 +61,21 @@ public struct Manifest: Codable, Sendable {
         /// mtime, also where mtimes come in steps of a second or two. Absent in manifests written
         /// before diff/incr existed (pgkeep 0.1).
         public var timestampCopyStart: Int64? = nil
+
+        package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, references: [BackupLabel]? = nil, timestampCopyStart: Int64? = nil) {
+            self.label = label
+            self.type = type
+            self.prior = prior
+            self.timestampStart = timestampStart
+            self.timestampStop = timestampStop
+            self.lsnStart = lsnStart
+            self.lsnStop = lsnStop
+            self.walStart = walStart
+            self.walStop = walStop
+            self.timeline = timeline
+            self.references = references
+            self.timestampCopyStart = timestampCopyStart
+        }
     }
 
     /// The cluster the backup was taken from.
@@ -69,6 +87,17 @@ public struct Manifest: Codable, Sendable {
         public var catalogVersion: UInt32
         public var walSegmentSize: UInt32
         public var pageChecksums: Bool
+
+        package init(id: Int, systemIdentifier: UInt64, version: Int, controlVersion: UInt32, catalogVersion: UInt32, walSegmentSize: UInt32, pageChecksums: Bool) {
+            self.id = id
+            self.systemIdentifier = systemIdentifier
+            self.version = version
+            self.controlVersion = controlVersion
+            self.catalogVersion = catalogVersion
+            self.walSegmentSize = walSegmentSize
+            self.pageChecksums = pageChecksums
+        }
+
         /// The stanza identity (info files) this backup was taken under.
         public var identity: DatabaseIdentity {
             DatabaseIdentity(id: id, systemIdentifier: systemIdentifier, version: version,
@@ -88,6 +117,17 @@ public struct Manifest: Codable, Sendable {
         public var bundle: Bool? = nil
         public var bundleLimit: UInt64? = nil
         public var bundleSize: UInt64? = nil
+
+        package init(compressType: CompressionType, compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, bundle: Bool? = nil, bundleLimit: UInt64? = nil, bundleSize: UInt64? = nil) {
+            self.compressType = compressType
+            self.compressLevel = compressLevel
+            self.bufferSize = bufferSize
+            self.processMax = processMax
+            self.startFast = startFast
+            self.bundle = bundle
+            self.bundleLimit = bundleLimit
+            self.bundleSize = bundleSize
+        }
     }
 
     /// One bundle object `<label>/bundle/<id>`: its stored size and SHA-256, so verify can prove
@@ -108,6 +148,11 @@ public struct Manifest: Codable, Sendable {
     public struct DatabaseEntry: Codable, Sendable, Hashable {
         public var oid: UInt32
         public var name: String
+
+        package init(oid: UInt32, name: String) {
+            self.oid = oid
+            self.name = name
+        }
     }
 
     /// The data directory, a tablespace, or a link in the data directory: where its files came from.
@@ -123,6 +168,14 @@ public struct Manifest: Codable, Sendable {
         public var path: String             // absolute location on the database host
         public var tablespaceOID: UInt32?
         public var tablespaceName: String?
+
+        package init(name: String, kind: Kind, path: String, tablespaceOID: UInt32? = nil, tablespaceName: String? = nil) {
+            self.name = name
+            self.kind = kind
+            self.path = path
+            self.tablespaceOID = tablespaceOID
+            self.tablespaceName = tablespaceName
+        }
     }
 
     /// A directory to recreate (even when empty: PostgreSQL needs its skeleton).
@@ -131,6 +184,13 @@ public struct Manifest: Codable, Sendable {
         public var mode: UInt32
         public var user: String?
         public var group: String?
+
+        package init(name: String, mode: UInt32, user: String? = nil, group: String? = nil) {
+            self.name = name
+            self.mode = mode
+            self.user = user
+            self.group = group
+        }
     }
 
     /// A symbolic link: a tablespace link under `pg_data/pg_tblspc`, or a link target's link.
@@ -139,6 +199,13 @@ public struct Manifest: Codable, Sendable {
         public var destination: String
         public var user: String?
         public var group: String?
+
+        package init(name: String, destination: String, user: String? = nil, group: String? = nil) {
+            self.name = name
+            self.destination = destination
+            self.user = user
+            self.group = group
+        }
     }
 
     /// One file: its attributes in the cluster, its checksums, and where its bytes are stored.

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The checks a manifest passes before a restore writes a single byte.
 ///
 /// A sealed manifest proves it was not damaged, not that whoever sealed it meant well: a

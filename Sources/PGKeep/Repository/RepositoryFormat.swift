@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// The on-disk format version this build writes and reads. It is `format` in every sealed file and
 /// is specified by `repo-layout.md`; a change that a reader knowing only `format` would get wrong
 /// bumps it there and here in the same commit. Every other change a reader or writer could get
@@ -12,19 +14,11 @@ public enum RepositoryFormat {
     /// The highest manifest format this build reads (info files: `current`).
     public static let highestReadable = 2
 
-    /// Whether this process writes the repository: set by the command (`access(of:)`). A file whose
-    /// `writerFeatures` this build does not know is refused only to writers. Unset, it is `.write`:
-    /// code that does not say it only reads is judged the stricter way.
+    /// Whether this process writes the repository: set by the command (`CommandName.repositoryAccess`
+    /// in `Config/Command.swift`). A file whose `writerFeatures` this build does not know is refused
+    /// only to writers. Unset, it is `.write`: code that does not say it only reads is judged the
+    /// stricter way.
     @TaskLocal public static var access: RepositoryAccess = .write
-
-    /// How `command` uses the repository. `verify` only reads what it proves (its own
-    /// `verify.state` has no writer features).
-    public static func access(of command: CommandName) -> RepositoryAccess {
-        switch command {
-        case .restore, .archiveGet, .info, .verify, .version, .help: return .read
-        case .stanzaCreate, .stanzaRepair, .backup, .archivePush, .expire: return .write
-        }
-    }
 }
 
 /// Whether a command only reads the repository or also writes it (repo-layout.md §3.9).

@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// Maps repository objects to paths: the one place that knows the directory tree of
 /// `repo-layout.md` §2. Everything else asks it instead of building path strings.
 public struct RepositoryLayout: Sendable {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import PGKeepCore
 
 /// What a repository lease file records (repo-layout.md §3.8): who holds it and since when, sealed
 /// like every metadata file so a torn or edited lease is told from a valid one.

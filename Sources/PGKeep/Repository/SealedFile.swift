@@ -1,4 +1,5 @@
 import FoundationEssentials
+import PGKeepCore
 
 /// The container of every metadata file (archive.info, backup.info, backup.manifest): a JSON body
 /// followed by one trailer line that seals it,
@@ -9,7 +10,7 @@ import FoundationEssentials
 /// and a `.copy` twin written the same way. Readers verify the seal before decoding; a torn or
 /// edited file is detected, and the loader falls back to the twin (see `load`).
 public enum SealedFile {
-    static let trailerPrefix = Array("sha256 ".utf8)
+    package static let trailerPrefix = Array("sha256 ".utf8)
 
     /// Encodes `value` as sorted, pretty-printed JSON and appends the seal.
     public static func seal<T: Encodable>(_ value: T) throws -> [UInt8] {
@@ -50,7 +51,7 @@ public enum SealedFile {
 
     /// Writes a streamed sealed file to `path` atomically (no `.copy`: callers that need the twin
     /// call it twice).
-    static func write(to path: StoragePath, in storage: Storage, body: (inout JSONStreamWriter) throws -> Void) throws {
+    package static func write(to path: StoragePath, in storage: Storage, body: (inout JSONStreamWriter) throws -> Void) throws {
         let writer = try storage.openWrite(path)
         do {
             try write(writer, body: body)
@@ -96,7 +97,7 @@ public enum SealedFile {
     /// Reads a streamed sealed file from `source`, checking the seal as the bytes pass: the body is
     /// decoded as it arrives, and the value is returned only after the trailer verified (a seal
     /// problem is reported before any decoding problem, as `open(_:from:name:)` does).
-    static func open(_ type: StreamReadable.Type, from source: ByteSource, name: String) throws -> StreamReadable {
+    package static func open(_ type: StreamReadable.Type, from source: ByteSource, name: String) throws -> StreamReadable {
         let sealed = try SealedSource(source)
         var reader = JSONStreamReader(source: sealed, name: name)
         var value: StreamReadable?
@@ -152,7 +153,7 @@ public enum SealedFile {
     }
 
     /// `load` for a type only ever read as a stream (a compact form of a manifest).
-    static func loadStreamed<T: StreamReadable>(_ type: T.Type, from path: StoragePath, in storage: Storage,
+    package static func loadStreamed<T: StreamReadable>(_ type: T.Type, from path: StoragePath, in storage: Storage,
                                                 warn: (String) -> Void = { _ in }) throws -> T? {
         try load(from: path, in: storage, warn: warn) { path in
             guard let reader = try storage.openRead(path) else { return nil }
@@ -194,13 +195,13 @@ public enum SealedFile {
         }
     }
 
-    static func copyPath(of path: StoragePath) throws -> StoragePath {
+    package static func copyPath(of path: StoragePath) throws -> StoragePath {
         try path.parent.appending(path.name + ".copy")
     }
 }
 
 /// A sealed value read as a stream, never as a whole document or a `Codable` tree in memory.
-protocol StreamReadable {
+package protocol StreamReadable {
     /// Reads the JSON body.
     static func readJSONBody(from reader: inout JSONStreamReader) throws -> Self
 }
@@ -214,7 +215,7 @@ protocol StreamSealed: StreamReadable {
 
 extension Manifest: StreamSealed {
     func writeJSONBody(to writer: inout JSONStreamWriter) throws { try writeJSON(to: &writer) }
-    static func readJSONBody(from reader: inout JSONStreamReader) throws -> Manifest { try readJSON(from: &reader) }
+    package static func readJSONBody(from reader: inout JSONStreamReader) throws -> Manifest { try readJSON(from: &reader) }
 }
 
 /// Passes a sealed file's bytes through, hashing all but the last 73 (the newline before the

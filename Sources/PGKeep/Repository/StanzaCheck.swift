@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// Checks that a cluster and a stanza belong together, before anything is written.
 public enum StanzaCheck {
     public static func verify(control: PGControl, dataDirectory: String, archiveInfo: ArchiveInfo,

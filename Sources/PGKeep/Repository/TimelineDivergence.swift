@@ -1,3 +1,5 @@
+import PGKeepPostgres
+
 /// A timeline that went on being archived after a child timeline forked from it: two clusters
 /// are writing into one stanza.
 ///

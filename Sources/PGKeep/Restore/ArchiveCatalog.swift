@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// What one archive id directory holds, as far as restore planning needs: the parsed timeline
 /// history files and the names (and stored sizes) of the complete WAL segments.
 ///

@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// The first step of `restore --delta`: makes an existing data directory (and the backup's
 /// tablespace directories) hold nothing the backup does not have.

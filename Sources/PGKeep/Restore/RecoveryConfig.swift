@@ -1,4 +1,6 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
 
 /// Recovery settings for a restored cluster (PostgreSQL 12+: `postgresql.auto.conf` plus a
 /// signal file; docs/postgres-internals.md §6.1). Earlier recovery settings in postgresql.auto.conf are
@@ -87,7 +89,7 @@ extension String {
 /// What a restored cluster will do about archiving, read from its `postgresql.conf` and then
 /// `postgresql.auto.conf` (later settings win, as in PostgreSQL). `include` directives are not
 /// followed: a setting only an included file makes is not seen, and no warning is given for it.
-struct ArchiveSettings: Equatable {
+package struct ArchiveSettings: Equatable {
     var mode = "off"
     var command = ""
 
@@ -113,7 +115,7 @@ struct ArchiveSettings: Equatable {
 
     /// One `name = value` line of a PostgreSQL configuration file (the `=` is optional); a quoted
     /// value has its `''` and backslash escapes undone. nil for comments, blank and odd lines.
-    static func parse(_ line: Substring) -> (String, String)? {
+    package static func parse(_ line: Substring) -> (String, String)? {
         var rest = line.drop { $0 == " " || $0 == "\t" }
         let name = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }
         guard !name.isEmpty else { return nil }

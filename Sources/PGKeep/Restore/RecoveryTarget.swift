@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// Where recovery of a restored cluster stops, as PostgreSQL defines it (docs/postgres-internals.md §6.2-§6.4):
 /// the `--type`, `--target`, `--target-exclusive`, `--target-timeline` and `--target-action` of
 /// `restore`, checked here so that a typo fails the restore before anything is written, rather than

@@ -4,6 +4,10 @@ import Glibc
 import Darwin
 #endif
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
 
 /// What a restore needs, resolved by the command front.
 public struct RestoreOptions: Sendable {

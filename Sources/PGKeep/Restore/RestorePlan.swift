@@ -1,4 +1,7 @@
 import FoundationEssentials
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// The planner's answer (see `RestorePlanner`): shown by `restore --plan` as text or JSON, and
 /// checked by every restore before it writes anything.

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+
 /// The restore planner: before a restore writes anything, it decides which backup to restore,
 /// which timelines recovery will follow, and which WAL it will read, and proves that every piece
 /// is in the repository. `restore --plan` shows the result without writing.

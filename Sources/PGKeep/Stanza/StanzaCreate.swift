@@ -1,4 +1,7 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// `stanza-create`: records which cluster a stanza serves, from its pg_control on disk, by writing
 /// `archive.info` and then `backup.info` (repo-layout.md §4). Running it again for the same cluster

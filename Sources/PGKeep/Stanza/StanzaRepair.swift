@@ -1,4 +1,7 @@
 import SystemPackage
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
 
 /// What stanza-repair needs, resolved by the command front.
 public struct StanzaRepairOptions: Sendable {

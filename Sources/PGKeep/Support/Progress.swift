@@ -63,6 +63,14 @@ public enum ProgressFormat {
         return "\(tenths / 10).\(tenths % 10)\(units[unit])"
     }
 
+    /// Writes a byte count in the largest binary unit that divides it exactly (`1MiB`, `1536KiB`), as options are written.
+    public static func exactBytes(_ bytes: Int) -> String {
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes != 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return String(bytes)
+    }
+
     /// `42s`, `3m05s`, `2h07m`.
     public static func duration(_ seconds: Double) -> String {
         let total = Int(seconds.rounded(.up))

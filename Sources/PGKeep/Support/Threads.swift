@@ -6,7 +6,7 @@ import Darwin
 import Synchronization
 
 /// OS threads for blocking work, which must not sit on Swift's cooperative pool.
-enum OSThread {
+package enum OSThread {
     private final class Box {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
@@ -14,7 +14,7 @@ enum OSThread {
 
     /// Starts a thread running `body`; the caller joins it (`pthread_join`). `body` and what it
     /// captures stay alive until it returns.
-    static func start(_ body: @escaping () -> Void) throws -> pthread_t {
+    package static func start(_ body: @escaping () -> Void) throws -> pthread_t {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
@@ -31,19 +31,19 @@ enum OSThread {
 
 /// Runs `body` every `interval` seconds on a thread of its own until `stop`, which waits for it.
 // @unchecked: `thread` is written once, by `init`, and read only by `stop` (never by the thread).
-final class PeriodicThread: @unchecked Sendable {
+package final class PeriodicThread: @unchecked Sendable {
     private let stopping = Atomic(false)
     private var thread = pthread_t()
     private let interval: Double
     private let body: () -> Void
 
-    init(interval: Double, _ body: @escaping () -> Void) throws {
+    package init(interval: Double, _ body: @escaping () -> Void) throws {
         self.interval = interval
         self.body = body
         thread = try OSThread.start { self.loop() }
     }
 
-    func stop() {
+    package func stop() {
         stopping.store(true, ordering: .releasing)
         pthread_join(thread, nil)
     }

@@ -1,3 +1,7 @@
+import PGKeepCore
+import PGKeepRepository
+import PGKeepMover
+
 /// The seam between the manifest format and `verify`: which stored objects one manifest file entry
 /// needs, and what each must hash to.
 ///

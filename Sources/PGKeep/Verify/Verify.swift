@@ -1,3 +1,8 @@
+import PGKeepCore
+import PGKeepPostgres
+import PGKeepRepository
+import PGKeepMover
+
 /// What a verify needs, resolved by the command front.
 public struct VerifyOptions: Sendable {
     /// Only this backup (and the WAL it needs).

@@ -1,4 +1,5 @@
-import PGKeep
+import PGKeepCore
+import PGKeepEngine
 
 /// `restore_command = 'pgkeep --stanza=main archive-get %f "%p"'`
 enum ArchiveGetCommand {

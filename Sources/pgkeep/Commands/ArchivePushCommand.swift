@@ -1,4 +1,5 @@
-import PGKeep
+import PGKeepCore
+import PGKeepEngine
 
 /// `archive_command = 'pgkeep --stanza=main archive-push %p'`
 enum ArchivePushCommand {

@@ -1,4 +1,6 @@
-import PGKeep
+import PGKeepCore
+import PGKeepRepository
+import PGKeepEngine
 
 /// `pgkeep --stanza=main backup [--type=full|diff|incr] [--delta] [--start-fast] [--process-max=N] [--no-resume]
 ///               [--no-bundle] [--bundle-limit=SIZE] [--bundle-size=SIZE]`

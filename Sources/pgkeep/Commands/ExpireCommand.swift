@@ -1,4 +1,4 @@
-import PGKeep
+import PGKeepEngine
 
 /// `pgkeep --stanza=main expire [--repo1-retention-full=N] [--set=LABEL] [--dry-run]`
 enum ExpireCommand {

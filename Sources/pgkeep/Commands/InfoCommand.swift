@@ -1,4 +1,4 @@
-import PGKeep
+import PGKeepEngine
 
 /// `pgkeep info [--stanza=main] [--output=json]`
 enum InfoCommand {

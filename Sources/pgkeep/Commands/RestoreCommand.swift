@@ -3,7 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PGKeep
+import PGKeepCore
+import PGKeepEngine
+import PGKeepConfig
 
 /// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL] [--type=time|xid|lsn|name|immediate|default|standby
 ///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown --target-past-archive] [--plan [--output=json]] [--delta [--force]]`

@@ -1,4 +1,4 @@
-import PGKeep
+import PGKeepEngine
 
 /// `pgkeep --stanza=main stanza-create`
 enum StanzaCreateCommand {

@@ -1,4 +1,4 @@
-import PGKeep
+import PGKeepEngine
 
 /// `pgkeep --stanza=main stanza-repair [--pg1-path=DIR] [--dry-run] [--force]`
 enum StanzaRepairCommand {

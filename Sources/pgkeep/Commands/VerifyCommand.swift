@@ -1,4 +1,5 @@
-import PGKeep
+import PGKeepCore
+import PGKeepEngine
 
 /// `pgkeep --stanza=main verify [--set=LABEL] [--since-last] [--process-max=N] [--output=json]`
 enum VerifyCommand {

@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// The record of WAL segments that asynchronous `archive-push` acknowledged to PostgreSQL without
 /// storing them, because the archive queue exceeded `--archive-push-queue-max` (repo-layout.md
 /// §3.7). One sealed file (with its `.copy`) per run of consecutive segments of one timeline:
@@ -62,7 +65,7 @@ public struct DroppedWAL: Codable, Sendable, Equatable {
     }
 
     /// Whether `name` is a record's file name (not its `.copy`, not a temporary file).
-    static func isRecordName(_ name: String) -> Bool {
+    package static func isRecordName(_ name: String) -> Bool {
         let parts = name.split(separator: "-", omittingEmptySubsequences: false)
         return parts.count == 2 && parts.allSatisfy { part in
             part.utf8.count == 24 && part.utf8.allSatisfy { (48...57).contains($0) || (65...70).contains($0) }

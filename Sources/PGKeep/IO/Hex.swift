@@ -5,9 +5,9 @@
 /// (`src/include/access/xlog_internal.h` `XLogFileName`, `TLHistoryFileName`), and its own
 /// file-name predicates accept only `0-9A-F` (`IsXLogFileName` uses `strspn(fname,
 /// "0123456789ABCDEF")`), so the parsers here are upper-case only unless a caller says otherwise.
-enum Hex {
+package enum Hex {
     /// `value` as upper-case hex, left-padded with zeros to at least `width` digits (`%0<width>X`).
-    static func upper<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
+    package static func upper<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
         let digits = String(value, radix: 16, uppercase: true)
         guard digits.count < width else { return digits }
         return String(repeating: "0", count: width - digits.count) + digits
@@ -18,12 +18,12 @@ enum Hex {
     ///
     /// - Parameter allowLowercase: also accept `a-f` (PostgreSQL's `pg_lsn` input does; its file
     ///   names never contain them).
-    static func parse<S: StringProtocol>(_ text: S, allowLowercase: Bool = false) -> UInt64? {
+    package static func parse<S: StringProtocol>(_ text: S, allowLowercase: Bool = false) -> UInt64? {
         parse(utf8: text.utf8, allowLowercase: allowLowercase)
     }
 
     /// `parse(_:allowLowercase:)` over UTF-8 bytes, for parsers that work on byte arrays.
-    static func parse<C: Collection>(utf8 bytes: C, allowLowercase: Bool = false) -> UInt64? where C.Element == UInt8 {
+    package static func parse<C: Collection>(utf8 bytes: C, allowLowercase: Bool = false) -> UInt64? where C.Element == UInt8 {
         var value: UInt64 = 0
         var count = 0
         for byte in bytes {

@@ -1,3 +1,6 @@
+import PGKeepCore
+import PGKeepPostgres
+
 /// `backup/<stanza>/verify.state`: what `verify` has proven, so `verify --since-last` re-reads only
 /// what is new (repo-layout.md §3.5). Sealed with a `.copy` like the info files.
 ///
