@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SWIFT_BUILD_FLAGS ?=
+# A target may import only the targets it declares (Package.swift, ARCHITECTURE.md §1.2); without
+# this check an incremental build lets a file import any module built earlier.
+IMPORT_CHECK := --explicit-target-dependency-import-check error
 RELEASE_FLAGS := -c release --static-swift-stdlib
 # The libFuzzer build of pgkeep-fuzz, in its own scratch directory so that the sanitizers never
 # reach the normal build. FUZZ_SECONDS per target for `make fuzz`, FUZZ_TEST_SECONDS in `make test`.
@@ -17,7 +20,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	swift build $(SWIFT_BUILD_FLAGS)
+	swift build $(IMPORT_CHECK) $(SWIFT_BUILD_FLAGS)
 
 # The shipped binary: static Swift runtime, so start-up (PostgreSQL execs archive-push per
 # segment) pays no dynamic loading of the Swift libraries.
@@ -30,7 +33,7 @@ release: deps
 # Integration tests run one at a time (--no-parallel): several clusters, pgbench loads and timed
 # kills on a 2-core machine at once starve each other and make fault tests race.
 test: deps
-	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	swift build --build-tests $(IMPORT_CHECK) $(SWIFT_BUILD_FLAGS)
 	swift test --skip-build --filter PGKeepTests
 	$(FUZZ_BUILD)
 	FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) bash scripts/fuzz.sh "$$($(FUZZ_BUILD) --show-bin-path)/pgkeep-fuzz"
@@ -40,7 +43,7 @@ unit: deps
 	swift test $(SWIFT_BUILD_FLAGS) --filter PGKeepTests
 
 integration: deps
-	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	swift build --build-tests $(IMPORT_CHECK) $(SWIFT_BUILD_FLAGS)
 	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep swift test --skip-build --no-parallel --filter IntegrationTests
 
 # A bounded soak (not part of test): pgbench with async archiving while the pusher and backups
@@ -48,7 +51,7 @@ integration: deps
 # verify. SOAK_SECONDS=300 by default; SOAK_SEED repeats a run's random choices.
 SOAK_SECONDS ?= 300
 soak: deps
-	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	swift build --build-tests $(IMPORT_CHECK) $(SWIFT_BUILD_FLAGS)
 	PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep PGKEEP_SOAK_SECONDS=$(SOAK_SECONDS) $(if $(SOAK_SEED),PGKEEP_SOAK_SEED=$(SOAK_SEED)) \
 		swift test --skip-build --no-parallel --filter IntegrationTests.SoakTests
 

@@ -3,6 +3,9 @@ import PackageDescription
 
 // pgkeep: a backup and restore engine for PostgreSQL.
 //
+// Every target compiles in the Swift 6 language mode (the default of tools version 6.0), so data
+// races are compile errors.
+//
 // Dependencies are deliberately few: swift-system for typed POSIX calls. Option parsing is our own
 // (one option table drives the command line, PGKEEP_* variables and the INI file, see
 // Sources/PGKeep/Config), and JSON comes from FoundationEssentials, never full Foundation, because
@@ -34,30 +37,28 @@ let package = Package(
 
         // The library, cut into layers. A target may import only the targets below it, so the
         // layering of ARCHITECTURE.md §1.2 is a compiler rule: a cycle cannot be written. The
-        // folders stay under Sources/PGKeep; each target names the folders it compiles.
+        // folders stay under Sources/PGKeep: a target of one folder is that folder, a target of
+        // several lists them (`sources`) and excludes the others.
         .target(
             name: "PGKeepCore",
             dependencies: ["CZstd", "CLZ4", "CCrypto", "CXXHash", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", sources: ["Errors", "Support", "IO", "Storage"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz"],
+            sources: ["Errors", "Support", "IO", "Storage"]
         ),
         .target(
             name: "PGKeepPostgres",
             dependencies: ["PGKeepCore", "CPQ", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", sources: ["Postgres"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep/Postgres"
         ),
         .target(
             name: "PGKeepRepository",
             dependencies: ["PGKeepCore", "PGKeepPostgres", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", sources: ["Repository"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep/Repository"
         ),
         .target(
             name: "PGKeepMover",
             dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", sources: ["Mover"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep/Mover"
         ),
         .target(
             name: "PGKeepEngine",
@@ -65,51 +66,44 @@ let package = Package(
                 "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "Sources/PGKeep", sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz"],
+            sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"]
         ),
         .target(
             name: "PGKeepConfig",
             dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine"],
-            path: "Sources/PGKeep", sources: ["Config"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep/Config"
         ),
         .target(
             name: "PGKeepFuzz",
             dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig"],
-            path: "Sources/PGKeep", sources: ["Fuzz"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Sources/PGKeep/Fuzz"
         ),
         .executableTarget(
             name: "pgkeep",
             dependencies: [
                 "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         // The parser fuzzer (Sources/pgkeep-fuzz/FuzzEntry.swift): a libFuzzer binary when `make fuzz`
         // builds it with -D PGKEEP_FUZZ -sanitize=fuzzer,address, an input replayer otherwise.
         .executableTarget(
             name: "pgkeep-fuzz",
-            dependencies: ["PGKeepFuzz", "CLibFuzzer"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            dependencies: ["PGKeepCore", "PGKeepFuzz", "CLibFuzzer"]
         ),
         .target(
             name: "TestSupport",
             dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Tests/TestSupport",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ]
 )

@@ -13,6 +13,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PGKeepCore
 import PGKeepFuzz
 
 #if PGKEEP_FUZZ
@@ -23,7 +24,7 @@ private let fuzzTarget: ParserFuzzTarget = {
     let name = getenv("PGKEEP_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     guard let target = ParserFuzzTarget(rawValue: name) else {
         let names = ParserFuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
-        fputs("pgkeep-fuzz: set PGKEEP_FUZZ_TARGET to one of: \(names)\n", stderr)
+        Posix.writeStandardError("pgkeep-fuzz: set PGKEEP_FUZZ_TARGET to one of: \(names)\n")
         exit(2)
     }
     return target
@@ -44,7 +45,7 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
         _ = try fuzzTarget.run(bytes)
     } catch {
         // A broken contract that did not trap: abort so libFuzzer keeps the input as a crash.
-        fputs("pgkeep-fuzz: \(fuzzTarget.rawValue): \(error)\n", stderr)
+        Posix.writeStandardError("pgkeep-fuzz: \(fuzzTarget.rawValue): \(error)\n")
         abort()
     }
     return 0
@@ -58,14 +59,14 @@ enum Replay {
         let arguments = Array(CommandLine.arguments.dropFirst())
         guard let first = arguments.first, let target = ParserFuzzTarget(rawValue: first), arguments.count > 1 else {
             let names = ParserFuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
-            fputs("usage: pgkeep-fuzz <target> <file|directory>...\ntargets: \(names)\n", stderr)
+            Posix.writeStandardError("usage: pgkeep-fuzz <target> <file|directory>...\ntargets: \(names)\n")
             exit(2)
         }
         var findings = 0
         for path in arguments.dropFirst() {
             for file in files(at: path) {
                 guard let bytes = read(file) else {
-                    fputs("pgkeep-fuzz: cannot read '\(file)'\n", stderr)
+                    Posix.writeStandardError("pgkeep-fuzz: cannot read '\(file)'\n")
                     exit(2)
                 }
                 do {

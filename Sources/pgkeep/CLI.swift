@@ -73,7 +73,7 @@ enum CLI {
             if isArchiveGet {
                 error.hint = [error.hint, ErrorCode.archiveGetFatalHint].compactMap { $0 }.joined(separator: "; ")
             }
-            fputs("ERROR: \(error)\n", stderr)
+            Posix.writeStandardError("ERROR: \(error)\n")
             log.fileOnly(.error, "\(error)".split(separator: "\n").joined(separator: " "))
             end("aborted with error [\(error.code.rawValue)] \(error.code.name)" + (status == error.code.rawValue ? "" : ", exit \(status)"))
             return status

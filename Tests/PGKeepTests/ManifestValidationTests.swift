@@ -15,7 +15,7 @@ struct ManifestValidationTests {
     }
 
     /// Each case changes one thing in a valid manifest; each must be refused, naming the entry.
-    static let unsafe: [(String, String, (inout Manifest) -> Void)] = [
+    static let unsafe: [(String, String, @Sendable (inout Manifest) -> Void)] = [
         ("climbing out with ..", "pg_data/../../etc/cron.d/x", { $0.files[0].name = "pg_data/../../etc/cron.d/x" }),
         ("an absolute name", "/etc/passwd", { $0.files[0].name = "/etc/passwd" }),
         ("an empty component", "pg_data//base", { $0.paths[1].name = "pg_data//base" }),

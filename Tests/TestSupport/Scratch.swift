@@ -125,7 +125,7 @@ func makeTemporaryDirectory(prefix: String, mode: mode_t) throws -> String {
     guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
         throw HarnessError("mkdtemp /tmp/\(prefix)XXXXXX failed: \(String(cString: strerror(errno)))")
     }
-    let path = String(cString: template)
+    let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     guard chmod(path, mode) == 0 else {
         throw HarnessError("chmod \(String(mode, radix: 8)) \(path) failed: \(String(cString: strerror(errno)))")
     }

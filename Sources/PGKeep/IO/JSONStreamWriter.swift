@@ -110,9 +110,11 @@ package struct JSONStreamWriter: ~Copyable {
 
     // MARK: Private
 
-    private static let keyValueSeparator = UnsafeRawBufferPointer(staticString: "\" : ")
-    private static let trueText = UnsafeRawBufferPointer(staticString: "true")
-    private static let falseText = UnsafeRawBufferPointer(staticString: "false")
+    // `nonisolated(unsafe)`: each points at a string literal's bytes, which are read-only data of
+    // the binary, so sharing them between threads is safe although the pointer type is not Sendable.
+    nonisolated(unsafe) private static let keyValueSeparator = UnsafeRawBufferPointer(staticString: "\" : ")
+    nonisolated(unsafe) private static let trueText = UnsafeRawBufferPointer(staticString: "true")
+    nonisolated(unsafe) private static let falseText = UnsafeRawBufferPointer(staticString: "false")
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     private mutating func open(_ bracket: UInt8) throws {
@@ -137,7 +139,8 @@ package struct JSONStreamWriter: ~Copyable {
         try indent()
     }
 
-    private static let commaNewline = UnsafeRawBufferPointer(staticString: ",\n")
+    // `nonisolated(unsafe)`: read-only bytes of a string literal, as `keyValueSeparator`.
+    nonisolated(unsafe) private static let commaNewline = UnsafeRawBufferPointer(staticString: ",\n")
 
     private mutating func indent() throws {
         for _ in 0..<(2 * counts.count) { try byte(UInt8(ascii: " ")) }

@@ -620,7 +620,7 @@ final class Ownership {
         var groupID: (String) -> UInt32?
         var primaryGroup: (String) -> UInt32?
 
-        static let system = of(LocalHost())
+        static var system: Accounts { of(LocalHost()) }
 
         /// The accounts of the host the files are restored onto. Whether the restore runs as root
         /// is still this process's (a remote agent will report its own).

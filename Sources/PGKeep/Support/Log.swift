@@ -101,7 +101,7 @@ public final class Log: @unchecked Sendable {
                 // A log line goes above the status line: clear it, print, draw it again.
                 let clear = output.status == nil ? "" : "\r\u{1B}[K"
                 let redraw = output.status.map { "\r\($0)\u{1B}[K" } ?? ""
-                _ = "\(clear)\(stamp) \(level.tag): \(text)\n\(redraw)".withCString { fputs($0, stderr) }
+                Posix.writeStandardError("\(clear)\(stamp) \(level.tag): \(text)\n\(redraw)")
             }
             writeFile(level, stamp: stamp, text: text, to: output.fileDescriptor)
         }
@@ -127,11 +127,10 @@ public final class Log: @unchecked Sendable {
     public func setStatus(_ text: String?) {
         output.withLock { output in
             if let text {
-                _ = "\r\(text)\u{1B}[K".withCString { fputs($0, stderr) }
+                Posix.writeStandardError("\r\(text)\u{1B}[K")
             } else if output.status != nil {
-                _ = "\r\u{1B}[K".withCString { fputs($0, stderr) }
+                Posix.writeStandardError("\r\u{1B}[K")
             }
-            fflush(stderr)
             output.status = text
         }
     }

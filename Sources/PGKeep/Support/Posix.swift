@@ -220,6 +220,19 @@ public enum Posix {
         }
     }
 
+    /// Writes `text` to standard error (file descriptor 2) whole, unbuffered: what the C stream
+    /// `stderr` would do, without touching that global from several threads.
+    public static func writeStandardError(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var done = 0
+            while done < bytes.count {
+                let n = write(2, bytes.baseAddress! + done, bytes.count - done)
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
+
     /// This host's name (gethostname(2)); "localhost" when it has none.
     public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)

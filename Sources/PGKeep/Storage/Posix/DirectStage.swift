@@ -162,14 +162,17 @@ final class DirectStage {
 
     /// The buffers it holds belong to no one while in it.
     private final class Pool: Sendable {
-        private let free = Mutex<[UnsafeMutableRawBufferPointer]>([])
+        /// A buffer in the pool. `@unchecked Sendable`: the pool hands each buffer to one stage at
+        /// a time and no one touches it while it is pooled.
+        private struct Free: @unchecked Sendable { let bytes: UnsafeMutableRawBufferPointer }
+        private let free = Mutex<[Free]>([])
 
         func take() -> UnsafeMutableRawBufferPointer {
-            if let bytes = free.withLock({ $0.popLast() }) { return bytes }
+            if let pooled = free.withLock({ $0.popLast() }) { return pooled.bytes }
             return UnsafeMutableRawBufferPointer.allocate(byteCount: DirectStage.size, alignment: DirectStage.alignment)
         }
 
-        func give(_ bytes: UnsafeMutableRawBufferPointer) { free.withLock { $0.append(bytes) } }
+        func give(_ bytes: UnsafeMutableRawBufferPointer) { free.withLock { $0.append(Free(bytes: bytes)) } }
     }
 }
 
