@@ -155,14 +155,7 @@ struct DiskFullTests {
 
     /// Three full backups on a memory repository; expiring with retention 1 removes the two older.
     func threeBackups() throws -> (MemoryRepository, [BackupSummary]) {
-        let repo = try MemoryRepository()
-        for n in 1...6 { try repo.push(MemoryRepository.segmentName(UInt64(n))) }
-        let backups = [
-            try repo.backup("20260101-000000F", stop: Self.now - 300, first: 1, last: 2),
-            try repo.backup("20260102-000000F", stop: Self.now - 200, first: 3, last: 4),
-            try repo.backup("20260103-000000F", stop: Self.now - 100, first: 5, last: 6),
-        ]
-        return (repo, backups)
+        try MemoryRepository.threeFullBackups(before: Self.now)
     }
 
     func expire(_ repo: MemoryRepository, in storage: Storage) throws -> ExpireOutcome {

@@ -244,13 +244,7 @@ struct StorageFaultTests {
 
     @Test("expire whose backup.info copy cannot be committed keeps every backup it lists, and the next expire completes")
     func expireCopyCommitFailure() throws {
-        let repo = try MemoryRepository()
-        for n in 1...6 { try repo.push(MemoryRepository.segmentName(UInt64(n))) }
-        let backups = [
-            try repo.backup("20260101-000000F", stop: Self.now - 300, first: 1, last: 2),
-            try repo.backup("20260102-000000F", stop: Self.now - 200, first: 3, last: 4),
-            try repo.backup("20260103-000000F", stop: Self.now - 100, first: 5, last: 6),
-        ]
+        let (repo, backups) = try MemoryRepository.threeFullBackups(before: Self.now)
         let storage = FaultyStorage(repo.storage, faults: [.commit(matching: { $0.name == "backup.info.copy" })])
         let expire = ExpireRun(storage: storage, layout: repo.layout,
                                options: ExpireOptions(policy: RetentionPolicy(full: 1), set: nil, dryRun: false, lockPath: "/nonexistent"),

@@ -22,6 +22,19 @@ final class MemoryRepository {
         try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
     }
 
+    /// Segments 1 to 6 archived and three full backups over them, two each, stopped 300, 200 and
+    /// 100 seconds before `now`: what a retention of one full expires two of.
+    static func threeFullBackups(before now: Int64) throws -> (MemoryRepository, [BackupSummary]) {
+        let repo = try MemoryRepository()
+        for n in 1...6 { try repo.push(segmentName(UInt64(n))) }
+        let backups = [
+            try repo.backup("20260101-000000F", stop: now - 300, first: 1, last: 2),
+            try repo.backup("20260102-000000F", stop: now - 200, first: 3, last: 4),
+            try repo.backup("20260103-000000F", stop: now - 100, first: 5, last: 6),
+        ]
+        return (repo, backups)
+    }
+
     static func segmentName(_ number: UInt64, timeline: UInt32 = 1) -> String {
         WALSegmentName(timeline: TimelineID(rawValue: timeline), segmentNumber: number, segmentSize: segmentSize).name
     }
