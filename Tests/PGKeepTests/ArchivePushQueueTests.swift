@@ -5,6 +5,7 @@ import Testing
 @testable import PGKeepMover
 @testable import PGKeepEngine
 @testable import PGKeepConfig
+import SystemPackage
 import TestSupport
 
 /// `--archive-push-queue-max`: what counts as the queue, what the decision drops, what is
@@ -30,7 +31,7 @@ struct ArchivePushQueueTests {
         let spool = AsyncSpool(spoolPath: directory.path("spool"), stanza: "main")
         try spool.recordSuccess(names[0])
         try spool.recordFailure(names[1], PGKeepError(.fileWrite, "repository unwritable"))
-        let queue = try ArchivePushQueue.read(statusDirectory: directory.path(status), segmentSize: 16 << 20) { name, _ in
+        let queue = try ArchivePushQueue.read(statusDirectory: FilePath(directory.path(status)), segmentSize: 16 << 20) { name, _ in
             try Posix.lstat(spool.okFile(name)) != nil
         }
         #expect(queue.segments == Array(names.dropFirst()))

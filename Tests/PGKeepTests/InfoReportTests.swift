@@ -5,6 +5,7 @@ import Testing
 @testable import PGKeepMover
 @testable import PGKeepEngine
 @testable import PGKeepConfig
+import SystemPackage
 import TestSupport
 
 @Suite("info: stanza status and WAL ranges")
@@ -127,6 +128,24 @@ struct InfoReportTests {
         #expect(queue.size == 2 * 16 << 20)
         #expect(report.text([stanza]).contains("PostgreSQL archive queue: 2 segments (32.0MB) waiting in '\(data.path)/pg_wal/archive_status', oldest 000000010000000000000003"))
         #expect(try report.json([stanza]).contains("\"archive-queue\":{"))
+    }
+
+    @Test("the archiving backlog is read on the database host: a data directory that exists only there")
+    func archiveQueueOnTheHost() throws {
+        let data = "/srv/pg/scripted-only/data"
+        let host = ScriptedHost()
+        host.addFile(data + "/global/pg_control", try PostgresFixture.pgControl())
+        for entry in ["000000010000000000000005.ready", "000000010000000000000006.ready", "000000010000000000000006.done"] {
+            host.addFile(data + "/pg_wal/archive_status/" + entry, [])
+        }
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        let report = InfoReport(storage: storage, log: Log(consoleLevel: .off), pgPath: data, host: host)
+        let queue = try #require(try report.collect(only: "main")[0].archiveQueue)
+        #expect(queue.error == nil)
+        #expect(queue.segments == 1)
+        #expect(queue.oldest == "000000010000000000000005")
+        #expect(queue.path == data + "/pg_wal/archive_status")
     }
 
     @Test("an unreadable data directory leaves the repository report intact and says why the queue is unknown")

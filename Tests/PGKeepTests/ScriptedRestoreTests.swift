@@ -129,6 +129,35 @@ struct ScriptedRestoreTests {
         #expect(report.removed == 6)
         #expect(setup.file("base/5/16384")?.bytes == ScriptedBackupTests.relation, "a file the backup has stays")
     }
+
+    @Test("a delta restore is refused when the postmaster.pid on the host names a process the host runs, and changes nothing")
+    func deltaRefusesLivePostmasterOnTheHost() throws {
+        let setup = try Setup()
+        _ = try setup.restore()
+        setup.target.addFile(Self.dataDirectory + "/postmaster.pid", Array("4242\n\(Self.dataDirectory)\n".utf8))
+        setup.target.addFile(Self.dataDirectory + "/base/5/99999", [1, 2, 3])
+        setup.target.processes = [4242]
+        let error = try #require(#expect(throws: PGKeepError.self) { try setup.restore(delta: true) })
+        #expect(error.code == .pgRunning)
+        #expect(error.message.contains("names process 4242"), "\(error)")
+        #expect(setup.target.node(Self.dataDirectory + "/base/5/99999") != nil, "nothing was removed")
+
+        setup.target.processes = []
+        _ = try setup.restore(delta: true)
+        #expect(setup.target.node(Self.dataDirectory + "/base/5/99999") == nil, "a stale postmaster.pid does not stop the restore")
+    }
+
+    @Test("restored files get the owners the manifest records only where the host writes as root")
+    func ownersOnlyAsRootOnTheHost() throws {
+        let asUser = try Setup()
+        _ = try asUser.restore()
+        #expect(asUser.target.owners.isEmpty, "no lchown as another user: the files are the writer's")
+
+        let asRoot = try Setup()
+        asRoot.target.asRoot = true
+        _ = try asRoot.restore()
+        #expect(asRoot.target.owners[FilePath(Self.dataDirectory + "/base/5/16384")] != nil, "as root every restored file is given its owner")
+    }
 }
 
 /// The write operations of `LocalHost` on a real directory: what restore relies on.

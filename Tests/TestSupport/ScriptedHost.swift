@@ -15,7 +15,7 @@ import Synchronization
 ///
 /// It keeps the `PostgresHost` contract (Sources/PGKeep/Postgres/PostgresHost.swift): missing
 /// paths read as nil, listings are sorted byte-wise, links resolve against their directory.
-public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`, except the answers a test sets before the host is used (`accounts`, `clusters`, `free`)
+public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchecked: every mutable field is read and written under `lock`, except the answers a test sets before the host is used (`accounts`, `clusters`, `asRoot`, `processes`, `free`)
     public enum Node: Sendable {
         case file(bytes: [UInt8], mode: UInt32, mtime: Int64)
         case directory(mode: UInt32)
@@ -145,6 +145,10 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     public var accounts: [String: UInt32] = [:]
     /// What `runningClusters` reports.
     public var clusters: [RunningClusters.Cluster] = []
+    /// What `runsAsRoot` reports.
+    public var asRoot = false
+    /// The process ids `processExists` knows.
+    public var processes: Set<Int32> = []
     /// What `freeBytes` reports.
     public var free: UInt64? = nil
 
@@ -251,6 +255,8 @@ public final class ScriptedHost: PostgresHost, @unchecked Sendable {  // @unchec
     public func userID(name: String) -> UInt32? { name == "postgres" ? uid : accounts[name] }
     public func groupID(name: String) -> UInt32? { name == "postgres" ? gid : accounts[name] }
     public func primaryGroupID(name: String) -> UInt32? { name == "postgres" ? gid : nil }
+    public var runsAsRoot: Bool { asRoot }
+    public func processExists(_ pid: Int32) -> Bool { processes.contains(pid) }
     public func runningClusters() -> [RunningClusters.Cluster] { clusters }
     public func freeBytes(_ path: FilePath) -> UInt64? { free }
     public func mountedFileSystem(containing path: FilePath) -> (mountPoint: String, source: String, type: String)? { nil }

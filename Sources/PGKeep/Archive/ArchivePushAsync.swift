@@ -8,6 +8,7 @@ import PGKeepCore
 import PGKeepPostgres
 import PGKeepRepository
 import PGKeepMover
+import SystemPackage
 
 /// Asynchronous `archive-push` (`--archive-async`): PostgreSQL still calls `archive-push %p` once
 /// per segment and still hears success only once that segment is durable in the repository, but
@@ -252,7 +253,7 @@ struct QueueLimiter {
         let spool = settings.spool
         if segmentSize == nil { segmentSize = try PGControl.read(dataDirectory: settings.dataDirectory).walSegmentSize.bytes }
         guard let segmentSize, let size = WALSegmentSize(bytes: segmentSize) else { return }
-        let queue = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
+        let queue = try ArchivePushQueue.read(statusDirectory: FilePath(Posix.join(settings.dataDirectory, "pg_wal/archive_status")),
                                               segmentSize: segmentSize) { name, _ in try Posix.lstat(spool.okFile(name)) != nil }
         var decision = queue.decide(max: max)
         guard !decision.drop.isEmpty else { return }
@@ -260,7 +261,7 @@ struct QueueLimiter {
         // retried by a round until PostgreSQL asks again, and the repository may have recovered
         // meanwhile: push them once more first, and drop only what still fails.
         _ = try pusher.pushAll(decision.drop)
-        decision = try ArchivePushQueue.read(statusDirectory: Posix.join(settings.dataDirectory, "pg_wal/archive_status"),
+        decision = try ArchivePushQueue.read(statusDirectory: FilePath(Posix.join(settings.dataDirectory, "pg_wal/archive_status")),
                                              segmentSize: segmentSize) { name, _ in try Posix.lstat(spool.okFile(name)) != nil }.decide(max: max)
         guard !decision.drop.isEmpty else { return }
         let now = Clock.now()

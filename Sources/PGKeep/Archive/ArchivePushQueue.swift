@@ -1,6 +1,7 @@
 import PGKeepCore
 import PGKeepPostgres
 import PGKeepRepository
+import SystemPackage
 
 /// `--archive-push-queue-max`: how much unarchived WAL asynchronous `archive-push` lets PostgreSQL
 /// keep before it gives segments up (pgBackRest's option of the same name).
@@ -56,11 +57,12 @@ public struct ArchivePushQueue: Sendable, Equatable {
         return Decision(drop: Array(segments.prefix(dropCount)), keep: Array(segments.dropFirst(dropCount)), queueBytes: bytes)
     }
 
-    /// The queue in `statusDirectory` (`pg_wal/archive_status`): `.ready` complete segments not
-    /// yet acknowledged, as `isAcknowledged` says (given the directory's entries, listed once).
-    static func read(statusDirectory: String, segmentSize: UInt64,
+    /// The queue in `statusDirectory` (`pg_wal/archive_status`) on `host`: `.ready` complete
+    /// segments not yet acknowledged, as `isAcknowledged` says (given the directory's entries,
+    /// listed once). archive-push runs on the database host itself; `info` may read another's.
+    static func read(statusDirectory: FilePath, on host: PostgresHost = LocalHost(), segmentSize: UInt64,
                      isAcknowledged: (_ name: String, _ entries: Set<String>) throws -> Bool) throws -> ArchivePushQueue {
-        guard let entries = try Posix.listDirectory(statusDirectory) else {
+        guard let entries = try host.list(statusDirectory) else {
             throw PGKeepError(.pathMissing, "'\(statusDirectory)' does not exist",
                               hint: "--pg1-path must be the data directory of the cluster that archives (PostgreSQL runs archive_command in it)")
         }

@@ -1,6 +1,7 @@
 import PGKeepCore
 import PGKeepPostgres
 import PGKeepRepository
+import SystemPackage
 
 /// `--archive-push-queue-max` without `--archive-async`, as pgBackRest applies it: PostgreSQL calls
 /// `archive-push %p` for its oldest `.ready` segment; when that push fails and PostgreSQL's queue
@@ -80,7 +81,7 @@ public struct SynchronousQueueLimit {
             let size = try PGControl.read(dataDirectory: cluster).walSegmentSize
             // PostgreSQL renames .ready to .done once a segment is archived; a .done beside a .ready
             // (a crash between the two) means archived.
-            let queue = try ArchivePushQueue.read(statusDirectory: statusDirectory, segmentSize: size.bytes) { name, entries in
+            let queue = try ArchivePushQueue.read(statusDirectory: FilePath(statusDirectory), segmentSize: size.bytes) { name, entries in
                 entries.contains(name + ".done")
             }
             return (queue.decide(max: max), size)

@@ -2,6 +2,7 @@ import FoundationEssentials
 import PGKeepCore
 import PGKeepPostgres
 import PGKeepRepository
+import SystemPackage
 
 /// `info`: what a repository holds, per stanza. The JSON form follows pgBackRest's `info --output=json`
 /// wherever the concepts match (stanza `name`, `status{code,message}`, `db`, `archive[{id,min,max}]`,
@@ -16,12 +17,15 @@ public struct InfoReport {
     /// `--pg1-path`: the data directory whose archiving backlog is shown with the stanza named by
     /// `--stanza` (nil: not looked at).
     let pgPath: String?
+    /// The database host `pgPath` is on.
+    let host: PostgresHost
 
-    public init(storage: Storage, log: Log, lockPath: String? = nil, pgPath: String? = nil) {
+    public init(storage: Storage, log: Log, lockPath: String? = nil, pgPath: String? = nil, host: PostgresHost = LocalHost()) {
         self.storage = storage
         self.log = log
         self.lockPath = lockPath
         self.pgPath = pgPath
+        self.host = host
     }
 
     public struct Stanza: Encodable {
@@ -170,23 +174,23 @@ public struct InfoReport {
         }
         var stanzas = try names.map(stanza)
         if let only, let pgPath, let index = stanzas.firstIndex(where: { $0.name == only }) {
-            stanzas[index].archiveQueue = Self.archiveQueue(dataDirectory: pgPath)
+            stanzas[index].archiveQueue = Self.archiveQueue(dataDirectory: FilePath(pgPath), on: host)
         }
         return stanzas
     }
 
-    /// PostgreSQL's archiving backlog in `dataDirectory`; a description of why it cannot be read
-    /// instead of a failure: info reports on the repository first.
-    static func archiveQueue(dataDirectory: String) -> Stanza.ArchiveQueue {
-        let statusDirectory = Posix.join(dataDirectory, "pg_wal/archive_status")
+    /// PostgreSQL's archiving backlog in `dataDirectory` on `host`; a description of why it
+    /// cannot be read instead of a failure: info reports on the repository first.
+    static func archiveQueue(dataDirectory: FilePath, on host: PostgresHost) -> Stanza.ArchiveQueue {
+        let statusDirectory = dataDirectory.joined("pg_wal/archive_status")
         do {
-            let segmentSize = try PGControl.read(dataDirectory: dataDirectory).walSegmentSize
-            let queue = try ArchivePushQueue.read(statusDirectory: statusDirectory, segmentSize: segmentSize.bytes) { name, entries in
+            let segmentSize = try PGControl.read(from: host, dataDirectory: dataDirectory).control.walSegmentSize
+            let queue = try ArchivePushQueue.read(statusDirectory: statusDirectory, on: host, segmentSize: segmentSize.bytes) { name, entries in
                 entries.contains(name + ".done")
             }
-            return .init(path: statusDirectory, segments: queue.segments.count, size: queue.bytes, oldest: queue.segments.first)
+            return .init(path: statusDirectory.string, segments: queue.segments.count, size: queue.bytes, oldest: queue.segments.first)
         } catch {
-            return .init(path: statusDirectory, error: (error as? PGKeepError)?.message ?? "\(error)")
+            return .init(path: statusDirectory.string, error: (error as? PGKeepError)?.message ?? "\(error)")
         }
     }
 

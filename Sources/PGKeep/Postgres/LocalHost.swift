@@ -73,6 +73,10 @@ public final class LocalHost: PostgresHost {
 
     public func primaryGroupID(name: String) -> UInt32? { Posix.primaryGroupID(name: name) }
 
+    public var runsAsRoot: Bool { geteuid() == 0 }
+
+    public func processExists(_ pid: Int32) -> Bool { Posix.processExists(pid) }
+
     public func runningClusters() -> [RunningClusters.Cluster] { RunningClusters.find() }
 
     public func freeBytes(_ path: FilePath) -> UInt64? { LocalFileSystems.freeBytes(path.string) }

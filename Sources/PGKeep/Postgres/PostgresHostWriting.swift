@@ -24,8 +24,9 @@ import PGKeepCore
 ///    `setModificationTime` do not.
 /// 4. `createFile` creates or truncates (a delta restore rewrites a file that differs); the
 ///    writer is the only way its bytes are written, and it is closed exactly once.
-/// 5. Account lookups (`userID`, `groupID`, `primaryGroupID`) answer for the host's accounts, not
-///    pgkeep's, because the files belong to the host.
+/// 5. Account lookups (`userID`, `groupID`, `primaryGroupID`), `runsAsRoot` and
+///    `processExists` answer for the host, not for the machine pgkeep's command runs on, because
+///    the files and the server belong to the host.
 public protocol PostgresHostWriting: AnyObject, Sendable {
     /// Makes `path` and any missing parents as directories with `mode` (contract item 2); an
     /// existing directory, or a link to one, is left as it is.
@@ -55,6 +56,12 @@ public protocol PostgresHostWriting: AnyObject, Sendable {
     func userID(name: String) -> UInt32?
     func groupID(name: String) -> UInt32?
     func primaryGroupID(name: String) -> UInt32?
+    /// Whether the files written on the host are written by root, which alone may give them the
+    /// owners the manifest records (contract item 5).
+    var runsAsRoot: Bool { get }
+    /// Whether a process with this id exists on the host, also one of another user (contract
+    /// item 5): the check of the pid a `postmaster.pid` names.
+    func processExists(_ pid: Int32) -> Bool
     /// The PostgreSQL servers running on the host, as far as pgkeep may see them.
     func runningClusters() -> [RunningClusters.Cluster]
     /// Bytes an unprivileged user can still write on the file system holding `path`; nil when

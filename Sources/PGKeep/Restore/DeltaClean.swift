@@ -111,9 +111,8 @@ struct DeltaClean {
         log.detail("removed '\(path)': not in the backup")
     }
 
-    /// Whether the process named in `<dataDirectory>/postmaster.pid` is alive. nil when there is
-    /// no such file or it names no process.
-    /// The process check itself is this machine's `kill(pid, 0)`: a remote host will answer it.
+    /// Whether the process named in `<dataDirectory>/postmaster.pid` is alive on `host`. nil when
+    /// there is no such file or it names no process.
     static func livePostmaster(on host: PostgresHost, dataDirectory: String) throws -> Int32? {
         guard let source = try host.openRead(FilePath(Posix.join(dataDirectory, "postmaster.pid"))) else { return nil }
         let buffer = IOBuffer(size: 64)
@@ -122,7 +121,6 @@ struct DeltaClean {
         guard let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: " \t")), pid > 0 else {
             return nil
         }
-        if kill(pid, 0) == 0 || errno == EPERM { return pid }
-        return nil
+        return host.processExists(pid) ? pid : nil
     }
 }

@@ -622,10 +622,10 @@ final class Ownership {
 
         static var system: Accounts { of(LocalHost()) }
 
-        /// The accounts of the host the files are restored onto. Whether the restore runs as root
-        /// is still this process's (a remote agent will report its own).
+        /// The accounts of the host the files are restored onto, and whether they are written
+        /// there as root.
         static func of(_ host: PostgresHostWriting) -> Accounts {
-            Accounts(isRoot: geteuid() == 0, userID: host.userID(name:), groupID: host.groupID(name:),
+            Accounts(isRoot: host.runsAsRoot, userID: host.userID(name:), groupID: host.groupID(name:),
                      primaryGroup: host.primaryGroupID(name:))
         }
     }
