@@ -48,11 +48,12 @@ public enum CompressionType: String, CaseIterable, Sendable {
     }
 
     /// A filter that compresses a stream into one frame of this format, or nil for `.none`.
-    /// Engine code never calls this: its chains come from `ObjectCodec`, which reuses the filter.
+    /// Internal to `PGKeepCore`, like the codec filters' initializers: only `ObjectCodec` makes
+    /// codecs, and reuses each; the engine gets its chains from it.
     /// - Parameters:
     ///   - level: must be in `validLevels`; otherwise throws `optionInvalid`.
     ///   - bufferSize: the codec's output buffer size (for lz4, the input slice it is sized for).
-    public func makeCompressFilter(level: Int, bufferSize: Int) throws(PGKeepError) -> Filter? {
+    func makeCompressFilter(level: Int, bufferSize: Int) throws(PGKeepError) -> Filter? {
         switch self {
         case .none:
             guard validLevels.contains(level) else { throw levelError(level) }
@@ -69,7 +70,7 @@ public enum CompressionType: String, CaseIterable, Sendable {
     /// accepted; a duplicate archive-push: the bytes of the file being pushed); lz4 then skips its
     /// content checksum (the costly part of decoding it), zstd verifies its checksum anyway (its
     /// switch is experimental API, and it is cheap there). Verify keeps the codec's check.
-    public func makeDecompressFilter(bufferSize: Int, frameChecksum: FrameChecksum = .verify) throws(PGKeepError) -> Filter? {
+    func makeDecompressFilter(bufferSize: Int, frameChecksum: FrameChecksum = .verify) throws(PGKeepError) -> Filter? {
         switch self {
         case .none: return nil
         case .lz4: return try LZ4DecompressFilter(bufferSize: bufferSize, frameChecksum: frameChecksum)

@@ -10,7 +10,7 @@ public final class SHA256Filter: Filter {
     public private(set) var digest: SHA256Digest?
 
     /// Creates the filter and its OpenSSL context (once; `reset` reuses it).
-    public init() throws(PGKeepError) {
+    init() throws(PGKeepError) {
         hasher = try SHA256Hasher()
     }
 

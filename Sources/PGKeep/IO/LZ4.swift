@@ -36,7 +36,7 @@ public final class LZ4CompressFilter: Filter {
     ///     `LZ4F_compressBound` for it, so it is a little larger than `bufferSize` plus one block.
     ///   - contentChecksum: add lz4's XXH32 of the content, as pgkeep before 0.4 did (tests use it
     ///     to write such frames; the repository does not need it, see the top of this file).
-    public init(level: Int, bufferSize: Int, contentChecksum: Bool = false) throws(PGKeepError) {
+    init(level: Int, bufferSize: Int, contentChecksum: Bool = false) throws(PGKeepError) {
         guard CompressionType.lz4.validLevels.contains(level) else {
             throw CompressionType.lz4.levelError(level)
         }
@@ -142,7 +142,7 @@ public final class LZ4DecompressFilter: Filter {
     /// decoding several times faster (liblz4's XXH32 runs at about the speed of SHA-256 here, the
     /// block decoder at several GB/s). Only for a caller that checks every decoded byte itself;
     /// malformed blocks are still errors.
-    public init(bufferSize: Int, frameChecksum: FrameChecksum = .verify) throws(PGKeepError) {
+    init(bufferSize: Int, frameChecksum: FrameChecksum = .verify) throws(PGKeepError) {
         precondition(bufferSize > 0, "LZ4DecompressFilter bufferSize must be positive")
         output = PendingOutput(capacity: bufferSize)
         // skipChecksums: liblz4 >= 1.9.4 (Debian 12).

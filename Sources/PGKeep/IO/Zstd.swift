@@ -24,7 +24,7 @@ public final class ZstdCompressFilter: Filter {
     ///     (`ZSTD_CStreamOutSize()`, about 128 KiB, is a good size; any positive size works).
     ///   - contentChecksum: add zstd's content checksum, as pgkeep before 0.4 did (tests use it to
     ///     write such frames; the repository does not need it, see the top of this file).
-    public init(level: Int, bufferSize: Int, contentChecksum: Bool = false) throws(PGKeepError) {
+    init(level: Int, bufferSize: Int, contentChecksum: Bool = false) throws(PGKeepError) {
         guard CompressionType.zst.validLevels.contains(level) else {
             throw CompressionType.zst.levelError(level)
         }
@@ -115,7 +115,7 @@ public final class ZstdDecompressFilter: Filter {
 
     /// Creates a decompressor whose output buffer holds `bufferSize` bytes (any size works;
     /// `ZSTD_DStreamOutSize()`, 128 KiB, lets libzstd write whole blocks without an extra copy).
-    public init(bufferSize: Int) throws(PGKeepError) {
+    init(bufferSize: Int) throws(PGKeepError) {
         precondition(bufferSize > 0, "ZstdDecompressFilter bufferSize must be positive")
         guard let context = ZSTD_createDCtx() else {
             throw PGKeepError(.compression, "zstd decompression: ZSTD_createDCtx could not allocate a decompression context",
