@@ -23,6 +23,7 @@
 ///
 /// Sorting keys is the caller's duty: it writes them in byte order (`ManifestJSON` does).
 /// `SealedFileTests`/`ManifestJSONTests` prove the byte identity against `JSONEncoder`.
+@usableFromInline
 package struct JSONStreamWriter: ~Copyable {
     private let buffer: UnsafeMutableRawBufferPointer
     private var used = 0

@@ -109,11 +109,22 @@ extension BackupSummary {
     /// `files`: sizes, counts and damaged pages from the entries, the rest from the manifest.
     /// What the backup copied (`sizeDelta`) and the stored size of the backups it references are
     /// the caller's: a backup counts them as it runs, `stanza-repair` works them out afterwards.
+    /// `@inlinable` for the reason `Manifest.save(files:to:in:)` gives: the loop over the caller's
+    /// sequence is compiled in the caller's module, for its type.
+    @inlinable
     package init<Files: Sequence<Manifest.FileEntry>>(manifest: Manifest, files: Files, sizeDelta: UInt64, referencedRepoSize: UInt64) {
+        self.init(manifest: manifest, eachFile: { body in for entry in files { body(entry) } },
+                  sizeDelta: sizeDelta, referencedRepoSize: referencedRepoSize)
+    }
+
+    /// `init(manifest:files:sizeDelta:referencedRepoSize:)` with the entries given by `eachFile`,
+    /// which calls its argument once per entry.
+    @usableFromInline
+    package init(manifest: Manifest, eachFile: (_ body: (Manifest.FileEntry) -> Void) -> Void, sizeDelta: UInt64, referencedRepoSize: UInt64) {
         let backup = manifest.backup
         var size: UInt64 = 0, repoSize: UInt64 = 0
         var fileCount = 0, pageErrors = 0
-        for entry in files {
+        eachFile { entry in
             size += entry.size
             repoSize += entry.storedBytes(by: backup.label)
             fileCount += 1
