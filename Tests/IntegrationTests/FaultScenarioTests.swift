@@ -135,9 +135,20 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("both twins of backup.info and of archive.info destroyed after a full and an incr: restore stops with repository-invalid naming backup.info and hinting stanza-repair, info says so; stanza-repair rebuilds all four files byte for byte, keeping the destroyed ones aside; info lists both backups, verify is clean, a second repair is refused as not needed and a restore equals the dump")
-    func destroyedInfoFilesRebuiltByStanzaRepair() async throws {
-        try await withScratch { scratch in
+    /// A full and a block-incremental backup, a commit after both archived, the cluster stopped;
+    /// then both twins of backup.info and of archive.info overwritten with garbage.
+    struct DestroyedInfoFiles {
+        let stanza: TestStanza
+        let source: Cluster
+        let labels: [String]
+        let expected: ClusterDump
+        let backupInfo: String
+        /// backup.info, its copy, archive.info, its copy.
+        let infoFiles: [String]
+        let originals: [[UInt8]]
+        static let garbage = Array("destroyed\n".utf8)
+
+        static func make(_ scratch: Scratch) async throws -> DestroyedInfoFiles {
             let stanza = try TestStanza(scratch: scratch)
             var expected: ClusterDump?
             var labels: [String] = []
@@ -159,35 +170,59 @@ struct FaultScenarioTests {
             let archiveInfo = stanza.repository + "/archive/main/archive.info"
             let infoFiles = [backupInfo, backupInfo + ".copy", archiveInfo, archiveInfo + ".copy"]
             let originals = try infoFiles.map { try readBytes($0) }
-            for path in infoFiles { try writeBytes(path, Array("destroyed\n".utf8)) }
+            for path in infoFiles { try writeBytes(path, garbage) }
+            return DestroyedInfoFiles(stanza: stanza, source: source, labels: labels, expected: try #require(expected),
+                                      backupInfo: backupInfo, infoFiles: infoFiles, originals: originals)
+        }
+    }
 
+    @Test("both twins of backup.info and of archive.info destroyed: restore stops with repository-invalid naming backup.info and hinting stanza-repair, writing nothing, and info reports it")
+    func destroyedInfoFilesStopRestore() async throws {
+        try await withScratch { scratch in
+            let damaged = try await DestroyedInfoFiles.make(scratch)
             let target = scratch.path("refused")
-            let refused = try stanza.restore(into: target)
+            let refused = try damaged.stanza.restore(into: target)
             #expect(refused.status == Exit.repositoryInvalid, "\(refused)")
-            #expect(refused.stderr.contains(backupInfo) && refused.stderr.contains("HINT") && refused.stderr.contains("stanza-repair"),
+            #expect(refused.stderr.contains(damaged.backupInfo) && refused.stderr.contains("HINT") && refused.stderr.contains("stanza-repair"),
                     "\(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: target), "nothing written")
-            let status = try stanza.info()["status"] as? [String: Any]
+            let status = try damaged.stanza.info()["status"] as? [String: Any]
             #expect(status?["code"] as? Int == Self.infoStatusOther, "\(status ?? [:])")
             #expect((status?["message"] as? String)?.contains("stanza-repair") == true, "\(status ?? [:])")
+        }
+    }
 
-            let dryRun = try stanza.run(["--pg1-path=\(source.dataDirectory)", "stanza-repair", "--dry-run"])
+    @Test("stanza-repair rebuilds destroyed info files byte for byte after a dry run that writes nothing, keeping the destroyed ones aside")
+    func stanzaRepairRebuildsDestroyedInfoFiles() async throws {
+        try await withScratch { scratch in
+            let damaged = try await DestroyedInfoFiles.make(scratch)
+            let (stanza, backupInfo, infoFiles) = (damaged.stanza, damaged.backupInfo, damaged.infoFiles)
+            let dryRun = try stanza.run(["--pg1-path=\(damaged.source.dataDirectory)", "stanza-repair", "--dry-run"])
             #expect(dryRun.status == 0, "\(dryRun)")
             #expect(dryRun.stdout.contains("would write '\(backupInfo)' and its copy:"), "\(dryRun.stdout)")
-            #expect(try infoFiles.allSatisfy { try readBytes($0) == Array("destroyed\n".utf8) }, "the dry run wrote nothing")
+            #expect(try infoFiles.allSatisfy { try readBytes($0) == DestroyedInfoFiles.garbage }, "the dry run wrote nothing")
 
-            let repair = try stanza.run(["--pg1-path=\(source.dataDirectory)", "stanza-repair"])
+            let repair = try stanza.run(["--pg1-path=\(damaged.source.dataDirectory)", "stanza-repair"])
             #expect(repair.status == 0, "\(repair)")
-            for label in labels { #expect(repair.stdout.contains("backup \(label): found"), "\(repair.stdout)") }
-            for (path, original) in zip(infoFiles, originals) {
+            for label in damaged.labels { #expect(repair.stdout.contains("backup \(label): found"), "\(repair.stdout)") }
+            for (path, original) in zip(infoFiles, damaged.originals) {
                 #expect(try readBytes(path) == original, "\(path) is rebuilt exactly as backup and stanza-create wrote it")
             }
             let aside = try FileManager.default.contentsOfDirectory(atPath: stanza.repository + "/backup/main")
                 .filter { $0.hasPrefix("backup.info.damaged-") || $0.hasPrefix("backup.info.copy.damaged-") }
             #expect(aside.count == 2, "\(aside)")
-            for name in aside { #expect(try readBytes(stanza.repository + "/backup/main/" + name) == Array("destroyed\n".utf8)) }
+            for name in aside { #expect(try readBytes(stanza.repository + "/backup/main/" + name) == DestroyedInfoFiles.garbage) }
+        }
+    }
 
-            #expect(try stanza.labels() == labels)
+    @Test("after stanza-repair rebuilt destroyed info files, info lists both backups, verify is clean, a second repair is refused as not needed, and a restore equals the dump")
+    func repairedRepositoryIsWhole() async throws {
+        try await withScratch { scratch in
+            let damaged = try await DestroyedInfoFiles.make(scratch)
+            let stanza = damaged.stanza
+            try stanza.run(["--pg1-path=\(damaged.source.dataDirectory)", "stanza-repair"]).check()
+
+            #expect(try stanza.labels() == damaged.labels)
             let verify = try stanza.run(["verify", "--output=json"])
             #expect(verify.status == 0, "\(verify)")
             let verified = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any]
@@ -198,29 +233,34 @@ struct FaultScenarioTests {
             #expect(again.stderr.contains("HINT") && again.stderr.contains("--force"), "\(again.stderr)")
 
             let restored = try await FaultTests.restoreAndRecover(stanza, scratch: scratch, name: "restored")
-            #expect(restored.difference(from: try #require(expected)) == nil)
+            #expect(restored.difference(from: damaged.expected) == nil)
         }
     }
 
-    @Test("time and xid targets past the end of the archive: a time after the newest archived segment was stored is refused before writing (72, --plan too) naming that segment, with hints; with --target-past-archive, as for an xid target, the restored cluster stops with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; a restore to the end of the archive then recovers every commit")
-    func targetsPastTheEndOfTheArchive() async throws {
+    /// A backup and one commit after it, archived; the cluster stopped, so no WAL follows. The
+    /// returned time (a day later) and xid (1000 later) are never reached.
+    static func archiveEndingBeforeTargets(_ stanza: TestStanza, scratch: Scratch) async throws
+        -> (expected: ClusterDump, laterTime: String, laterXID: String) {
+        var expected: ClusterDump?
+        var laterTime = "", laterXID = ""
+        try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+            try stanza.create(cluster)
+            _ = try cluster.psql("create table marker(id int primary key)")
+            try stanza.backup(cluster)
+            _ = try cluster.psql("insert into marker values (1)")
+            try await cluster.switchWALAndWaitForArchive()
+            expected = try cluster.dumpAllDatabases()
+            laterTime = try cluster.psql("select to_char(now() at time zone 'UTC' + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
+            laterXID = String(Int(try cluster.psql("select txid_current()"))! + 1000)
+        }
+        return (try #require(expected), laterTime, laterXID)
+    }
+
+    @Test("a time target after the newest archived segment was stored is refused before writing (72, --plan too), naming that segment, with hints")
+    func timeTargetPastTheArchiveRefused() async throws {
         try await withScratch { scratch in
             let stanza = try TestStanza(scratch: scratch)
-            var expected: ClusterDump?
-            var laterTime = "", laterXID = ""
-            try await withCluster(name: "source", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
-                try stanza.create(cluster)
-                _ = try cluster.psql("create table marker(id int primary key)")
-                try stanza.backup(cluster)
-                _ = try cluster.psql("insert into marker values (1)")
-                try await cluster.switchWALAndWaitForArchive()
-                expected = try cluster.dumpAllDatabases()
-                // Neither is ever reached: the cluster stops below, and no WAL follows.
-                laterTime = try cluster.psql("select to_char(now() at time zone 'UTC' + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
-                laterXID = String(Int(try cluster.psql("select txid_current()"))! + 1000)
-            }
-
-            // The time target is later than every commit the archive holds: refused before writing.
+            let (_, laterTime, _) = try await Self.archiveEndingBeforeTargets(stanza, scratch: scratch)
             // The newest segment is the one the shutdown switched to and archived.
             let archived = stanza.repositoryFiles(under: "archive/\(stanza.name)").map { String($0.split(separator: "/").last!.prefix(24)) }
             let newest = archived.filter { WALFileName($0)?.kind == .segment }.max()
@@ -239,30 +279,46 @@ struct FaultScenarioTests {
             }
             #expect(refused.stderr.contains("nothing was written"), "\(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: refusedData + "/PG_VERSION"), "the refused restore wrote nothing")
+        }
+    }
 
-            // Restored anyway (time, with the override), or not placeable before replay (xid):
-            // PostgreSQL reaches the end of the archive and stops without promoting.
-            for (name, options) in [("time", time + ["--target-past-archive"]), ("xid", ["--type=xid", "--target=\(laterXID)", "--target-action=promote"])] {
-                let data = try scratch.directory(name) + "/data"
-                let restore = try stanza.restore(into: data, options)
-                #expect(restore.status == 0, "\(name): \(restore)")
-                if name == "time" {
-                    let logged = try String(contentsOfFile: stanza.logPath + "/main-restore.log", encoding: .utf8)
-                    #expect(logged.contains("restoring anyway (--target-past-archive)"), "the override is logged: \(logged)")
-                }
-                let cluster = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
-                defer { try? cluster.stop(mode: .immediate) }
-                try cluster.start(wait: false)
-                let log = try await ArchiveGetFatalTests.startupOutcome(cluster)
-                #expect(!cluster.isRunning, "\(name): a target never reached must not promote:\n\(log)")
-                #expect(log.contains("FATAL:  recovery ended before configured recovery target was reached"), "\(name): \(log)")
-                #expect(!log.contains("selected new timeline ID") && !log.contains("ready to accept connections"), "\(name): \(log)")
+    /// A time target restored anyway (`--target-past-archive`), and an xid target, which the
+    /// planner cannot place before replay.
+    enum UnreachedTarget: String, CaseIterable, CustomTestStringConvertible {
+        case time, xid
+        var testDescription: String { rawValue }
+    }
 
-                // The operator's way out: restore again (over the same directory) to the end of the archive.
-                try stanza.restore(into: data, ["--delta"]).check()
-                let restored = try await FaultTests.recover(data, scratch: scratch, name: name + "-end", amcheck: false)
-                #expect(restored.difference(from: try #require(expected)) == nil, "\(name)")
+    @Test("a target past the end of the archive stops recovery with 'recovery ended before configured recovery target was reached' instead of promoting with partial data; --delta to the end of the archive then recovers every commit",
+          arguments: UnreachedTarget.allCases)
+    func targetPastTheArchiveStopsRecovery(_ target: UnreachedTarget) async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            let (expected, laterTime, laterXID) = try await Self.archiveEndingBeforeTargets(stanza, scratch: scratch)
+            let options = switch target {
+            case .time: ["--type=time", "--target=\(laterTime)", "--target-action=promote", "--target-past-archive"]
+            case .xid: ["--type=xid", "--target=\(laterXID)", "--target-action=promote"]
             }
+            let name = target.rawValue
+            let data = try scratch.directory(name) + "/data"
+            let restore = try stanza.restore(into: data, options)
+            #expect(restore.status == 0, "\(restore)")
+            if target == .time {
+                let logged = try String(contentsOfFile: stanza.logPath + "/main-restore.log", encoding: .utf8)
+                #expect(logged.contains("restoring anyway (--target-past-archive)"), "the override is logged: \(logged)")
+            }
+            let cluster = try Cluster(name: name, scratch: scratch, existingDataDirectory: data, extraConf: ["archive_mode = off"])
+            defer { try? cluster.stop(mode: .immediate) }
+            try cluster.start(wait: false)
+            let log = try await ArchiveGetFatalTests.startupOutcome(cluster)
+            #expect(!cluster.isRunning, "a target never reached must not promote:\n\(log)")
+            #expect(log.contains("FATAL:  recovery ended before configured recovery target was reached"), "\(log)")
+            #expect(!log.contains("selected new timeline ID") && !log.contains("ready to accept connections"), "\(log)")
+
+            // The operator's way out: restore again (over the same directory) to the end of the archive.
+            try stanza.restore(into: data, ["--delta"]).check()
+            let restored = try await FaultTests.recover(data, scratch: scratch, name: name + "-end", amcheck: false)
+            #expect(restored.difference(from: expected) == nil)
         }
     }
 
