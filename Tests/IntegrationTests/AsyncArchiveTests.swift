@@ -100,7 +100,7 @@ struct AsyncArchiveTests {
                     async let second = Task.detached { try stanza.run(["archive-push", path]) }.value
                     let results = try await [first, second]
                     #expect(results.allSatisfy { $0.status == 0 }, "\(results)")
-                    let objects = stanza.repositoryFiles(under: "archive/main/15-1/\(name.prefix(16))").filter { $0.contains(name) }
+                    let objects = stanza.repositoryFiles(under: "archive/main/\(Cluster.archiveID)/\(name.prefix(16))").filter { $0.contains(name) }
                     #expect(objects.count == 1, "\(objects)")
                     let fetched = scratch.path("copies/fetched-\(name)")
                     try stanza.check(["archive-get", name, fetched])
@@ -152,7 +152,7 @@ struct AsyncArchiveTests {
     /// (it runs as postgres; the test, as root, is not affected), so every push fails as on a
     /// full or read-only repository; returns a closure that makes them writable again.
     func blockArchive(_ stanza: TestStanza) throws -> () throws -> Void {
-        let directories = [stanza.repository + "/archive/main/15-1", stanza.repository + "/archive/main/15-1/0000000100000000"]
+        let directories = [stanza.repository + "/archive/main/\(Cluster.archiveID)", stanza.repository + "/archive/main/\(Cluster.archiveID)/0000000100000000"]
         for directory in directories { #expect(chmod(directory, 0o555) == 0, "\(directory)") }
         return { for directory in directories { _ = chmod(directory, 0o750) } }
     }
@@ -247,7 +247,7 @@ struct AsyncArchiveTests {
 
                 try unblock()
                 let last = try await source.switchWALAndWaitForArchive(timeout: .seconds(120))
-                let objects = stanza.repositoryFiles(under: "archive/main/15-1").filter { !$0.contains("/dropped/") }
+                let objects = stanza.repositoryFiles(under: "archive/main/\(Cluster.archiveID)").filter { !$0.contains("/dropped/") }
                 for name in dropped { #expect(!objects.contains { $0.contains("/\(name)-") }, "no object for dropped \(name)") }
                 for name in closed.suffix(2) + [last] { #expect(objects.contains { $0.contains("/\(name)-") }, "\(name) is archived") }
                 if !async {
@@ -300,7 +300,7 @@ struct AsyncArchiveTests {
                     let get = try stanza.run(["archive-get", name, scratch.path("got-\(name)")])
                     #expect(get.status == 0, "\(name): \(get)")
                 }
-                #expect(!FileManager.default.fileExists(atPath: stanza.repository + "/archive/main/15-1/dropped"))
+                #expect(!FileManager.default.fileExists(atPath: stanza.repository + "/archive/main/\(Cluster.archiveID)/dropped"))
                 let archive = try #require((try stanza.info()["archive"] as? [[String: Any]])?.first)
                 #expect(archive["dropped"] == nil)
             }

@@ -327,7 +327,7 @@ struct FaultTests {
                 try PostgresUser.takeOwnership(of: copy + segment)
             }
             let original = try readBytes(copy + segment)
-            let archiveDirectory = stanza.repository + "/archive/main/15-1/" + String(segment.prefix(16))
+            let archiveDirectory = stanza.repository + "/archive/main/\(Cluster.archiveID)/" + String(segment.prefix(16))
             func visibleObjects() -> [String] {
                 ((try? FileManager.default.contentsOfDirectory(atPath: archiveDirectory)) ?? []).filter { !$0.contains(".pgkeep-tmp.") }
             }

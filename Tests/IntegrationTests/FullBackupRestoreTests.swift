@@ -107,7 +107,7 @@ struct FullBackupRestoreTests {
             #expect(links.count == 1)
             let destination = try FileManager.default.destinationOfSymbolicLink(atPath: target + "/pg_tblspc/" + links[0])
             #expect(destination == location)
-            #expect(FileManager.default.fileExists(atPath: location + "/PG_15_" + (try catalogVersion(target))))
+            #expect(FileManager.default.fileExists(atPath: location + "/PG_\(Cluster.major)_" + (try catalogVersion(target))))
 
             let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target,
                                        extraConf: ["archive_mode = off"])

@@ -240,7 +240,7 @@ struct IncrementalBackupTests {
         }
     }
 
-    @Test("an incr taken while pgbench writes restores consistently: same dump after recovery, amcheck clean")
+    @Test("an incr taken while pgbench writes restores consistently: same dump after recovery, every page checksum valid, amcheck clean where the build has it")
     func backupUnderLoad() async throws {
         try await withScratch { scratch in
             let repo = try Repo(scratch: scratch)
@@ -267,9 +267,16 @@ struct IncrementalBackupTests {
             try await withCluster(restored) { cluster in
                 try await cluster.waitForRecoveryEnd()
                 #expect(try cluster.dumpAllDatabases().difference(from: try #require(expected)) == nil)
-                let check = try cluster.amcheck(["--heapallindexed"])
-                #expect(check.status == 0, "\(check)")
+                if try cluster.hasAmcheck() {
+                    let check = try cluster.amcheck(["--heapallindexed"])
+                    #expect(check.status == 0, "\(check)")
+                } else {
+                    print("note: PostgreSQL \(Cluster.major) from \(Cluster.binDirectory) has no amcheck; pages are checked by pg_checksums only")
+                }
             }
+            // After the clean shutdown, on every major.
+            let checksums = try Cluster.checkPageChecksums(data)
+            #expect(checksums.status == 0, "\(checksums)")
         }
     }
 }

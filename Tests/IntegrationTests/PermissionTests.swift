@@ -62,7 +62,7 @@ struct PermissionTests {
                 #expect(!FileManager.default.fileExists(atPath: stanza.leasePath), "the repository lease was given back")
 
                 // The archive directory the next segment belongs in, read-only: PostgreSQL's archiver fails and keeps the segment.
-                let archiveDirectory = stanza.repository + "/archive/main/15-1/" + String(archived.prefix(16))
+                let archiveDirectory = stanza.repository + "/archive/main/\(Cluster.archiveID)/" + String(archived.prefix(16))
                 let archiveEntries = try Self.entries(archiveDirectory)
                 try Self.setMode(0o550, archiveDirectory)
                 let failures = Int(try cluster.psql("select failed_count from pg_stat_archiver")) ?? 0

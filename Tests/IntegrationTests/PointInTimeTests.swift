@@ -196,7 +196,7 @@ struct PointInTimeTests {
             let stopIndex = try #require(needed.firstIndex(of: walStop))
             #expect(needed.count > stopIndex + 2, "several segments after the backup: \(needed)")
             let victim = needed[stopIndex + 1]
-            let directory = repo.path + "/archive/pitr/15-1/" + String(victim.prefix(16))
+            let directory = repo.path + "/archive/pitr/\(Cluster.archiveID)/" + String(victim.prefix(16))
             let objects = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(victim + "-") }
             #expect(objects.count == 1)
             for object in objects { try FileManager.default.removeItem(atPath: directory + "/" + object) }
@@ -251,7 +251,7 @@ struct PointInTimeTests {
                 _ = try cluster.psql("select 1")
             }
             #expect(onTimeline2 == "1")
-            let historyObjects = try FileManager.default.contentsOfDirectory(atPath: repo.path + "/archive/tl/15-1")
+            let historyObjects = try FileManager.default.contentsOfDirectory(atPath: repo.path + "/archive/tl/\(Cluster.archiveID)")
             #expect(historyObjects.contains { $0.hasPrefix("00000002.history-") }, "\(historyObjects)")
 
             // archive-get: the history file comes back; a future timeline's is missing, answered with 1 at once.

@@ -45,6 +45,30 @@ struct PGControlTests {
         #expect(control.crc == 0x2E51_5D69)
     }
 
+    @Test("parses a real pg_control of each later major with the values pg_controldata printed",
+          arguments: PostgresFixture.LaterMajor.all)
+    func realFileOfLaterMajor(_ fixture: PostgresFixture.LaterMajor) throws {
+        let control = try parse(try fixture.pgControl())
+        #expect(control.version.major == fixture.major)
+        #expect(control.version.isSupported)
+        #expect(control.controlVersion == fixture.controlVersion)
+        #expect(control.catalogVersion == fixture.catalogVersion)
+        #expect(control.systemIdentifier == fixture.systemIdentifier)
+        #expect(control.state == .shutDown)
+        #expect(control.checkpoint.description == fixture.checkpoint)
+        #expect(control.redo.description == fixture.checkpoint)
+        #expect(control.timeline == 1)
+        #expect(control.previousTimeline == 1)
+        #expect(control.minRecoveryPoint == .invalid)
+        #expect(control.blockSize == 8192)
+        #expect(control.relsegSize == 131072)
+        #expect(control.walBlockSize == 8192)
+        #expect(control.walSegmentSize.bytes == 16_777_216)
+        #expect(control.dataChecksumsEnabled)
+        // The file was written within a second of its checkpoint (initdb's shutdown).
+        #expect(abs(control.time - control.checkpointTime) <= 1)
+    }
+
     @Test("reads the file from disk with open/read")
     func readFromPath() throws {
         let control = try PGControl.read(path: PostgresFixture.path("pg15-pg_control"))
@@ -125,7 +149,7 @@ struct PGControlTests {
         bytes = bytes.withRecomputedControlCRC(crcOffset: 292)
         let control = try parse(bytes)
         #expect(control.version.major == 18)
-        #expect(!control.version.isSupported)
+        #expect(control.version.isSupported)
         // The same bytes with the PG18 version replaced by PG17 fail: the CRC is looked for at 288.
         #expect(failure(bytes.patched(at: 8, UInt32(1700)).patched(at: 12, UInt32(202406281)))?.message.contains("CRC") == true)
     }
@@ -173,7 +197,8 @@ struct PGVersionTests {
         #expect(PGVersion.lookup(walPageMagic: 0x1234) == nil)
         #expect(PGVersion(major: 15)?.tablespaceDirectoryName == "PG_15_202209061")
         #expect(PGVersion(major: 12) == nil)
-        #expect(PGVersion.supported == [15])
+        #expect(PGVersion.supported == [15, 16, 17, 18])
+        #expect(PGVersion(major: 14)?.isSupported == false && PGVersion(major: 13)?.isSupported == false)
         #expect(Set(PGVersion.known.map(\.walPageMagic)).count == PGVersion.known.count)
         #expect(Set(PGVersion.known.map(\.catalogVersion)).count == PGVersion.known.count)
     }

@@ -1,3 +1,4 @@
+import Testing
 import Foundation
 @testable import PGKeepCore
 @testable import PGKeepPostgres
@@ -35,6 +36,32 @@ enum PostgresFixture {
 
     static func pgControl() throws -> [UInt8] { try bytes("pg15-pg_control") }
     static func walFirstPage() throws -> [UInt8] { try bytes("pg15-wal-first-page") }
+
+    /// A cluster of a later major just after `initdb --data-checksums` (Fixtures/README.md):
+    /// its `pg<major>-pg_control` and `pg<major>-wal-first-page`, with what `pg_controldata`
+    /// printed for it.
+    struct LaterMajor: Sendable, CustomTestStringConvertible {
+        let major: Int
+        let controlVersion: UInt32
+        let catalogVersion: UInt32
+        let walPageMagic: UInt16
+        let systemIdentifier: UInt64
+        /// Latest checkpoint location, which is also its REDO location (a shutdown checkpoint).
+        let checkpoint: String
+
+        var testDescription: String { "PostgreSQL \(major)" }
+        func pgControl() throws -> [UInt8] { try bytes("pg\(major)-pg_control") }
+        func walFirstPage() throws -> [UInt8] { try bytes("pg\(major)-wal-first-page") }
+
+        static let all = [
+            LaterMajor(major: 16, controlVersion: 1300, catalogVersion: 202307071, walPageMagic: 0xD113,
+                       systemIdentifier: 7715297840228649420, checkpoint: "0/16C3518"),
+            LaterMajor(major: 17, controlVersion: 1700, catalogVersion: 202406281, walPageMagic: 0xD116,
+                       systemIdentifier: 7715297844352457182, checkpoint: "0/16C37F8"),
+            LaterMajor(major: 18, controlVersion: 1800, catalogVersion: 202506291, walPageMagic: 0xD118,
+                       systemIdentifier: 7715297848310249967, checkpoint: "0/16EF458"),
+        ]
+    }
 }
 
 extension Array where Element == UInt8 {

@@ -32,6 +32,37 @@ struct ScriptedStanzaTests {
         #expect(info.current.version == 15)
     }
 
+    @Test("stanza-create records a PostgreSQL 16, 17 or 18 cluster with its major and system identifier",
+          arguments: PostgresFixture.LaterMajor.all)
+    func stanzaCreateLaterMajor(_ fixture: PostgresFixture.LaterMajor) throws {
+        let storage = MemoryStorage()
+        let layout = try RepositoryLayout(stanza: "main")
+        let host = ScriptedHost()
+        host.addFile(Self.dataDirectory + "/global/pg_control", try fixture.pgControl())
+        #expect(try StanzaCreate(storage: storage, host: host, layout: layout, log: Log(consoleLevel: .off))
+            .run(dataDirectory: Self.dataDirectory) == .created)
+        let info = try InfoFiles.loadArchiveInfo(storage, layout, warn: { _ in })
+        #expect(info.current.version == fixture.major)
+        #expect(info.current.systemIdentifier == fixture.systemIdentifier)
+        #expect(try InfoFiles.loadBackupInfo(storage, layout, warn: { _ in }).current.catalogVersion == fixture.catalogVersion)
+    }
+
+    @Test("stanza-create refuses a PostgreSQL 14 cluster with db-version, naming 14 and the supported majors, and writes nothing")
+    func stanzaCreateRefusesUnsupportedMajor() throws {
+        let pg14 = try PostgresFixture.pgControl().patched(at: 12, UInt32(202107181)).withRecomputedControlCRC()
+        let host = ScriptedHost()
+        host.addFile(Self.dataDirectory + "/global/pg_control", pg14)
+        let storage = MemoryStorage()
+        let error = try #require(#expect(throws: PGKeepError.self) {
+            try StanzaCreate(storage: storage, host: host, layout: try RepositoryLayout(stanza: "main"), log: Log(consoleLevel: .off))
+                .run(dataDirectory: Self.dataDirectory)
+        })
+        #expect(error.code == .dbVersion)
+        #expect(error.message.contains("PostgreSQL 14"), "\(error)")
+        #expect(error.hint?.contains("15, 16, 17, 18") == true, "\(error)")
+        #expect(try storage.list(.root).isEmpty, "nothing was written")
+    }
+
     @Test("stanza-create names the host's path when its pg_control is missing")
     func stanzaCreateMissingPGControlOnTheHost() throws {
         let storage = MemoryStorage()

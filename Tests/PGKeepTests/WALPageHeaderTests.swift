@@ -42,6 +42,26 @@ struct WALPageHeaderTests {
         #expect(header.walBlockSize == 8192)
     }
 
+    @Test("a later major's first WAL page carries its magic and its cluster's system identifier, and validates for that major only",
+          arguments: PostgresFixture.LaterMajor.all)
+    func realHeaderOfLaterMajor(_ fixture: PostgresFixture.LaterMajor) throws {
+        let header = try WALPageHeader(bytes: try fixture.walFirstPage(), path: path)
+        #expect(header.magic == fixture.walPageMagic)
+        #expect(header.version?.major == fixture.major)
+        #expect(header.isLong)
+        #expect(header.timeline == 1)
+        #expect(header.pageAddress.description == "0/1000000")
+        #expect(header.systemIdentifier == fixture.systemIdentifier)
+        #expect(header.segmentSize == 16 << 20)
+        let version = try #require(PGVersion(major: fixture.major))
+        try header.validate(fileSize: segmentBytes, segment: segment("000000010000000000000001"),
+                            systemIdentifier: fixture.systemIdentifier, version: version, path: path)
+        #expect(throws: PGKeepError.self) {
+            try header.validate(fileSize: segmentBytes, segment: segment("000000010000000000000001"),
+                                systemIdentifier: fixture.systemIdentifier, version: pg15, path: path)
+        }
+    }
+
     @Test("accepts the real segment for its own cluster, name and size")
     func validates() throws {
         let header = try WALPageHeader(bytes: try PostgresFixture.walFirstPage(), path: path)

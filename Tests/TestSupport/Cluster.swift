@@ -1,6 +1,6 @@
 import Foundation
 
-/// A throwaway PostgreSQL 15 cluster living in a ``Scratch`` directory.
+/// A throwaway PostgreSQL cluster living in a ``Scratch`` directory.
 ///
 /// Layout, for a cluster named `name`:
 ///
@@ -9,7 +9,8 @@ import Foundation
 ///     <scratch>/<name>/server.log  pg_ctl -l log
 ///
 /// All PostgreSQL programs run as the postgres OS user when the test process is root. The binaries come from
-/// `$PGKEEP_PG_BINDIR`, default `/usr/lib/postgresql/15/bin`.
+/// `$PGKEEP_PG_BINDIR`, default `/usr/lib/postgresql/15/bin`: one major per test process (`make test`'s version
+/// matrix sets it to each of `scripts/deps.sh`'s builds of 16, 17 and 18 in turn; docs/postgres-versions.md).
 ///
 /// Lifecycle: ``start(wait:)`` and ``stop(mode:)`` are explicit; prefer
 /// ``withCluster(name:scratch:archiveCommand:extraConf:environment:_:)``, which always stops the cluster.
@@ -41,10 +42,21 @@ public final class Cluster: @unchecked Sendable {
     private let lock = NSLock()
     private var mayBeRunning = false
 
-    /// Directory of the PostgreSQL 15 programs.
+    /// Directory of the PostgreSQL programs (one major's).
     public static var binDirectory: String {
         ProcessInfo.processInfo.environment["PGKEEP_PG_BINDIR"] ?? "/usr/lib/postgresql/15/bin"
     }
+
+    /// The major version of the programs in ``binDirectory`` (`postgres --version`: "postgres (PostgreSQL) 17.10").
+    public static let major: Int = {
+        guard let result = try? Shell.run(binDirectory + "/postgres", ["--version"], timeout: .seconds(30)),
+              let version = result.stdout.split(separator: " ").last,
+              let major = Int(version.split(separator: ".").first ?? "") else { return 15 }
+        return major
+    }()
+
+    /// The repository's archive id of a stanza made for a cluster of ``major`` (`<major>-1`, repo-layout.md).
+    public static var archiveID: String { "\(major)-1" }
 
     /// libpq variables removed from every PostgreSQL program's environment, so a developer's `PGHOST`,
     /// `PGSERVICE`, `PGOPTIONS`... cannot redirect or alter what the harness does.
@@ -316,6 +328,9 @@ public final class Cluster: @unchecked Sendable {
     /// `--install-missing` creates the `amcheck` extension; the harness drops it again afterwards from the
     /// databases where it was missing, so a dump taken later is unaffected. Needs a server out of recovery.
     public func amcheck(_ arguments: [String] = []) throws -> ShellResult {
+        guard try hasAmcheck() else {
+            throw HarnessError("the amcheck extension is not in this PostgreSQL build (\(Self.binDirectory)); check with hasAmcheck() first")
+        }
         let lacking = try psql(
             "select datname from pg_database where datallowconn order by datname")
             .split(separator: "\n").map(String.init)
@@ -328,6 +343,18 @@ public final class Cluster: @unchecked Sendable {
             _ = try psql("drop extension if exists amcheck", database: database)
         }
         return result
+    }
+
+    /// Whether this server's build has the amcheck extension: PostgreSQL 16.2 from `pgserver` has no contrib
+    /// modules at all (docs/postgres-versions.md), the other builds the harness runs have.
+    public func hasAmcheck() throws -> Bool {
+        try psql("select count(*) from pg_available_extensions where name = 'amcheck'") == "1"
+    }
+
+    /// `pg_checksums --check` of a cleanly stopped data directory: every page of every relation fork
+    /// carries a valid checksum. Runs on every major's build, amcheck or not.
+    public static func checkPageChecksums(_ dataDirectory: String) throws -> ShellResult {
+        try runTool("pg_checksums", ["--check", "-D", dataDirectory], timeout: .seconds(600))
     }
 
     /// The last `lines` lines of the server log (empty when there is no log yet).

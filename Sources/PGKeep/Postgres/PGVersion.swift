@@ -22,11 +22,14 @@ public struct PGVersion: Hashable, Comparable, Sendable, CustomStringConvertible
     /// `default_char_signedness`.
     public let controlCRCOffset: Int
 
-    /// The versions pgkeep has been tested against and will back up.
-    public static let supported: Set<Int> = [15]
+    /// The versions pgkeep has been tested against and will back up: the majors PostgreSQL
+    /// supports in December 2026. `make test` runs the integration tests on each (15 from Debian,
+    /// 16 to 18 from the PyPI builds `scripts/deps.sh` unpacks; docs/postgres-versions.md).
+    public static let supported: Set<Int> = [15, 16, 17, 18]
 
-    /// The version table. Values for 15 were checked on a real 15.20 cluster; the others come from
-    /// each release's headers (docs/postgres-internals.md §3.3).
+    /// The version table. Values for 15 to 18 were checked on real clusters of 15.20, 16.2, 17.10
+    /// and 18.6 (`Fixtures/pg1*-pg_control`); 13 and 14 come from their releases' headers
+    /// (docs/postgres-internals.md §3.3).
     public static let known: [PGVersion] = [
         PGVersion(major: 13, controlVersion: 1300, catalogVersion: 202007201, walPageMagic: 0xD106, controlCRCOffset: 288),
         PGVersion(major: 14, controlVersion: 1300, catalogVersion: 202107181, walPageMagic: 0xD10D, controlCRCOffset: 288),
