@@ -132,7 +132,12 @@ package struct JSONStreamWriter: ~Copyable {
         try byte(bracket)
     }
 
+    // The helpers below run per token of every manifest entry. `@inline(__always)`: the callers
+    // are this module's package methods, called from other modules, and without it the
+    // optimizer left each helper a call per byte (seen as ~4% of a small-file backup's CPU).
+
     /// Before a member or element: a comma after the previous one, then the indentation.
+    @inline(__always)
     private mutating func separate() throws {
         precondition(!counts.isEmpty, "JSON member outside a container")
         if counts[counts.count - 1] > 0 { try raw(Self.commaNewline) }
@@ -143,9 +148,18 @@ package struct JSONStreamWriter: ~Copyable {
     // `nonisolated(unsafe)`: read-only bytes of a string literal, as `keyValueSeparator`.
     nonisolated(unsafe) private static let commaNewline = UnsafeRawBufferPointer(staticString: ",\n")
 
+    @inline(__always)
     private mutating func indent() throws {
-        for _ in 0..<(2 * counts.count) { try byte(UInt8(ascii: " ")) }
+        var spaces = 2 * counts.count
+        while spaces > 0 {
+            let n = min(spaces, Self.spaces.count)
+            try raw(UnsafeRawBufferPointer(rebasing: Self.spaces[..<n]))
+            spaces -= n
+        }
     }
+
+    // `nonisolated(unsafe)`: read-only bytes of a string literal, as `keyValueSeparator`.
+    nonisolated(unsafe) private static let spaces = UnsafeRawBufferPointer(staticString: "                                ")
 
     private mutating func digits(_ number: UInt64) throws {
         var scratch = (UInt64(0), UInt64(0), UInt64(0))  // 24 bytes: UInt64.max has 20 digits
@@ -185,13 +199,20 @@ package struct JSONStreamWriter: ~Copyable {
         try byte(UInt8(ascii: "\""))
     }
 
+    @inline(__always)
     private mutating func byte(_ b: UInt8) throws {
         if used == buffer.count { try flush() }
         buffer[used] = b
         used += 1
     }
 
+    @inline(__always)
     private mutating func raw(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.count <= buffer.count - used {  // the usual case: it fits
+            UnsafeMutableRawBufferPointer(rebasing: buffer[used..<used + bytes.count]).copyMemory(from: bytes)
+            used += bytes.count
+            return
+        }
         var rest = bytes
         while !rest.isEmpty {
             if used == buffer.count { try flush() }
