@@ -13,6 +13,9 @@
 #   BENCH_TMPDIR=/var/tmp where the work directory goes (cluster, repositories, restores)
 #   BENCH_KEEP=1          keep the work directory
 #   BENCH_RESULTS         where latest.json/latest.txt go (default bench/results)
+#   BENCH_BASELINE        another pgkeep binary (an earlier commit's release build): it runs as a
+#                         third tool, pgkeep-base, before pgkeep in every round (A B C A B C ...),
+#                         with its own repository, and the report adds pgkeep/pgkeep-base ratios
 #
 # Everything (cluster, repositories) lives in one work directory removed at the end; the cluster
 # is stopped by a trap. As root, PostgreSQL, pgkeep and pgBackRest run as the postgres OS user.
@@ -20,6 +23,7 @@
 # the whole process tree, from wait4) and peak RSS (sum over the tree, sampled from /proc).
 set -euo pipefail
 binary=${1:?usage: bench.sh <pgkeep binary>}
+baseline=${BENCH_BASELINE:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 pgbackrest_bin=${PGBACKREST_BIN:-/usr/bin/pgbackrest}
@@ -80,10 +84,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-run mkdir -p "$work/bin" "$work/sock" "$work/walpool" "$work/logs" "$work/lock-pgkeep" "$work/lock-pgbackrest" \
-    "$work/log-pgbackrest"
+# The tools, in the order each round runs them. A baseline pgkeep build (BENCH_BASELINE) goes
+# first, so the two pgkeep builds alternate with pgBackRest between them.
+tools=(pgkeep pgbackrest)
+[ -z "$baseline" ] || tools=(pgkeep-base pgkeep pgbackrest)
+run mkdir -p "$work/bin" "$work/sock" "$work/walpool" "$work/logs" "$work/log-pgbackrest"
+for t in "${tools[@]}"; do run mkdir -p "$work/lock-$t"; done
 cp "$binary" "$work/bin/pgkeep"
 chmod 755 "$work/bin/pgkeep"
+if [ -n "$baseline" ]; then
+    cp "$baseline" "$work/bin/pgkeep-base"
+    chmod 755 "$work/bin/pgkeep-base"
+fi
 port=$((57000 + RANDOM % 1000))
 stanza=bench
 runs=$work/runs.jsonl
@@ -91,11 +103,13 @@ cases=$work/cases.jsonl
 : >"$runs"
 : >"$cases"
 
-# Both tools get a config file of their own with the same cluster and separate repositories.
-cat >"$work/pgkeep.conf" <<CONF
+# Every tool gets a config file of its own with the same cluster and separate repositories.
+for t in "${tools[@]}"; do
+    [ "$t" != pgbackrest ] || continue
+    cat >"$work/$t.conf" <<CONF
 [global]
-repo1-path=$work/repo-pgkeep
-lock-path=$work/lock-pgkeep
+repo1-path=$work/repo-$t
+lock-path=$work/lock-$t
 compress-type=lz4
 compress-level=1
 log-level-console=warn
@@ -106,6 +120,8 @@ pg1-path=$data
 pg1-socket-path=$work/sock
 pg1-port=$port
 CONF
+    chmod 644 "$work/$t.conf"
+done
 cat >"$work/pgbackrest.conf" <<CONF
 [global]
 repo1-path=$work/repo-pgbackrest
@@ -123,10 +139,20 @@ pg1-path=$data
 pg1-socket-path=$work/sock
 pg1-port=$port
 CONF
-chmod 644 "$work/pgkeep.conf" "$work/pgbackrest.conf"
-pgk=("$work/bin/pgkeep" "--config=$work/pgkeep.conf" "--stanza=$stanza")
-pgbr=("$pgbackrest_bin" "--config=$work/pgbackrest.conf" "--stanza=$stanza")
-tool_cmd() { if [ "$1" = pgkeep ]; then echo "${pgk[*]}"; else echo "${pgbr[*]}"; fi; }
+chmod 644 "$work/pgbackrest.conf"
+# set_tool TOOL: cmd = the tool with its config and stanza, bare = the binary alone
+set_tool() {
+    if [ "$1" = pgbackrest ]; then
+        bare=("$pgbackrest_bin")
+        cmd=("$pgbackrest_bin" "--config=$work/pgbackrest.conf" "--stanza=$stanza")
+    else
+        bare=("$work/bin/$1")
+        cmd=("$work/bin/$1" "--config=$work/$1.conf" "--stanza=$stanza")
+    fi
+}
+tool_cmd() { set_tool "$1"; echo "${cmd[*]}"; }
+is_pgkeep() { [ "$1" != pgbackrest ]; }
+stanza_create_all() { for t in "${tools[@]}"; do set_tool "$t"; run "${cmd[@]}" stanza-create; done; }
 
 psql() { run "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -p "$port" -d postgres "$@"; }
 psql_value() { psql -At -c "$1"; }
@@ -135,7 +161,19 @@ psql_value() { psql -At -c "$1"; }
 # archive-push sample, archive nothing else. During the benchmark: both tools' archive-push, so
 # both archives are complete (pgkeep's backup waits for its WAL in its own archive).
 archive_off="test \$(ls $work/walpool | wc -l) -ge $wal_segments || cp %p $work/walpool/%f"
-archive_on="$(tool_cmd pgkeep) archive-push %p && $(tool_cmd pgbackrest) archive-push %p"
+# The pushes run side by side (PostgreSQL runs archive_command with sh): pushing one after the
+# other would hand the tool pushed first its WAL a push earlier, and its backups, which wait for
+# their stop segment, a head start (a few percent of a small backup). It succeeds only when all do.
+archive_on=""
+for i in "${!tools[@]}"; do
+    if (( i < ${#tools[@]} - 1 )); then
+        archive_on+="$(tool_cmd "${tools[$i]}") archive-push %p & p$i=\$!; "
+    else
+        archive_on+="$(tool_cmd "${tools[$i]}") archive-push %p; r=\$?; "
+    fi
+done
+for (( i = 0; i < ${#tools[@]} - 1; i++ )); do archive_on+="wait \$p$i || r=1; "; done
+archive_on+="exit \$r"
 set_archive_command() {
     psql -c "ALTER SYSTEM SET archive_command = \$bench\$$1\$bench\$"
     psql -c "SELECT pg_reload_conf()" >/dev/null
@@ -263,10 +301,11 @@ backup_run() {
     quiesce
     # info on the console: both tools log "backup start ..." and "backup stop ..." with
     # millisecond timestamps, which bound the copy phase (copy_phase below).
-    if [ "$t" = pgkeep ]; then
-        measure "$c" "$t" "$r" -- "${pgk[@]}" backup --start-fast --log-level-console=info "$@" || status=failed
+    set_tool "$t"
+    if is_pgkeep "$t"; then
+        measure "$c" "$t" "$r" -- "${cmd[@]}" backup --start-fast --log-level-console=info "$@" || status=failed
     else
-        measure "$c" "$t" "$r" -- "${pgbr[@]}" backup --log-level-console=info "$@" || status=failed
+        measure "$c" "$t" "$r" -- "${cmd[@]}" backup --log-level-console=info "$@" || status=failed
     fi
     copy_phase "$work/logs/$c.$t.$r.log"
     label=$(new_label "$before" "$repo")
@@ -281,20 +320,27 @@ backup_run() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# What pgkeep supports in this build (cases it lacks are reported as unsupported, not failed).
-pgkeep_incr=n
-pgkeep_delta=n
-# (the help text is captured first: `help | grep -q` under pipefail fails when grep's early exit
-# kills the writer with SIGPIPE, which made a supported case look unsupported)
-help_backup=$("$work/bin/pgkeep" help backup 2>/dev/null || true)
-help_restore=$("$work/bin/pgkeep" help restore 2>/dev/null || true)
-grep -q -- '--type=[a-z|]*incr' <<<"$help_backup" && pgkeep_incr=y
-grep -q -- '--\(\[no-\]\)\?delta' <<<"$help_restore" && pgkeep_delta=y
+# What each pgkeep build supports (cases it lacks are reported as unsupported, not failed).
+declare -A supports_incr=() supports_delta=()
+for t in "${tools[@]}"; do
+    is_pgkeep "$t" || continue
+    supports_incr[$t]=n
+    supports_delta[$t]=n
+    # (the help text is captured first: `help | grep -q` under pipefail fails when grep's early
+    # exit kills the writer with SIGPIPE, which made a supported case look unsupported)
+    help_backup=$("$work/bin/$t" help backup 2>/dev/null || true)
+    help_restore=$("$work/bin/$t" help restore 2>/dev/null || true)
+    grep -q -- '--type=[a-z|]*incr' <<<"$help_backup" && supports_incr[$t]=y
+    grep -q -- '--\(\[no-\]\)\?delta' <<<"$help_restore" && supports_delta[$t]=y
+done
+pgkeep_incr=${supports_incr[pgkeep]}
+pgkeep_delta=${supports_delta[pgkeep]}
 
 step "cluster: initdb --data-checksums, port $port, work directory $work"
 note "BENCH_SCALE=$scale: pgbench -s $pgbench_scale, $mixed_rows rows of mixed data, $wal_segments WAL segments, $small_tables small tables; BENCH_ROUNDS=$rounds"
 note "load average at the start: $load_start ($(nproc) cores)"
 note "pgkeep $("$work/bin/pgkeep" version | awk '{print $2}') (incr: $pgkeep_incr, delta restore: $pgkeep_delta); $("$pgbackrest_bin" version)"
+[ -z "$baseline" ] || note "baseline pgkeep-base: $("$work/bin/pgkeep-base" version) from $baseline"
 run "$pg_bin/initdb" --data-checksums -A trust -U postgres -D "$data" >/dev/null
 cat >>"$data/postgresql.conf" <<CONF
 port = $port
@@ -314,13 +360,12 @@ run "$pg_bin/pg_ctl" -D "$data" -l "$work/postgres.log" -w start >/dev/null
 c=full-empty-lz4-pm1
 if want_case "$c"; then
     step "$c: the fixed cost of a backup"
-    run "${pgk[@]}" stanza-create
-    run "${pgbr[@]}" stanza-create
+    stanza_create_all
     set_archive_command "$archive_on"
     wait_archived
     case_def "$c" "full backup of the almost empty cluster just after initdb (fixed cost), lz4, process-max 1" "-" - 1 "$(data_bytes)"
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             backup_run "$c" "$t" "$r" n --type=full --compress-type=lz4 --compress-level=1 --process-max=1
         done
     done
@@ -342,8 +387,7 @@ wait_archived
 note "WAL sample: $(ls "$work/walpool" | wc -l) segments of $(du -sh "$work/walpool" | cut -f1)"
 
 step "stanza-create (both), archive_command = both tools' archive-push"
-run "${pgk[@]}" stanza-create
-run "${pgbr[@]}" stanza-create
+stanza_create_all
 set_archive_command "$archive_on"
 wait_archived
 note "archive_command = '$archive_on'"
@@ -364,7 +408,7 @@ full_cases() {  # DATASET
         for r in $(seq 1 "$rounds"); do
             local k=n
             [ "$ds" = M ] && [ "$pm" = 2 ] && [ "$r" = "$rounds" ] && k=y
-            for t in pgkeep pgbackrest; do
+            for t in "${tools[@]}"; do
                 backup_run "$c" "$t" "$r" "$k" --type=full --compress-type="$codec" --compress-level=1 --process-max="$pm"
             done
         done
@@ -423,7 +467,7 @@ full_cases M
 restore_dir=$work/restore
 fresh_restore_dir() { rm -rf "$restore_dir"; run mkdir -m 700 "$restore_dir"; sync; }
 # Both tools restore from a repository that is not in the page cache (see benchlib.py uncache).
-cold_repositories() { "${lib[@]}" uncache "$work/repo-pgkeep" "$work/repo-pgbackrest"; }
+cold_repositories() { "${lib[@]}" uncache "${tools[@]/#/$work/repo-}"; }
 for codec in lz4 zst; do
     c="restore-M-$codec-pm2"
     cd_="restore-delta-M-$codec-pm2"
@@ -433,21 +477,21 @@ for codec in lz4 zst; do
     case_def "$cd_" "restore --delta of the same backup onto the unchanged restored copy, process-max 2" "-" hash 2 "$M_bytes"
     step "$c, $cd_"
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             label=${keep[full-M-$codec-pm2-$t]:-}
             if [ -z "$label" ]; then
                 record "$c" "$t" "$r" "failed" "" "no backup to restore"
                 record "$cd_" "$t" "$r" "failed" "" "no backup to restore"
                 continue
             fi
-            if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); else cmd=("${pgbr[@]}"); fi
+            set_tool "$t"
             fresh_restore_dir
             cold_repositories
             status=ok
             measure "$c" "$t" "$r" -- "${cmd[@]}" restore --set="$label" --pg1-path="$restore_dir" --process-max=2 || status=failed
             record "$c" "$t" "$r" "$status" "" "$(du -sb "$restore_dir" | cut -f1) bytes restored"
             show_last
-            if [ "$t" = pgkeep ] && [ "$pgkeep_delta" = n ]; then
+            if is_pgkeep "$t" && [ "${supports_delta[$t]}" = n ]; then
                 record "$cd_" "$t" "$r" unsupported "" "pgkeep restore has no --delta yet"
             elif [ "$status" = ok ]; then
                 sync
@@ -475,8 +519,8 @@ if want_case "$c"; then
         m0=$(( (r - 1) * mixed_rows / 50 ))
         psql -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid > $a0 AND aid <= $a0 + $accounts / 100"
         psql -c "UPDATE bench_mixed SET n1 = n1 + 1 WHERE id > $m0 AND id <= $m0 + $mixed_rows / 100"
-        for t in pgkeep pgbackrest; do
-            if [ "$t" = pgkeep ] && [ "$pgkeep_incr" = n ]; then
+        for t in "${tools[@]}"; do
+            if is_pgkeep "$t" && [ "${supports_incr[$t]}" = n ]; then
                 record "$c" "$t" "$r" unsupported "" "pgkeep backup has no --type=incr yet"
                 show_last
                 continue
@@ -500,7 +544,7 @@ if want_case "$cp_" || want_case "$cg_"; then
     step "$cp_, $cg_"
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             repo=$work/archive-$t-$r
             run mkdir "$repo"
             tool=$(tool_cmd "$t")
@@ -545,7 +589,7 @@ if want_case "$cpa_" || want_case "$cga_"; then
     step "$cpa_, $cga_"
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             repo=$work/archive-$t-$r
             pushdir=$work/pushdir-$t-$r
             getdir=$work/getdir-$t-$r
@@ -602,9 +646,9 @@ if want_case "$cl_" || want_case "$cdup_" || want_case "$cv_"; then
     first=$(head -n 1 "$work/latency-items")
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             repo=$work/archive-$t-$r
-            if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); bare=("$work/bin/pgkeep"); else cmd=("${pgbr[@]}"); bare=("$pgbackrest_bin"); fi
+            set_tool "$t"
             run mkdir "$repo"
             run "${cmd[@]}" --repo1-path="$repo" stanza-create >/dev/null
             sync
@@ -660,17 +704,17 @@ if want_case "$cs_" || want_case "$crs_"; then
     step "$cs_, $crs_"
     warm_cache
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             k=n
             [ "$r" = "$rounds" ] && k=y
             backup_run "$cs_" "$t" "$r" "$k" --type=full --compress-type=lz4 --compress-level=1 --process-max=2
         done
     done
     for r in $(seq 1 "$rounds"); do
-        for t in pgkeep pgbackrest; do
+        for t in "${tools[@]}"; do
             label=${keep[$cs_-$t]:-}
             if [ -z "$label" ]; then record "$crs_" "$t" "$r" failed "" "no backup to restore"; continue; fi
-            if [ "$t" = pgkeep ]; then cmd=("${pgk[@]}"); else cmd=("${pgbr[@]}"); fi
+            set_tool "$t"
             fresh_restore_dir
             cold_repositories
             status=ok
@@ -708,6 +752,8 @@ meta = {
     "small_tables": int("$small_tables"), "loadavg_start": "$load_start",
     "pgkeep_version": "$("$work/bin/pgkeep" version)", "pgbackrest_version": "$("$pgbackrest_bin" version)",
     "postgresql_version": "$("$pg_bin/postgres" --version)",
+    "tools": "${tools[*]}".split(),
+    "pgkeep_base_version": "$( [ -z "$baseline" ] || "$work/bin/pgkeep-base" version)" or None,
     "pgkeep_supports": {"incr": "$pgkeep_incr" == "y", "delta": "$pgkeep_delta" == "y"},
     "speeds": speeds,
     "method": {

@@ -324,7 +324,11 @@ def cmd_report(args):
     cases = meta["cases"]
     speeds = meta.get("speeds", {})
     cores = meta.get("machine", {}).get("cores", 1)
-    tools = ("pgkeep", "pgbackrest")
+    tools = tuple(meta.get("tools") or ("pgkeep", "pgbackrest"))
+    # With BENCH_BASELINE, a second pgkeep build ran in the same rounds: pgkeep/pgkeep-base per
+    # round (wall and CPU) says whether this build is slower than that one on the same machine.
+    baseline = "pgkeep-base" if "pgkeep-base" in tools else None
+    baseline_rows = []
     results = []
     out = sys.stdout
     print(f"\n{meta.get('pgkeep_version', 'pgkeep')} vs {meta.get('pgbackrest_version', 'pgBackRest')}  |  {meta.get('date', '')}  |  "
@@ -368,6 +372,21 @@ def cmd_report(args):
                 ratios.append(round(a[0] / b[0], 3))
         entry["ratio_per_round"] = ratios
         entry["ratio_median"] = _median(ratios)
+        base_wall, base_cpu = [], []
+        if baseline:
+            for r in sorted({r["round"] for r in by_tool["pgkeep"]}):
+                a = [x for x in by_tool["pgkeep"] if x["round"] == r]
+                b = [x for x in by_tool[baseline] if x["round"] == r]
+                if a and b and b[0]["wall"] > 0:
+                    base_wall.append(round(a[0]["wall"] / b[0]["wall"], 3))
+                if a and b and b[0].get("cpu") and a[0].get("cpu") is not None:
+                    base_cpu.append(round(a[0]["cpu"] / b[0]["cpu"], 3))
+            entry["baseline_ratio_per_round"] = base_wall
+            entry["baseline_ratio_median"] = _median(base_wall)
+            entry["baseline_cpu_ratio_per_round"] = base_cpu
+            entry["baseline_cpu_ratio_median"] = _median(base_cpu)
+            if base_wall:
+                baseline_rows.append((name, _median(base_wall), _median(base_cpu)))
         limit = compute_limit(case, speeds, cores)
         entry["compute_limit_bytes_per_s"] = limit
         data = case.get("data_bytes")
@@ -414,6 +433,18 @@ def cmd_report(args):
         if ratios:
             print(f"   pgkeep/pgBackRest per round: {' '.join(f'{x:.2f}' for x in ratios)}  "
                   f"median {entry['ratio_median']:.2f}", file=out)
+        if base_wall:
+            print(f"   pgkeep/pgkeep-base per round: wall {' '.join(f'{x:.3f}' for x in base_wall)}  "
+                  f"median {entry['baseline_ratio_median']:.3f}"
+                  + (f"; CPU median {entry['baseline_cpu_ratio_median']:.3f}" if base_cpu else ""), file=out)
+    if baseline_rows:
+        print(f"\n== pgkeep against the baseline build ({meta.get('pgkeep_base_version') or 'pgkeep-base'}): "
+              "median per-round ratios, above 1.03 marked", file=out)
+        print(f"   {'case':<28} {'wall':>7} {'CPU':>7}", file=out)
+        for name, wall, cpu in baseline_rows:
+            mark = "  <- slower" if wall > 1.03 else ""
+            cpu_text = "-" if cpu is None else f"{cpu:.3f}"
+            print(f"   {name:<28} {wall:>7.3f} {cpu_text:>7}{mark}", file=out)
     document = dict(meta)
     document["results"] = results
     with open(args.out, "w") as f:
