@@ -41,12 +41,18 @@ enum CLI {
                 log.info("\(config.command.rawValue) command begin \(PGKeepVersion.current): \(config.redactedSummary)")
             }
             for warning in config.warnings { log.warn(warning) }
+            if config.command.isStoppable {
+                try StopFile.refuse(config.command.rawValue, lockPath: config.string(.lockPath) ?? "/tmp/pgkeep",
+                                    stanza: config.string(.stanza))
+            }
             let context = try CommandContext(config: config, log: log)
             // Writers refuse files naming writer features this build does not know (repo-layout.md §3.9).
             try RepositoryFormat.$access.withValue(config.command.repositoryAccess) {
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
             case .stanzaRepair: try StanzaRepairCommand.run(context)
+            case .stanzaDelete: try StanzaDeleteCommand.run(context)
+            case .check: try CheckCommand.run(context)
             case .backup: try BackupCommand.run(context)
             case .archivePush: try ArchivePushCommand.run(context)
             case .archiveGet: try ArchiveGetCommand.run(context)
@@ -54,6 +60,8 @@ enum CLI {
             case .verify: try VerifyCommand.run(context)
             case .expire: try ExpireCommand.run(context)
             case .info: try InfoCommand.run(context)
+            case .stop: try StopCommand.run(context)
+            case .start: try StartCommand.run(context)
             case .version: print("pgkeep \(PGKeepVersion.current)")
             case .help: print(Help.text(for: config), terminator: "")
             }

@@ -37,7 +37,8 @@ struct ConfigOptionTableTests {
         #expect(OptionName.logLevelConsole.definition.defaultValue == .value("warn"))
         #expect(OptionName.config.definition.sources == [.commandLine, .environment])
         #expect(OptionName.stanza.definition.sources == [.commandLine, .environment])
-        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
+        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
+        #expect(OptionName.stanza.definition.commands.isSuperset(of: [.stop, .start]) && !OptionName.stanza.definition.requiredFor.contains(.stop))
         #expect(OptionName.stanza.definition.commands.contains(.info))
     }
 

@@ -412,4 +412,9 @@ public final class ScriptedSQL: PostgresSQL, @unchecked Sendable {  // @unchecke
     public func abandonBackup() { try? call("abandonBackup") }
     public func databases() throws -> [PGDatabase] { try call("databases"); return databaseList }
     public func tablespaces() throws -> [PGTablespace] { try call("tablespaces"); return tablespaceList }
+    /// The segment `switchWAL` completes; the test puts it into the archive (or not).
+    public var switchedSegment = "000000010000000000000007"
+    public var archiver = ArchiverStatus(lastArchived: nil, lastFailed: nil, failedCount: 0)
+    public func switchWAL(restorePoint: String) throws -> String { try call("switchWAL"); return switchedSegment }
+    public func archiverStatus() throws -> ArchiverStatus { try call("archiverStatus"); return archiver }
 }

@@ -102,6 +102,7 @@ public struct ArchivePushAsync {
             // Start the pusher now, and again whenever its lock is free (it exited or crashed)
             // while our file still has no status.
             if elapsed >= nextLaunchCheck {
+                try StopFile.refuse("archive-push", lockPath: settings.lockPath, stanza: stanza)
                 try launchPusherIfIdle()
                 nextLaunchCheck = elapsed + 0.5
             }
@@ -145,6 +146,12 @@ public struct ArchivePushAsync {
         var idleSince: Double?
         var dropper = settings.queueMax.map { QueueLimiter(max: $0) }
         while true {
+            // `pgkeep stop` reaches a pusher already running: it ends at the next round, and the
+            // callers waiting for their files then fail with the stop error themselves.
+            if let stop = try StopFile.active(lockPath: settings.lockPath, stanza: stanza) {
+                log.warn("archive-push-async stopping: stop file '\(stop.path)' exists")
+                break
+            }
             if dropper != nil {
                 try dropper!.flushPendingDrops(self)
                 try dropper!.enforce(self)

@@ -8,6 +8,8 @@ import PGKeepRepository
 public enum CommandName: String, CaseIterable, Sendable {
     case stanzaCreate = "stanza-create"
     case stanzaRepair = "stanza-repair"
+    case stanzaDelete = "stanza-delete"
+    case check
     case backup
     case archivePush = "archive-push"
     case archiveGet = "archive-get"
@@ -15,6 +17,8 @@ public enum CommandName: String, CaseIterable, Sendable {
     case verify
     case expire
     case info
+    case stop
+    case start
     case version
     case help
 
@@ -23,6 +27,8 @@ public enum CommandName: String, CaseIterable, Sendable {
         switch self {
         case .stanzaCreate: return "create the repository files for a stanza (run once per cluster)"
         case .stanzaRepair: return "rebuild a stanza's damaged or lost archive.info and backup.info from its backup manifests"
+        case .stanzaDelete: return "delete a stopped stanza's backups, WAL archive and info files from the repository"
+        case .check: return "check the configuration, the repository and that archive_command really delivers WAL to it"
         case .backup: return "take a full, differential or incremental backup of the cluster into the repository"
         case .archivePush: return "copy one WAL file into the repository (the archive_command target)"
         case .archiveGet: return "fetch one WAL file from the repository (the restore_command target)"
@@ -30,6 +36,8 @@ public enum CommandName: String, CaseIterable, Sendable {
         case .verify: return "re-read every stored file and archived WAL file and check them against their checksums"
         case .expire: return "remove backups and WAL that fall outside the retention settings"
         case .info: return "show the backups and WAL archive held in the repository"
+        case .stop: return "stop backup, archive-push, expire and the stanza commands for a stanza (or all) on this host"
+        case .start: return "allow again what 'stop' stopped"
         case .version: return "print the pgkeep version"
         case .help: return "show the commands, or the options of one command"
         }
@@ -50,7 +58,8 @@ public enum CommandName: String, CaseIterable, Sendable {
             ]
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
-        case .stanzaCreate, .stanzaRepair, .backup, .restore, .verify, .expire, .info, .version:
+        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .restore, .verify, .expire, .info,
+             .stop, .start, .version:
             return []
         }
     }
@@ -63,8 +72,10 @@ public enum CommandName: String, CaseIterable, Sendable {
     /// Whether the command works on one stanza and so reads `--stanza`.
     public var stanzaUse: StanzaUse {
         switch self {
-        case .stanzaCreate, .stanzaRepair, .backup, .archivePush, .archiveGet, .restore, .verify, .expire: return .required
-        case .info: return .optional
+        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify,
+             .expire:
+            return .required
+        case .info, .stop, .start: return .optional
         case .version, .help: return .notAccepted
         }
     }
@@ -105,8 +116,18 @@ extension CommandName {
     /// it proves (its own `verify.state` has no writer features).
     public var repositoryAccess: RepositoryAccess {
         switch self {
-        case .restore, .archiveGet, .info, .verify, .version, .help: return .read
-        case .stanzaCreate, .stanzaRepair, .backup, .archivePush, .expire: return .write
+        case .restore, .archiveGet, .info, .verify, .stop, .start, .version, .help: return .read
+        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .expire: return .write
+        }
+    }
+
+    /// Whether a stop file (`pgkeep stop`, `StopFile`) makes the command refuse: everything that
+    /// changes the repository, except `stanza-delete`, which needs the stanza stopped. Readers go
+    /// on, so that a stopped host can still restore.
+    public var isStoppable: Bool {
+        switch self {
+        case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair: return true
+        case .stanzaDelete, .check, .archiveGet, .restore, .verify, .info, .stop, .start, .version, .help: return false
         }
     }
 }

@@ -231,8 +231,8 @@ public enum OptionTable {
 
     // Command groups the rows below refer to.
     private static let operational = CommandName.operational
-    private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .backup, .archivePush, .archiveGet, .restore]
-    private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .backup]
+    private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore]
+    private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .check, .backup]
     private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
     private static let retains: Set<CommandName> = [.backup, .expire]
     /// The commands that take the stanza's backup lock and repository lease (`StanzaBackupLock`).
@@ -316,7 +316,7 @@ public enum OptionTable {
         case .pg1Path:
             // info reads it only for the archive queue of the stanza it is asked about, stanza-repair
             // only to check (or, when nothing else records it, to learn) the cluster's identity.
-            return OptionDefinition(name, .path, commands: touchesCluster.union([.info, .stanzaRepair]), requiredFor: [.stanzaCreate, .backup, .restore],
+            return OptionDefinition(name, .path, commands: touchesCluster.union([.info, .stanzaRepair]), requiredFor: [.stanzaCreate, .check, .backup, .restore],
                                     summary: "data directory of the PostgreSQL cluster")
         case .pg1Port:
             return OptionDefinition(name, .int(1...65535), default: .value("5432"), commands: connectsToDatabase,
@@ -388,7 +388,7 @@ public enum OptionTable {
         switch name {
         case .archiveTimeout:
             return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
-                                    commands: [.backup, .archivePush, .archiveGet],
+                                    commands: [.backup, .check, .archivePush, .archiveGet],
                                     summary: "seconds to wait for a WAL file to reach the archive")
         case .archiveAsync:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.archivePush, .archiveGet, .restore],
@@ -449,8 +449,8 @@ public enum OptionTable {
             return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")
         case .force:
-            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore, .stanzaRepair],
-                                    summary: "restore: with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to), never over a running server; stanza-repair: rebuild the info files even when both copies of each are valid and agree")
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore, .stanzaRepair, .stanzaDelete, .stop],
+                                    summary: "restore: with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to), never over a running server; stanza-repair: rebuild the info files even when both copies of each are valid and agree; stanza-delete: even when PostgreSQL may be running; stop: also terminate the stopped commands running now (SIGTERM)")
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.restore")
         }

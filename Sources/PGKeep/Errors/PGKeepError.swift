@@ -69,6 +69,12 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     /// `stanza-repair` refused: both twins of archive.info and of backup.info are valid, byte for
     /// byte alike, and the two files agree; there is nothing to rebuild (`--force` rebuilds anyway).
     case repairNotNeeded = 67
+    /// A stop file (`pgkeep stop`, `StopFile`) stops this command for the stanza, or for all
+    /// stanzas, until `pgkeep start`.
+    case stopped = 68
+    /// `stanza-delete` refused: the stanza is not stopped, or PostgreSQL still runs on its data
+    /// directory.
+    case stanzaInUse = 69
 
     // Restore planning: 70-79. The planner refuses these before writing anything.
     /// A recovery target (`--type`, `--target`, `--target-*`) that is malformed or inconsistent.
@@ -139,6 +145,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
         case .repairNotNeeded: return "repair-not-needed"
+        case .stopped: return "stop"
+        case .stanzaInUse: return "stanza-in-use"
         case .interrupted: return "interrupted"
         case .internal: return "internal"
         }

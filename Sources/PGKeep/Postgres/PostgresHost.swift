@@ -66,6 +66,21 @@ extension PostgresHost {
         }
         return bytes
     }
+
+    /// The pid in `<dataDirectory>/postmaster.pid` when that process is alive on this host: a
+    /// PostgreSQL server (or one whose stale lock file names a reused pid, which no check from
+    /// outside can tell apart) runs on the directory. nil when there is no such file or it names
+    /// no live process.
+    public func livePostmaster(dataDirectory: FilePath) throws -> Int32? {
+        guard let source = try openRead(dataDirectory.joined("postmaster.pid")) else { return nil }
+        let buffer = IOBuffer(size: 64)
+        let n = try source.read(into: buffer.bytes)
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)
+        guard let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: " \t")), pid > 0 else {
+            return nil
+        }
+        return processExists(pid) ? pid : nil
+    }
 }
 
 extension FilePath {

@@ -3,12 +3,17 @@ import PGKeepCore
 
 /// Checks of the running server before a backup.
 public enum ServerCheck {
-    public static func verifyForBackup(_ session: PostgresSQL, host: PostgresHost, dataDirectory: FilePath, log: Log) throws {
+    /// The server's major must be one pgkeep supports (`PGVersion.supported`).
+    public static func verifyVersion(_ session: PostgresSQL) throws {
         let versionNumber = session.serverVersionNumber
         guard PGVersion.supported.contains(versionNumber / 10000) else {
             throw PGKeepError(.dbVersion, "PostgreSQL \(versionNumber / 10000) (server_version_num \(versionNumber)) is not supported",
                               hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
         }
+    }
+
+    public static func verifyForBackup(_ session: PostgresSQL, host: PostgresHost, dataDirectory: FilePath, log: Log) throws {
+        try verifyVersion(session)
         if try session.isInRecovery() {
             throw PGKeepError(.dbConfig, "the server is in recovery (a standby); backup from a standby is not supported yet",
                               hint: "point --pg1-socket-path/--pg1-port at the primary")

@@ -28,6 +28,26 @@ public protocol PostgresSQL: AnyObject {
     func databases() throws -> [PGDatabase]
     /// The user tablespaces (oid ≥ 16384: not pg_default or pg_global), by oid.
     func tablespaces() throws -> [PGTablespace]
+    /// `pg_create_restore_point(name)` and then `pg_switch_wal()`: the restore point's WAL record
+    /// makes sure the current segment holds something, so the switch always completes a segment
+    /// for the archiver (a switch on a segment with nothing written since the last is a no-op).
+    /// Returns that segment's name (`pg_walfile_name` of the switch's LSN).
+    func switchWAL(restorePoint: String) throws -> String
+    /// What `pg_stat_archiver` says, for the message of a check whose WAL never arrived.
+    func archiverStatus() throws -> ArchiverStatus
+}
+
+/// `pg_stat_archiver`: the last segment archived and the last that failed.
+public struct ArchiverStatus: Sendable, Equatable {
+    public var lastArchived: String?
+    public var lastFailed: String?
+    public var failedCount: Int
+
+    public init(lastArchived: String?, lastFailed: String?, failedCount: Int) {
+        self.lastArchived = lastArchived
+        self.lastFailed = lastFailed
+        self.failedCount = failedCount
+    }
 }
 
 /// What `pg_backup_stop` returns: the stop LSN, `backup_label`, and `tablespace_map` (nil when
@@ -115,5 +135,19 @@ extension PGSession: PostgresSQL {
                 guard let oid = UInt32(row[0] ?? ""), let name = row[1] else { return nil }
                 return PGTablespace(oid: oid, name: name, location: row[2] ?? "")
             }
+    }
+
+    public func switchWAL(restorePoint: String) throws -> String {
+        _ = try query("SELECT pg_create_restore_point($1)", [restorePoint])
+        guard let name = try value("SELECT pg_walfile_name(pg_switch_wal())"), !name.isEmpty else {
+            throw PGKeepError(.dbQuery, "pg_switch_wal returned no WAL file name")
+        }
+        return name
+    }
+
+    public func archiverStatus() throws -> ArchiverStatus {
+        let rows = try query("SELECT last_archived_wal, last_failed_wal, failed_count::text FROM pg_stat_archiver")
+        guard let row = rows.first else { return ArchiverStatus(lastArchived: nil, lastFailed: nil, failedCount: 0) }
+        return ArchiverStatus(lastArchived: row[0], lastFailed: row[1], failedCount: Int(row[2] ?? "0") ?? 0)
     }
 }

@@ -111,16 +111,4 @@ struct DeltaClean {
         log.detail("removed '\(path)': not in the backup")
     }
 
-    /// Whether the process named in `<dataDirectory>/postmaster.pid` is alive on `host`. nil when
-    /// there is no such file or it names no process.
-    static func livePostmaster(on host: PostgresHost, dataDirectory: String) throws -> Int32? {
-        guard let source = try host.openRead(FilePath(Posix.join(dataDirectory, "postmaster.pid"))) else { return nil }
-        let buffer = IOBuffer(size: 64)
-        let n = try source.read(into: buffer.bytes)
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]), as: UTF8.self)
-        guard let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: " \t")), pid > 0 else {
-            return nil
-        }
-        return host.processExists(pid) ? pid : nil
-    }
 }

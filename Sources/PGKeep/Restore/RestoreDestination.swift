@@ -179,7 +179,7 @@ public struct RestoreDestination {
     /// A running PostgreSQL on the data directory or on one of the tablespace locations.
     private func runningServers() throws -> [PGKeepError] {
         var problems: [PGKeepError] = []
-        if let pid = try DeltaClean.livePostmaster(on: host, dataDirectory: dataDirectory) {
+        if let pid = try host.livePostmaster(dataDirectory: FilePath(dataDirectory)) {
             problems.append(PGKeepError(.pgRunning, "'\(dataDirectory)/postmaster.pid' names process \(pid), which is running: PostgreSQL may be running on this data directory",
                                         hint: "stop PostgreSQL (pg_ctl stop) before restoring over it"))
         }

@@ -10,7 +10,7 @@ import Darwin
 /// at once on this host; `StanzaBackupLock` adds the repository lease for the other hosts sharing
 /// the repository. archive-push takes no lock (concurrent pushes are safe by construction).
 public final class StanzaLock {
-    public enum Kind: String {
+    public enum Kind: String, Sendable {
         case backup
         /// The background pusher of asynchronous archive-push: one per stanza.
         case archivePushAsync = "archive-push-async"
@@ -60,5 +60,37 @@ public final class StanzaLock {
     deinit {
         flock(fd, LOCK_UN)
         close(fd)
+    }
+
+    /// A process holding one of this host's lock files.
+    public struct Holder: Sendable, Equatable {
+        public var path: String
+        public var kind: Kind
+        public var pid: Int32
+    }
+
+    /// Who holds the `kinds` locks of `stanza` (of every stanza when nil) right now, from the pid
+    /// each holder writes into its file. A snapshot, for `stop --force`.
+    public static func holders(lockPath: String, stanza: String?, kinds: [Kind]) throws -> [Holder] {
+        guard let names = try Posix.listDirectory(lockPath) else { return [] }
+        var found: [Holder] = []
+        for name in names.sorted() {
+            guard let kind = kinds.first(where: { name.hasSuffix("-\($0.rawValue).lock") }) else { continue }
+            if let stanza, name != "\(stanza)-\(kind.rawValue).lock" { continue }
+            let path = Posix.join(lockPath, name)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { continue }
+            defer { close(fd) }
+            if flock(fd, LOCK_SH | LOCK_NB) == 0 {  // free: nobody to stop
+                flock(fd, LOCK_UN)
+                continue
+            }
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+            let text = n > 0 ? String(decoding: bytes[0..<n], as: UTF8.self) : ""
+            guard let pid = Int32(text.trimmingCharacters(in: " \n")), pid > 0 else { continue }
+            found.append(Holder(path: path, kind: kind, pid: pid))
+        }
+        return found
     }
 }
