@@ -51,6 +51,7 @@ enum CLI {
             switch config.command {
             case .stanzaCreate: try StanzaCreateCommand.run(context)
             case .stanzaRepair: try StanzaRepairCommand.run(context)
+            case .stanzaUpgrade: try StanzaUpgradeCommand.run(context)
             case .stanzaDelete: try StanzaDeleteCommand.run(context)
             case .check: try CheckCommand.run(context)
             case .backup: try BackupCommand.run(context)
@@ -62,7 +63,7 @@ enum CLI {
             case .info: try InfoCommand.run(context)
             case .stop: try StopCommand.run(context)
             case .start: try StartCommand.run(context)
-            case .version: print("pgkeep \(PGKeepVersion.current)")
+            case .version: print(config.string(.output) == "num" ? "\(PGKeepVersion.number)" : "pgkeep \(PGKeepVersion.current)")
             case .help: print(Help.text(for: config), terminator: "")
             }
             }

@@ -26,7 +26,8 @@ struct ConfigOptionTableTests {
             if definition.kind == .bool { #expect(definition.defaultValue != .none, "\(definition.name.rawValue)") }
             if !definition.requiredFor.isEmpty { #expect(definition.defaultValue == .none, "\(definition.name.rawValue)") }
             #expect(definition.requiredFor.isSubset(of: definition.commands), "\(definition.name.rawValue)")
-            #expect(!definition.commands.contains(.help) && !definition.commands.contains(.version), "\(definition.name.rawValue)")
+            // version takes one option, --output=num (pgBackRest's numeric version).
+            #expect(!definition.commands.contains(.help) && (definition.name == .output || !definition.commands.contains(.version)), "\(definition.name.rawValue)")
         }
     }
 
@@ -37,7 +38,7 @@ struct ConfigOptionTableTests {
         #expect(OptionName.logLevelConsole.definition.defaultValue == .value("warn"))
         #expect(OptionName.config.definition.sources == [.commandLine, .environment])
         #expect(OptionName.stanza.definition.sources == [.commandLine, .environment])
-        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
+        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
         #expect(OptionName.stanza.definition.commands.isSuperset(of: [.stop, .start]) && !OptionName.stanza.definition.requiredFor.contains(.stop))
         #expect(OptionName.stanza.definition.commands.contains(.info))
     }

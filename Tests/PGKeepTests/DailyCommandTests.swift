@@ -60,7 +60,7 @@ struct StopFileTests {
     @Test("the commands that change the repository are stopped; restore, archive-get, verify and info are not")
     func whichCommandsAreStopped() {
         let stopped = Set(CommandName.allCases.filter(\.isStoppable))
-        #expect(stopped == [.backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair])
+        #expect(stopped == [.backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade])
     }
 
     /// A stand-in for a running backup: a process that holds `lockFile` with flock and has
@@ -270,5 +270,37 @@ struct CheckTests {
                       ("pgkeep '--stanza=a-b' archive-push %p", "a-b"), ("pgkeep archive-push %p", nil)] as [(String, String?)])
     func stanzaInArchiveCommand(_ command: String, _ expected: String?) {
         #expect(CheckRun.stanzaNamed(in: command) == expected)
+    }
+}
+
+/// What a backup says while it waits for PostgreSQL.
+@Suite("Backup messages against a scripted host")
+struct BackupMessageTests {
+    func backupLog(startFast: Bool) throws -> String {
+        let setup = try ScriptedBackupTests.Setup()
+        let logDirectory = try TemporaryDirectory("backup-log")
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: logDirectory.path, name: "backup.log", level: .info)
+        setup.host.sql.set("checkpoint_timeout", "5min")
+        setup.host.sql.set("checkpoint_completion_target", "0.9")
+        var options = BackupOptions(dataDirectory: FilePath(ScriptedBackupTests.dataDirectory),
+                                    connection: PGConnectionOptions(socketPath: "/nowhere", port: 1, user: nil, database: "postgres"),
+                                    type: .full, compression: .lz4, compressLevel: 1, bufferSize: 1 << 16, processMax: 1,
+                                    startFast: startFast, archiveTimeout: 5, lockPath: setup.lockDirectory.path("lock"))
+        options.bundle = BundleOptions(enabled: false, limit: BundleOptions.defaultLimit, size: BundleOptions.defaultSize)
+        _ = try BackupRun(storage: setup.storage, host: setup.host, layout: setup.layout, options: options, log: log).run()
+        return try String(contentsOfFile: logDirectory.path("backup.log"), encoding: .utf8)
+    }
+
+    @Test("a backup without --start-fast says it waits for PostgreSQL's spread checkpoint, with its bound and the way out")
+    func announcesTheCheckpointWait() throws {
+        let text = try backupLog(startFast: false)
+        #expect(text.contains("waiting for PostgreSQL's next checkpoint") && text.contains("checkpoint_timeout 5min")
+                && text.contains("--start-fast"), "\(text)")
+    }
+
+    @Test("a backup with --start-fast does not announce a checkpoint wait")
+    func startFastIsQuiet() throws {
+        #expect(!(try backupLog(startFast: true)).contains("waiting for PostgreSQL's next checkpoint"))
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import PGKeepCore
 @testable import PGKeepPostgres
@@ -86,6 +87,20 @@ struct InfoReportTests {
         let mismatch = try report().status
         #expect(mismatch.code == 99)
         #expect(mismatch.message.contains("\(other.systemIdentifier)") && mismatch.message.contains("\(identity.systemIdentifier)"))
+    }
+
+    @Test("the JSON has pgBackRest's repo[] (key, cipher, status) and repo-key in db[], archive[].database and backup[].database, which pgbackrest_exporter reads")
+    func exporterFields() throws {
+        try SealedFile.save(ArchiveInfo(current: identity), to: layout.archiveInfo, in: storage)
+        try SealedFile.save(BackupInfo(current: identity), to: layout.backupInfo, in: storage)
+        try archive("000000010000000000000001")
+        let json = try InfoReport(storage: storage, log: Log(consoleLevel: .off)).json(try InfoReport(storage: storage, log: Log(consoleLevel: .off)).collect(only: "main"))
+        let stanza = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first)
+        let repo = try #require((stanza["repo"] as? [[String: Any]])?.first)
+        #expect(repo["key"] as? Int == 1 && repo["cipher"] as? String == "none")
+        #expect((repo["status"] as? [String: Any])?["code"] as? Int == 2, "the stanza's own status: no valid backups")
+        #expect((stanza["db"] as? [[String: Any]])?.first?["repo-key"] as? Int == 1)
+        #expect(((stanza["archive"] as? [[String: Any]])?.first?["database"] as? [String: Any])?["repo-key"] as? Int == 1)
     }
 
     @Test("the archive is reported per timeline, gaps flagged, across a log id boundary, with its stored size")

@@ -38,6 +38,9 @@ public final class Cluster: @unchecked Sendable {
     /// Variables added to the server's environment at start, hence also to `archive_command` and
     /// `restore_command` (for example a `PGKEEP_*` setting).
     public let serverEnvironment: [String: String]
+    /// The PostgreSQL programs this cluster runs with: ``binDirectory`` unless the test names
+    /// another major's (an upgrade test runs a 15 and a 17 cluster side by side).
+    public let programs: String
 
     private let lock = NSLock()
     private var mayBeRunning = false
@@ -80,18 +83,20 @@ public final class Cluster: @unchecked Sendable {
         archiveCommand: String?,
         extraConf: [String] = [],
         environment: [String: String] = [:],
-        initdbArguments: [String] = []
+        initdbArguments: [String] = [],
+        programs: String? = nil
     ) throws {
         self.name = name
         self.scratch = scratch
         self.serverEnvironment = environment
+        self.programs = programs ?? Self.binDirectory
         directory = try scratch.directory(name, mode: 0o700)
         dataDirectory = directory + "/data"
         socketDirectory = try scratch.directory(name + "/sock", mode: 0o700)
         logFile = directory + "/server.log"
         port = try PortAllocator.shared.next(socketDirectory: socketDirectory)
 
-        try Self.runTool(
+        try tool(
             "initdb",
             ["-D", dataDirectory, "--data-checksums", "-A", "trust", "-U", "postgres", "--encoding=UTF8",
              "--locale=C", "--no-sync", "--no-instructions"] + initdbArguments
@@ -131,11 +136,13 @@ public final class Cluster: @unchecked Sendable {
         existingDataDirectory: String,
         archiveCommand: String? = nil,
         extraConf: [String] = [],
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        programs: String? = nil
     ) throws {
         self.name = name
         self.scratch = scratch
         self.serverEnvironment = environment
+        self.programs = programs ?? Self.binDirectory
         directory = try scratch.directory(name, mode: 0o700)
         dataDirectory = existingDataDirectory
         socketDirectory = try scratch.directory(name + "/sock", mode: 0o700)
@@ -169,7 +176,7 @@ public final class Cluster: @unchecked Sendable {
     /// - Throws: ``HarnessError`` with pg_ctl's output and the tail of the server log.
     public func start(wait: Bool = true) throws {
         setMayBeRunning(true)
-        let result = try Self.runTool(
+        let result = try tool(
             "pg_ctl",
             ["start", "-D", dataDirectory, "-l", logFile, "-s"] + (wait ? ["-w", "-t", "120"] : ["-W"]),
             environment: serverEnvironment,
@@ -187,7 +194,7 @@ public final class Cluster: @unchecked Sendable {
             setMayBeRunning(false)
             return
         }
-        let result = try Self.runTool(
+        let result = try tool(
             "pg_ctl", ["stop", "-D", dataDirectory, "-m", mode.rawValue, "-w", "-t", "120", "-s"], timeout: .seconds(180))
         if result.succeeded || !isRunning {
             setMayBeRunning(false)
@@ -199,7 +206,7 @@ public final class Cluster: @unchecked Sendable {
 
     /// Whether a postmaster is running on the data directory (`pg_ctl status` exits 0).
     public var isRunning: Bool {
-        guard let result = try? Self.runTool("pg_ctl", ["status", "-D", dataDirectory], timeout: .seconds(30)) else {
+        guard let result = try? tool("pg_ctl", ["status", "-D", dataDirectory], timeout: .seconds(30)) else {
             return postmasterPID != nil
         }
         return result.status == 0
@@ -254,7 +261,7 @@ public final class Cluster: @unchecked Sendable {
 
     /// Promotes a standby with `pg_ctl promote -w`: returns once it accepts writes.
     public func promote() throws {
-        let result = try Self.runTool("pg_ctl", ["promote", "-D", dataDirectory, "-w", "-t", "120", "-s"], timeout: .seconds(180))
+        let result = try tool("pg_ctl", ["promote", "-D", dataDirectory, "-w", "-t", "120", "-s"], timeout: .seconds(180))
         if !result.succeeded {
             throw HarnessError("promoting cluster '\(name)' failed\n\(result)\n\(logSection())")
         }
@@ -295,7 +302,7 @@ public final class Cluster: @unchecked Sendable {
     /// unaligned, tuples-only output, trimmed; rows are separated by newlines and columns by `|`.
     /// - Throws: ``ShellError`` with psql's stderr when a statement fails.
     public func psql(_ sql: String, database: String = "postgres", timeout: Duration = .seconds(300)) throws -> String {
-        let result = try Self.runTool(
+        let result = try tool(
             "psql",
             ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"] + connectionArguments + ["-d", database, "-f", "-"],
             stdin: sql,
@@ -306,7 +313,7 @@ public final class Cluster: @unchecked Sendable {
     /// A plain-format `pg_dump` of `database`, deterministic for an unchanged database so two dumps can be
     /// compared for equality. The `\restrict`/`\unrestrict` lines (random per run since 15.14) are dropped.
     public func dump(database: String = "postgres") throws -> String {
-        let result = try Self.runTool("pg_dump", connectionArguments + ["-d", database], timeout: .seconds(600))
+        let result = try tool("pg_dump", connectionArguments + ["-d", database], timeout: .seconds(600))
         return Self.dropRestrictLines(try result.check().stdout)
     }
 
@@ -318,7 +325,7 @@ public final class Cluster: @unchecked Sendable {
             .split(separator: "\n").map(String.init)
         var databases: [String: String] = [:]
         for name in names { databases[name] = try dump(database: name) }
-        let globals = try Self.runTool("pg_dumpall", connectionArguments + ["--globals-only"], timeout: .seconds(300))
+        let globals = try tool("pg_dumpall", connectionArguments + ["--globals-only"], timeout: .seconds(300))
         return ClusterDump(globals: Self.dropRestrictLines(try globals.check().stdout), databases: databases)
     }
 
@@ -337,7 +344,7 @@ public final class Cluster: @unchecked Sendable {
             .filter { database in
                 (try? psql("select count(*) from pg_extension where extname = 'amcheck'", database: database)) == "0"
             }
-        let result = try Self.runTool(
+        let result = try tool(
             "pg_amcheck", ["--install-missing", "--all"] + arguments + connectionArguments, timeout: .seconds(600))
         for database in lacking {
             _ = try psql("drop extension if exists amcheck", database: database)
@@ -364,17 +371,25 @@ public final class Cluster: @unchecked Sendable {
         return all.suffix(lines + 1).joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Runs a program from ``binDirectory`` as the postgres user, with the harness's scrubbed libpq environment.
+    /// Runs a program from ``binDirectory`` (or `programs`) as the postgres user, with the
+    /// harness's scrubbed libpq environment.
     public static func runTool(
         _ tool: String,
         _ arguments: [String],
         environment: [String: String] = [:],
         stdin: String? = nil,
-        timeout: Duration = .seconds(300)
+        timeout: Duration = .seconds(300),
+        programs: String? = nil
     ) throws -> ShellResult {
         try Shell.run(
-            binDirectory + "/" + tool, arguments, environment: environment, unsetEnvironment: scrubbedEnvironment,
+            (programs ?? binDirectory) + "/" + tool, arguments, environment: environment, unsetEnvironment: scrubbedEnvironment,
             stdin: stdin, asPostgres: true, timeout: timeout)
+    }
+
+    /// ``runTool(_:_:environment:stdin:timeout:programs:)`` with this cluster's programs.
+    public func tool(_ tool: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil,
+                     timeout: Duration = .seconds(300)) throws -> ShellResult {
+        try Self.runTool(tool, arguments, environment: environment, stdin: stdin, timeout: timeout, programs: programs)
     }
 
     // MARK: - Private
@@ -391,7 +406,7 @@ public final class Cluster: @unchecked Sendable {
     }
 
     private func forceDown() {
-        _ = try? Self.runTool("pg_ctl", ["stop", "-D", dataDirectory, "-m", "immediate", "-w", "-t", "30", "-s"],
+        _ = try? tool("pg_ctl", ["stop", "-D", dataDirectory, "-m", "immediate", "-w", "-t", "30", "-s"],
                               timeout: .seconds(60))
         if isRunning, let pid = postmasterPID, pid > 0 {
             // Children notice the postmaster's death and exit on their own.

@@ -13,6 +13,10 @@ import PGKeepRepository
 ///
 /// 1. The stored copies of the file are those of the newest archive id holding its name (older
 ///    ids hold WAL from before an upgrade). Copies there with different checksums are a conflict.
+///    When the cluster being recovered is known (`recovering`, from its pg_control), only the
+///    archive ids of the stanza's databases that are that cluster count: after stanza-upgrade, a
+///    restored pre-upgrade backup must never be handed the new cluster's segment of the same
+///    name. A cluster that is none of them is refused (`archiveMismatch`).
 /// 2. Each copy is decoded into a temporary name next to `%p` and hashed on the way; it is renamed
 ///    into place only after its SHA-256 matched the one in its name: PostgreSQL `stat`s `%p` after
 ///    we return and must never see a short or wrong file. No fsync: PostgreSQL durably renames the
@@ -28,12 +32,17 @@ public struct ArchiveGet {
     let layout: RepositoryLayout
     let bufferSize: Int
     let log: Log
+    /// The system identifier and major of the cluster PostgreSQL recovers, from its pg_control;
+    /// nil when it could not be read (then every archive id counts, newest first).
+    public var recovering: (systemIdentifier: UInt64, version: Int)?
 
-    public init(storage: Storage, layout: RepositoryLayout, bufferSize: Int, log: Log) {
+    public init(storage: Storage, layout: RepositoryLayout, bufferSize: Int, log: Log,
+                recovering: (systemIdentifier: UInt64, version: Int)? = nil) {
         self.storage = storage
         self.layout = layout
         self.bufferSize = bufferSize
         self.log = log
+        self.recovering = recovering
     }
 
     /// Delivers `walFile` to `destination`; returns the SHA-256 of the delivered bytes.
@@ -44,8 +53,8 @@ public struct ArchiveGet {
                               hint: "restore_command must pass %f and %p: restore_command = 'pgkeep --stanza=\(layout.stanza) archive-get %f \"%p\"'")
         }
         let info = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
-        // Newest identity first.
-        let identities = info.history.reversed().map(\.archiveID)
+        // Newest identity first, of those that are the cluster being recovered.
+        let identities = try databases(of: info).reversed().map(\.archiveID)
         var copies: [Copy] = []
         var holder = identities.endIndex
         for (index, archiveID) in identities.enumerated() {
@@ -77,6 +86,18 @@ public struct ArchiveGet {
             }
         }
         throw Self.noIntactCopy(walFile, stanza: layout.stanza, failures)
+    }
+
+    /// The stanza's databases whose WAL the recovering cluster may replay (step 1).
+    private func databases(of info: ArchiveInfo) throws -> [DatabaseIdentity] {
+        guard let recovering else { return info.history }
+        let matching = info.history.filter { $0.matches(systemIdentifier: recovering.systemIdentifier, version: recovering.version) }
+        guard !matching.isEmpty else {
+            throw PGKeepError(.archiveMismatch,
+                              "the cluster being recovered (system identifier \(recovering.systemIdentifier), PostgreSQL \(recovering.version)) is none of stanza '\(layout.stanza)''s databases (\(info.history.map { "\($0.archiveID): system identifier \($0.systemIdentifier)" }.joined(separator: ", ")))",
+                              hint: "check that restore_command names the stanza this cluster's backup came from")
+        }
+        return matching
     }
 
     /// Tries `copies` in order; true once one was delivered. A copy that cannot be delivered for

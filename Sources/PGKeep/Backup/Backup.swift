@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SystemPackage
 import PGKeepCore
 import PGKeepPostgres
@@ -99,8 +104,10 @@ public final class BackupRun {
         log.info("backup \(label) (\(type.rawValue)\(prior.map { ", prior \($0.backup.label)" } ?? "")) of stanza '\(layout.stanza)' \(resumed == nil ? "starting" : "resuming")")
 
         try session.prepareForBackup()
+        let waiting = announceCheckpointWait(session)
         let startTime = Clock.now()
         let startLSN = try session.startBackup(label: "pgkeep backup \(label)", fast: options.startFast)
+        if waiting { log.setStatus(nil) }
         log.info("backup start LSN \(startLSN)")
         do {
             let copy = BackupCopy(run: self, session: session, label: label, type: type, prior: prior, resumed: resumed,
@@ -113,6 +120,20 @@ public final class BackupRun {
             session.abandonBackup()
             throw error
         }
+    }
+
+    /// Without `--start-fast`, pg_backup_start returns after PostgreSQL's next checkpoint, spread
+    /// over checkpoint_completion_target x checkpoint_timeout: minutes in which nothing would
+    /// move. Say so, in the log and on a terminal's status line; true when a status line is shown.
+    private func announceCheckpointWait(_ session: PostgresSQL) -> Bool {
+        guard !options.startFast else { return false }
+        let timeout = (try? session.setting("checkpoint_timeout")) ?? nil
+        let target = (try? session.setting("checkpoint_completion_target")) ?? nil
+        let bound = timeout.map { " (up to checkpoint_completion_target \(target ?? "?") x checkpoint_timeout \($0))" } ?? ""
+        log.info("waiting for PostgreSQL's next checkpoint to finish before the backup starts\(bound); --start-fast asks for an immediate one")
+        guard isatty(STDERR_FILENO) == 1, log.consoleLevel != .off else { return false }
+        log.setStatus("backup: waiting for PostgreSQL's checkpoint\(bound); --start-fast asks for an immediate one")
+        return true
     }
 
     /// pg_control on the host must describe the cluster the stanza serves.

@@ -178,7 +178,9 @@ final class BackupCopy {
         copied = true
         progress.finish(success: true)
         let copiedCount = outcomes.count(referencing: label)
-        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(outcomes.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : "")")
+        // The counts add up to the progress line's total; pg_control and backup_label (and
+        // tablespace_map) follow, which is why the backup's final line counts two or three more.
+        log.info("copied \(copiedCount) files\(resumedCount > 0 ? " (\(resumedCount) of them by the interrupted run)" : ""), referenced \(outcomes.count - copiedCount) unchanged\(vanished > 0 ? " (\(vanished) removed by the database meanwhile)" : ""); pg_control and backup_label follow")
     }
 
     /// Damaged pages are reported, not fatal: the backup still holds what the disk holds, and the

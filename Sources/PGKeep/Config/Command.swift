@@ -8,6 +8,7 @@ import PGKeepRepository
 public enum CommandName: String, CaseIterable, Sendable {
     case stanzaCreate = "stanza-create"
     case stanzaRepair = "stanza-repair"
+    case stanzaUpgrade = "stanza-upgrade"
     case stanzaDelete = "stanza-delete"
     case check
     case backup
@@ -27,6 +28,7 @@ public enum CommandName: String, CaseIterable, Sendable {
         switch self {
         case .stanzaCreate: return "create the repository files for a stanza (run once per cluster)"
         case .stanzaRepair: return "rebuild a stanza's damaged or lost archive.info and backup.info from its backup manifests"
+        case .stanzaUpgrade: return "record the cluster as the stanza's current database after pg_upgrade (the old one's backups and WAL stay)"
         case .stanzaDelete: return "delete a stopped stanza's backups, WAL archive and info files from the repository"
         case .check: return "check the configuration, the repository and that archive_command really delivers WAL to it"
         case .backup: return "take a full, differential or incremental backup of the cluster into the repository"
@@ -58,8 +60,8 @@ public enum CommandName: String, CaseIterable, Sendable {
             ]
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
-        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .restore, .verify, .expire, .info,
-             .stop, .start, .version:
+        case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .restore, .verify, .expire,
+             .info, .stop, .start, .version:
             return []
         }
     }
@@ -72,8 +74,8 @@ public enum CommandName: String, CaseIterable, Sendable {
     /// Whether the command works on one stanza and so reads `--stanza`.
     public var stanzaUse: StanzaUse {
         switch self {
-        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify,
-             .expire:
+        case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet,
+             .restore, .verify, .expire:
             return .required
         case .info, .stop, .start: return .optional
         case .version, .help: return .notAccepted
@@ -117,7 +119,7 @@ extension CommandName {
     public var repositoryAccess: RepositoryAccess {
         switch self {
         case .restore, .archiveGet, .info, .verify, .stop, .start, .version, .help: return .read
-        case .stanzaCreate, .stanzaRepair, .stanzaDelete, .check, .backup, .archivePush, .expire: return .write
+        case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire: return .write
         }
     }
 
@@ -126,7 +128,7 @@ extension CommandName {
     /// on, so that a stopped host can still restore.
     public var isStoppable: Bool {
         switch self {
-        case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair: return true
+        case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade: return true
         case .stanzaDelete, .check, .archiveGet, .restore, .verify, .info, .stop, .start, .version, .help: return false
         }
     }

@@ -47,10 +47,13 @@ extension Configuration {
         try applyCommandLine(commandLine, command: command, into: &values)
         // `version` reads nothing else, so a broken environment or file never hides the version.
         if command == .version { return Configuration(command: .version, values: values) }
-        let warnings = try applyEnvironment(environment, command: command, into: &values)
+        var warnings = try applyEnvironment(environment, command: command, into: &values)
         let stanza = values[.stanza].flatMap { if case .string(let name) = $0.value { return name } else { return nil } }
         let file = try loadConfigFile(values[.config], command: command, readFile: readFile)
-        if let file { try applyConfigFile(file, command: command, stanza: stanza, into: &values) }
+        if let file {
+            try applyConfigFile(file, command: command, stanza: stanza, into: &values)
+            warnings += sectionWarnings(file, stanza: stanza)
+        }
         try applyDefaults(command: command, into: &values)
         try checkRequired(command: command, stanza: stanza, values: values,
                           configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
@@ -169,6 +172,10 @@ extension Configuration {
         let all = OptionName.allCases
         let alias = OptionTable.aliases.first { OptionName.environmentPrefix + String($0.key.uppercased().map { $0 == "-" ? "_" : $0 }) == variable }?.value
         guard let name = all.first(where: { $0.environmentVariable == variable }) ?? alias else {
+            // pgBackRest's name for something pgkeep lacks: running without it would not do what
+            // it asks (an unencrypted repository for PGKEEP_REPO1_CIPHER_TYPE), so it is an error.
+            let optionName = String(variable.dropFirst(OptionName.environmentPrefix.count).lowercased().map { $0 == "_" ? "-" : $0 })
+            if let error = ForeignOptions.error(for: optionName, "in environment variable \(variable)") { throw error }
             let suggestion = Suggestion.closest(to: variable, among: all.map(\.environmentVariable))
             warnings.append("environment variable \(variable) is not a pgkeep option and is ignored"
                             + (suggestion.map { " (did you mean \($0)?)" } ?? ""))
@@ -231,6 +238,7 @@ extension Configuration {
             for entry in section.entries {
                 let location = "config file \(file.path):\(entry.line)"
                 guard let definition = OptionTable.lookup(entry.key) else {
+                    if let error = ForeignOptions.error(for: entry.key, "in \(location) (section [\(section.name)])") { throw error }
                     let suggestion = Suggestion.closest(to: entry.key, among: OptionName.allCases.map(\.rawValue))
                     throw PGKeepError(.optionInvalid, "unknown option '\(entry.key)' in \(location) (section [\(section.name)])",
                                       hint: suggestion.map { "did you mean '\($0)'?" } ?? "run 'pgkeep help <command>' to list the options")
@@ -243,8 +251,43 @@ extension Configuration {
                     throw PGKeepError(.optionInvalid, "option '\(entry.key)' in \(location) is not valid for command '\(sectionCommand.rawValue)' (section [\(section.name)])",
                                       hint: "move it to a section the commands that read it use, e.g. [\(parts[0])]")
                 }
+                try checkValue(entry, of: definition, in: section.name, of: file, for: sectionCommand)
             }
         }
+    }
+
+    /// Every value in the file is checked, whichever command runs: `compress-type=gz` must not
+    /// wait to be found by the archive-push PostgreSQL runs at night. A value counts as valid when
+    /// one command that reads the option accepts it (`type` means one thing to backup and another
+    /// to restore); in a `[x:command]` section, that command must.
+    private static func checkValue(_ entry: IniFile.Entry, of definition: OptionDefinition, in sectionName: String,
+                                   of file: IniFile, for sectionCommand: CommandName?) throws(PGKeepError) {
+        let source = OptionSource.configFile(path: file.path, line: entry.line, section: sectionName)
+        let commands = sectionCommand.map { [$0] } ?? definition.commands.sorted { $0.rawValue < $1.rawValue }
+        var firstError: PGKeepError?
+        for command in commands {
+            do {
+                _ = try parse(entry.value, for: definition, command: command, from: source)
+                return
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Sections that look like a typo of `[global]` or of the stanza this command works on
+    /// (`[mian]` for `main`): their options would apply to nothing, silently.
+    static func sectionWarnings(_ file: IniFile, stanza: String?) -> [String] {
+        var warnings: [String] = []
+        for section in file.sections {
+            let base = section.name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? section.name
+            guard base != "global", base != stanza else { continue }
+            guard let meant = Suggestion.closest(to: base, among: ["global"] + (stanza.map { [$0] } ?? [])) else { continue }
+            let corrected = section.name.count > base.count ? meant + section.name.dropFirst(base.count) : meant
+            warnings.append("config file \(file.path):\(section.line): section [\(section.name)] is neither [global] nor stanza '\(stanza ?? "")'\(stanza == nil ? "" : "'s") section, so this command reads none of it: did you mean [\(corrected)]?")
+        }
+        return warnings
     }
 
     /// Gives `definition` the value `text` from `source` unless a more specific source set it
@@ -393,6 +436,11 @@ struct CommandLineParse {
                 return nil
             }
             return Option(definition: known, text: "n")
+        }
+        if let error = ForeignOptions.error(for: name, "on the command line")
+            ?? (name.hasPrefix("no-") ? ForeignOptions.error(for: String(name.dropFirst(3)), "on the command line") : nil) {
+            errors.append(error)
+            return nil
         }
         let candidates = OptionName.allCases.flatMap { option -> [String] in
             option.definition.kind == .bool ? [option.rawValue, "no-" + option.rawValue] : [option.rawValue]

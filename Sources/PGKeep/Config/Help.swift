@@ -51,7 +51,7 @@ public enum Help {
             let width = min(forms.map(\.count).max()!, maximumFormWidth)
             lines += ["", "Options:"]
             for (definition, form) in zip(options, forms) {
-                let description = definition.summary + details(definition, command: command)
+                let description = definition.summary(for: command) + details(definition, command: command)
                 if form.count > width {
                     lines += ["  " + form, "  " + pad("", width) + "  " + description]
                 } else {

@@ -174,11 +174,15 @@ public struct OptionDefinition: Sendable {
     public var sources: OptionSources
     /// One line for the help text.
     public var summary: String
+    /// What the option means for some commands, where that differs (`--type` of restore is the
+    /// recovery target type, not the backup type).
+    public var commandSummaries: [CommandName: String]
 
     public init(_ name: OptionName, _ kind: OptionKind, kinds commandKinds: [CommandName: OptionKind] = [:],
                 default defaultValue: OptionDefault = .none,
                 commands: Set<CommandName>, requiredFor: Set<CommandName> = [],
-                sources: OptionSources = .all, summary: String) {
+                sources: OptionSources = .all, summary: String, summaries commandSummaries: [CommandName: String] = [:]) {
+        self.commandSummaries = commandSummaries
         self.name = name
         self.kind = kind
         self.commandKinds = commandKinds
@@ -187,6 +191,11 @@ public struct OptionDefinition: Sendable {
         self.requiredFor = requiredFor
         self.sources = sources
         self.summary = summary
+    }
+
+    /// The help line of the option for `command`.
+    public func summary(for command: CommandName) -> String {
+        commandSummaries[command] ?? summary
     }
 
     /// The kind of value `command` accepts for this option.
@@ -215,8 +224,12 @@ public enum OptionTable {
     }
 
     /// Other names an option answers to: pgBackRest's pre-multi-repository retention names, which
-    /// its configurations still use (`retention-full=2`). Resolution treats them as the option.
+    /// its configurations still use (`retention-full=2`), and pgBackRest's names of the bundle
+    /// options. Resolution treats them as the option.
     public static let aliases: [String: OptionName] = [
+        "repo1-bundle": .bundle,
+        "repo1-bundle-limit": .bundleLimit,
+        "repo1-bundle-size": .bundleSize,
         "retention-full": .repo1RetentionFull,
         "retention-full-type": .repo1RetentionFullType,
         "retention-diff": .repo1RetentionDiff,
@@ -231,12 +244,12 @@ public enum OptionTable {
 
     // Command groups the rows below refer to.
     private static let operational = CommandName.operational
-    private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore]
+    private static let touchesCluster: Set<CommandName> = [.stanzaCreate, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore]
     private static let connectsToDatabase: Set<CommandName> = [.stanzaCreate, .check, .backup]
     private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
     private static let retains: Set<CommandName> = [.backup, .expire]
     /// The commands that take the stanza's backup lock and repository lease (`StanzaBackupLock`).
-    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair]
+    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair, .stanzaUpgrade, .stanzaDelete]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
     // The switch is exhaustive, so a new `OptionName` case does not compile until it is given a
@@ -289,8 +302,11 @@ public enum OptionTable {
             return OptionDefinition(name, .seconds(1...3600), default: .value("\(Int(LeaseSettings.defaultDuration))"), commands: holdsLease,
                                     summary: "seconds after which a repository lease not renewed is stale and taken over; the holder renews it every sixth of that")
         case .output:
-            return OptionDefinition(name, .enumeration(["text", "json"]), default: .value("text"), commands: [.info, .restore, .verify],
-                                    summary: "output format")
+            // version --output=num is pgBackRest's machine-readable version (PGKeepVersion.number).
+            return OptionDefinition(name, .enumeration(["text", "json"]), kinds: [.version: .enumeration(["text", "num"])],
+                                    default: .value("text"), commands: [.info, .restore, .verify, .version],
+                                    summary: "output format",
+                                    summaries: [.version: "text, or num: the version as one number (0.5.0 is 5000), as pgBackRest prints it"])
         case .logLevelConsole:
             return OptionDefinition(name, .enumeration(["off", "error", "warn", "info", "detail", "debug", "trace"]),
                                     default: .value("warn"), commands: operational,
@@ -316,7 +332,7 @@ public enum OptionTable {
         case .pg1Path:
             // info reads it only for the archive queue of the stanza it is asked about, stanza-repair
             // only to check (or, when nothing else records it, to learn) the cluster's identity.
-            return OptionDefinition(name, .path, commands: touchesCluster.union([.info, .stanzaRepair]), requiredFor: [.stanzaCreate, .check, .backup, .restore],
+            return OptionDefinition(name, .path, commands: touchesCluster.union([.info, .stanzaRepair]), requiredFor: [.stanzaCreate, .stanzaUpgrade, .check, .backup, .restore],
                                     summary: "data directory of the PostgreSQL cluster")
         case .pg1Port:
             return OptionDefinition(name, .int(1...65535), default: .value("5432"), commands: connectsToDatabase,
@@ -346,10 +362,13 @@ public enum OptionTable {
                                     kinds: [.restore: .enumeration(RecoveryTarget.Kind.allCases.map(\.rawValue))],
                                     default: .perCommand([.restore: RecoveryTarget.Kind.default.rawValue], otherwise: "full"),
                                     commands: [.backup, .restore],
-                                    summary: "backup type: full, diff (changes since the last full) or incr (since the last backup); for restore, the recovery target type")
+                                    summary: "backup type: full, diff (changes since the last full) or incr (since the last backup)",
+                                    summaries: [.restore: "recovery target type: default (the end of the archive), immediate (the backup's consistency point), time, xid, lsn or name (a restore point) with --target, or standby (replay the archive without end)"])
         case .processMax:
             return OptionDefinition(name, .int(1...999), default: .value("1"), commands: [.backup, .restore, .archivePush, .archiveGet, .verify],
-                                    summary: "number of parallel workers (for archive-push/-get: of the asynchronous background process)")
+                                    summary: "number of parallel workers",
+                                    summaries: [.archivePush: "parallel pushes of the asynchronous background process (--archive-async)",
+                                                .archiveGet: "parallel fetches of the asynchronous background process (--archive-async)"])
         case .compressType:
             return OptionDefinition(name, .enumeration(["none", "lz4", "zst"]), default: .value("lz4"), commands: compresses,
                                     summary: "compression for files written to the repository")
@@ -377,7 +396,8 @@ public enum OptionTable {
                                     summary: "bytes of files a bundle holds before the next one starts")
         case .delta:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
-                                    summary: "backup: compare file checksums instead of size and time; restore: restore over an existing data directory, keeping files whose checksum matches")
+                                    summary: "compare file checksums with the prior backup instead of size and modification time",
+                                    summaries: [.restore: "restore over an existing data directory, keeping the files whose checksum matches and removing what the backup lacks"])
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.dataMovement")
         }
@@ -414,7 +434,8 @@ public enum OptionTable {
         case .set:
             return OptionDefinition(name, .string, default: .perCommand([.restore: "latest"], otherwise: nil),
                                     commands: [.restore, .verify, .expire],
-                                    summary: "label of the backup to restore (or latest: chosen by the planner), to verify, or to expire")
+                                    summary: "label of the backup to restore, or latest: the planner picks the newest that reaches the target",
+                                    summaries: [.verify: "label of the one backup to verify (with the WAL it needs)", .expire: "label of the one backup to expire"])
         case .target:
             return OptionDefinition(name, .string, commands: [.restore],
                                     summary: "recovery target: a time with zone, an xid, an LSN or a restore point name, per --type")
@@ -450,7 +471,10 @@ public enum OptionTable {
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")
         case .force:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.restore, .stanzaRepair, .stanzaDelete, .stop],
-                                    summary: "restore: with --delta even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to), never over a running server; stanza-repair: rebuild the info files even when both copies of each are valid and agree; stanza-delete: even when PostgreSQL may be running; stop: also terminate the stopped commands running now (SIGTERM)")
+                                    summary: "with --delta, restore even over a directory that is not provably this cluster's (no PG_VERSION, another system identifier, tablespace locations it does not link to); never over a running server",
+                                    summaries: [.stanzaRepair: "rebuild the info files even when both copies of each are valid and agree",
+                                                .stanzaDelete: "delete even when PostgreSQL may still run on --pg1-path, or without --pg1-path (the stop file is required all the same)",
+                                                .stop: "also terminate (SIGTERM) the backup, expire or asynchronous archive-push running now"])
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.restore")
         }
@@ -479,7 +503,8 @@ public enum OptionTable {
                                     summary: "run expire after a successful backup when retention is set")
         case .dryRun:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.expire, .stanzaRepair],
-                                    summary: "print what expire would remove or what stanza-repair would write (and keep aside), and change nothing")
+                                    summary: "print what expire would remove, and remove nothing",
+                                    summaries: [.stanzaRepair: "print what stanza-repair would write (and keep aside), and write nothing"])
         case .sinceLast:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.verify],
                                     summary: "only check what is new since the last verify (recorded in verify.state)")

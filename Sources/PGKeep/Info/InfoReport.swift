@@ -58,7 +58,16 @@ public struct InfoReport {
             public var id: Int
             public var systemID: UInt64
             public var version: String
-            enum CodingKeys: String, CodingKey { case id, systemID = "system-id", version }
+            /// pgBackRest's repository number; pgkeep has one repository, 1.
+            public var repoKey = 1
+            enum CodingKeys: String, CodingKey { case id, systemID = "system-id", version, repoKey = "repo-key" }
+        }
+        /// pgBackRest's `repo[]`: one entry per repository holding the stanza; pgkeep has one.
+        public struct Repo: Encodable {
+            public struct Status: Encodable { public var code: Int; public var message: String }
+            public var key = 1
+            public var cipher = "none"
+            public var status: Status
         }
         public struct Archive: Encodable {
             /// One timeline's WAL in this archive id: first and last segment, and whether every
@@ -157,10 +166,11 @@ public struct InfoReport {
         public var archive: [Archive]
         public var backup: [Backup]
         public var cipher = "none"
+        public var repo: [Repo] = []
         public var repository = Repository(size: 0)
         public var archiveQueue: ArchiveQueue? = nil
         enum CodingKeys: String, CodingKey {
-            case name, status, db, archive, backup, cipher, repository, archiveQueue = "archive-queue"
+            case name, status, db, archive, backup, cipher, repo, repository, archiveQueue = "archive-queue"
         }
     }
 
@@ -204,6 +214,7 @@ public struct InfoReport {
     func stanza(_ name: String) throws -> Stanza {
         var result = try contents(name)
         result.status.lock = backupLock(stanza: name)
+        result.repo = [.init(status: .init(code: result.status.code, message: result.status.message))]
         return result
     }
 
@@ -250,7 +261,7 @@ public struct InfoReport {
             let catalog = try ArchiveCatalog.load(storage: storage, layout: layout, archiveID: identity.archiveID, bufferSize: 1 << 16)
             let timelines = Self.timelines(of: catalog, segmentSize: segmentSize)
             result.archive.append(.init(id: identity.archiveID, min: timelines.first?.min, max: timelines.last?.max,
-                                        database: ["id": identity.id], timelines: timelines, size: catalog.storedBytes))
+                                        database: ["id": identity.id, "repo-key": 1], timelines: timelines, size: catalog.storedBytes))
             if let size = WALSegmentSize(bytes: segmentSize) {
                 let diverged = catalog.divergences(segmentSize: size)
                 if !diverged.isEmpty { result.archive[result.archive.count - 1].diverged = diverged }
@@ -269,7 +280,7 @@ public struct InfoReport {
                 archive: .init(start: summary.walStart, stop: summary.walStop),
                 info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
                             repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize)),
-                database: ["id": summary.databaseID], timeline: summary.timeline, fileCount: summary.fileCount,
+                database: ["id": summary.databaseID, "repo-key": 1], timeline: summary.timeline, fileCount: summary.fileCount,
                 compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
                 pageChecksumErrors: summary.pageChecksumErrors ?? 0))
         }

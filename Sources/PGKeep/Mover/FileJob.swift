@@ -17,6 +17,17 @@ public struct FileJob: Sendable, Hashable {
         self.size = size
     }
 
+    /// The cluster files the job moves: a bundle's members, otherwise one. Progress counts files,
+    /// not jobs, so that its "n/m files" agrees with the summary lines.
+    public var fileCount: Int {
+        switch operation {
+        case .storeBundle(let bundle): return bundle.files.count
+        case .restoreBundle(let bundle): return bundle.files.count
+        case .verifyBundle(let bundle): return bundle.frames.count
+        case .store, .restore, .storeBlocks, .restoreBlocks, .verify: return 1
+        }
+    }
+
     public enum Operation: Sendable, Hashable {
         /// Backup: read at most `limit` bytes of a cluster file, hash, compress, hash again, store.
         case store(StoreFile)

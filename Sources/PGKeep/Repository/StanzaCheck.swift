@@ -9,7 +9,7 @@ public enum StanzaCheck {
             guard identity.matches(systemIdentifier: control.systemIdentifier, version: control.version.major) else {
                 throw PGKeepError(.stanzaMismatch,
                                   "the cluster in '\(dataDirectory)' (system identifier \(control.systemIdentifier), PostgreSQL \(control.version.major)) does not match stanza '\(stanza)' \(name) (system identifier \(identity.systemIdentifier), PostgreSQL \(identity.version))",
-                                  hint: "check --stanza and --pg1-path; a stanza serves exactly one cluster")
+                                  hint: "check --stanza and --pg1-path (a stanza serves one cluster at a time); after pg_upgrade, run 'pgkeep --stanza=\(stanza) stanza-upgrade' first")
             }
         }
         guard archiveInfo.current == backupInfo.current else {

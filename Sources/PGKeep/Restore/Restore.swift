@@ -249,15 +249,15 @@ public final class RestoreRun {
         /// file system is explained: which one, and how much room the backup's files take there;
         /// any other failure's hint says the directory cannot start and --delta finishes it.
         func restoreFiles(_ jobs: RestoreJobs, into report: inout RestoreReport) throws {
-            let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.list.reduce(0) { $0 + $1.size }, filesTotal: jobs.list.count,
-                                            log: run.log)
+            let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.list.reduce(0) { $0 + $1.size },
+                                            filesTotal: jobs.list.reduce(0) { $0 + $1.fileCount }, log: run.log)
             var restored = false
             defer { if !restored { progress.finish(success: false) } }
             var counts = report
             do {
                 try Mover(storage: run.storage, host: run.host, processMax: options.processMax, bufferSize: options.bufferSize)
                     .run(jobs.list, prepare: jobs.prepare) { job, result in
-                        progress.advance(bytes: job.size)
+                        progress.advance(bytes: job.size, files: job.fileCount)
                         switch result {
                         case .restored(let size):
                             counts.count(written: size, name: manifest.files[job.id].name)

@@ -41,7 +41,7 @@ public struct StanzaCreate {
             if let existing, !existing.matches(systemIdentifier: identity.systemIdentifier, version: identity.version) {
                 throw PGKeepError(.stanzaMismatch,
                                   "stanza '\(layout.stanza)' already serves another cluster (\(name): system identifier \(existing.systemIdentifier), PostgreSQL \(existing.version)); '\(dataDirectory)' has system identifier \(identity.systemIdentifier), PostgreSQL \(identity.version)",
-                                  hint: "use another --stanza name for this cluster; nothing was changed")
+                                  hint: "use another --stanza name for this cluster, or, if it is the stanza's cluster after pg_upgrade, run 'pgkeep --stanza=\(layout.stanza) stanza-upgrade'; nothing was changed")
             }
         }
         if let archiveInfo, let backupInfo {

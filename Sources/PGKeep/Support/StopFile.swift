@@ -7,8 +7,9 @@ import Darwin
 /// The stop files of `pgkeep stop` and `pgkeep start`: `<lock-path>/<stanza>.stop` stops one
 /// stanza, `<lock-path>/all.stop` every stanza on this host (the names pgBackRest uses, so an
 /// operator's runbook carries over). While one exists, the commands that change the repository
-/// (backup, archive-push, expire, stanza-create, stanza-repair) refuse with `.stopped`; readers
-/// (restore, archive-get, info, verify) go on, so a stopped host can still recover a cluster.
+/// (backup, archive-push, expire, stanza-create, stanza-repair, stanza-upgrade) refuse with
+/// `.stopped`; readers (restore, archive-get, info, verify) go on, so a stopped host can still
+/// recover a cluster.
 ///
 /// A stop file is host-local, like the lock files beside it: it stops what runs on this host,
 /// not another host sharing the repository (that host needs its own `stop`).

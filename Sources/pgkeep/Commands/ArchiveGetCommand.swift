@@ -1,4 +1,6 @@
+import SystemPackage
 import PGKeepCore
+import PGKeepPostgres
 import PGKeepEngine
 
 /// `restore_command = 'pgkeep --stanza=main archive-get %f "%p"'`
@@ -11,8 +13,13 @@ enum ArchiveGetCommand {
         }
         let layout = try context.layout()
         let (storage, bufferSize) = (context.storage, context.bufferSize)
+        // PostgreSQL runs restore_command in the data directory it recovers; its pg_control says
+        // which of the stanza's databases the WAL must come from (ArchiveGet.recovering).
+        let dataDirectory = Posix.absolute(context.config.string(.pg1Path) ?? ".")
+        let recovering = (try? PGControl.read(from: context.host, dataDirectory: FilePath(dataDirectory)).control)
+            .map { (systemIdentifier: $0.systemIdentifier, version: $0.version.major) }
         let makeGet: @Sendable (Log) -> ArchiveGet = { log in
-            ArchiveGet(storage: storage, layout: layout, bufferSize: bufferSize, log: log)
+            ArchiveGet(storage: storage, layout: layout, bufferSize: bufferSize, log: log, recovering: recovering)
         }
         guard context.config.bool(.archiveAsync) else {
             try makeGet(context.log).get(walFile: arguments[0], destination: arguments[1])
@@ -22,7 +29,7 @@ enum ArchiveGetCommand {
         let settings = ArchiveGetAsync.Settings(
             spool: AsyncSpool(spoolPath: try context.required(.spoolPath), stanza: layout.stanza),
             lockPath: context.config.string(.lockPath) ?? "/tmp/pgkeep",
-            dataDirectory: Posix.absolute(context.config.string(.pg1Path) ?? "."),
+            dataDirectory: dataDirectory,
             queueMax: context.config.size(.archiveGetQueueMax) ?? 128 << 20, processMax: context.processMax,
             bufferSize: bufferSize, logPath: context.config.string(.logPath), logLevelFile: context.fileLogLevel)
         try ArchiveGetAsync(settings: settings, stanza: layout.stanza, log: context.log, makeGet: makeGet)
