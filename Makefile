@@ -1,4 +1,4 @@
-# pgkeep: make deps | build | test | fuzz | demo | bench
+# pgkeep: make deps | build | release | install | test | fuzz | demo | bench
 SHELL := /bin/bash
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SWIFT_BUILD_FLAGS ?=
@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_TARGETS ?=
 
-.PHONY: deps build release test unit integration matrix fuzz demo bench soak clean
+.PHONY: deps build release install test unit integration matrix fuzz demo bench soak clean
 
 # Everything a fresh Debian 12 machine needs; idempotent (installs only what is missing).
 deps:
@@ -27,6 +27,12 @@ build: deps
 release: deps
 	swift build $(RELEASE_FLAGS)
 	@echo "binary: $$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
+
+# The release binary, pgkeep(1), bash and zsh completion, pgkeep.conf.example and the systemd
+# units for scheduled backups (scripts/install.sh; PREFIX=/usr/local, SYSCONFDIR=/etc,
+# SYSTEMDUNITDIR=/etc/systemd/system, DESTDIR for packaging).
+install: release
+	@bash scripts/install.sh "$$(swift build $(RELEASE_FLAGS) --show-bin-path)/pgkeep"
 
 # Unit tests (which replay Fixtures/fuzz), each parser fuzz target briefly, then integration tests
 # against real PostgreSQL 15 clusters (one built binary shared).
@@ -43,10 +49,11 @@ test: deps
 # The version matrix (docs/postgres-versions.md): after the whole integration suite on 15, its core
 # tests again on each later major, one major at a time: full and incr backups under pgbench with
 # dump equality and amcheck, a full/diff/incr chain restored backup by backup and by --delta, PITR
-# to time, xid, lsn, name and immediate targets, verify of a block-incremental chain.
+# to time, xid, lsn, name and immediate targets, verify of a block-incremental chain, asynchronous
+# archive-push with a killed pusher and archive-get prefetching for recovery, a tablespace, check.
 PGKEEP_PG_ROOT ?= /opt/pgkeep-deps/postgresql
 MATRIX_MAJORS ?= 16 17 18
-MATRIX_TESTS := IntegrationTests\.(IncrementalBackupTests/(backupUnderLoad|chainRestoresEachBackup)|PointInTimeTests/targets|VerifyExpireTests/verifyIncrementalChain)
+MATRIX_TESTS := IntegrationTests\.(IncrementalBackupTests/(backupUnderLoad|chainRestoresEachBackup)|PointInTimeTests/targets|VerifyExpireTests/verifyIncrementalChain|AsyncArchiveTests/(asyncPushSurvivesAKilledPusher|asyncGetPrefetchesForRecovery)|FullBackupRestoreTests/tablespaceRestores|DailyCommandsTests/checkPasses)
 MATRIX_RUN = for major in $(MATRIX_MAJORS); do \
 		echo "== version matrix: PostgreSQL $$major"; \
 		PGKEEP_PG_BINDIR=$(PGKEEP_PG_ROOT)/$$major/bin PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep \

@@ -283,12 +283,7 @@ struct BackupMessageTests {
         log.openFile(directory: logDirectory.path, name: "backup.log", level: .info)
         setup.host.sql.set("checkpoint_timeout", "5min")
         setup.host.sql.set("checkpoint_completion_target", "0.9")
-        var options = BackupOptions(dataDirectory: FilePath(ScriptedBackupTests.dataDirectory),
-                                    connection: PGConnectionOptions(socketPath: "/nowhere", port: 1, user: nil, database: "postgres"),
-                                    type: .full, compression: .lz4, compressLevel: 1, bufferSize: 1 << 16, processMax: 1,
-                                    startFast: startFast, archiveTimeout: 5, lockPath: setup.lockDirectory.path("lock"))
-        options.bundle = BundleOptions(enabled: false, limit: BundleOptions.defaultLimit, size: BundleOptions.defaultSize)
-        _ = try BackupRun(storage: setup.storage, host: setup.host, layout: setup.layout, options: options, log: log).run()
+        _ = try setup.backup(log: log) { $0.startFast = startFast }
         return try String(contentsOfFile: logDirectory.path("backup.log"), encoding: .utf8)
     }
 

@@ -45,13 +45,16 @@ struct ScriptedBackupTests {
             }
         }
 
-        func backup(archiveTimeout: Double = 5) throws -> BackupSummary {
+        /// A full backup, lz4, two workers, no bundles; `configure` changes the options first.
+        func backup(archiveTimeout: Double = 5, log: Log = Log(consoleLevel: .off),
+                    _ configure: (inout BackupOptions) -> Void = { _ in }) throws -> BackupSummary {
             var options = BackupOptions(dataDirectory: FilePath(ScriptedBackupTests.dataDirectory),
                                         connection: PGConnectionOptions(socketPath: "/nowhere", port: 1, user: nil, database: "postgres"),
                                         type: .full, compression: .lz4, compressLevel: 1, bufferSize: 1 << 16, processMax: 2,
                                         startFast: true, archiveTimeout: archiveTimeout, lockPath: lockDirectory.path("lock"))
             options.bundle = BundleOptions(enabled: false, limit: BundleOptions.defaultLimit, size: BundleOptions.defaultSize)
-            return try BackupRun(storage: storage, host: host, layout: layout, options: options, log: Log(consoleLevel: .off)).run()
+            configure(&options)
+            return try BackupRun(storage: storage, host: host, layout: layout, options: options, log: log).run()
         }
 
         func manifest(_ summary: BackupSummary) throws -> Manifest {

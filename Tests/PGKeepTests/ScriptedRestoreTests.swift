@@ -29,10 +29,12 @@ struct ScriptedRestoreTests {
             summary = try backup.backup()
         }
 
-        func restore(delta: Bool = false) throws -> RestoreReport {
+        /// `configure` changes the options first.
+        func restore(delta: Bool = false, _ configure: (inout RestoreOptions) -> Void = { _ in }) throws -> RestoreReport {
             var options = RestoreOptions(dataDirectory: ScriptedRestoreTests.dataDirectory, set: summary.label, bufferSize: 1 << 16,
                                          processMax: 2, restoreCommand: "pgkeep --stanza=demo archive-get %f \"%p\"")
             options.delta = delta
+            configure(&options)
             let run = RestoreRun(storage: backup.storage, host: target, layout: backup.layout, options: options, log: Log(consoleLevel: .off))
             _ = try run.run()
             return try #require(run.report)

@@ -160,3 +160,20 @@ struct ArchiveGetHistoryTests {
                 "\(String(describing: error))")
     }
 }
+
+@Suite("A major pgkeep does not know")
+struct UnknownMajorTests {
+    @Test("a PostgreSQL 19 data directory is refused with db-version naming 19 (from PG_VERSION) and the supported majors")
+    func postgres19() throws {
+        let host = ScriptedHost()
+        let pg19 = try PostgresFixture.pgControl().patched(at: 8, UInt32(1900))
+        host.addFile("/srv/pg19/global/pg_control", pg19)
+        host.addFile("/srv/pg19/PG_VERSION", Array("19\n".utf8))
+        let error = #expect(throws: PGKeepError.self) {
+            _ = try StanzaCreate(storage: MemoryStorage(), host: host, layout: try RepositoryLayout(stanza: "main"), log: Log(consoleLevel: .off))
+                .run(dataDirectory: "/srv/pg19")
+        }
+        #expect(error?.code == .dbVersion && error?.message.contains("PostgreSQL 19") == true, "\(String(describing: error))")
+        #expect(error?.hint?.contains("15, 16, 17, 18") == true, "\(String(describing: error))")
+    }
+}

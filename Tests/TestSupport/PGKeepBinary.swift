@@ -39,7 +39,7 @@ public struct PGKeepBinary: Sendable {
     /// The harness's own `PGKEEP_*` knobs. pgkeep reads every `PGKEEP_*` variable as an option and refuses
     /// unknown ones, so they are removed from the environment of pgkeep and of PostgreSQL (which runs pgkeep as
     /// archive_command and restore_command).
-    public static let harnessVariables = ["PGKEEP_BIN", "PGKEEP_KEEP_TEST_DIRS", "PGKEEP_PG_BINDIR", "PGKEEP_SOAK_SECONDS", "PGKEEP_SOAK_SEED"]
+    public static let harnessVariables = ["PGKEEP_BIN", "PGKEEP_KEEP_TEST_DIRS", "PGKEEP_PG_BINDIR", "PGKEEP_PG_ROOT", "PGKEEP_SOAK_SECONDS", "PGKEEP_SOAK_SEED"]
 
     /// A shell command line running the copy with `arguments`, quoted for `archive_command` or
     /// `restore_command`; PostgreSQL placeholders such as `%p` and `%f` pass through unquoted.

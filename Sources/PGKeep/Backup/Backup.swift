@@ -28,6 +28,11 @@ public struct BackupOptions: Sendable {
     public var bundle = BundleOptions()
     /// The repository lease this backup holds (`StanzaBackupLock`).
     public var lease = LeaseSettings()
+    /// `--exclude`: paths relative to the data directory left out (`ClusterWalker.Exclusions`).
+    public var exclude: [String] = []
+    /// `--checksum-page`: verify data page checksums while copying; nil when not given (then
+    /// they are verified when the cluster has data checksums, pgBackRest's default).
+    public var checksumPage: Bool?
 
     public init(dataDirectory: FilePath, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {

@@ -98,13 +98,18 @@ final class BackupCopy {
 
     /// Lists the cluster: the copy start is taken before the listing begins (`BackupRun.copyStart`).
     private func listCluster() throws {
+        if options.checksumPage == true && control.dataChecksumVersion == 0 {
+            log.warn("--checksum-page is set, but the cluster in '\(options.dataDirectory)' has no data checksums (initdb --data-checksums, or pg_checksums --enable): pages are not verified")
+        }
         databases = try session.databases()
         let tablespaces = try session.tablespaces()
         copyStart = BackupRun.copyStart(listingAt: Clock.nowPrecise())
-        walker = ClusterWalker(host: host, dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces)
+        walker = ClusterWalker(host: host, dataDirectory: options.dataDirectory, version: control.version, tablespaces: tablespaces,
+                               exclusions: try ClusterWalker.Exclusions(options.exclude))
         listing = try walker.walk()
         listedAt = Clock.now()
         for path in listing.skippedSpecial { log.warn("skipping special file '\(path)'") }
+        for path in listing.excluded { log.info("'\(path)' left out of the backup (--exclude)") }
         outcomes = BackupFileTable(fileCount: listing.files.count)
     }
 
@@ -361,9 +366,11 @@ final class BackupCopy {
             return copy.plan?.actions[index].prior
         }
 
-        /// With data checksums on, every relation file's pages are verified as they are copied.
+        /// With data checksums on, every relation file's pages are verified as they are copied
+        /// (unless `--no-checksum-page`).
         private func pageCheck(_ name: String) -> FileJob.PageCheck? {
-            guard copy.control.dataChecksumVersion != 0, let segment = PageChecksum.relationSegment(manifestName: name) else { return nil }
+            guard copy.options.checksumPage ?? true, copy.control.dataChecksumVersion != 0,
+                  let segment = PageChecksum.relationSegment(manifestName: name) else { return nil }
             return .init(startLSN: copy.startLSN.value, segment: segment, relsegSize: copy.control.relsegSize)
         }
 

@@ -31,6 +31,40 @@ struct ClusterWalker {
         var links: [Manifest.LinkEntry] = []
         var files = FileList()
         var skippedSpecial: [String] = []
+        /// What `--exclude` left out (relative paths), for the log.
+        var excluded: [String] = []
+    }
+
+    /// `--exclude=PATH` of backup, relative to the data directory, as pgBackRest reads it: `junk`
+    /// leaves out the file or directory `junk` and everything below it; `junk/` keeps the
+    /// directory and leaves out everything in it. Paths below a tablespace are
+    /// `pg_tblspc/<oid>/...`. What restore needs to start a cluster cannot be excluded.
+    struct Exclusions: Sendable, Equatable {
+        let paths: [String]
+
+        init(_ paths: [String]) throws {
+            for path in paths {
+                let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+                let parts = trimmed.split(separator: "/", omittingEmptySubsequences: false)
+                guard !trimmed.isEmpty, !path.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                    throw PGKeepError(.optionInvalid, "--exclude '\(path)' is not a path relative to the data directory",
+                                      hint: "write it as PostgreSQL's data directory names it, e.g. --exclude=log/ or --exclude=pg_log")
+                }
+                for needed in ["PG_VERSION", "global/pg_control", "global/pg_filenode.map"] where needed == trimmed || needed.hasPrefix(trimmed + "/") {
+                    throw PGKeepError(.optionInvalid, "--exclude '\(path)' would leave out '\(needed)', without which the restored cluster cannot start",
+                                      hint: "exclude only what the cluster can do without (logs, files of other programs in the data directory)")
+                }
+            }
+            self.paths = paths
+        }
+
+        /// Whether `relative` (a file or directory) is left out.
+        func excludes(_ relative: String) -> Bool {
+            paths.contains { path in
+                if path.hasSuffix("/") { return relative.hasPrefix(path) }
+                return relative == path || relative.hasPrefix(path + "/")
+            }
+        }
     }
 
     /// A file to copy: its manifest name, absolute path on the host, and attributes at listing time.
@@ -69,10 +103,13 @@ struct ClusterWalker {
     let tablespaces: [UInt32: PGTablespace]
     let rules: PGDataRules
     var owners: OwnerNames
+    let exclusions: Exclusions
     /// Whether the walk is below a linked directory (whose own links are only followed).
     private var insideLink = false
 
-    init(host: PostgresHost, dataDirectory: FilePath, version: PGVersion, tablespaces: [PGTablespace]) {
+    init(host: PostgresHost, dataDirectory: FilePath, version: PGVersion, tablespaces: [PGTablespace],
+         exclusions: Exclusions = try! Exclusions([])) {
+        self.exclusions = exclusions
         self.host = host
         self.dataDirectory = dataDirectory
         self.version = version
@@ -106,6 +143,10 @@ struct ClusterWalker {
         for name in names {
             let childAbsolute = absolute.joined(name)
             let childRelative = relative.isEmpty ? name : relative + "/" + name
+            if exclusions.excludes(childRelative) {
+                listing.excluded.append(childRelative)
+                continue
+            }
             guard var st = try host.status(childAbsolute) else { continue }  // vanished
 
             if st.kind == .link {

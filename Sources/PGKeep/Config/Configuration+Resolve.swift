@@ -159,7 +159,8 @@ extension Configuration {
                                   hint: "usage: \(Help.usage(.help))")
             }
             if let word = commandLine.positionals.first {
-                guard CommandName(rawValue: word) != nil else { throw unknownCommand(word) }
+                // Besides the commands: the documents make install writes (Help.Document).
+                guard CommandName(rawValue: word) != nil || Help.Document(rawValue: word) != nil else { throw unknownCommand(word) }
                 topic = [word]
             }
         }

@@ -97,6 +97,13 @@ public struct Configuration: Sendable {
         return pairs
     }
 
+    /// The values of a list option, in the order given; empty when unset.
+    public func list(_ name: OptionName) -> [String] {
+        guard let value = values[name]?.value else { return [] }
+        guard case .list(let values) = value else { wrongKind(name, "list") }
+        return values
+    }
+
     /// The value of a duration option, in seconds.
     public func seconds(_ name: OptionName) -> Double? {
         guard let value = values[name]?.value else { return nil }

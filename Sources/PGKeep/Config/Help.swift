@@ -8,6 +8,9 @@ public enum Help {
         if let topic = configuration.arguments.first, let command = CommandName(rawValue: topic) {
             return text(for: command)
         }
+        if let topic = configuration.arguments.first, let document = Document(rawValue: topic) {
+            return document.text
+        }
         return general()
     }
 
@@ -95,7 +98,7 @@ public enum Help {
         case .int(let range): parts.append("\(range.lowerBound)..\(range.upperBound)")
         case .size(let range): parts.append("\(ProgressFormat.exactBytes(range.lowerBound))..\(ProgressFormat.exactBytes(range.upperBound))")
         case .seconds(let range): parts.append("\(OptionValue.seconds(range.lowerBound).text)..\(OptionValue.seconds(range.upperBound).text)")
-        case .map: parts.append("repeatable")
+        case .map, .list: parts.append("repeatable")
         case .string, .name, .path, .bool, .enumeration: break
         }
         if definition.requiredFor.contains(command) { parts.append("required") }

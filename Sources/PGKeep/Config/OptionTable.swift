@@ -48,8 +48,11 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case allowRoot = "allow-root"
     case set
     case delta
+    case exclude
+    case checksumPage = "checksum-page"
     case force
     case archiveMode = "archive-mode"
+    case recoveryOption = "recovery-option"
     case linkAll = "link-all"
     case linkMap = "link-map"
     case tablespaceMap = "tablespace-map"
@@ -113,11 +116,16 @@ public enum OptionKind: Sendable, Equatable {
     /// (on the command line, or as several lines of one config-file section) and the pairs add
     /// up, as pgBackRest's `tablespace-map`. A key given twice is an error.
     indirect case map(OptionKind)
+    /// Values of the inner kind, one per time the option is given (pgBackRest's `exclude`); the
+    /// values add up in the order given, within one source.
+    indirect case list(OptionKind)
 
     /// Whether the option may be given more than once in one source.
     public var isRepeatable: Bool {
-        if case .map = self { return true }
-        return false
+        switch self {
+        case .map, .list: return true
+        default: return false
+        }
     }
 }
 
@@ -263,12 +271,12 @@ public enum OptionTable {
         case .pg1Path, .pg1Port, .pg1SocketPath, .pg1User, .pg1Database:
             return cluster(name)
         case .type, .processMax, .compressType, .compressLevel, .bufferSize, .startFast, .resume, .bundle,
-             .bundleLimit, .bundleSize, .delta:
+             .bundleLimit, .bundleSize, .delta, .exclude, .checksumPage:
             return dataMovement(name)
         case .archiveTimeout, .archiveAsync, .spoolPath, .archiveGetQueueMax, .archivePushQueueMax:
             return archiving(name)
         case .set, .target, .targetExclusive, .targetTimeline, .targetAction, .targetPastArchive, .plan, .linkAll,
-             .linkMap, .tablespaceMap, .tablespaceMapAll, .archiveMode, .force:
+             .linkMap, .tablespaceMap, .tablespaceMapAll, .archiveMode, .recoveryOption, .force:
             return restore(name)
         case .repo1RetentionFull, .repo1RetentionFullType, .repo1RetentionDiff, .repo1RetentionArchive,
              .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast:
@@ -398,6 +406,12 @@ public enum OptionTable {
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup, .restore],
                                     summary: "compare file checksums with the prior backup instead of size and modification time",
                                     summaries: [.restore: "restore over an existing data directory, keeping the files whose checksum matches and removing what the backup lacks"])
+        case .checksumPage:
+            return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
+                                    summary: "verify every data page's checksum while copying, when the cluster has data checksums (--no-checksum-page skips it)")
+        case .exclude:
+            return OptionDefinition(name, .list(.string), commands: [.backup],
+                                    summary: "leave a path (relative to the data directory) out of the backup: 'junk' with everything below it, 'junk/' only what is in it; repeatable")
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.dataMovement")
         }
@@ -466,6 +480,9 @@ public enum OptionTable {
         case .tablespaceMapAll:
             return OptionDefinition(name, .path, commands: [.restore],
                                     summary: "restore every tablespace to <path>/<tablespace name> (--tablespace-map wins for the tablespaces it names)")
+        case .recoveryOption:
+            return OptionDefinition(name, .map(.string), commands: [.restore],
+                                    summary: "a further setting <key>=<value> for the restored cluster's recovery (postgresql.auto.conf), e.g. primary_conninfo; once per key")
         case .archiveMode:
             return OptionDefinition(name, .enumeration(["preserve", "off"]), default: .value("preserve"), commands: [.restore],
                                     summary: "preserve the backup's archive_mode, or write archive_mode = 'off' so the restored cluster never archives (a test clone)")

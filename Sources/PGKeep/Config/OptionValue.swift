@@ -10,6 +10,8 @@ public enum OptionValue: Sendable, Equatable {
     case seconds(Double)
     /// `key=value` pairs of a map option, keyed by key.
     case map([String: String])
+    /// The values of a list option, in the order given.
+    case list([String])
 
     /// The value as it would be typed after `--name=` (sizes in the largest exact binary unit).
     public var text: String {
@@ -24,11 +26,14 @@ public enum OptionValue: Sendable, Equatable {
             return String(value)
         case .map(let pairs):
             return pairs.keys.sorted().map { "\($0)=\(pairs[$0]!)" }.joined(separator: ",")
+        case .list(let values):
+            return values.joined(separator: ",")
         }
     }
 
     /// `self` with the pairs of `other` added (two map values), or the key both give.
     func adding(_ other: OptionValue) -> (value: OptionValue, repeatedKey: String?) {
+        if case .list(let values) = self, case .list(let more) = other { return (.list(values + more), nil) }
         guard case .map(var pairs) = self, case .map(let more) = other else { return (other, nil) }
         for (key, value) in more.sorted(by: { $0.key < $1.key }) {
             guard pairs.updateValue(value, forKey: key) == nil else { return (self, key) }
@@ -105,6 +110,12 @@ extension OptionKind {
             case .success(let value): return .success(.map([key: value.text]))
             case .failure(let problem): return .failure(OptionValueProblem(reason: "in '\(key)=...': \(problem.reason)", allowed: allowedDescription))
             }
+
+        case .list(let inner):
+            switch inner.parse(text) {
+            case .success(let value): return .success(.list([value.text]))
+            case .failure(let problem): return .failure(OptionValueProblem(reason: problem.reason, allowed: allowedDescription))
+            }
         }
     }
 
@@ -123,6 +134,7 @@ extension OptionKind {
         case .seconds(let range):
             return "seconds from \(OptionValue.seconds(range.lowerBound).text) to \(OptionValue.seconds(range.upperBound).text)"
         case .map(let inner): return "key=value, the value \(inner.allowedDescription); give the option once per key"
+        case .list(let inner): return "\(inner.allowedDescription); give the option once per value"
         }
     }
 
@@ -138,6 +150,7 @@ extension OptionKind {
         case .enumeration(let values): return values.joined(separator: "|")
         case .seconds: return "<seconds>"
         case .map(let inner): return "<key>=\(inner.placeholder)"
+        case .list(let inner): return inner.placeholder
         }
     }
 

@@ -252,6 +252,7 @@ public struct PGControl: Sendable {
     /// `read(path:)`, and returns the bytes that passed the CRC check.
     public static func read(from host: PostgresHost, dataDirectory: FilePath, attempts: Int = 10,
                             retryDelay: Duration = .milliseconds(100)) throws(PGKeepError) -> (control: PGControl, bytes: [UInt8]) {
+        try refuseUnknownMajor(on: host, dataDirectory: dataDirectory)
         let path = dataDirectory.joined(relativePath)
         return try readWithBytes(path: path.string, attempts: attempts, retryDelay: retryDelay) { (buffer: inout [UInt8]) throws(PGKeepError) -> Int in
             let bytes: [UInt8]?
@@ -342,6 +343,18 @@ public struct PGControl: Sendable {
         while nanosleep(&request, &remaining) != 0 && errno == EINTR {
             request = remaining
         }
+    }
+
+    /// A major pgkeep has no layout for (PostgreSQL 19, say) has a pg_control it cannot parse:
+    /// `PG_VERSION` names the major first, so the error can say which one was found. Supported
+    /// and known majors go on to pg_control, which decides; an unreadable PG_VERSION too.
+    static func refuseUnknownMajor(on host: PostgresHost, dataDirectory: FilePath) throws(PGKeepError) {
+        let bytes: [UInt8]?
+        do { bytes = try host.readSmallFile(dataDirectory.joined("PG_VERSION"), limit: 64) } catch { return }
+        guard let bytes, let major = Int(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")),
+              !PGVersion.known.contains(where: { $0.major == major }) else { return }
+        throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(major) (its PG_VERSION), which pgkeep does not support",
+                          hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
     }
 
     private static func unknownVersionError(path: String, controlVersion: UInt32, catalogVersion: UInt32) -> PGKeepError {

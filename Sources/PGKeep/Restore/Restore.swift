@@ -34,6 +34,10 @@ public struct RestoreOptions: Sendable {
     public var archiveMode: ArchiveModeOption = .preserve
     /// `--target-past-archive`: a target the archived WAL does not reach is noted, not refused.
     public var targetPastArchive = false
+    /// `--recovery-option=KEY=VALUE`: further settings for the recovery block of
+    /// postgresql.auto.conf (`primary_conninfo`, `recovery_min_apply_delay`...), written after
+    /// pgkeep's own, in key order. Keys pgkeep derives from its own options are refused.
+    public var recoveryOptions: [String: String] = [:]
 
     public enum ArchiveModeOption: String, Sendable { case preserve, off }
 
@@ -138,7 +142,39 @@ public final class RestoreRun {
                                              manifest: manifest, targets: targets)
         plan.add(destinationProblems: try destination.problems())
         if options.archiveMode == .off { plan.recovery.settings.append(.init(name: "archive_mode", value: "off")) }
+        for (name, value) in try Self.checkedRecoveryOptions(options.recoveryOptions) {
+            plan.recovery.settings.append(.init(name: name, value: value))
+        }
         return (plan, summary, manifest, targets)
+    }
+
+    /// Settings restore writes from its own options: `--recovery-option` may not set them, or the
+    /// recovery block would say two things (the later one would win, silently).
+    static let derivedRecoverySettings: [String: String] = [
+        "restore_command": "pgkeep writes it to run archive-get for this stanza",
+        "recovery_target": "use --type=immediate", "recovery_target_time": "use --type=time --target=...",
+        "recovery_target_xid": "use --type=xid --target=...", "recovery_target_lsn": "use --type=lsn --target=...",
+        "recovery_target_name": "use --type=name --target=...", "recovery_target_inclusive": "use --target-exclusive",
+        "recovery_target_timeline": "use --target-timeline", "recovery_target_action": "use --target-action",
+        "archive_mode": "use --archive-mode",
+    ]
+
+    /// `--recovery-option` pairs in key order, each key a PostgreSQL setting name pgkeep does not
+    /// derive itself.
+    static func checkedRecoveryOptions(_ options: [String: String]) throws -> [(String, String)] {
+        try options.keys.sorted().map { key in
+            let valid = !key.isEmpty && key.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" || $0 == "." }
+                && !(key.first?.isNumber ?? true)
+            guard valid else {
+                throw PGKeepError(.optionInvalid, "--recovery-option key '\(key)' is not a PostgreSQL setting name",
+                                  hint: "write --recovery-option=<setting>=<value>, e.g. --recovery-option=primary_conninfo='host=db1 user=replicator'")
+            }
+            if let instead = derivedRecoverySettings[key] {
+                throw PGKeepError(.optionInvalid, "--recovery-option cannot set '\(key)': restore writes it from its own options",
+                                  hint: instead)
+            }
+            return (key, options[key]!)
+        }
     }
 
     @discardableResult

@@ -19,6 +19,8 @@ enum BackupCommand {
         options.delta = config.bool(.delta)
         options.resume = config.bool(.resume)
         options.lease = context.lease
+        options.exclude = config.list(.exclude)
+        options.checksumPage = config.isExplicit(.checksumPage) ? config.bool(.checksumPage) : nil
         options.bundle = BundleOptions(enabled: config.bool(.bundle),
                                        limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
                                        size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))

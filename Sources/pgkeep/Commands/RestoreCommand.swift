@@ -30,6 +30,7 @@ enum RestoreCommand {
         options.relocation = .init(tablespaces: config.map(.tablespaceMap), tablespacesUnder: config.string(.tablespaceMapAll),
                                    links: config.map(.linkMap))
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve
+        options.recoveryOptions = config.map(.recoveryOption)
         if options.force { options.delta = true }
         let run = RestoreRun(storage: context.storage, host: context.host, layout: layout, options: options, log: context.log)
         if config.bool(.plan) {
