@@ -14,8 +14,8 @@
 #   BENCH_KEEP=1          keep the work directory
 #   BENCH_RESULTS         where latest.json/latest.txt go (default bench/results)
 #   BENCH_BASELINE        another pgkeep binary (an earlier commit's release build): it runs as a
-#                         third tool, pgkeep-base, before pgkeep in every round (A B C A B C ...),
-#                         with its own repository, and the report adds pgkeep/pgkeep-base ratios
+#                         third tool, pgkeep-base, before pgkeep in odd rounds and after it in even
+#                         ones, with its own repository; the report adds pgkeep/pgkeep-base ratios
 #
 # Everything (cluster, repositories) lives in one work directory removed at the end; the cluster
 # is stopped by a trap. As root, PostgreSQL, pgkeep and pgBackRest run as the postgres OS user.
@@ -152,6 +152,11 @@ set_tool() {
 }
 tool_cmd() { set_tool "$1"; echo "${cmd[*]}"; }
 is_pgkeep() { [ "$1" != pgbackrest ]; }
+# round_tools ROUND: the order round ROUND runs the tools in. With a baseline, even rounds run
+# pgkeep before it: a tool that always follows the same other one inherits that one's aftermath
+# (a restore into a directory the previous tool's files were just deleted from pays for ext4's
+# inode allocation over the freed ones), which would bias the pgkeep/pgkeep-base ratio.
+round_tools() { if [ -n "$baseline" ] && (( $1 % 2 == 0 )); then echo pgkeep pgkeep-base pgbackrest; else echo "${tools[*]}"; fi; }
 stanza_create_all() { for t in "${tools[@]}"; do set_tool "$t"; run "${cmd[@]}" stanza-create; done; }
 
 psql() { run "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -p "$port" -d postgres "$@"; }
@@ -365,7 +370,7 @@ if want_case "$c"; then
     wait_archived
     case_def "$c" "full backup of the almost empty cluster just after initdb (fixed cost), lz4, process-max 1" "-" - 1 "$(data_bytes)"
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             backup_run "$c" "$t" "$r" n --type=full --compress-type=lz4 --compress-level=1 --process-max=1
         done
     done
@@ -408,7 +413,7 @@ full_cases() {  # DATASET
         for r in $(seq 1 "$rounds"); do
             local k=n
             [ "$ds" = M ] && [ "$pm" = 2 ] && [ "$r" = "$rounds" ] && k=y
-            for t in "${tools[@]}"; do
+            for t in $(round_tools "$r"); do
                 backup_run "$c" "$t" "$r" "$k" --type=full --compress-type="$codec" --compress-level=1 --process-max="$pm"
             done
         done
@@ -477,7 +482,7 @@ for codec in lz4 zst; do
     case_def "$cd_" "restore --delta of the same backup onto the unchanged restored copy, process-max 2" "-" hash 2 "$M_bytes"
     step "$c, $cd_"
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             label=${keep[full-M-$codec-pm2-$t]:-}
             if [ -z "$label" ]; then
                 record "$c" "$t" "$r" "failed" "" "no backup to restore"
@@ -519,7 +524,7 @@ if want_case "$c"; then
         m0=$(( (r - 1) * mixed_rows / 50 ))
         psql -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid > $a0 AND aid <= $a0 + $accounts / 100"
         psql -c "UPDATE bench_mixed SET n1 = n1 + 1 WHERE id > $m0 AND id <= $m0 + $mixed_rows / 100"
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             if is_pgkeep "$t" && [ "${supports_incr[$t]}" = n ]; then
                 record "$c" "$t" "$r" unsupported "" "pgkeep backup has no --type=incr yet"
                 show_last
@@ -544,7 +549,7 @@ if want_case "$cp_" || want_case "$cg_"; then
     step "$cp_, $cg_"
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             repo=$work/archive-$t-$r
             run mkdir "$repo"
             tool=$(tool_cmd "$t")
@@ -589,7 +594,7 @@ if want_case "$cpa_" || want_case "$cga_"; then
     step "$cpa_, $cga_"
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             repo=$work/archive-$t-$r
             pushdir=$work/pushdir-$t-$r
             getdir=$work/getdir-$t-$r
@@ -646,7 +651,7 @@ if want_case "$cl_" || want_case "$cdup_" || want_case "$cv_"; then
     first=$(head -n 1 "$work/latency-items")
     cat "$work"/walpool/* >/dev/null
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             repo=$work/archive-$t-$r
             set_tool "$t"
             run mkdir "$repo"
@@ -704,14 +709,14 @@ if want_case "$cs_" || want_case "$crs_"; then
     step "$cs_, $crs_"
     warm_cache
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             k=n
             [ "$r" = "$rounds" ] && k=y
             backup_run "$cs_" "$t" "$r" "$k" --type=full --compress-type=lz4 --compress-level=1 --process-max=2
         done
     done
     for r in $(seq 1 "$rounds"); do
-        for t in "${tools[@]}"; do
+        for t in $(round_tools "$r"); do
             label=${keep[$cs_-$t]:-}
             if [ -z "$label" ]; then record "$crs_" "$t" "$r" failed "" "no backup to restore"; continue; fi
             set_tool "$t"
