@@ -46,6 +46,13 @@ enum CLI {
                                     stanza: config.string(.stanza))
             }
             let context = try CommandContext(config: config, log: log)
+            // Config sections naming a stanza the repository lacks ([mian]) apply to nothing. Not
+            // for archive-push and archive-get: PostgreSQL runs them per segment, and a section
+            // for a stanza not created yet would put a warning per segment in its log.
+            if !config.otherStanzaSections.isEmpty, config.command != .archivePush, config.command != .archiveGet,
+               let known = try? RepositoryLayout.stanzas(in: context.storage) {
+                for warning in config.strayStanzaSections(known: known) { log.warn(warning) }
+            }
             // Writers refuse files naming writer features this build does not know (repo-layout.md §3.9).
             try RepositoryFormat.$access.withValue(config.command.repositoryAccess) {
             switch config.command {

@@ -134,11 +134,19 @@ struct ConfigFileWholeTests {
         #expect(throws: PGKeepError.self) { try resolve(["info"], file: "[main]\ntype=weekly\n") }
     }
 
-    @Test("a section that looks like a typo of the stanza ([mian]) or of [global] is warned about with the meant name")
-    func typoSections() throws {
-        let config = try resolve(["info", "--stanza=main"], file: "[glabal]\nrepo1-path=/r\n\n[mian:backup]\nstart-fast=y\n\n[other]\nrepo1-path=/o\n")
-        #expect(config.warnings.count == 2, "\(config.warnings)")
-        #expect(config.warnings.contains { $0.contains("[glabal]") && $0.contains("did you mean [global]?") })
-        #expect(config.warnings.contains { $0.contains("[mian:backup]") && $0.contains("did you mean [main:backup]?") })
+    @Test("a section that looks like a typo of [global] ([glabal]) is warned about with the meant name")
+    func globalTypo() throws {
+        let config = try resolve(["info", "--stanza=main"], file: "[glabal]\nrepo1-path=/r\n\n[main]\npg1-path=/d\n")
+        #expect(config.warnings.count == 1 && config.warnings[0].contains("[glabal]") && config.warnings[0].contains("did you mean [global]?"),
+                "\(config.warnings)")
+    }
+
+    @Test("a section naming a stanza the repository does not have ([mian:backup]) is warned about, naming the stanza meant; another stanza's is not")
+    func strayStanzaSections() throws {
+        let config = try resolve(["info", "--stanza=main"], file: "[mian:backup]\nstart-fast=y\n\n[other]\nrepo1-path=/o\n\n[main]\npg1-path=/d\n")
+        #expect(config.otherStanzaSections.map(\.section) == ["mian:backup", "other"])
+        let warnings = config.strayStanzaSections(known: ["main", "other"])
+        #expect(warnings.count == 1, "\(warnings)")
+        #expect(warnings.first?.contains("[mian:backup]") == true && warnings.first?.contains("did you mean [main:backup]?") == true, "\(warnings)")
     }
 }

@@ -57,8 +57,10 @@ extension Configuration {
         try applyDefaults(command: command, into: &values)
         try checkRequired(command: command, stanza: stanza, values: values,
                           configPath: file?.path ?? values[.config]?.value.text ?? OptionName.config.definition.defaultValue.text(for: command))
-        return Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values,
-                             warnings: warnings)
+        var configuration = Configuration(command: command, arguments: commandLine.positionals, configFile: file?.path, values: values,
+                                          warnings: warnings)
+        if let file { configuration.otherStanzaSections = otherStanzaSections(file, stanza: stanza) }
+        return configuration
     }
 
     /// The command word on the command line, if there is a valid one, read without resolving
@@ -277,18 +279,27 @@ extension Configuration {
         if let firstError { throw firstError }
     }
 
-    /// Sections that look like a typo of `[global]` or of the stanza this command works on
-    /// (`[mian]` for `main`): their options would apply to nothing, silently.
+    /// Sections that look like a typo of `[global]` (`[glabal]`): their options would apply to
+    /// nothing, silently. Stanza sections are judged against the repository's stanzas once it is
+    /// open (`Configuration.strayStanzaSections`).
     static func sectionWarnings(_ file: IniFile, stanza: String?) -> [String] {
         var warnings: [String] = []
         for section in file.sections {
             let base = section.name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? section.name
-            guard base != "global", base != stanza else { continue }
-            guard let meant = Suggestion.closest(to: base, among: ["global"] + (stanza.map { [$0] } ?? [])) else { continue }
-            let corrected = section.name.count > base.count ? meant + section.name.dropFirst(base.count) : meant
-            warnings.append("config file \(file.path):\(section.line): section [\(section.name)] is neither [global] nor stanza '\(stanza ?? "")'\(stanza == nil ? "" : "'s") section, so this command reads none of it: did you mean [\(corrected)]?")
+            guard base != "global", base != stanza, Suggestion.closest(to: base, among: ["global"]) != nil else { continue }
+            let corrected = "global" + section.name.dropFirst(base.count)
+            warnings.append("config file \(file.path):\(section.line): section [\(section.name)] is not [global], so no command reads it as such: did you mean [\(corrected)]?")
         }
         return warnings
+    }
+
+    /// The stanza sections of `file` other than `stanza`'s (and other than typos of [global]).
+    static func otherStanzaSections(_ file: IniFile, stanza: String?) -> [(stanza: String, section: String, line: Int)] {
+        file.sections.compactMap { section in
+            let base = section.name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? section.name
+            guard base != "global", base != stanza, Suggestion.closest(to: base, among: ["global"]) == nil else { return nil }
+            return (base, section.name, section.line)
+        }
     }
 
     /// Gives `definition` the value `text` from `source` unless a more specific source set it

@@ -27,6 +27,10 @@ public struct Configuration: Sendable {
     /// Problems worth a warning that must not stop the command: an unknown `PGKEEP_*` variable
     /// (a stray variable in PostgreSQL's environment must never stall archiving).
     public let warnings: [String]
+    /// The config file's stanza sections other than the one this command works on, by the stanza
+    /// they name (`[db2]`, `[db2:backup]`), with their lines: `strayStanzaSections(known:)` warns
+    /// about those that name no stanza of the repository.
+    public var otherStanzaSections: [(stanza: String, section: String, line: Int)] = []
 
     private let values: [OptionName: ResolvedOption]
 
@@ -50,6 +54,17 @@ public struct Configuration: Sendable {
         self.configFile = configFile
         self.values = values
         self.warnings = warnings
+    }
+
+    /// Warnings for the config file's sections that name a stanza the repository does not have
+    /// (`known`, the stanzas it holds): a typo such as `[mian]` applies its options to nothing,
+    /// silently. Stanzas not created yet are named too, which is what a reader needs to check.
+    public func strayStanzaSections(known: Set<String>) -> [String] {
+        otherStanzaSections.filter { !known.contains($0.stanza) }.map { entry in
+            let meant = Suggestion.closest(to: entry.stanza, among: known.sorted() + (string(.stanza).map { [$0] } ?? []))
+            return "config file \(configFile ?? ""):\(entry.line): section [\(entry.section)] names stanza '\(entry.stanza)', which the repository does not have, so no command reads it"
+                + (meant.map { "; did you mean [\(entry.section.count > entry.stanza.count ? $0 + entry.section.dropFirst(entry.stanza.count) : Substring($0))]?" } ?? "")
+        }
     }
 
     // MARK: Typed accessors

@@ -64,6 +64,15 @@ public struct RepositoryLayout: Sendable {
     /// The stanza's repository lease (§3.8), held by `backup`, `expire` and `stanza-repair` on
     /// whichever host runs them. Outside `archive/` and `backup/`, so no reader of those trees
     /// ever meets it.
+    /// The stanzas a repository holds: the directories under `backup/` and `archive/`.
+    public static func stanzas(in storage: Storage) throws -> Set<String> {
+        var names = Set<String>()
+        for root in ["backup", "archive"] {
+            for entry in try storage.list(try StoragePath(root)) where entry.kind == .directory { names.insert(entry.name) }
+        }
+        return names
+    }
+
     public var backupLease: StoragePath { try! StoragePath("lock/\(stanza)/backup.lease") }
 
     // MARK: backup
