@@ -147,6 +147,13 @@ struct ConfigFileWholeTests {
         #expect(config.otherStanzaSections.map(\.section) == ["mian:backup", "other"])
         let warnings = config.strayStanzaSections(known: ["main", "other"])
         #expect(warnings.count == 1, "\(warnings)")
-        #expect(warnings.first?.contains("[mian:backup]") == true && warnings.first?.contains("did you mean [main:backup]?") == true, "\(warnings)")
+        #expect(warnings.first?.contains("[mian:backup]") == true && warnings.first?.contains("a typo of [main:backup]?") == true, "\(warnings)")
+    }
+
+    @Test("a section for a stanza not created yet, like no stanza the repository has, is not warned about")
+    func newStanzaSectionIsQuiet() throws {
+        let config = try resolve(["info"], file: "[global]\nrepo1-path=/r\n\n[main]\npg1-path=/d\n")
+        #expect(config.strayStanzaSections(known: []).isEmpty)
+        #expect(config.strayStanzaSections(known: ["reporting"]).isEmpty)
     }
 }

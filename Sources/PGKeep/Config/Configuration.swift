@@ -56,14 +56,16 @@ public struct Configuration: Sendable {
         self.warnings = warnings
     }
 
-    /// Warnings for the config file's sections that name a stanza the repository does not have
-    /// (`known`, the stanzas it holds): a typo such as `[mian]` applies its options to nothing,
-    /// silently. Stanzas not created yet are named too, which is what a reader needs to check.
+    /// Warnings for the config file's sections that look like a typo of a stanza: they name one
+    /// the repository does not have (`known`, the stanzas it holds) and are a small edit away
+    /// from one it has, or from the stanza this command works on (`[mian]` beside `main`); their
+    /// options would apply to nothing, silently. A section for a stanza not created yet that is
+    /// like no other is not warned about.
     public func strayStanzaSections(known: Set<String>) -> [String] {
-        otherStanzaSections.filter { !known.contains($0.stanza) }.map { entry in
-            let meant = Suggestion.closest(to: entry.stanza, among: known.sorted() + (string(.stanza).map { [$0] } ?? []))
-            return "config file \(configFile ?? ""):\(entry.line): section [\(entry.section)] names stanza '\(entry.stanza)', which the repository does not have, so no command reads it"
-                + (meant.map { "; did you mean [\(entry.section.count > entry.stanza.count ? $0 + entry.section.dropFirst(entry.stanza.count) : Substring($0))]?" } ?? "")
+        otherStanzaSections.filter { !known.contains($0.stanza) }.compactMap { entry in
+            guard let meant = Suggestion.closest(to: entry.stanza, among: known.sorted() + (string(.stanza).map { [$0] } ?? [])) else { return nil }
+            let corrected = entry.section.count > entry.stanza.count ? meant + entry.section.dropFirst(entry.stanza.count) : Substring(meant)
+            return "config file \(configFile ?? ""):\(entry.line): section [\(entry.section)] names stanza '\(entry.stanza)', which the repository does not have: a typo of [\(corrected)]? (a stanza not created yet gets its files from stanza-create)"
         }
     }
 
