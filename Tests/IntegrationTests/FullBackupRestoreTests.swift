@@ -111,12 +111,21 @@ struct FullBackupRestoreTests {
 
             let restored = try Cluster(name: "restored", scratch: scratch, existingDataDirectory: target,
                                        extraConf: ["archive_mode = off"])
+            var amchecked = false
             try await withCluster(restored) { restored in
                 try await restored.waitForRecoveryEnd()
                 let actual = try restored.dumpAllDatabases()
                 #expect(actual.difference(from: expected!) == nil, "\(actual.difference(from: expected!) ?? "")")
                 #expect(try restored.psql("select count(*) from in_one") == "60000")
-                #expect(try restored.amcheck(["--heapallindexed"]).status == 0)
+                // The version matrix's 16 build has no amcheck: its pages are checked by pg_checksums instead.
+                if try restored.hasAmcheck() {
+                    #expect(try restored.amcheck(["--heapallindexed"]).status == 0)
+                    amchecked = true
+                }
+            }
+            if !amchecked {
+                let check = try Cluster.checkPageChecksums(target)
+                #expect(check.status == 0, "\(check)")
             }
         }
     }
