@@ -50,10 +50,10 @@ test: deps
 # tests again on each later major, one major at a time: full and incr backups under pgbench with
 # dump equality and amcheck, a full/diff/incr chain restored backup by backup and by --delta, PITR
 # to time, xid, lsn, name and immediate targets, verify of a block-incremental chain, asynchronous
-# archive-push with a killed pusher and archive-get prefetching for recovery, a tablespace, check.
+# archive-push with a killed pusher and archive-get prefetching for recovery, a tablespace, check, a selective restore.
 PGKEEP_PG_ROOT ?= /opt/pgkeep-deps/postgresql
 MATRIX_MAJORS ?= 16 17 18
-MATRIX_TESTS := IntegrationTests\.(IncrementalBackupTests/(backupUnderLoad|chainRestoresEachBackup)|PointInTimeTests/targets|VerifyExpireTests/verifyIncrementalChain|AsyncArchiveTests/(asyncPushSurvivesAKilledPusher|asyncGetPrefetchesForRecovery)|FullBackupRestoreTests/tablespaceRestores|DailyCommandsTests/checkPasses)
+MATRIX_TESTS := IntegrationTests\.(IncrementalBackupTests/(backupUnderLoad|chainRestoresEachBackup)|PointInTimeTests/targets|VerifyExpireTests/verifyIncrementalChain|AsyncArchiveTests/(asyncPushSurvivesAKilledPusher|asyncGetPrefetchesForRecovery)|FullBackupRestoreTests/tablespaceRestores|DailyCommandsTests/checkPasses|SelectiveRestoreTests)
 MATRIX_RUN = for major in $(MATRIX_MAJORS); do \
 		echo "== version matrix: PostgreSQL $$major"; \
 		PGKEEP_PG_BINDIR=$(PGKEEP_PG_ROOT)/$$major/bin PGKEEP_BIN=$$(swift build --show-bin-path)/pgkeep \

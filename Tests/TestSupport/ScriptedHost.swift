@@ -359,6 +359,14 @@ final class ScriptedFileWriter: HostFileWriter {
 
     func startWriteback() throws {}
 
+    func extend(to size: UInt64) throws {
+        guard size > written else { return }
+        let zeros = [UInt8](repeating: 0, count: Int(size - written))
+        try zeros.withUnsafeBytes { try host.append($0, to: path) }
+        written = size
+        host.record("extend \(path) \(size)")
+    }
+
     func sync() throws { host.record("syncFile \(path)") }
 
     func close() throws { closed = true }

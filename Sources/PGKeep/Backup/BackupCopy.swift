@@ -275,7 +275,7 @@ final class BackupCopy {
             return [(job.id, .stored(object))]
         case .unchanged: return [(job.id, .unchanged)]
         case .vanished: return [(job.id, .vanished)]
-        case .restored, .kept, .verified, .restoredBundle, .verifiedBundle:
+        case .restored, .kept, .zeroFilled, .verified, .restoredBundle, .verifiedBundle:
             throw PGKeepError(.internal, "a backup job of '\(listing.files[job.id].path)' returned a restore or verify result")
         }
     }

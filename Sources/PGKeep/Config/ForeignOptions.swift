@@ -61,8 +61,6 @@ enum ForeignOptions {
         "page-header-check": later,
         "annotation": later,
         "manifest-save-threshold": later,
-        "db-include": later,
-        "db-exclude": later,
         "stop-auto": later,
         "neutral-umask": later,
         "log-level-stderr": "pgkeep logs to the console (log-level-console) and the file (log-level-file); remove the option",

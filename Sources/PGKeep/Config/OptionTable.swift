@@ -57,6 +57,8 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case linkMap = "link-map"
     case tablespaceMap = "tablespace-map"
     case tablespaceMapAll = "tablespace-map-all"
+    case dbInclude = "db-include"
+    case dbExclude = "db-exclude"
     case target
     case targetExclusive = "target-exclusive"
     case targetTimeline = "target-timeline"
@@ -276,7 +278,7 @@ public enum OptionTable {
         case .archiveTimeout, .archiveAsync, .spoolPath, .archiveGetQueueMax, .archivePushQueueMax:
             return archiving(name)
         case .set, .target, .targetExclusive, .targetTimeline, .targetAction, .targetPastArchive, .plan, .linkAll,
-             .linkMap, .tablespaceMap, .tablespaceMapAll, .archiveMode, .recoveryOption, .force:
+             .linkMap, .tablespaceMap, .tablespaceMapAll, .dbInclude, .dbExclude, .archiveMode, .recoveryOption, .force:
             return restore(name)
         case .repo1RetentionFull, .repo1RetentionFullType, .repo1RetentionDiff, .repo1RetentionArchive,
              .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast:
@@ -480,6 +482,12 @@ public enum OptionTable {
         case .tablespaceMapAll:
             return OptionDefinition(name, .path, commands: [.restore],
                                     summary: "restore every tablespace to <path>/<tablespace name> (--tablespace-map wins for the tablespaces it names)")
+        case .dbInclude:
+            return OptionDefinition(name, .list(.string), commands: [.restore],
+                                    summary: "restore only this database (name or oid) and the system ones (template0, template1, postgres); the others come back as zero-filled files to drop after recovery; repeatable")
+        case .dbExclude:
+            return OptionDefinition(name, .list(.string), commands: [.restore],
+                                    summary: "restore this database (name or oid, not a system one) as zero-filled files, to drop after recovery; repeatable")
         case .recoveryOption:
             return OptionDefinition(name, .map(.string), commands: [.restore],
                                     summary: "a further setting <key>=<value> for the restored cluster's recovery (postgresql.auto.conf), e.g. primary_conninfo; once per key")

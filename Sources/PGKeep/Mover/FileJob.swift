@@ -24,7 +24,7 @@ public struct FileJob: Sendable, Hashable {
         case .storeBundle(let bundle): return bundle.files.count
         case .restoreBundle(let bundle): return bundle.files.count
         case .verifyBundle(let bundle): return bundle.frames.count
-        case .store, .restore, .storeBlocks, .restoreBlocks, .verify: return 1
+        case .store, .restore, .storeBlocks, .restoreBlocks, .verify, .zeroFill: return 1
         }
     }
 
@@ -43,6 +43,25 @@ public struct FileJob: Sendable, Hashable {
         case storeBundle(StoreBundle)
         case restoreBundle(RestoreBundle)
         case verifyBundle(VerifyBundle)
+        /// Selective restore: a file of an excluded database, written as a sparse file of its
+        /// recorded size holding only zeros; nothing is read from the repository.
+        case zeroFill(ZeroFill)
+    }
+
+    public struct ZeroFill: Sendable, Hashable {
+        public var destination: String
+        public var size: UInt64
+        public var mode: UInt32
+        public var mtime: Int64
+        public var ownerUID: UInt32?
+        public var ownerGID: UInt32?
+
+        public init(destination: String, size: UInt64, mode: UInt32, mtime: Int64) {
+            self.destination = destination
+            self.size = size
+            self.mode = mode
+            self.mtime = mtime
+        }
     }
 
     /// Verify PostgreSQL page checksums while storing a relation file (docs/postgres-internals.md §7.2).
@@ -256,6 +275,8 @@ public enum FileJobResult: Sendable, Hashable {
     case unchanged
     /// Delta restore found the destination already identical: it was kept.
     case kept(size: UInt64)
+    /// Selective restore wrote a sparse, zero-filled file of this size.
+    case zeroFilled(size: UInt64)
     /// Re-read: what was found. A damaged object is a finding, not an error, so one bad file does
     /// not stop a verify from checking the rest.
     case verified(VerifyFinding)

@@ -46,6 +46,7 @@ final class Worker {
         case .storeBundle(let bundle): return .storedBundle(try bundles().store(bundle))
         case .restoreBundle(let bundle): return .restoredBundle(try bundles().restore(bundle))
         case .verifyBundle(let bundle): return .verifiedBundle(try bundles().verify(bundle))
+        case .zeroFill(let file): return try zeroFill(file)
         }
     }
 
@@ -180,6 +181,24 @@ final class Worker {
         try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
         try deferredSyncs.add(sink)
         return .restored(size: codec.original.size)
+    }
+
+    /// A file of a database left out of a selective restore: created empty and extended to its
+    /// size, so the file system allocates nothing and every byte reads as zero. Synced like every
+    /// restored file: recovery writes into it.
+    private func zeroFill(_ file: FileJob.ZeroFill) throws -> FileJobResult {
+        let destination = FilePath(file.destination)
+        let sink = try host.createFile(destination, mode: file.mode, temporaryFor: nil)
+        do {
+            try sink.extend(to: file.size)
+            try BlockWorker.applyAttributes(on: host, destination, mode: file.mode, uid: file.ownerUID, gid: file.ownerGID, mtime: file.mtime)
+        } catch {
+            try? sink.close()
+            _ = try? host.remove(destination)
+            throw error
+        }
+        try deferredSyncs.add(sink)
+        return .zeroFilled(size: file.size)
     }
 
     /// Restored files start their writeback every 8 MiB while they are written (see

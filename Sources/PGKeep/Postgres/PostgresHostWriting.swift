@@ -81,6 +81,9 @@ public protocol HostFileWriter: ByteSink {
     var writeBehind: UInt64 { get set }
     /// Asks the host to start writing what was written since the last call, without waiting.
     func startWriteback() throws
+    /// Sets the file's length to `size` (a hole where nothing was written: reads as zeros and
+    /// takes no space), after what was written.
+    func extend(to size: UInt64) throws
     /// Makes the file's data and metadata durable.
     func sync() throws
     /// Closes the file; a second call does nothing.

@@ -38,6 +38,8 @@ public struct RestoreOptions: Sendable {
     /// postgresql.auto.conf (`primary_conninfo`, `recovery_min_apply_delay`...), written after
     /// pgkeep's own, in key order. Keys pgkeep derives from its own options are refused.
     public var recoveryOptions: [String: String] = [:]
+    /// `--db-include`, `--db-exclude`: the databases restored as zero-filled files (`DatabaseSelection`).
+    public var databases = DatabaseSelection.Request()
 
     public enum ArchiveModeOption: String, Sendable { case preserve, off }
 
@@ -76,6 +78,8 @@ public struct RestoreReport: Sendable {
     public var rewritten = 0
     /// Files already identical, kept (delta restore).
     public var kept = 0
+    /// Files of excluded databases written as sparse zero-filled files (selective restore).
+    public var zeroFilled = 0
     /// Files, links and directories removed because the backup does not have them (delta restore).
     public var removed = 0
     public var bytesWritten: UInt64 = 0
@@ -131,7 +135,7 @@ public final class RestoreRun {
         try planned().plan
     }
 
-    private func planned() throws -> (plan: RestorePlan, summary: BackupSummary, manifest: Manifest, targets: TargetMap) {
+    private func planned() throws -> (plan: RestorePlan, summary: BackupSummary, manifest: Manifest, targets: TargetMap, selection: DatabaseSelection) {
         let info = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         var (plan, summary, manifest) = try RestorePlanning(storage: storage, layout: layout, bufferSize: options.bufferSize, log: log)
             .plan(info: info, request: .init(target: options.target, set: options.set, pastArchive: options.targetPastArchive), dataDirectory: options.dataDirectory)
@@ -145,7 +149,11 @@ public final class RestoreRun {
         for (name, value) in try Self.checkedRecoveryOptions(options.recoveryOptions) {
             plan.recovery.settings.append(.init(name: name, value: value))
         }
-        return (plan, summary, manifest, targets)
+        let selection = options.databases.isEmpty ? .everything : try DatabaseSelection(options.databases, manifest: manifest)
+        if !selection.excluded.isEmpty {
+            plan.notes.append("database(s) \(selection.excludedText) come back as zero-filled files (--db-include/--db-exclude): recovery replays into them; drop them once it is done")
+        }
+        return (plan, summary, manifest, targets, selection)
     }
 
     /// Settings restore writes from its own options: `--recovery-option` may not set them, or the
@@ -179,12 +187,12 @@ public final class RestoreRun {
 
     @discardableResult
     public func run() throws -> BackupLabel {
-        let (plan, summary, manifest, targets) = try planned()
+        let (plan, summary, manifest, targets, selection) = try planned()
         try plan.check()
         for note in plan.notes { log.info(note) }
         log.info("restoring backup \(summary.label) (\(plan.reason)) into '\(options.dataDirectory)'\(options.delta ? " with --delta" : "")\(options.force ? " --force" : ""); recovery reads \(plan.wal.segments.count) WAL segments along timeline(s) \(plan.timelinePath.map { String($0.timeline) }.joined(separator: ", "))")
 
-        let steps = try Steps(run: self, summary: summary, manifest: manifest, targets: targets)
+        let steps = try Steps(run: self, summary: summary, manifest: manifest, targets: targets, selection: selection)
         let jobs = try RestoreJobs(steps)  // reads only the manifest: a damaged entry stops the restore before it writes
         var report = RestoreReport(label: summary.label)
         report.removed = try steps.claimDestination()
@@ -197,6 +205,9 @@ public final class RestoreRun {
         warnIfArchivingIntoThisStanza()
         try steps.putControlFileInPlace(directories: directories, keptFiles: report.kept)
         log.info("restore of backup \(summary.label) complete; start PostgreSQL to recover from the archive")
+        if !selection.excluded.isEmpty {
+            log.warn("database(s) \(selection.excludedText) were restored as zero-filled files and cannot be used: once recovery is done, drop them (DROP DATABASE)")
+        }
         self.report = report
         return summary.label
     }
@@ -207,6 +218,8 @@ public final class RestoreRun {
         let summary: BackupSummary
         let manifest: Manifest
         let targets: TargetMap
+        /// The databases whose files are zero-filled (`--db-include`, `--db-exclude`).
+        let selection: DatabaseSelection
         let ownership: Ownership
         /// Who owns the data directory (and the files pgkeep writes itself).
         let dataDirectoryOwner: (uid: UInt32, gid: UInt32)?
@@ -223,11 +236,12 @@ public final class RestoreRun {
         /// locations, so it is written anew instead of restored.
         let rewritesTablespaceMap: Bool
 
-        init(run: RestoreRun, summary: BackupSummary, manifest: Manifest, targets: TargetMap) throws {
+        init(run: RestoreRun, summary: BackupSummary, manifest: Manifest, targets: TargetMap, selection: DatabaseSelection = .everything) throws {
             self.run = run
             self.summary = summary
             self.manifest = manifest
             self.targets = targets
+            self.selection = selection
             ownership = try Ownership(manifest: manifest, accounts: .of(run.host), warn: run.log.warn)
             let entry = manifest.paths.first { $0.name == "pg_data" }
             dataDirectoryOwner = ownership.ids(user: entry?.user, group: entry?.group)
@@ -299,6 +313,8 @@ public final class RestoreRun {
                             counts.count(written: size, name: manifest.files[job.id].name)
                         case .kept:
                             counts.kept += 1
+                        case .zeroFilled:
+                            counts.zeroFilled += 1
                         case .restoredBundle(let outcomes):
                             for outcome in outcomes {
                                 if outcome.kept { counts.kept += 1 } else { counts.count(written: outcome.size, name: manifest.files[outcome.id].name) }
@@ -323,7 +339,8 @@ public final class RestoreRun {
             if options.delta {
                 run.log.info("delta restore: \(report.kept) files kept, \(report.rewritten) rewritten, \(report.removed) entries removed")
             }
-            run.log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes")
+            run.log.info("restored \(report.rewritten + 1) files, \(report.bytesWritten) bytes"
+                         + (report.zeroFilled > 0 ? "; \(report.zeroFilled) files of excluded databases zero-filled" : ""))
         }
 
         /// The tablespace_map for the locations this restore used, when a tablespace moved.
@@ -365,7 +382,9 @@ public final class RestoreRun {
             let manifest = steps.manifest
             var bundled: [StoragePath: [(offset: UInt64, id: Int)]] = [:]
             for (index, file) in manifest.files.enumerated() where !(steps.rewritesTablespaceMap && file.name == Steps.tablespaceMapName) {
-                if let bundle = file.bundle, file.blockSize == nil {
+                if steps.selection.zeroFills(file.name) {
+                    list.append(FileJob(id: index, operation: .zeroFill(try zeroFill(index)), size: file.size))
+                } else if let bundle = file.bundle, file.blockSize == nil {
                     guard let offset = file.bundleOffset else {
                         throw PGKeepError(.repositoryInvalid, "manifest entry '\(file.name)' of backup \(steps.summary.label) is in bundle \(bundle) without an offset",
                                           hint: "the backup is damaged; restore another backup with --set")
@@ -416,6 +435,16 @@ public final class RestoreRun {
             restore.keepMatching = keepsMatching(file)
             if let bundle = file.bundle { restore.source = try layout.bundle(label: file.reference, id: bundle) }
             return restore
+        }
+
+        /// A file of an excluded database: zeros of its recorded size, nothing read.
+        private func zeroFill(_ index: Int) throws -> FileJob.ZeroFill {
+            let file = steps.manifest.files[index]
+            var zeros = FileJob.ZeroFill(destination: try destination(file), size: file.size, mode: RestoreRun.permissions(file.mode), mtime: file.mtime)
+            let owner = steps.ownership.ids(user: file.user, group: file.group)
+            zeros.ownerUID = owner?.uid
+            zeros.ownerGID = owner?.gid
+            return zeros
         }
 
         /// A file stored in blocks: reassembled from its block map.

@@ -8,7 +8,8 @@ import PGKeepEngine
 import PGKeepConfig
 
 /// `pgkeep --stanza=main restore --pg1-path=<empty dir> [--set=LABEL] [--type=time|xid|lsn|name|immediate|default|standby
-///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown --target-past-archive] [--plan [--output=json]] [--delta [--force]]`
+///   --target=... --target-exclusive --target-timeline=latest|current|N --target-action=pause|promote|shutdown --target-past-archive] [--plan [--output=json]] [--delta [--force]]
+///   [--db-include=DB ... | --db-exclude=DB ...]`
 enum RestoreCommand {
     static func run(_ context: CommandContext) throws {
         let config = context.config
@@ -31,6 +32,7 @@ enum RestoreCommand {
                                    links: config.map(.linkMap))
         options.archiveMode = RestoreOptions.ArchiveModeOption(rawValue: config.string(.archiveMode) ?? "preserve") ?? .preserve
         options.recoveryOptions = config.map(.recoveryOption)
+        options.databases = .init(include: config.list(.dbInclude), exclude: config.list(.dbExclude))
         if options.force { options.delta = true }
         let run = RestoreRun(storage: context.storage, host: context.host, layout: layout, options: options, log: context.log)
         if config.bool(.plan) {

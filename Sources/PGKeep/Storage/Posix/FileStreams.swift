@@ -116,6 +116,16 @@ public final class FileSink: ByteSink {
         writebackStart = written
     }
 
+    /// ftruncate(2) to `size`: past what was written, a hole (a sparse file).
+    public func extend(to size: UInt64) throws {
+        try finishStaged()
+        guard size > written else { return }
+        if ftruncate(fd.rawValue, off_t(size)) != 0 {
+            throw PGKeepError.system(.fileWrite, "unable to set the size of", path: path, errno: errno)
+        }
+        written = size
+    }
+
     public func sync() throws {
         try finishStaged()
         try Posix.fsync(fd, path: path)
