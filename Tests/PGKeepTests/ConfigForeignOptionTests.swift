@@ -53,9 +53,9 @@ struct ConfigForeignOptionTests {
         expectRefused(failure(Self.push, env: ["PGKEEP_PG2_PATH": "/d"]), naming: "pg2-path", hint: "one cluster")
     }
 
-    @Test("the negated form of a lacking boolean (--no-archive-check) is refused too")
+    @Test("the negated form of a lacking boolean (--no-archive-mode-check) is refused too")
     func negatedForm() {
-        expectRefused(failure(Self.push + ["--no-archive-check"]), naming: "archive-check", hint: "not implemented yet")
+        expectRefused(failure(Self.push + ["--no-archive-mode-check"]), naming: "archive-mode-check", hint: "not implemented yet")
     }
 
     @Test("an unknown PGKEEP_ name that is not pgBackRest's stays a warning")

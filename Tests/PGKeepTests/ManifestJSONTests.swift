@@ -36,6 +36,10 @@ struct ManifestJSONTests {
         manifest.options.bundle = true
         manifest.options.bundleLimit = 2 << 20
         manifest.options.bundleSize = 20 << 20
+        manifest.options.archiveCheck = true
+        manifest.options.archiveCopy = false
+        manifest.options.checksumPage = true
+        manifest.options.exclude = ["log/", "junk \"quoted\""]
         manifest.bundles = [.init(id: 1, repoSize: 20_975_211, repoChecksum: ManifestSample.digest("b1")),
                             .init(id: 2, repoSize: 0, repoChecksum: ManifestSample.digest("b2"))]
         manifest.databases.append(.init(oid: 16390, name: "quote\" back\\slash /slash tab\t nl\n cr\r bs\u{8} ff\u{c} nul\u{0} us\u{1f} del\u{7f} é ✓ 🐘"))

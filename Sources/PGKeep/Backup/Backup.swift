@@ -33,6 +33,12 @@ public struct BackupOptions: Sendable {
     /// `--checksum-page`: verify data page checksums while copying; nil when not given (then
     /// they are verified when the cluster has data checksums, pgBackRest's default).
     public var checksumPage: Bool?
+    /// `--archive-check`: wait for the WAL from start to stop to be archived before the backup
+    /// is recorded.
+    public var archiveCheck = true
+    /// `--archive-copy`: also store that WAL in the backup as `pg_data/pg_wal/<segment>` entries
+    /// (needs `archiveCheck`: it is copied from the archive).
+    public var archiveCopy = false
 
     public init(dataDirectory: FilePath, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {
@@ -67,7 +73,9 @@ public struct BackupOptions: Sendable {
 /// 4. Copy `global/pg_control` last, re-read until its CRC is valid.
 /// 5. `pg_backup_stop(false)`: store `backup_label` and `tablespace_map` byte for byte.
 /// 6. Wait until every WAL segment from start to stop is in the archive (`--archive-timeout`):
-///    without them the backup cannot reach consistency, so it is not a backup yet.
+///    without them the backup cannot reach consistency, so it is not a backup yet
+///    (`--no-archive-check` skips the wait and says so). With `--archive-copy`, copy those
+///    segments from the archive into the backup (`BackupCopy.storeArchivedWAL`).
 /// 7. Write the manifest, then the `backup.info` entry: only now does the backup exist.
 ///
 /// `run` does steps 1, 2 and, in `finish`, 6 and 7; `BackupCopy` (BackupCopy.swift) does 3 to 5.
@@ -91,6 +99,10 @@ public final class BackupRun {
     }
 
     public func run() throws -> BackupSummary {
+        if options.archiveCopy && !options.archiveCheck {
+            throw PGKeepError(.optionInvalid, "--archive-copy needs --archive-check: the WAL it stores in the backup is copied from the archive once it is there",
+                              hint: "remove --no-archive-check (archive-check=n), or --archive-copy")
+        }
         let lock = try StanzaBackupLock(storage: storage, layout: layout, lockPath: options.lockPath, lease: options.lease,
                                         command: "backup", log: log)
         defer { withExtendedLifetime(lock) {} }
@@ -219,8 +231,16 @@ public final class BackupRun {
     private func finish(_ copy: BackupCopy, archiveInfo: ArchiveInfo) throws -> BackupSummary {
         var manifest = copy.manifest!
         let label = manifest.backup.label
-        log.info("backup stop LSN \(manifest.backup.lsnStop); waiting for WAL \(manifest.backup.walStart) ... \(manifest.backup.walStop) to reach the archive")
-        try waitForArchive(copy, archiveID: archiveInfo.current.archiveID)
+        if options.archiveCheck {
+            log.info("backup stop LSN \(manifest.backup.lsnStop); waiting for WAL \(manifest.backup.walStart) ... \(manifest.backup.walStop) to reach the archive")
+            try waitForArchive(copy, archiveID: archiveInfo.current.archiveID)
+        } else {
+            log.warn("backup stop LSN \(manifest.backup.lsnStop); not waiting for WAL \(manifest.backup.walStart) ... \(manifest.backup.walStop) (--no-archive-check): the backup restores only once that WAL is in the archive")
+        }
+        if options.archiveCopy {
+            try copy.storeArchivedWAL(archiveID: archiveInfo.current.archiveID)
+            manifest = copy.manifest!
+        }
 
         let referenceList = copy.references.sorted()
         manifest.backup.references = referenceList.isEmpty ? nil : referenceList

@@ -125,6 +125,10 @@ final class BackupCopy {
                            bufferSize: options.bufferSize, processMax: options.processMax, startFast: options.startFast,
                            bundle: options.bundle.enabled, bundleLimit: options.bundle.enabled ? options.bundle.limit : nil,
                            bundleSize: options.bundle.enabled ? options.bundle.size : nil))
+        manifest.options.archiveCheck = options.archiveCheck
+        manifest.options.archiveCopy = options.archiveCopy
+        manifest.options.checksumPage = options.checksumPage
+        manifest.options.exclude = options.exclude.isEmpty ? nil : options.exclude
         manifest.databases = databases.map { Manifest.DatabaseEntry(oid: $0.oid, name: $0.name) }
         manifest.targets = listing.targets
         manifest.paths = listing.paths
@@ -309,6 +313,33 @@ final class BackupCopy {
             vanished += 1
             log.detail("skip file removed by database '\(file.path)'")
         }
+    }
+
+    /// `--archive-copy`: the archived WAL from start to stop, copied verbatim (in the compression
+    /// it was archived with) into the backup as `pg_data/pg_wal/<segment>`, each checked against
+    /// the SHA-256 its archive name carries. A restore then writes them into pg_wal, where
+    /// recovery finds them when the archive does not have them. Runs after the archive wait.
+    func storeArchivedWAL(archiveID: String) throws {
+        guard let (first, last) = walRange else { throw PGKeepError(.internal, "backup \(label) has no WAL range") }
+        let owner = manifest.paths.first { $0.name == "pg_data" }
+        let stopTime = manifest.backup.timestampStop
+        for segment in Array(first.through(last) ?? WALSegmentRange(timeline: first.timeline, segmentSize: first.segmentSize,
+                                                                    first: first.segmentNumber, last: first.segmentNumber)) {
+            guard let archived = try ArchiveLookup.find(walFile: segment.name, archiveID: archiveID, storage: run.storage, layout: run.layout).first else {
+                throw PGKeepError(.archiveTimeout, "WAL segment \(segment.name) is no longer in the archive, so --archive-copy cannot store it in backup \(label)",
+                                  hint: "something removed it after it was archived (an expire of another host?); take the backup again")
+            }
+            let name = "pg_data/pg_wal/" + segment.name
+            let destination = try run.layout.backupFile(label: label, name: name, compression: archived.compression)
+            let size = segment.segmentSize.bytes
+            let stored = try mover.copyStored(archived.object, compression: archived.compression, to: destination,
+                                              size: size, checksum: archived.checksum)
+            manifest.files.append(Manifest.FileEntry(name: name, size: size, mtime: stopTime, mode: 0o600, user: owner?.user, group: owner?.group,
+                                                     checksum: archived.checksum, repoSize: stored.repoSize, repoChecksum: stored.repoChecksum,
+                                                     compression: archived.compression, reference: label))
+            copiedBytes += size
+        }
+        log.info("stored WAL \(first.name) ... \(last.name) in backup \(label) (--archive-copy)")
     }
 
     /// Stores bytes held in memory (pg_control, backup_label, tablespace_map) through the same

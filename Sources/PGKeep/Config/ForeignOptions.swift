@@ -54,8 +54,6 @@ enum ForeignOptions {
         "db-timeout": later,
         "sck-keep-alive": remote,
         "backup-standby": "backup from a standby is not implemented yet: point pg1-socket-path/pg1-port at the primary",
-        "archive-check": later,
-        "archive-copy": later,
         "archive-mode-check": later,
         "archive-header-check": "pgkeep always checks a WAL file's header against the stanza; remove the option",
         "page-header-check": later,

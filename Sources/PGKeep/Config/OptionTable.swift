@@ -37,6 +37,8 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case bundleLimit = "bundle-limit"
     case bundleSize = "bundle-size"
     case archiveTimeout = "archive-timeout"
+    case archiveCheck = "archive-check"
+    case archiveCopy = "archive-copy"
     case output
     case logLevelConsole = "log-level-console"
     case logLevelFile = "log-level-file"
@@ -275,7 +277,7 @@ public enum OptionTable {
         case .type, .processMax, .compressType, .compressLevel, .bufferSize, .startFast, .resume, .bundle,
              .bundleLimit, .bundleSize, .delta, .exclude, .checksumPage:
             return dataMovement(name)
-        case .archiveTimeout, .archiveAsync, .spoolPath, .archiveGetQueueMax, .archivePushQueueMax:
+        case .archiveTimeout, .archiveCheck, .archiveCopy, .archiveAsync, .spoolPath, .archiveGetQueueMax, .archivePushQueueMax:
             return archiving(name)
         case .set, .target, .targetExclusive, .targetTimeline, .targetAction, .targetPastArchive, .plan, .linkAll,
              .linkMap, .tablespaceMap, .tablespaceMapAll, .dbInclude, .dbExclude, .archiveMode, .recoveryOption, .force:
@@ -426,6 +428,12 @@ public enum OptionTable {
             return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"),
                                     commands: [.backup, .check, .archivePush, .archiveGet],
                                     summary: "seconds to wait for a WAL file to reach the archive")
+        case .archiveCheck:
+            return OptionDefinition(name, .bool, default: .value("y"), commands: [.backup],
+                                    summary: "finish a backup only once the WAL from its start to its stop is in the archive (--no-archive-check: the backup is recorded without waiting, and restores only once that WAL is archived)")
+        case .archiveCopy:
+            return OptionDefinition(name, .bool, default: .value("n"), commands: [.backup],
+                                    summary: "also store the WAL from the backup's start to its stop in the backup (pg_wal/), so it restores to consistency without the archive; needs --archive-check")
         case .archiveAsync:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.archivePush, .archiveGet, .restore],
                                     summary: "archive-push and archive-get work ahead in a background process, through --spool-path")

@@ -40,6 +40,24 @@ package final class CollectingSink: ByteSink {
     }
 }
 
+/// A source that hands everything it reads to `copy` as well: a stored object copied verbatim
+/// while a read chain measures and decodes it.
+public final class CopyingSource: ByteSource {
+    private let source: ByteSource
+    private let copy: ByteSink
+
+    public init(_ source: ByteSource, copyingTo copy: ByteSink) {
+        self.source = source
+        self.copy = copy
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try source.read(into: buffer)
+        if n > 0 { try copy.write(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
+        return n
+    }
+}
+
 /// A sink that discards its input: for hashing or verifying a stream without storing it.
 public final class DiscardSink: ByteSink {
     public init() {}

@@ -121,5 +121,37 @@ extension Mover {
         }
         return (checksum, repoSize, repoChecksum)
     }
+
+    /// Copies the stored object `source` (encoded with `compression`) verbatim to `destination`,
+    /// decoding it on the way to measure the original: the copy is committed only when the
+    /// original has `size` bytes with SHA-256 `checksum` (archived WAL copied into a backup,
+    /// `--archive-copy`), so a damaged object is never copied as if it were whole.
+    public func copyStored(_ source: StoragePath, compression: CompressionType, to destination: StoragePath,
+                           size: UInt64, checksum: SHA256Digest) throws -> (repoSize: UInt64, repoChecksum: SHA256Digest) {
+        let worker = try Worker(storage: storage, host: host, bufferSize: bufferSize)
+        guard let reader = try storage.openRead(source) else {
+            throw PGKeepError(.fileMissing, "stored file '\(storage.describe(source))' is missing from the repository")
+        }
+        let writer = try storage.openWrite(destination)
+        do {
+            try worker.codec.readChain(ObjectEncoding(compression: compression))
+                .run(from: CopyingSource(reader, copyingTo: writer), into: DiscardSink(), buffer: worker.buffer)
+            let original = (size: worker.codec.original.size, checksum: try worker.codec.original.digest())
+            guard original.size == size, original.checksum == checksum else {
+                throw PGKeepError(.checksumMismatch,
+                                  "stored file '\(storage.describe(source))' holds \(original.size) bytes with SHA-256 \(original.checksum.hex), expected \(size) bytes with \(checksum.hex)",
+                                  hint: "the archive is damaged: run 'pgkeep verify'")
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            if let error = error as? PGKeepError, error.code == .compression {
+                throw PGKeepError(.checksumMismatch, "stored file '\(storage.describe(source))' is damaged: \(error.message)",
+                                  hint: "the archive is damaged: run 'pgkeep verify'")
+            }
+            throw error
+        }
+        return (worker.codec.stored.size, try worker.codec.stored.digest())
+    }
 }
 

@@ -80,6 +80,10 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var repoSizeTotal: UInt64? = nil
     /// Data pages whose checksum failed (twice) while being copied; absent when none did.
     public var pageChecksumErrors: Int? = nil
+    /// The backup stores the WAL from its start to its stop (`--archive-copy`, as
+    /// `pg_data/pg_wal/<segment>` entries), so it reaches consistency without the archive;
+    /// absent otherwise.
+    public var archiveCopy: Bool? = nil
 
     package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, references: [BackupLabel], databaseID: Int, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, size: UInt64, repoSize: UInt64, fileCount: Int, compressType: CompressionType, sizeDelta: UInt64? = nil, repoSizeTotal: UInt64? = nil, pageChecksumErrors: Int? = nil) {
         self.label = label
@@ -138,6 +142,7 @@ extension BackupSummary {
                   compressType: manifest.options.compressType)
         self.sizeDelta = sizeDelta
         if pageErrors > 0 { pageChecksumErrors = pageErrors }
+        if manifest.options.archiveCopy == true { archiveCopy = true }
         repoSizeTotal = repoSize + referencedRepoSize
     }
 }

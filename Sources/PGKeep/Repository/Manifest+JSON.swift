@@ -350,12 +350,21 @@ extension Manifest.Database {
 extension Manifest.Options {
     func writeJSON(to w: inout JSONStreamWriter) throws {
         try w.beginObject()
+        if let archiveCheck { try w.key("archiveCheck"); try w.value(archiveCheck) }
+        if let archiveCopy { try w.key("archiveCopy"); try w.value(archiveCopy) }
         try w.key("bufferSize"); try w.value(bufferSize)
         if let bundle { try w.key("bundle"); try w.value(bundle) }
         if let bundleLimit { try w.key("bundleLimit"); try w.value(bundleLimit) }
         if let bundleSize { try w.key("bundleSize"); try w.value(bundleSize) }
+        if let checksumPage { try w.key("checksumPage"); try w.value(checksumPage) }
         try w.key("compressLevel"); try w.value(compressLevel)
         try w.key("compressType"); try w.value(compressType.rawValue)
+        if let exclude {
+            try w.key("exclude")
+            try w.beginArray()
+            for path in exclude { try w.element(); try w.value(path) }
+            try w.endArray()
+        }
         try w.key("processMax"); try w.value(processMax)
         try w.key("startFast"); try w.value(startFast)
         try w.endObject()
@@ -364,6 +373,7 @@ extension Manifest.Options {
     static func readJSON(from r: inout JSONStreamReader) throws -> Self {
         var compressType: CompressionType?, compressLevel: Int?, bufferSize: Int?, processMax: Int?, startFast: Bool?
         var bundle: Bool?, bundleLimit: UInt64?, bundleSize: UInt64?
+        var archiveCheck: Bool?, archiveCopy: Bool?, checksumPage: Bool?, exclude: [String]?
         try r.object { r, key in
             switch key {
             case "compressType": compressType = try r.string(as: "compression type", CompressionType.init(rawValue:))
@@ -374,16 +384,28 @@ extension Manifest.Options {
             case "bundle": bundle = try r.consumeNull() ? nil : r.bool()
             case "bundleLimit": bundleLimit = try r.consumeNull() ? nil : r.uint64()
             case "bundleSize": bundleSize = try r.consumeNull() ? nil : r.uint64()
+            case "archiveCheck": archiveCheck = try r.consumeNull() ? nil : r.bool()
+            case "archiveCopy": archiveCopy = try r.consumeNull() ? nil : r.bool()
+            case "checksumPage": checksumPage = try r.consumeNull() ? nil : r.bool()
+            case "exclude":
+                var paths: [String] = []
+                try r.array { paths.append(try $0.string()) }
+                exclude = paths
             default: try r.skipValue()
             }
         }
         let where_ = "options"
-        return Self(compressType: try required(compressType, "compressType", in: where_, r),
+        var options = Self(compressType: try required(compressType, "compressType", in: where_, r),
                     compressLevel: try required(compressLevel, "compressLevel", in: where_, r),
                     bufferSize: try required(bufferSize, "bufferSize", in: where_, r),
                     processMax: try required(processMax, "processMax", in: where_, r),
                     startFast: try required(startFast, "startFast", in: where_, r),
                     bundle: bundle, bundleLimit: bundleLimit, bundleSize: bundleSize)
+        options.archiveCheck = archiveCheck
+        options.archiveCopy = archiveCopy
+        options.checksumPage = checksumPage
+        options.exclude = exclude
+        return options
     }
 }
 

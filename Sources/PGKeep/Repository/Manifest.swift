@@ -117,6 +117,14 @@ public struct Manifest: Codable, Sendable {
         public var bundle: Bool? = nil
         public var bundleLimit: UInt64? = nil
         public var bundleSize: UInt64? = nil
+        /// `--archive-check`, `--archive-copy`, `--checksum-page` and `--exclude` as the backup ran
+        /// (absent in manifests of earlier pgkeep versions; `checksumPage` also when not given, and
+        /// `exclude` when empty). For operators: the WAL an archive copy stored is listed as
+        /// `pg_data/pg_wal/<segment>` file entries like any other file.
+        public var archiveCheck: Bool? = nil
+        public var archiveCopy: Bool? = nil
+        public var checksumPage: Bool? = nil
+        public var exclude: [String]? = nil
 
         package init(compressType: CompressionType, compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, bundle: Bool? = nil, bundleLimit: UInt64? = nil, bundleSize: UInt64? = nil) {
             self.compressType = compressType

@@ -43,6 +43,22 @@ public struct ArchiveCatalog: Sendable {
                                 segments: segmentsStored, segmentSize: segmentSize)
     }
 
+    /// This catalog with the WAL segments `manifest`'s backup stores itself (`--archive-copy`:
+    /// `pg_data/pg_wal/<segment>` entries), which a restore writes into pg_wal where recovery
+    /// finds them: present whether or not the archive has them. A segment the archive has keeps
+    /// its archived size; one it lacks counts the backup's stored size.
+    public func adding(walStoredIn manifest: Manifest) -> ArchiveCatalog {
+        var catalog = self
+        for file in manifest.files where file.name.hasPrefix(Self.backupWALPrefix) {
+            let name = String(file.name.dropFirst(Self.backupWALPrefix.count))
+            guard WALFileName(name)?.kind == .segment, catalog.segments[name] == nil else { continue }
+            catalog.segments[name] = file.repoSize
+        }
+        return catalog
+    }
+
+    static let backupWALPrefix = "pg_data/pg_wal/"
+
     /// The history of `timeline`: the empty one for timeline 1, nil when its file is not archived.
     public func history(of timeline: TimelineID) -> TimelineHistory? {
         if let history = histories[timeline] { return history }

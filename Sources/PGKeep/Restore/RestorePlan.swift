@@ -341,7 +341,7 @@ public struct RestorePlanning {
                                                      bytes: manifest.files.reduce(0) { $0 + $1.size },
                                                      repoBytes: manifest.files.reduce(0) { $0 + $1.repoSize })
         let plan = RestorePlanner.plan(stanza: layout.stanza, choice: choice, request: request, contents: contents,
-                                       catalog: catalogs[archiveID(choice.backup)] ?? empty, dataDirectory: dataDirectory)
+                                       catalog: (catalogs[archiveID(choice.backup)] ?? empty).adding(walStoredIn: manifest), dataDirectory: dataDirectory)
         return (plan, choice.backup, manifest)
     }
 }

@@ -21,6 +21,8 @@ enum BackupCommand {
         options.lease = context.lease
         options.exclude = config.list(.exclude)
         options.checksumPage = config.isExplicit(.checksumPage) ? config.bool(.checksumPage) : nil
+        options.archiveCheck = config.bool(.archiveCheck)
+        options.archiveCopy = config.bool(.archiveCopy)
         options.bundle = BundleOptions(enabled: config.bool(.bundle),
                                        limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
                                        size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
