@@ -68,6 +68,7 @@ enum CLI {
             case .verify: try VerifyCommand.run(context)
             case .expire: try ExpireCommand.run(context)
             case .info: try InfoCommand.run(context)
+            case .annotate: try AnnotateCommand.run(context)
             case .stop: try StopCommand.run(context)
             case .start: try StartCommand.run(context)
             case .version: print(config.string(.output) == "num" ? "\(PGKeepVersion.number)" : "pgkeep \(PGKeepVersion.current)")

@@ -29,6 +29,26 @@ struct DailyCommandsTests {
         }
     }
 
+    @Test("backup --annotation and annotate: info --output=json shows the notes as pgBackRest's annotation object, and annotate KEY= removes one")
+    func annotationsReachInfo() async throws {
+        try await withScratch { scratch in
+            let stanza = try TestStanza(scratch: scratch)
+            try await withCluster(name: "primary", scratch: scratch, archiveCommand: stanza.archiveCommand) { cluster in
+                try stanza.create(cluster)
+                let label = try stanza.backup(cluster, ["--annotation=ticket=CHG-42", "--annotation=reason=before upgrade"])
+                func notes() throws -> [String: String]? {
+                    (try stanza.info()["backup"] as? [[String: Any]])?.first?["annotation"] as? [String: String]
+                }
+                #expect(try notes() == ["ticket": "CHG-42", "reason": "before upgrade"])
+                let changed = try stanza.check(["annotate", "--set=\(label)", "--annotation=reason=", "--annotation=owner=dba"])
+                #expect(changed.stdout.contains("owner=dba, ticket=CHG-42"), "\(changed.stdout)")
+                #expect(try notes() == ["ticket": "CHG-42", "owner": "dba"])
+                let missing = try stanza.run(["annotate", "--annotation=a=b"])
+                #expect(missing.status == 21 && missing.stderr.contains("--set"), "\(missing)")
+            }
+        }
+    }
+
     @Test("check fails with db-config naming archive_command when it is set to false")
     func checkFailsWithArchiveCommandFalse() async throws {
         try await withScratch { scratch in

@@ -38,7 +38,7 @@ struct ConfigOptionTableTests {
         #expect(OptionName.logLevelConsole.definition.defaultValue == .value("warn"))
         #expect(OptionName.config.definition.sources == [.commandLine, .environment])
         #expect(OptionName.stanza.definition.sources == [.commandLine, .environment])
-        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify, .expire])
+        #expect(OptionName.stanza.definition.requiredFor == [.stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet, .restore, .verify, .expire, .annotate])
         #expect(OptionName.stanza.definition.commands.isSuperset(of: [.stop, .start]) && !OptionName.stanza.definition.requiredFor.contains(.stop))
         #expect(OptionName.stanza.definition.commands.contains(.info))
     }

@@ -563,3 +563,24 @@ struct ConfigMapOptionTests {
         #expect(error.message.contains("set twice"), "\(error.message)")
     }
 }
+
+@Suite("Configuration: annotations")
+struct ConfigAnnotationTests {
+    @Test("annotate reads --annotation=key= as the removal of key; the pairs add up")
+    func annotateTakesEmptyValues() throws {
+        let config = try resolve(["--stanza=main", "annotate", "--set=20261204-120000F", "--annotation=ticket=", "--annotation=owner=dba"])
+        #expect(config.map(.annotation) == ["ticket": "", "owner": "dba"])
+    }
+
+    @Test("backup refuses --annotation=key= with nothing after '=': a backup has nothing to remove")
+    func backupRefusesEmptyValues() {
+        let error = failure(["--stanza=main", "backup", "--annotation=ticket="])
+        #expect(error?.code == .optionInvalid)
+        #expect(error?.message.contains("annotation") == true, "\(String(describing: error))")
+    }
+
+    @Test("annotate without --annotation is refused as a missing option")
+    func annotateNeedsAnnotation() {
+        #expect(failure(["--stanza=main", "annotate", "--set=20261204-120000F"])?.code == .optionRequired)
+    }
+}

@@ -60,7 +60,7 @@ struct StopFileTests {
     @Test("the commands that change the repository are stopped; restore, archive-get, verify and info are not")
     func whichCommandsAreStopped() {
         let stopped = Set(CommandName.allCases.filter(\.isStoppable))
-        #expect(stopped == [.backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade])
+        #expect(stopped == [.backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .annotate])
     }
 
     /// A stand-in for a running backup: a process that holds `lockFile` with flock and has

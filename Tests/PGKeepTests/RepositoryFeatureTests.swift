@@ -128,6 +128,6 @@ struct RepositoryFeatureTests {
     @Test("only the commands that write the repository (and check, which vouches for archive-push) are judged as writers")
     func commandAccess() {
         let writers = CommandName.allCases.filter { $0.repositoryAccess == .write }
-        #expect(Set(writers) == [.stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire])
+        #expect(Set(writers) == [.stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire, .annotate])
     }
 }

@@ -39,6 +39,8 @@ public struct BackupOptions: Sendable {
     /// `--archive-copy`: also store that WAL in the backup as `pg_data/pg_wal/<segment>` entries
     /// (needs `archiveCheck`: it is copied from the archive).
     public var archiveCopy = false
+    /// `--annotation`: the operator's notes, recorded in the manifest and backup.info.
+    public var annotation: [String: String] = [:]
 
     public init(dataDirectory: FilePath, connection: PGConnectionOptions, type: BackupType, compression: CompressionType,
                 compressLevel: Int, bufferSize: Int, processMax: Int, startFast: Bool, archiveTimeout: Double, lockPath: String) {

@@ -129,6 +129,7 @@ final class BackupCopy {
         manifest.options.archiveCopy = options.archiveCopy
         manifest.options.checksumPage = options.checksumPage
         manifest.options.exclude = options.exclude.isEmpty ? nil : options.exclude
+        manifest.annotation = options.annotation.isEmpty ? nil : options.annotation
         manifest.databases = databases.map { Manifest.DatabaseEntry(oid: $0.oid, name: $0.name) }
         manifest.targets = listing.targets
         manifest.paths = listing.paths

@@ -18,6 +18,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     case verify
     case expire
     case info
+    case annotate
     case stop
     case start
     case version
@@ -38,6 +39,7 @@ public enum CommandName: String, CaseIterable, Sendable {
         case .verify: return "re-read every stored file and archived WAL file and check them against their checksums"
         case .expire: return "remove backups and WAL that fall outside the retention settings"
         case .info: return "show the backups and WAL archive held in the repository"
+        case .annotate: return "add, change or remove the notes (--annotation) of a backup"
         case .stop: return "stop backup, archive-push, expire and the stanza commands for a stanza (or all) on this host"
         case .start: return "allow again what 'stop' stopped"
         case .version: return "print the pgkeep version"
@@ -61,7 +63,7 @@ public enum CommandName: String, CaseIterable, Sendable {
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
         case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .restore, .verify, .expire,
-             .info, .stop, .start, .version:
+             .info, .annotate, .stop, .start, .version:
             return []
         }
     }
@@ -75,7 +77,7 @@ public enum CommandName: String, CaseIterable, Sendable {
     public var stanzaUse: StanzaUse {
         switch self {
         case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .archiveGet,
-             .restore, .verify, .expire:
+             .restore, .verify, .expire, .annotate:
             return .required
         case .info, .stop, .start: return .optional
         case .version, .help: return .notAccepted
@@ -119,7 +121,7 @@ extension CommandName {
     public var repositoryAccess: RepositoryAccess {
         switch self {
         case .restore, .archiveGet, .info, .verify, .stop, .start, .version, .help: return .read
-        case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire: return .write
+        case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire, .annotate: return .write
         }
     }
 
@@ -128,7 +130,7 @@ extension CommandName {
     /// on, so that a stopped host can still restore.
     public var isStoppable: Bool {
         switch self {
-        case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade: return true
+        case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .annotate: return true
         case .stanzaDelete, .check, .archiveGet, .restore, .verify, .info, .stop, .start, .version, .help: return false
         }
     }

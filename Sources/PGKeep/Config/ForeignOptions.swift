@@ -57,7 +57,6 @@ enum ForeignOptions {
         "archive-mode-check": later,
         "archive-header-check": "pgkeep always checks a WAL file's header against the stanza; remove the option",
         "page-header-check": later,
-        "annotation": later,
         "manifest-save-threshold": later,
         "stop-auto": later,
         "neutral-umask": later,

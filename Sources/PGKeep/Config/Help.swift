@@ -99,7 +99,7 @@ public enum Help {
         case .size(let range): parts.append("\(ProgressFormat.exactBytes(range.lowerBound))..\(ProgressFormat.exactBytes(range.upperBound))")
         case .seconds(let range): parts.append("\(OptionValue.seconds(range.lowerBound).text)..\(OptionValue.seconds(range.upperBound).text)")
         case .map, .list: parts.append("repeatable")
-        case .string, .name, .path, .bool, .enumeration: break
+        case .string, .text, .name, .path, .bool, .enumeration: break
         }
         if definition.requiredFor.contains(command) { parts.append("required") }
         if let text = definition.defaultValue.text(for: command) { parts.append("default: \(text)") }

@@ -75,6 +75,7 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case expireAuto = "expire-auto"
     case dryRun = "dry-run"
     case sinceLast = "since-last"
+    case annotation
 
     /// Orders options as the table declares them, for help and log lines.
     public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
@@ -100,6 +101,9 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
 public enum OptionKind: Sendable, Equatable {
     /// Any non-empty text.
     case string
+    /// Any text, empty too: only as the value of a `map`, where `key=` means "no value" (an
+    /// annotation `annotate` removes).
+    case text
     /// A name that ends up in file names and INI section headers (the stanza): letters, digits,
     /// `-`, `_`, `.`, not starting with `.` or `-`.
     case name
@@ -261,7 +265,7 @@ public enum OptionTable {
     private static let movesData: Set<CommandName> = [.backup, .archivePush, .archiveGet, .restore, .verify]
     private static let retains: Set<CommandName> = [.backup, .expire]
     /// The commands that take the stanza's backup lock and repository lease (`StanzaBackupLock`).
-    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair, .stanzaUpgrade, .stanzaDelete]
+    private static let holdsLease: Set<CommandName> = [.backup, .expire, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .annotate]
     private static let compresses: Set<CommandName> = [.backup, .archivePush]
 
     // The switch is exhaustive, so a new `OptionName` case does not compile until it is given a
@@ -283,7 +287,7 @@ public enum OptionTable {
              .linkMap, .tablespaceMap, .tablespaceMapAll, .dbInclude, .dbExclude, .archiveMode, .recoveryOption, .force:
             return restore(name)
         case .repo1RetentionFull, .repo1RetentionFullType, .repo1RetentionDiff, .repo1RetentionArchive,
-             .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast:
+             .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast, .annotation:
             return maintenance(name)
         }
     }
@@ -457,9 +461,10 @@ public enum OptionTable {
         switch name {
         case .set:
             return OptionDefinition(name, .string, default: .perCommand([.restore: "latest"], otherwise: nil),
-                                    commands: [.restore, .verify, .expire],
+                                    commands: [.restore, .verify, .expire, .annotate],
                                     summary: "label of the backup to restore, or latest: the planner picks the newest that reaches the target",
-                                    summaries: [.verify: "label of the one backup to verify (with the WAL it needs)", .expire: "label of the one backup to expire"])
+                                    summaries: [.verify: "label of the one backup to verify (with the WAL it needs)", .expire: "label of the one backup to expire",
+                                                .annotate: "label of the backup whose annotations change"])
         case .target:
             return OptionDefinition(name, .string, commands: [.restore],
                                     summary: "recovery target: a time with zone, an xid, an LSN or a restore point name, per --type")
@@ -541,6 +546,11 @@ public enum OptionTable {
         case .sinceLast:
             return OptionDefinition(name, .bool, default: .value("n"), commands: [.verify],
                                     summary: "only check what is new since the last verify (recorded in verify.state)")
+        case .annotation:
+            return OptionDefinition(name, .map(.string), kinds: [.annotate: .map(.text)], commands: [.backup, .annotate],
+                                    requiredFor: [.annotate],
+                                    summary: "a note <key>=<value> kept with the backup and shown by info (change it later with annotate); once per key",
+                                    summaries: [.annotate: "set the note <key> of the backup to <value>, or remove it with <key>= (nothing after '='); once per key"])
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.maintenance")
         }

@@ -57,9 +57,9 @@ extension OptionKind {
         func problem(_ reason: String) -> Result<OptionValue, OptionValueProblem> {
             .failure(OptionValueProblem(reason: reason, allowed: allowedDescription))
         }
-        if text.isEmpty { return problem("the value is empty") }
+        if text.isEmpty, self != .text { return problem("the value is empty") }
         switch self {
-        case .string:
+        case .string, .text:
             return .success(.string(text))
 
         case .name:
@@ -123,6 +123,7 @@ extension OptionKind {
     public var allowedDescription: String {
         switch self {
         case .string: return "any non-empty text"
+        case .text: return "any text, empty too"
         case .name: return "letters, digits, '-', '_' and '.', not starting with '.' or '-'"
         case .path: return "an absolute path"
         case .int(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
@@ -141,7 +142,7 @@ extension OptionKind {
     /// The placeholder after `--name=` in the help text.
     public var placeholder: String {
         switch self {
-        case .string: return "<text>"
+        case .string, .text: return "<text>"
         case .name: return "<name>"
         case .path: return "<path>"
         case .int: return "<n>"

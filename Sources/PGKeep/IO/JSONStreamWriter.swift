@@ -60,6 +60,15 @@ package struct JSONStreamWriter: ~Copyable {
         try raw(Self.keyValueSeparator)
     }
 
+    /// A member whose name is data (an annotation's key), escaped like a string value.
+    package mutating func key(named name: String) throws {
+        try separate()
+        var name = name
+        try name.withUTF8 { try string($0) }
+        // `string` closed the quote; the separator's leading quote is not wanted here.
+        try raw(UnsafeRawBufferPointer(rebasing: Self.keyValueSeparator[1...]))
+    }
+
     /// Starts an element of the innermost array; follow it with exactly one value.
     package mutating func element() throws { try separate() }
 

@@ -138,8 +138,11 @@ public struct InfoReport {
             public var error: Bool = false
             /// pgkeep addition: how many such pages.
             public var pageChecksumErrors: Int = 0
+            /// pgBackRest's `annotation`: the operator's notes (`--annotation`, `annotate`); absent
+            /// when there are none, as pgBackRest leaves it out.
+            public var annotation: [String: String]? = nil
             enum CodingKeys: String, CodingKey {
-                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline, error
+                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline, error, annotation
                 case fileCount = "file-count", compressType = "compress-type", pageChecksumErrors = "page-checksum-errors"
             }
             public func encode(to encoder: Encoder) throws {
@@ -158,6 +161,7 @@ public struct InfoReport {
                 try c.encode(compressType, forKey: .compressType)
                 try c.encode(error, forKey: .error)
                 try c.encode(pageChecksumErrors, forKey: .pageChecksumErrors)
+                try c.encodeIfPresent(annotation, forKey: .annotation)
             }
         }
         public var name: String
@@ -282,7 +286,7 @@ public struct InfoReport {
                             repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize)),
                 database: ["id": summary.databaseID, "repo-key": 1], timeline: summary.timeline, fileCount: summary.fileCount,
                 compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
-                pageChecksumErrors: summary.pageChecksumErrors ?? 0))
+                pageChecksumErrors: summary.pageChecksumErrors ?? 0, annotation: summary.annotation))
         }
         result.repository.size += backupInfo.backups.reduce(UInt64(0)) { $0 + $1.repoSize }
         if result.backup.isEmpty, result.status.code == StatusCode.ok {
@@ -420,6 +424,10 @@ public struct InfoReport {
                 out += "            lsn start/stop: \(backup.lsn.start) / \(backup.lsn.stop)\n"
                 out += "            database size: \(formatBytes(backup.info.size)), database backup size: \(formatBytes(backup.info.delta))\n"
                 out += "            repo1: backup set size: \(formatBytes(backup.info.repository.size)), backup size: \(formatBytes(backup.info.repository.delta)), \(backup.fileCount) files, \(backup.compressType)\n"
+                if let annotation = backup.annotation {
+                    out += "            annotation(s)\n"
+                    for key in annotation.keys.sorted() { out += "                \(key): \(annotation[key]!)\n" }
+                }
             }
         }
         return out

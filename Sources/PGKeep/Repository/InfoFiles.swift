@@ -84,6 +84,9 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     /// `pg_data/pg_wal/<segment>` entries), so it reaches consistency without the archive;
     /// absent otherwise.
     public var archiveCopy: Bool? = nil
+    /// The operator's notes on the backup, as its manifest has them (`--annotation`,
+    /// `annotate`); absent when there are none.
+    public var annotation: [String: String]? = nil
 
     package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, references: [BackupLabel], databaseID: Int, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, size: UInt64, repoSize: UInt64, fileCount: Int, compressType: CompressionType, sizeDelta: UInt64? = nil, repoSizeTotal: UInt64? = nil, pageChecksumErrors: Int? = nil) {
         self.label = label
@@ -143,6 +146,7 @@ extension BackupSummary {
         self.sizeDelta = sizeDelta
         if pageErrors > 0 { pageChecksumErrors = pageErrors }
         if manifest.options.archiveCopy == true { archiveCopy = true }
+        annotation = manifest.annotation
         repoSizeTotal = repoSize + referencedRepoSize
     }
 }

@@ -52,6 +52,12 @@ extension Manifest {
     @usableFromInline
     package func writeJSON(to w: inout JSONStreamWriter, eachFile: FileEntries) throws {
         try w.beginObject()
+        if let annotation {
+            try w.key("annotation")
+            try w.beginObject()
+            for key in annotation.keys.sorted() { try w.key(named: key); try w.value(annotation[key]!) }
+            try w.endObject()
+        }
         try w.key("backup"); try backup.writeJSON(to: &w)
         if let bundles { try Self.writeList("bundles", bundles, to: &w) { try $0.writeJSON(to: &$1) } }
         try w.key("database"); try database.writeJSON(to: &w)
@@ -114,6 +120,7 @@ extension Manifest {
         var format: Int?, backup: Backup?, database: Database?, options: Options?
         var databases: [DatabaseEntry]?, targets: [Target]?, paths: [PathEntry]?, links: [LinkEntry]?, files: Bool?
         var bundles: [BundleEntry]?, readerFeatures: [String]?, writerFeatures: [String]?
+        var annotation: [String: String]?
         var strings = StringTable()
         try r.object { r, key in
             switch key {
@@ -129,6 +136,11 @@ extension Manifest {
                 try r.array { r in try file(try FileEntry.readJSON(from: &r, strings: &strings)) }
                 files = true
             case "bundles": bundles = try r.consumeNull() ? nil : readList(&r) { try BundleEntry.readJSON(from: &$0) }
+            case "annotation":
+                guard try !r.consumeNull() else { break }
+                var notes: [String: String] = [:]
+                try r.object { r, key in notes[key] = try r.string() }
+                annotation = notes
             case "readerFeatures": readerFeatures = try readFeatures(&r)
             case "writerFeatures": writerFeatures = try readFeatures(&r)
             default:
@@ -145,6 +157,7 @@ extension Manifest {
         manifest.links = try required(links, "links", in: "the manifest", r)
         _ = try required(files, "files", in: "the manifest", r)
         manifest.bundles = bundles
+        manifest.annotation = annotation
         manifest.readerFeatures = readerFeatures
         manifest.writerFeatures = writerFeatures
         return manifest

@@ -17,6 +17,9 @@ public struct Manifest: Codable, Sendable {
     public var paths: [PathEntry]
     public var links: [LinkEntry]
     public var files: [FileEntry]
+    /// The operator's notes on the backup (`--annotation`, `annotate`): key → value; absent when
+    /// there are none.
+    public var annotation: [String: String]? = nil
     /// The bundle objects this backup wrote (repo-layout.md §3.6), by id; absent when it wrote none.
     public var bundles: [BundleEntry]? = nil
     /// The features a reader must know (repo-layout.md §3.9). Writing records these together with

@@ -23,6 +23,7 @@ enum BackupCommand {
         options.checksumPage = config.isExplicit(.checksumPage) ? config.bool(.checksumPage) : nil
         options.archiveCheck = config.bool(.archiveCheck)
         options.archiveCopy = config.bool(.archiveCopy)
+        options.annotation = config.map(.annotation)
         options.bundle = BundleOptions(enabled: config.bool(.bundle),
                                        limit: UInt64(config.size(.bundleLimit) ?? Int(BundleOptions.defaultLimit)),
                                        size: UInt64(config.size(.bundleSize) ?? Int(BundleOptions.defaultSize)))
