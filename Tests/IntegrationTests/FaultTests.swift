@@ -223,7 +223,7 @@ struct FaultTests {
                 let lock = ((running["status"] as? [String: Any])?["lock"] as? [String: Any])?["backup"] as? [String: Any]
                 #expect(lock?["held"] as? Bool == true, "info shows the running backup: \(running)")
                 let size = (lock?["size"] as? NSNumber)?.uint64Value ?? 0
-                let done = (lock?["sizeComplete"] as? NSNumber)?.uint64Value ?? 0
+                let done = (lock?["size-cplt"] as? NSNumber)?.uint64Value ?? 0
                 #expect(size > 100 << 20 && done > 0 && done <= size, "\(lock ?? [:])")
                 let text = try stanza.check(["info"]).stdout
                 #expect(text.contains("backup running: "), "\(text)")

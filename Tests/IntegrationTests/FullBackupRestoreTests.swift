@@ -91,6 +91,12 @@ struct FullBackupRestoreTests {
                 #expect(recorded.name == "pg_tblspc/\(oid)" && recorded.tablespaceName == "one" && recorded.path == location
                         && recorded.tablespaceOID.map(String.init) == oid, "\(recorded)")
                 #expect(manifest.links.contains { $0.name == "pg_data/pg_tblspc/\(oid)" && $0.destination == location })
+                // info --set shows it as pgBackRest's tablespace[] (name, oid, destination).
+                let detail = try stanza.check(["info", "--set=\(label)", "--output=json"])
+                let backup = ((try JSONSerialization.jsonObject(with: Data(detail.stdout.utf8)) as? [[String: Any]])?.first?["backup"] as? [[String: Any]])?.first
+                let tablespace = (backup?["tablespace"] as? [[String: Any]])?.first
+                #expect(tablespace?["name"] as? String == "one" && tablespace?["destination"] as? String == location
+                        && (tablespace?["oid"] as? Int).map(String.init) == oid, "\(detail.stdout)")
                 _ = try source.psql("""
                     insert into in_one select g, 'after' from generate_series(50001, 60000) g;
                     create table also_in_one tablespace one as select * from in_one where id % 7 = 0;

@@ -337,7 +337,7 @@ struct ConfigErrorTests {
         #expect(error.message.contains("'--type'") && error.message.contains("'archive-push'"))
         #expect(error.hint?.contains("backup") == true)
         #expect(failure(["version", "--stanza=main"])?.code == .optionInvalid)
-        #expect(failure(["info", "--set=latest"])?.code == .optionInvalid)
+        #expect(failure(["info", "--delta"])?.code == .optionInvalid)
     }
 
     @Test("invalid values name the option, the value, the source and what is allowed")

@@ -33,6 +33,8 @@ struct ManifestJSONTests {
         var manifest = ManifestSample.make()
         manifest.backup.references = [ManifestSample.full, BackupLabel("20261126-230501F_20261126-235959I")!]
         manifest.backup.timestampCopyStart = 1_795_741_324
+        manifest.backup.pgkeepVersion = "0.5.0"
+        manifest.annotation = ["ticket": "CHG-42", "reason": "before upgrade"]
         manifest.options.bundle = true
         manifest.options.bundleLimit = 2 << 20
         manifest.options.bundleSize = 20 << 20

@@ -94,7 +94,7 @@ struct ProgressTests {
             let text = report.text([stanza])
             #expect(text.contains("    backup running: 42% (1.3GB of 3.0GB)\n"), "\(text)")
             let json = try report.json([stanza])
-            #expect(json.contains("\"lock\":{\"backup\":{\"held\":true,\"size\":3221225472,\"sizeComplete\":1363652116}}"), "\(json)")
+            #expect(json.contains("\"lock\":{\"backup\":{\"held\":true,\"size\":3221225472,\"size-cplt\":1363652116}}"), "\(json)")
         }
         let stanza = try report.stanza("main")
         #expect(!stanza.status.lock.backup.held, "a record left behind counts for nothing without the lock")

@@ -57,6 +57,8 @@ final class RepairFixture {
         incrSummary.sizeDelta = 9000 + (8192 + 100) + 199
         incrSummary.repoSizeTotal = incrRepoSize + fullRepoSize
         incrSummary.pageChecksumErrors = 1
+        incrSummary.repoSizeMap = blocks.blockMapSize   // the one block map, which the incr stored
+        incrSummary.repoDeltaMap = blocks.blockMapSize
         expectedBackups = [fullSummary, incrSummary]
 
         var info = BackupInfo(current: repo.identity)

@@ -130,6 +130,7 @@ final class BackupCopy {
         manifest.options.checksumPage = options.checksumPage
         manifest.options.exclude = options.exclude.isEmpty ? nil : options.exclude
         manifest.annotation = options.annotation.isEmpty ? nil : options.annotation
+        manifest.backup.pgkeepVersion = PGKeepVersion.current
         manifest.databases = databases.map { Manifest.DatabaseEntry(oid: $0.oid, name: $0.name) }
         manifest.targets = listing.targets
         manifest.paths = listing.paths

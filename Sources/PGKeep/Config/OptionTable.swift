@@ -461,10 +461,11 @@ public enum OptionTable {
         switch name {
         case .set:
             return OptionDefinition(name, .string, default: .perCommand([.restore: "latest"], otherwise: nil),
-                                    commands: [.restore, .verify, .expire, .annotate],
+                                    commands: [.restore, .verify, .expire, .annotate, .info],
                                     summary: "label of the backup to restore, or latest: the planner picks the newest that reaches the target",
                                     summaries: [.verify: "label of the one backup to verify (with the WAL it needs)", .expire: "label of the one backup to expire",
-                                                .annotate: "label of the backup whose annotations change"])
+                                                .annotate: "label of the backup whose annotations change",
+                                                .info: "show only this backup, with its databases, tablespaces and links"])
         case .target:
             return OptionDefinition(name, .string, commands: [.restore],
                                     summary: "recovery target: a time with zone, an xid, an LSN or a restore point name, per --type")

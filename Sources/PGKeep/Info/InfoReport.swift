@@ -19,13 +19,18 @@ public struct InfoReport {
     let pgPath: String?
     /// The database host `pgPath` is on.
     let host: PostgresHost
+    /// `--set`: only this backup, with what its manifest says of it (databases, tablespaces,
+    /// links), as pgBackRest's `info --set`.
+    let set: BackupLabel?
 
-    public init(storage: Storage, log: Log, lockPath: String? = nil, pgPath: String? = nil, host: PostgresHost = LocalHost()) {
+    public init(storage: Storage, log: Log, lockPath: String? = nil, pgPath: String? = nil, host: PostgresHost = LocalHost(),
+                set: BackupLabel? = nil) {
         self.storage = storage
         self.log = log
         self.lockPath = lockPath
         self.pgPath = pgPath
         self.host = host
+        self.set = set
     }
 
     public struct Stanza: Encodable {
@@ -44,6 +49,8 @@ public struct InfoReport {
                 /// Who holds the stanza's repository lease (repo-layout.md §3.8), on whichever
                 /// host: a backup, an expire or a stanza-repair.
                 public var holder: Holder?
+                /// pgBackRest's names: `size-cplt` is what pgbackrest_exporter reads.
+                enum CodingKeys: String, CodingKey { case held, size, sizeComplete = "size-cplt", holder }
             }
             public struct Holder: Encodable {
                 public var host: String
@@ -117,10 +124,40 @@ public struct InfoReport {
             public struct Range: Encodable { public var start: String; public var stop: String }
             public struct Times: Encodable { public var start: Int64; public var stop: Int64 }
             public struct Sizes: Encodable {
-                public struct Repo: Encodable { public var size: UInt64; public var delta: UInt64 }
+                public struct Repo: Encodable {
+                    public var size: UInt64
+                    public var delta: UInt64
+                    /// pgBackRest's `size-map`, `delta-map`: bytes of the block maps of the
+                    /// backup's block-incremental files (all it uses, those it stored); absent
+                    /// when it has none.
+                    public var sizeMap: UInt64? = nil
+                    public var deltaMap: UInt64? = nil
+                    enum CodingKeys: String, CodingKey { case size, delta, sizeMap = "size-map", deltaMap = "delta-map" }
+                }
                 public var size: UInt64
                 public var delta: UInt64
                 public var repository: Repo
+            }
+            /// pgBackRest's `backrest`: the repository format and the version of the tool that
+            /// took the backup (null for backups of pgkeep before 0.5, which did not record it).
+            public struct Writer: Encodable {
+                public var format: Int
+                public var version: String?
+                public func encode(to encoder: Encoder) throws {
+                    var c = encoder.container(keyedBy: CodingKeys.self)
+                    try c.encode(format, forKey: .format)
+                    try c.encode(version, forKey: .version)
+                }
+                enum CodingKeys: String, CodingKey { case format, version }
+            }
+            /// With `--set`: pgBackRest's `database-ref`, `link` and `tablespace` (null when none).
+            public struct DatabaseRef: Encodable { public var name: String; public var oid: UInt32 }
+            public struct Link: Encodable { public var name: String; public var destination: String }
+            public struct Tablespace: Encodable { public var name: String; public var oid: UInt32; public var destination: String }
+            public struct Detail {
+                public var databases: [DatabaseRef]
+                public var links: [Link]
+                public var tablespaces: [Tablespace]
             }
             public var label: String
             public var type: String
@@ -141,8 +178,12 @@ public struct InfoReport {
             /// pgBackRest's `annotation`: the operator's notes (`--annotation`, `annotate`); absent
             /// when there are none, as pgBackRest leaves it out.
             public var annotation: [String: String]? = nil
+            public var backrest = Writer(format: RepositoryFormat.current, version: nil)
+            /// Only with `--set`.
+            public var detail: Detail? = nil
             enum CodingKeys: String, CodingKey {
-                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline, error, annotation
+                case label, type, prior, reference, timestamp, lsn, archive, info, database, timeline, error, annotation, backrest
+                case databaseRef = "database-ref", link, tablespace
                 case fileCount = "file-count", compressType = "compress-type", pageChecksumErrors = "page-checksum-errors"
             }
             public func encode(to encoder: Encoder) throws {
@@ -162,6 +203,12 @@ public struct InfoReport {
                 try c.encode(error, forKey: .error)
                 try c.encode(pageChecksumErrors, forKey: .pageChecksumErrors)
                 try c.encodeIfPresent(annotation, forKey: .annotation)
+                try c.encode(backrest, forKey: .backrest)
+                if let detail {
+                    try c.encode(detail.databases, forKey: .databaseRef)
+                    try c.encode(detail.links.isEmpty ? nil : detail.links, forKey: .link)
+                    try c.encode(detail.tablespaces.isEmpty ? nil : detail.tablespaces, forKey: .tablespace)
+                }
             }
         }
         public var name: String
@@ -212,7 +259,7 @@ public struct InfoReport {
     /// and 5 (database mismatch) compare several repositories; within one repository, info files
     /// that disagree are an error loading the stanza, which pgBackRest reports as 99 (other).
     enum StatusCode {
-        static let ok = 0, missingStanzaPath = 1, noValidBackups = 2, missingStanzaData = 3, other = 99
+        static let ok = 0, missingStanzaPath = 1, noValidBackups = 2, missingStanzaData = 3, backupNotFound = 6, other = 99
     }
 
     func stanza(_ name: String) throws -> Stanza {
@@ -283,16 +330,43 @@ public struct InfoReport {
                 lsn: .init(start: summary.lsnStart.description, stop: summary.lsnStop.description),
                 archive: .init(start: summary.walStart, stop: summary.walStop),
                 info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
-                            repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize)),
+                            repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize,
+                                              sizeMap: summary.repoSizeMap, deltaMap: summary.repoDeltaMap)),
                 database: ["id": summary.databaseID, "repo-key": 1], timeline: summary.timeline, fileCount: summary.fileCount,
                 compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
-                pageChecksumErrors: summary.pageChecksumErrors ?? 0, annotation: summary.annotation))
+                pageChecksumErrors: summary.pageChecksumErrors ?? 0, annotation: summary.annotation,
+                backrest: .init(format: backupInfo.format, version: summary.pgkeepVersion)))
+        }
+        if let set {
+            result.backup = result.backup.filter { $0.label == set.text }
+            if result.backup.isEmpty {
+                if result.status.code == StatusCode.ok {
+                    result.status = .init(code: StatusCode.backupNotFound, message: "requested backup not found")
+                }
+            } else {
+                result.backup[0].detail = try detail(of: set, layout: layout)
+            }
         }
         result.repository.size += backupInfo.backups.reduce(UInt64(0)) { $0 + $1.repoSize }
         if result.backup.isEmpty, result.status.code == StatusCode.ok {
             result.status = .init(code: StatusCode.noValidBackups, message: "no valid backups")
         }
         return result
+    }
+
+    /// What `--set` adds from the backup's manifest: its databases, tablespaces and links.
+    func detail(of label: BackupLabel, layout: RepositoryLayout) throws -> Stanza.Backup.Detail {
+        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: label), in: storage, warn: log.warn) else {
+            throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
+                              hint: "the backup is damaged (see 'pgkeep --stanza=\(layout.stanza) verify')")
+        }
+        let tablespaces = manifest.targets.filter { $0.kind == .tablespace }.map { target in
+            Stanza.Backup.Tablespace(name: target.tablespaceName ?? target.name, oid: target.tablespaceOID ?? 0, destination: target.path)
+        }
+        // Tablespace links are shown as tablespaces; the others (a linked pg_wal) as links.
+        let links = manifest.targets.filter { $0.kind == .link }.map { Stanza.Backup.Link(name: $0.name, destination: $0.path) }
+        return .init(databases: manifest.databases.sorted { $0.oid < $1.oid }.map { .init(name: $0.name, oid: $0.oid) },
+                     links: links, tablespaces: tablespaces)
     }
 
     /// Where dropped WAL of database `databaseID` starts to matter to some backup: nil when all of
@@ -424,6 +498,17 @@ public struct InfoReport {
                 out += "            lsn start/stop: \(backup.lsn.start) / \(backup.lsn.stop)\n"
                 out += "            database size: \(formatBytes(backup.info.size)), database backup size: \(formatBytes(backup.info.delta))\n"
                 out += "            repo1: backup set size: \(formatBytes(backup.info.repository.size)), backup size: \(formatBytes(backup.info.repository.delta)), \(backup.fileCount) files, \(backup.compressType)\n"
+                if let detail = backup.detail {
+                    out += "            database list: \(detail.databases.map { "\($0.name) (\($0.oid))" }.joined(separator: ", "))\n"
+                    if !detail.tablespaces.isEmpty {
+                        out += "            tablespaces:\n"
+                        for tablespace in detail.tablespaces { out += "                \(tablespace.name) (\(tablespace.oid)) => \(tablespace.destination)\n" }
+                    }
+                    if !detail.links.isEmpty {
+                        out += "            symlinks:\n"
+                        for link in detail.links { out += "                \(link.name) => \(link.destination)\n" }
+                    }
+                }
                 if let annotation = backup.annotation {
                     out += "            annotation(s)\n"
                     for key in annotation.keys.sorted() { out += "                \(key): \(annotation[key]!)\n" }

@@ -87,6 +87,13 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     /// The operator's notes on the backup, as its manifest has them (`--annotation`,
     /// `annotate`); absent when there are none.
     public var annotation: [String: String]? = nil
+    /// Bytes of the block maps of the backup's block-incremental files (repo-layout.md §3.4):
+    /// every one its files use (`repoSizeMap`), and those it stored itself (`repoDeltaMap`);
+    /// absent when it has no such file. Part of `repoSizeTotal` and `repoSize` already.
+    public var repoSizeMap: UInt64? = nil
+    public var repoDeltaMap: UInt64? = nil
+    /// The pgkeep version that took the backup, from its manifest; absent before 0.5.
+    public var pgkeepVersion: String? = nil
 
     package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, references: [BackupLabel], databaseID: Int, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, size: UInt64, repoSize: UInt64, fileCount: Int, compressType: CompressionType, sizeDelta: UInt64? = nil, repoSizeTotal: UInt64? = nil, pageChecksumErrors: Int? = nil) {
         self.label = label
@@ -131,8 +138,14 @@ extension BackupSummary {
         let backup = manifest.backup
         var size: UInt64 = 0, repoSize: UInt64 = 0
         var fileCount = 0, pageErrors = 0
+        var mapSize: UInt64 = 0, mapDelta: UInt64 = 0, blockFiles = false
         eachFile { entry in
             size += entry.size
+            if let map = entry.blockMapSize {
+                blockFiles = true
+                mapSize += map
+                if entry.reference == backup.label { mapDelta += map }
+            }
             repoSize += entry.storedBytes(by: backup.label)
             fileCount += 1
             // Damaged pages are counted where they were read: entries this backup stored itself.
@@ -147,6 +160,11 @@ extension BackupSummary {
         if pageErrors > 0 { pageChecksumErrors = pageErrors }
         if manifest.options.archiveCopy == true { archiveCopy = true }
         annotation = manifest.annotation
+        pgkeepVersion = backup.pgkeepVersion
+        if blockFiles {
+            repoSizeMap = mapSize
+            repoDeltaMap = mapDelta
+        }
         repoSizeTotal = repoSize + referencedRepoSize
     }
 }

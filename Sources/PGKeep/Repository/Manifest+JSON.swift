@@ -267,6 +267,7 @@ extension Manifest.Backup {
         try w.key("label"); try w.value(label.text)
         try w.key("lsnStart"); try w.value(lsnStart.description)
         try w.key("lsnStop"); try w.value(lsnStop.description)
+        if let pgkeepVersion { try w.key("pgkeepVersion"); try w.value(pgkeepVersion) }
         if let prior { try w.key("prior"); try w.value(prior.text) }
         if let references {
             try w.key("references")
@@ -288,6 +289,7 @@ extension Manifest.Backup {
         var label: BackupLabel?, type: BackupType?, prior: BackupLabel?, references: [BackupLabel]?
         var timestampStart: Int64?, timestampStop: Int64?, timestampCopyStart: Int64?
         var lsnStart: LSN?, lsnStop: LSN?, walStart: String?, walStop: String?, timeline: UInt32?
+        var pgkeepVersion: String?
         try r.object { r, key in
             switch key {
             case "label": label = try r.string(as: "backup label", BackupLabel.init)
@@ -306,6 +308,7 @@ extension Manifest.Backup {
             case "walStart": walStart = try r.string()
             case "walStop": walStop = try r.string()
             case "timeline": timeline = try r.uint32()
+            case "pgkeepVersion": pgkeepVersion = try r.consumeNull() ? nil : r.string()
             default: try r.skipValue()
             }
         }
@@ -318,6 +321,7 @@ extension Manifest.Backup {
                           timeline: try required(timeline, "timeline", in: where_, r))
         backup.references = references
         backup.timestampCopyStart = timestampCopyStart
+        backup.pgkeepVersion = pgkeepVersion
         return backup
     }
 }

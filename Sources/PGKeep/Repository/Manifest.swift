@@ -64,6 +64,9 @@ public struct Manifest: Codable, Sendable {
         /// mtime, also where mtimes come in steps of a second or two. Absent in manifests written
         /// before diff/incr existed (pgkeep 0.1).
         public var timestampCopyStart: Int64? = nil
+        /// The pgkeep version that took the backup (`info` shows it as pgBackRest's
+        /// `backrest.version`); absent in manifests of pgkeep before 0.5.
+        public var pgkeepVersion: String? = nil
 
         package init(label: BackupLabel, type: BackupType, prior: BackupLabel? = nil, timestampStart: Int64, timestampStop: Int64, lsnStart: LSN, lsnStop: LSN, walStart: String, walStop: String, timeline: UInt32, references: [BackupLabel]? = nil, timestampCopyStart: Int64? = nil) {
             self.label = label
