@@ -75,6 +75,21 @@ struct ProgressTests {
         #expect(!FileManager.default.fileExists(atPath: recordPath))
     }
 
+    @Test("reaching 100% is logged once, by finish, with the elapsed time")
+    func completionLoggedOnce() throws {
+        let scratch = try Scratch()
+        let log = Log(consoleLevel: .off)
+        log.openFile(directory: scratch.path("log"), name: "test.log", level: .info)
+        var now = 100.0
+        let reporter = ProgressReporter(operation: "restore", bytesTotal: 1000, filesTotal: 2, log: log, onTerminal: false, clock: { now })
+        now += 1; reporter.advance(bytes: 500, files: 1)
+        now += 1; reporter.advance(bytes: 500, files: 1)
+        reporter.finish(success: true)
+        let lines = try String(contentsOfFile: scratch.path("log") + "/test.log", encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.contains("100%") }.count == 1, "\(lines)")
+        #expect(lines.last?.contains("restore 100% 1000B/1000B, 2/2 files") == true && lines.last?.contains("2s") == true, "\(lines)")
+    }
+
     @Test("info shows a running backup's progress while its lock is held, and nothing once it is released")
     func infoShowsRunningBackup() throws {
         let scratch = try Scratch()

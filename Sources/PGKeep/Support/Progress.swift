@@ -207,7 +207,8 @@ public final class ProgressReporter {
             log.setStatus(ProgressFormat.line(operation, snapshot))
         }
         let decile = snapshot.percent / 10
-        if !force, now - lastLog >= 10 || decile > lastLoggedDecile {
+        // 100% is the line `finish` logs, once, with the elapsed time.
+        if !force, snapshot.percent < 100, now - lastLog >= 10 || decile > lastLoggedDecile {
             lastLog = now
             lastLoggedDecile = decile
             // On a terminal the status line already shows it: keep the console clean.
