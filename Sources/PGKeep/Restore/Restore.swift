@@ -300,14 +300,14 @@ public final class RestoreRun {
         /// any other failure's hint says the directory cannot start and --delta finishes it.
         func restoreFiles(_ jobs: RestoreJobs, into report: inout RestoreReport) throws {
             let progress = ProgressReporter(operation: "restore", bytesTotal: jobs.list.reduce(0) { $0 + $1.size },
-                                            filesTotal: jobs.list.reduce(0) { $0 + $1.fileCount }, log: run.log)
+                                            filesTotal: jobs.list.reduce(0) { $0 + jobs.fileCount($1) }, log: run.log)
             var restored = false
             defer { if !restored { progress.finish(success: false) } }
             var counts = report
             do {
                 try Mover(storage: run.storage, host: run.host, processMax: options.processMax, bufferSize: options.bufferSize)
                     .run(jobs.list, prepare: jobs.prepare) { job, result in
-                        progress.advance(bytes: job.size, files: job.fileCount)
+                        progress.advance(bytes: job.size, files: jobs.fileCount(job))
                         switch result {
                         case .restored(let size):
                             counts.count(written: size, name: manifest.files[job.id].name)
@@ -375,6 +375,8 @@ public final class RestoreRun {
     final class RestoreJobs {
         private(set) var list: [FileJob] = []
         private var bundleMembers: [[(offset: UInt64, id: Int)]] = []
+        /// Members per bundle job, kept when `prepare` hands them to a worker.
+        private var bundleSizes: [Int] = []
         private let steps: Steps
 
         init(_ steps: Steps) throws {
@@ -399,9 +401,17 @@ public final class RestoreRun {
             }
             for (offset, (source, files)) in bundled.sorted(by: { $0.key < $1.key }).enumerated() {
                 bundleMembers.append(files.sorted { $0.offset < $1.offset })
+                bundleSizes.append(files.count)
                 list.append(FileJob(id: manifest.files.count + offset, operation: .restoreBundle(.init(source: source, files: [])),
                                     size: files.reduce(UInt64(0)) { $0 + manifest.files[$1.id].size }))
             }
+        }
+
+        /// The cluster files `job` restores: a bundle job's members (known before `prepare` fills
+        /// them in), otherwise one. Progress counts files, so that it agrees with the summary.
+        func fileCount(_ job: FileJob) -> Int {
+            guard case .restoreBundle = job.operation else { return job.fileCount }
+            return bundleSizes[job.id - steps.manifest.files.count]
         }
 
         /// Fills a bundle job with its members as a worker takes it.
