@@ -114,25 +114,3 @@ struct DatabaseSelectionTests {
         #expect(setup.target.events.contains("extend \(ScriptedRestoreTests.dataDirectory)/base/16390/16400 \(relation.count)"))
     }
 }
-
-/// What a restore's progress says, against what it did.
-@Suite("Restore progress")
-struct RestoreProgressTests {
-    @Test("a restore's progress counts the bundled files too: it ends at n/n files, n being the files it says it restored")
-    func progressCountsBundledFiles() throws {
-        let backup = try ScriptedBackupTests.Setup()
-        for n in 0..<5 { backup.host.addFile(ScriptedBackupTests.dataDirectory + "/base/5/\(17000 + n)", [UInt8](repeating: UInt8(n), count: 100)) }
-        let summary = try backup.backup { $0.bundle = BundleOptions(enabled: true, limit: BundleOptions.defaultLimit, size: BundleOptions.defaultSize) }
-        #expect(try backup.manifest(summary).files.contains { $0.bundle != nil }, "the small files are bundled")
-        let logDirectory = try TemporaryDirectory("restore-log")
-        let log = Log(consoleLevel: .off)
-        log.openFile(directory: logDirectory.path, name: "restore.log", level: .info)
-        let options = RestoreOptions(dataDirectory: ScriptedRestoreTests.dataDirectory, set: summary.label, bufferSize: 1 << 16,
-                                     processMax: 2, restoreCommand: "pgkeep --stanza=demo archive-get %f \"%p\"")
-        _ = try RestoreRun(storage: backup.storage, host: ScriptedHost(), layout: backup.layout, options: options, log: log).run()
-        let text = try String(contentsOfFile: logDirectory.path("restore.log"), encoding: .utf8)
-        let files = try backup.manifest(summary).files.count
-        #expect(text.contains("restore 100%") && text.contains("\(files)/\(files) files"), "\(text)")
-        #expect(text.contains("restored \(files) files"), "\(text)")
-    }
-}
