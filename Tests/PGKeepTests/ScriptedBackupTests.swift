@@ -148,3 +148,17 @@ struct ScriptedBackupTests {
         #expect(!setup.host.sql.calls.contains("startBackup"))
     }
 }
+
+@Suite("Backup refuses an unsupported server")
+struct UnsupportedServerTests {
+    @Test("a backup against a PostgreSQL 14 server is refused with db-version naming 14 and the supported majors, before pg_backup_start")
+    func refusesPostgreSQL14() throws {
+        let setup = try ScriptedBackupTests.Setup()
+        setup.host.sql.serverVersionNumber = 140_010
+        let error = #expect(throws: PGKeepError.self) { _ = try setup.backup() }
+        #expect(error?.code == .dbVersion)
+        #expect(error?.message == "the server (server_version_num 140010) is PostgreSQL 14, which pgkeep does not support", "\(String(describing: error))")
+        #expect(error?.hint == "pgkeep supports PostgreSQL 15, 16, 17, 18")
+        #expect(!setup.host.sql.calls.contains("startBackup"))
+    }
+}

@@ -353,8 +353,7 @@ public struct PGControl: Sendable {
         do { bytes = try host.readSmallFile(dataDirectory.joined("PG_VERSION"), limit: 64) } catch { return }
         guard let bytes, let major = Int(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")),
               !PGVersion.known.contains(where: { $0.major == major }) else { return }
-        throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(major) (its PG_VERSION), which pgkeep does not support",
-                          hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
+        try PGVersion.requireSupported(major, of: "the cluster in '\(dataDirectory)' (its PG_VERSION)")
     }
 
     private static func unknownVersionError(path: String, controlVersion: UInt32, catalogVersion: UInt32) -> PGKeepError {

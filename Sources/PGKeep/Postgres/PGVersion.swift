@@ -1,3 +1,5 @@
+import PGKeepCore
+
 /// A PostgreSQL major version and the on-disk constants that identify it.
 ///
 /// All version knowledge lives in the one table `PGVersion.known`. Code asks the table; it never
@@ -65,6 +67,14 @@ public struct PGVersion: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Whether pgkeep backs up this version (`supported`).
     public var isSupported: Bool { Self.supported.contains(major) }
+
+    /// The one refusal of a major pgkeep does not support, wherever it is found (pg_control,
+    /// PG_VERSION, the server); `subject` says whose version it is ("the cluster in '/data'").
+    public static func requireSupported(_ major: Int, of subject: String) throws(PGKeepError) {
+        guard !supported.contains(major) else { return }
+        throw PGKeepError(.dbVersion, "\(subject) is PostgreSQL \(major), which pgkeep does not support",
+                          hint: "pgkeep supports PostgreSQL \(supported.sorted().map(String.init).joined(separator: ", "))")
+    }
 
     /// `TABLESPACE_VERSION_DIRECTORY`, `"PG_" PG_MAJORVERSION "_" CATALOG_VERSION_NO`
     /// (`src/include/common/relpath.h`): the directory inside a tablespace location that holds this

@@ -6,10 +6,7 @@ public enum ServerCheck {
     /// The server's major must be one pgkeep supports (`PGVersion.supported`).
     public static func verifyVersion(_ session: PostgresSQL) throws {
         let versionNumber = session.serverVersionNumber
-        guard PGVersion.supported.contains(versionNumber / 10000) else {
-            throw PGKeepError(.dbVersion, "PostgreSQL \(versionNumber / 10000) (server_version_num \(versionNumber)) is not supported",
-                              hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
-        }
+        try PGVersion.requireSupported(versionNumber / 10000, of: "the server (server_version_num \(versionNumber))")
     }
 
     public static func verifyForBackup(_ session: PostgresSQL, host: PostgresHost, dataDirectory: FilePath, log: Log) throws {

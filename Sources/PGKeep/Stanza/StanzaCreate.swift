@@ -27,10 +27,7 @@ public struct StanzaCreate {
 
     public func run(dataDirectory: String) throws -> Outcome {
         let control = try PGControl.read(from: host, dataDirectory: FilePath(dataDirectory)).control
-        guard control.version.isSupported else {
-            throw PGKeepError(.dbVersion, "the cluster in '\(dataDirectory)' is PostgreSQL \(control.version.major), which pgkeep does not support",
-                              hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
-        }
+        try PGVersion.requireSupported(control.version.major, of: "the cluster in '\(dataDirectory)'")
         let identity = DatabaseIdentity(control: control, id: 1)
         // A damaged info file, or a missing one in a stanza that holds backups or WAL, is refused
         // here: rebuilding it is stanza-repair's, from what the repository holds.

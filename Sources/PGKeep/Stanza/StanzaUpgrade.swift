@@ -60,10 +60,7 @@ public struct StanzaUpgrade {
         defer { withExtendedLifetime(lock) {} }
 
         let control = try PGControl.read(from: host, dataDirectory: options.dataDirectory).control
-        guard control.version.isSupported else {
-            throw PGKeepError(.dbVersion, "the cluster in '\(options.dataDirectory)' is PostgreSQL \(control.version.major), which pgkeep does not support",
-                              hint: "pgkeep supports PostgreSQL \(PGVersion.supported.sorted().map(String.init).joined(separator: ", "))")
-        }
+        try PGVersion.requireSupported(control.version.major, of: "the cluster in '\(options.dataDirectory)'")
         var archiveInfo = try InfoFiles.loadArchiveInfo(storage, layout, warn: log.warn)
         var backupInfo = try InfoFiles.loadBackupInfo(storage, layout, warn: log.warn)
         let isCluster = { (identity: DatabaseIdentity) in
