@@ -42,8 +42,15 @@ let package = Package(
         .target(
             name: "PGKeepCore",
             dependencies: ["CZstd", "CLZ4", "CCrypto", "CXXHash", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz"],
+            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz", "Protocol"],
             sources: ["Errors", "Support", "IO", "Storage"]
+        ),
+        // The remote protocol's wire format (protocol.md): frames, fields, greeting, errors. Only
+        // Core below it, so the agent and its clients share one codec and nothing else leaks in.
+        .target(
+            name: "PGKeepProtocol",
+            dependencies: ["PGKeepCore"],
+            path: "Sources/PGKeep/Protocol"
         ),
         .target(
             name: "PGKeepPostgres",
@@ -66,7 +73,7 @@ let package = Package(
                 "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz"],
+            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz", "Protocol"],
             sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"]
         ),
         .target(
@@ -76,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "PGKeepFuzz",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig"],
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig", "PGKeepProtocol"],
             path: "Sources/PGKeep/Fuzz"
         ),
         .executableTarget(
@@ -99,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "PGKeepProtocol", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IntegrationTests",

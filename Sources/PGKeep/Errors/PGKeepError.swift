@@ -92,6 +92,13 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     /// pgkeep will not guess which history the operator wants.
     case timelineDiverged = 74
 
+    // The remote protocol (protocol.md): 80-89.
+    /// A peer sent what the protocol does not allow: a malformed frame or payload, a frame out of
+    /// order, a greeting without the pgkeep magic. The connection is closed.
+    case protocolInvalid = 80
+    /// The peer speaks another major version of the protocol.
+    case protocolVersion = 81
+
     // Anything else: 90-99
     case interrupted = 90
     case `internal` = 99
@@ -142,6 +149,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .walMissing: return "wal-missing"
         case .timelineInvalid: return "timeline-invalid"
         case .timelineDiverged: return "timeline-diverged"
+        case .protocolInvalid: return "protocol-invalid"
+        case .protocolVersion: return "protocol-version"
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
         case .repairNotNeeded: return "repair-not-needed"

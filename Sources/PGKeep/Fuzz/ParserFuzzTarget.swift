@@ -4,6 +4,7 @@ import PGKeepPostgres
 import PGKeepRepository
 import PGKeepEngine
 import PGKeepConfig
+import PGKeepProtocol
 
 /// Every parser that reads bytes pgkeep did not write itself in this process: repository metadata
 /// (which anyone with write access to the repository can edit), block maps, the files PostgreSQL
@@ -50,6 +51,9 @@ public enum ParserFuzzTarget: String, CaseIterable, Sendable {
     case postgresqlConf = "postgresql-conf"
     /// The restore marker a restore leaves in a data directory (`pgkeep.restore-in-progress`).
     case restoreMarker = "restore-marker"
+    /// Bytes from a remote peer (protocol.md): frames decoded whole and in pieces, each payload
+    /// read as what its type carries (greeting, fields, error, credit).
+    case protocolFrames = "protocol-frames"
 
     /// What a parser made of an input.
     public enum Outcome: Equatable, Sendable {
@@ -83,6 +87,7 @@ public enum ParserFuzzTarget: String, CaseIterable, Sendable {
         case .names: return Self.names(String(decoding: bytes, as: UTF8.self))
         case .postgresqlConf: return Self.postgresqlConf(String(decoding: bytes, as: UTF8.self))
         case .restoreMarker: return Self.restoreMarker(bytes)
+        case .protocolFrames: return try Self.protocolFrames(bytes)
         }
     }
 
@@ -228,6 +233,43 @@ public enum ParserFuzzTarget: String, CaseIterable, Sendable {
     private static func restoreMarker(_ bytes: [UInt8]) -> Outcome {
         // RestoreMarker.read treats an undecodable marker as none; decoding must still not trap.
         (try? JSONDecoder().decode(RestoreMarker.self, from: Data(bytes))) == nil ? .rejected("not a restore marker") : .accepted
+    }
+
+    private static func protocolFrames(_ bytes: [UInt8]) throws -> Outcome {
+        func decode(chunk: Int) -> Result<[Frame], any Error> {
+            result {
+                var decoder = FrameDecoder(peer: "fuzz")
+                var frames: [Frame] = []
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(bytes.count, offset + chunk)
+                    decoder.feed(bytes[offset..<end])
+                    offset = end
+                    while let frame = try decoder.next() { frames.append(frame) }
+                }
+                return frames
+            }
+        }
+        let whole = decode(chunk: Int.max / 2)
+        try same(whole, decode(chunk: 3), "protocol frames decoded whole and in 3-byte pieces")
+        guard let frames = try whole.value() else { return .rejected(whole.rejection) }
+        // What was decoded encodes to the bytes it came from (the trailing partial frame aside).
+        let encoded = frames.flatMap { $0.encoded() }
+        guard Array(bytes.prefix(encoded.count)) == encoded else { throw Finding(description: "decoded frames encode to other bytes") }
+        var accepted = frames.isEmpty ? false : true
+        for frame in frames {
+            let outcome = try parse {
+                switch frame.type {
+                case .hello: _ = try Greeting(frame, peer: "fuzz").agree(with: Greeting(role: .agent), peerName: "fuzz")
+                case .request, .result: _ = try Fields(decoding: frame.payload, what: "a frame", peer: "fuzz")
+                case .error: _ = try RemoteError(frame, peer: "fuzz")
+                case .credit: _ = Credit(frame)
+                case .data, .cancel, .ping, .pong: break
+                }
+            }
+            if outcome != .accepted { accepted = false }
+        }
+        return accepted ? .accepted : .rejected("a payload was refused")
     }
 
     // MARK: - Helpers
