@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSSL", pkgConfig: "libssl", providers: [.apt(["libssl-dev"])]),
         // CPQ has declarations only: libpq is loaded with dlopen by the commands that connect
         // (Sources/PGKeep/Postgres/LibPQ.swift), so neither a link directive nor pkg-config (whose
         // flags would link it).
@@ -42,7 +43,7 @@ let package = Package(
         .target(
             name: "PGKeepCore",
             dependencies: ["CZstd", "CLZ4", "CCrypto", "CXXHash", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz", "Protocol"],
+            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz", "Protocol", "Transport"],
             sources: ["Errors", "Support", "IO", "Storage"]
         ),
         // The remote protocol's wire format (protocol.md): frames, fields, greeting, errors. Only
@@ -51,6 +52,12 @@ let package = Package(
             name: "PGKeepProtocol",
             dependencies: ["PGKeepCore"],
             path: "Sources/PGKeep/Protocol"
+        ),
+        // The protocol's transport (protocol.md §7): TCP and TLS 1.3 with libssl, wrapped here once.
+        .target(
+            name: "PGKeepTransport",
+            dependencies: ["PGKeepCore", "PGKeepProtocol", "CSSL"],
+            path: "Sources/PGKeep/Transport"
         ),
         .target(
             name: "PGKeepPostgres",
@@ -73,7 +80,7 @@ let package = Package(
                 "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz", "Protocol"],
+            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz", "Protocol", "Transport"],
             sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"]
         ),
         .target(
@@ -106,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "PGKeepProtocol", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "PGKeepProtocol", "PGKeepTransport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IntegrationTests",

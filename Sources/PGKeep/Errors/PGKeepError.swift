@@ -98,6 +98,14 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case protocolInvalid = 80
     /// The peer speaks another major version of the protocol.
     case protocolVersion = 81
+    /// The TLS handshake or session was refused: a certificate not signed by the configured CA,
+    /// expired, missing, or not naming the host; a peer without TLS 1.3.
+    case tlsRefused = 82
+    /// The agent cannot be reached, the connection broke, or the peer fell silent for longer
+    /// than the timeout.
+    case remoteUnreachable = 83
+    /// A certificate, key or CA file that cannot be loaded, or a key that is not the certificate's.
+    case tlsConfig = 84
 
     // Anything else: 90-99
     case interrupted = 90
@@ -151,6 +159,9 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .timelineDiverged: return "timeline-diverged"
         case .protocolInvalid: return "protocol-invalid"
         case .protocolVersion: return "protocol-version"
+        case .tlsRefused: return "tls-refused"
+        case .remoteUnreachable: return "remote-unreachable"
+        case .tlsConfig: return "tls-config"
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
         case .repairNotNeeded: return "repair-not-needed"
@@ -234,7 +245,7 @@ public struct PGKeepError: Error, CustomStringConvertible, Sendable {
     }
 
     /// `'name' (uid N)` of the effective user, looked up once (getpwuid is not thread-safe).
-    static let runningUser: String = {
+    package static let runningUser: String = {
         let uid = geteuid()
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
         return "'\(String(cString: name))' (uid \(uid))"
