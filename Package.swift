@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "PGKeepCore",
             dependencies: ["CZstd", "CLZ4", "CCrypto", "CXXHash", "CLinux", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz", "Protocol", "Transport"],
+            path: "Sources/PGKeep", exclude: ["Postgres", "Repository", "Mover", "Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza", "Config", "Fuzz", "Protocol", "Transport", "Agent"],
             sources: ["Errors", "Support", "IO", "Storage"]
         ),
         // The remote protocol's wire format (protocol.md): frames, fields, greeting, errors. Only
@@ -58,6 +58,12 @@ let package = Package(
             name: "PGKeepTransport",
             dependencies: ["PGKeepCore", "PGKeepProtocol", "CSSL"],
             path: "Sources/PGKeep/Transport"
+        ),
+        // `pgkeep server`, the agent: accepts, authenticates, authorizes and serves requests.
+        .target(
+            name: "PGKeepAgent",
+            dependencies: ["PGKeepCore", "PGKeepProtocol", "PGKeepTransport"],
+            path: "Sources/PGKeep/Agent"
         ),
         .target(
             name: "PGKeepPostgres",
@@ -80,7 +86,7 @@ let package = Package(
                 "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz", "Protocol", "Transport"],
+            path: "Sources/PGKeep", exclude: ["Errors", "Support", "IO", "Storage", "Postgres", "Repository", "Mover", "Config", "Fuzz", "Protocol", "Transport", "Agent"],
             sources: ["Archive", "Backup", "Restore", "Verify", "Expire", "Info", "Stanza"]
         ),
         .target(
@@ -96,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "pgkeep",
             dependencies: [
-                "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig",
+                "PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepEngine", "PGKeepConfig", "PGKeepProtocol", "PGKeepTransport", "PGKeepAgent",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -113,11 +119,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PGKeepTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "PGKeepProtocol", "PGKeepTransport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepFuzz", "PGKeepProtocol", "PGKeepTransport", "PGKeepAgent", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["PGKeepCore", "PGKeepPostgres", "PGKeepRepository", "PGKeepMover", "PGKeepEngine", "PGKeepConfig", "PGKeepProtocol", "PGKeepTransport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ]
 )

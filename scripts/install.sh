@@ -35,6 +35,7 @@ install -m 0644 "$here/dist/pgkeep.conf.example" "$root$confdir/pgkeep.conf.exam
 substitute() { sed -e "s#@BINDIR@#$bindir#g" -e "s#@SYSCONFDIR@#$sysconfdir#g" "$1" >"$2"; chmod 0644 "$2"; }
 substitute "$here/dist/systemd/pgkeep-backup@.service" "$root$unitdir/pgkeep-backup@.service"
 substitute "$here/dist/systemd/pgkeep-backup@.timer" "$root$unitdir/pgkeep-backup@.timer"
+substitute "$here/dist/systemd/pgkeep-server.service" "$root$unitdir/pgkeep-server.service"
 for type in full diff incr; do
     install -d "$root$unitdir/pgkeep-backup@$type.timer.d"
     install -m 0644 "$here/dist/systemd/pgkeep-backup@$type.timer.d/schedule.conf" "$root$unitdir/pgkeep-backup@$type.timer.d/schedule.conf"

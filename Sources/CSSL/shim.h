@@ -77,6 +77,11 @@ static inline void pgkeep_ssl_ctx_verify_peer(SSL_CTX *ctx, int require) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), pgkeep_verify_callback);
 }
 
+// No verification of the peer (server-ping without a CA file: it only asks whether an agent runs).
+static inline void pgkeep_ssl_ctx_verify_none(SSL_CTX *ctx) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+}
+
 static inline int pgkeep_ssl_record_failures(SSL *ssl, pgkeep_verify_failure *failure) {
     return SSL_set_ex_data(ssl, 0, failure);
 }

@@ -69,6 +69,8 @@ enum CLI {
             case .expire: try ExpireCommand.run(context)
             case .info: try InfoCommand.run(context)
             case .annotate: try AnnotateCommand.run(context)
+            case .server: try ServerCommand.run(context)
+            case .serverPing: try ServerPingCommand.run(context)
             case .stop: try StopCommand.run(context)
             case .start: try StartCommand.run(context)
             case .version: print(config.string(.output) == "num" ? "\(PGKeepVersion.number)" : "pgkeep \(PGKeepVersion.current)")

@@ -15,13 +15,17 @@ struct InstallTests {
         #expect(result.stdout.contains("installed pgkeep"), "\(result)")
         for file in ["usr/bin/pgkeep", "usr/share/man/man1/pgkeep.1", "usr/share/bash-completion/completions/pgkeep",
                      "usr/share/zsh/site-functions/_pgkeep", "etc/pgkeep/pgkeep.conf.example", "etc/pgkeep/pgkeep-backup.env",
-                     "units/pgkeep-backup@.service", "units/pgkeep-backup@.timer", "units/pgkeep-backup@full.timer.d/schedule.conf"] {
+                     "units/pgkeep-backup@.service", "units/pgkeep-backup@.timer", "units/pgkeep-backup@full.timer.d/schedule.conf",
+                     "units/pgkeep-server.service"] {
             #expect(root.exists(file), "\(file) installed")
         }
         #expect(try Shell.run(root.path("usr/bin/pgkeep"), ["version"]).check().stdout.hasPrefix("pgkeep "))
         let service = String(decoding: try root.read("units/pgkeep-backup@.service") ?? [], as: UTF8.self)
         #expect(service.contains("ExecStart=\(root.path("usr"))/bin/pgkeep backup --type=%i") && !service.contains("@BINDIR@"), "\(service)")
         #expect(service.contains("EnvironmentFile=\(root.path("etc"))/pgkeep/pgkeep-backup.env"), "\(service)")
+        let server = String(decoding: try root.read("units/pgkeep-server.service") ?? [], as: UTF8.self)
+        #expect(server.contains("ExecStart=\(root.path("usr"))/bin/pgkeep --config=\(root.path("etc"))/pgkeep/pgkeep.conf server")
+                && server.contains("ExecReload=/bin/kill -HUP $MAINPID"), "\(server)")
 
         // The example config is one every command accepts as it is.
         let info = try Shell.run(root.path("usr/bin/pgkeep"), ["--config=\(root.path("etc/pgkeep/pgkeep.conf.example"))", "--repo1-path=\(root.path("repo"))",

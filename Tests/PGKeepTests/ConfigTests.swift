@@ -466,6 +466,7 @@ struct ConfigAccessorTests {
         #expect(OptionDefinition.isSecret(name: "repo1-cipher-pass"))
         #expect(OptionDefinition.isSecret(name: "repo1-s3-key-secret"))
         #expect(!OptionDefinition.isSecret(name: "repo1-path"))
+        #expect(!OptionDefinition.isSecret(name: "tls-server-key-file"), "a path to a key is not the key")
         #expect(OptionTable.definitions.values.allSatisfy { !$0.isSecret })
     }
 }

@@ -19,6 +19,8 @@ public enum CommandName: String, CaseIterable, Sendable {
     case expire
     case info
     case annotate
+    case server
+    case serverPing = "server-ping"
     case stop
     case start
     case version
@@ -40,6 +42,8 @@ public enum CommandName: String, CaseIterable, Sendable {
         case .expire: return "remove backups and WAL that fall outside the retention settings"
         case .info: return "show the backups and WAL archive held in the repository"
         case .annotate: return "add, change or remove the notes (--annotation) of a backup"
+        case .server: return "run the agent: serve this host's clusters and repository to pgkeep on other hosts over TLS (protocol.md)"
+        case .serverPing: return "ask whether an agent answers at a host (TLS, no client certificate needed)"
         case .stop: return "stop backup, archive-push, expire and the stanza commands for a stanza (or all) on this host"
         case .start: return "allow again what 'stop' stopped"
         case .version: return "print the pgkeep version"
@@ -62,8 +66,10 @@ public enum CommandName: String, CaseIterable, Sendable {
             ]
         case .help:
             return [PositionalArgument(name: "command", summary: "the command to explain", isOptional: true)]
+        case .serverPing:
+            return [PositionalArgument(name: "host", summary: "the agent's host (default: --tls-server-address)", isOptional: true)]
         case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .restore, .verify, .expire,
-             .info, .annotate, .stop, .start, .version:
+             .info, .annotate, .server, .stop, .start, .version:
             return []
         }
     }
@@ -80,13 +86,13 @@ public enum CommandName: String, CaseIterable, Sendable {
              .restore, .verify, .expire, .annotate:
             return .required
         case .info, .stop, .start: return .optional
-        case .version, .help: return .notAccepted
+        case .version, .help, .server, .serverPing: return .notAccepted
         }
     }
 
     /// The commands that work on a cluster or a repository: everything except `version` and `help`.
     /// They share the general options (config file, log level, lock path, repository).
-    public static let operational: Set<CommandName> = Set(allCases.filter { $0.stanzaUse != .notAccepted })
+    public static let operational: Set<CommandName> = Set(allCases.filter { $0 != .version && $0 != .help })
 }
 
 /// One positional argument of a command, for validation and the usage line.
@@ -120,7 +126,7 @@ extension CommandName {
     /// it proves (its own `verify.state` has no writer features).
     public var repositoryAccess: RepositoryAccess {
         switch self {
-        case .restore, .archiveGet, .info, .verify, .stop, .start, .version, .help: return .read
+        case .restore, .archiveGet, .info, .verify, .stop, .start, .version, .help, .server, .serverPing: return .read
         case .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .stanzaDelete, .check, .backup, .archivePush, .expire, .annotate: return .write
         }
     }
@@ -131,7 +137,7 @@ extension CommandName {
     public var isStoppable: Bool {
         switch self {
         case .backup, .archivePush, .expire, .stanzaCreate, .stanzaRepair, .stanzaUpgrade, .annotate: return true
-        case .stanzaDelete, .check, .archiveGet, .restore, .verify, .info, .stop, .start, .version, .help: return false
+        case .stanzaDelete, .check, .archiveGet, .restore, .verify, .info, .stop, .start, .version, .help, .server, .serverPing: return false
         }
     }
 }

@@ -34,7 +34,7 @@ enum ForeignOptions {
     private static let prefixes: [(String, String)] = [
         ("repo1-s3-", objectStorage), ("repo1-azure-", objectStorage), ("repo1-gcs-", objectStorage),
         ("repo1-sftp-", objectStorage), ("repo1-storage-", objectStorage), ("repo1-host", remote),
-        ("pg1-host", remote), ("tls-server-", remote), ("tcp-keep-alive", remote),
+        ("pg1-host", remote), ("tcp-keep-alive", remote),
     ]
 
     private static let notImplemented: [String: String] = [
@@ -49,7 +49,6 @@ enum ForeignOptions {
         "repo1-retention-history": later,
         "cmd-ssh": remote,
         "compress-level-network": remote,
-        "protocol-timeout": remote,
         "io-timeout": later,
         "db-timeout": later,
         "sck-keep-alive": remote,

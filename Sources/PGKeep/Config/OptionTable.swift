@@ -76,6 +76,13 @@ public enum OptionName: String, CaseIterable, Sendable, Comparable {
     case dryRun = "dry-run"
     case sinceLast = "since-last"
     case annotation
+    case tlsServerAddress = "tls-server-address"
+    case tlsServerPort = "tls-server-port"
+    case tlsServerCertFile = "tls-server-cert-file"
+    case tlsServerKeyFile = "tls-server-key-file"
+    case tlsServerCAFile = "tls-server-ca-file"
+    case tlsServerAuth = "tls-server-auth"
+    case protocolTimeout = "protocol-timeout"
 
     /// Orders options as the table declares them, for help and log lines.
     public static func < (lhs: OptionName, rhs: OptionName) -> Bool {
@@ -224,7 +231,9 @@ public struct OptionDefinition: Sendable {
 
     /// Whether an option called `name` holds a secret: its name contains `pass`, `key` or `secret`.
     public static func isSecret(name: String) -> Bool {
-        name.contains("pass") || name.contains("key") || name.contains("secret")
+        // A `-file` option names where a secret is (`tls-server-key-file`): the path is shown.
+        guard !name.hasSuffix("-file") else { return false }
+        return name.contains("pass") || name.contains("key") || name.contains("secret")
     }
 }
 
@@ -289,6 +298,8 @@ public enum OptionTable {
         case .repo1RetentionFull, .repo1RetentionFullType, .repo1RetentionDiff, .repo1RetentionArchive,
              .repo1RetentionArchiveType, .expireAuto, .dryRun, .sinceLast, .annotation:
             return maintenance(name)
+        case .tlsServerAddress, .tlsServerPort, .tlsServerCertFile, .tlsServerKeyFile, .tlsServerCAFile, .tlsServerAuth, .protocolTimeout:
+            return remote(name)
         }
     }
 
@@ -516,6 +527,37 @@ public enum OptionTable {
                                                 .stop: "also terminate (SIGTERM) the backup, expire or asynchronous archive-push running now"])
         default:
             preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.restore")
+        }
+    }
+
+    /// The agent (`pgkeep server`) and reaching it (protocol.md).
+    private static func remote(_ name: OptionName) -> OptionDefinition {
+        switch name {
+        case .tlsServerAddress:
+            return OptionDefinition(name, .string, default: .value("localhost"), commands: [.server, .serverPing],
+                                    summary: "address the agent listens on (a name, an IP address, or * for all of this host's)",
+                                    summaries: [.serverPing: "the agent to ping, when no host is given"])
+        case .tlsServerPort:
+            return OptionDefinition(name, .int(1...65535), default: .value("8432"), commands: [.server, .serverPing],
+                                    summary: "TCP port the agent listens on")
+        case .tlsServerCertFile:
+            return OptionDefinition(name, .path, commands: [.server], requiredFor: [.server],
+                                    summary: "the agent's certificate (PEM, with its chain), which clients check against their CA and their host name")
+        case .tlsServerKeyFile:
+            return OptionDefinition(name, .path, commands: [.server], requiredFor: [.server],
+                                    summary: "the private key of --tls-server-cert-file (PEM), readable by the agent's user only")
+        case .tlsServerCAFile:
+            return OptionDefinition(name, .path, commands: [.server, .serverPing], requiredFor: [.server],
+                                    summary: "the CA that must have signed every client's certificate (PEM)",
+                                    summaries: [.serverPing: "verify the agent's certificate against this CA (without it, server-ping only asks whether an agent answers)"])
+        case .tlsServerAuth:
+            return OptionDefinition(name, .map(.string), commands: [.server],
+                                    summary: "<client CN>=<stanza>[,<stanza>...] or =*: the stanzas a client whose certificate has that common name may work on; once per client name (no entry: no client may do more than ping)")
+        case .protocolTimeout:
+            return OptionDefinition(name, .seconds(0.1...86400), default: .value("60"), commands: [.server, .serverPing],
+                                    summary: "seconds a peer may stay silent (handshake, greeting, reads) before the connection is given up")
+        default:
+            preconditionFailure("option '\(name.rawValue)' has no row in OptionTable.remote")
         }
     }
 

@@ -106,6 +106,9 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case remoteUnreachable = 83
     /// A certificate, key or CA file that cannot be loaded, or a key that is not the certificate's.
     case tlsConfig = 84
+    /// The agent refused a request: the client presented no certificate, or its certificate's
+    /// name is not authorized for the stanza (`--tls-server-auth`).
+    case remoteDenied = 85
 
     // Anything else: 90-99
     case interrupted = 90
@@ -162,6 +165,7 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .tlsRefused: return "tls-refused"
         case .remoteUnreachable: return "remote-unreachable"
         case .tlsConfig: return "tls-config"
+        case .remoteDenied: return "remote-denied"
         case .verifyFailed: return "verify-failed"
         case .expireRefused: return "expire-refused"
         case .repairNotNeeded: return "repair-not-needed"

@@ -17,15 +17,34 @@ public final class TLSContext: @unchecked Sendable {  // @unchecked: an SSL_CTX 
     /// The CA file, for hints.
     public let caFile: String
 
-    public init(side: Side, certificate: String, key: String, ca: String) throws(PGKeepError) {
+    /// - Parameters:
+    ///   - certificate, key: this side's; a client without them can only ping (server-ping).
+    ///   - ca: the CA the peer's certificate must be signed by; nil (a client only): the peer is
+    ///     not verified, for server-ping asking whether an agent runs.
+    ///   - requirePeerCertificate: a server refuses a client without a certificate in the
+    ///     handshake; the agent does not, and lets such a client only ping.
+    public init(side: Side, certificate: String?, key: String?, ca: String?, requirePeerCertificate: Bool = true) throws(PGKeepError) {
         guard let context = SSL_CTX_new(side == .server ? TLS_server_method() : TLS_client_method()) else {
             throw Self.failure("unable to create a TLS context", hint: nil)
         }
         self.context = context
         self.side = side
-        caFile = ca
+        caFile = ca ?? "(none)"
         guard pgkeep_ssl_ctx_tls13_only(context) == 1 else { throw Self.failure("unable to restrict TLS to version 1.3", hint: nil) }
         pgkeep_ssl_ctx_auto_retry(context)
+        if let certificate, let key { try use(certificate: certificate, key: key) }
+        guard let ca else {
+            precondition(side == .client, "an agent always verifies its clients")
+            pgkeep_ssl_ctx_verify_none(context)
+            return
+        }
+        guard SSL_CTX_load_verify_locations(context, ca, nil) == 1 else {
+            throw Self.failure("unable to load the CA file '\(ca)'", hint: "the file must hold the PEM certificate(s) of the CA that signs the peers' certificates")
+        }
+        pgkeep_ssl_ctx_verify_peer(context, requirePeerCertificate ? 1 : 0)
+    }
+
+    private func use(certificate: String, key: String) throws(PGKeepError) {
         guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
             throw Self.failure("unable to load the certificate '\(certificate)'", hint: "the file must hold a PEM certificate (and its chain) readable by \(PGKeepError.runningUser)")
         }
@@ -35,11 +54,6 @@ public final class TLSContext: @unchecked Sendable {  // @unchecked: an SSL_CTX 
         guard SSL_CTX_check_private_key(context) == 1 else {
             throw Self.failure("the private key '\(key)' does not belong to the certificate '\(certificate)'", hint: "give the key the certificate was made for")
         }
-        guard SSL_CTX_load_verify_locations(context, ca, nil) == 1 else {
-            throw Self.failure("unable to load the CA file '\(ca)'", hint: "the file must hold the PEM certificate(s) of the CA that signs the peers' certificates")
-        }
-        // Both directions are authenticated: the agent requires a client certificate.
-        pgkeep_ssl_ctx_verify_peer(context, 1)
     }
 
     deinit { SSL_CTX_free(context) }
