@@ -322,21 +322,8 @@ public struct InfoReport {
             }
             result.repository.size += catalog.storedBytes
         }
-        for summary in backupInfo.backups.sorted(by: { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }) {
-            result.backup.append(.init(
-                label: summary.label.text, type: summary.type.rawValue, prior: summary.prior?.text,
-                reference: summary.references.isEmpty ? nil : summary.references.map(\.text),
-                timestamp: .init(start: summary.timestampStart, stop: summary.timestampStop),
-                lsn: .init(start: summary.lsnStart.description, stop: summary.lsnStop.description),
-                archive: .init(start: summary.walStart, stop: summary.walStop),
-                info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
-                            repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize,
-                                              sizeMap: summary.repoSizeMap, deltaMap: summary.repoDeltaMap)),
-                database: ["id": summary.databaseID, "repo-key": 1], timeline: summary.timeline, fileCount: summary.fileCount,
-                compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
-                pageChecksumErrors: summary.pageChecksumErrors ?? 0, annotation: summary.annotation,
-                backrest: .init(format: backupInfo.format, version: summary.pgkeepVersion)))
-        }
+        result.backup = backupInfo.backups.sorted(by: { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) })
+            .map { Self.row($0, format: backupInfo.format) }
         if let set {
             result.backup = result.backup.filter { $0.label == set.text }
             if result.backup.isEmpty {
@@ -352,6 +339,23 @@ public struct InfoReport {
             result.status = .init(code: StatusCode.noValidBackups, message: "no valid backups")
         }
         return result
+    }
+
+    /// One backup as the JSON and text forms show it.
+    static func row(_ summary: BackupSummary, format: Int) -> Stanza.Backup {
+        Stanza.Backup(
+            label: summary.label.text, type: summary.type.rawValue, prior: summary.prior?.text,
+            reference: summary.references.isEmpty ? nil : summary.references.map(\.text),
+            timestamp: .init(start: summary.timestampStart, stop: summary.timestampStop),
+            lsn: .init(start: summary.lsnStart.description, stop: summary.lsnStop.description),
+            archive: .init(start: summary.walStart, stop: summary.walStop),
+            info: .init(size: summary.size, delta: summary.sizeDelta ?? summary.size,
+                        repository: .init(size: summary.repoSizeTotal ?? summary.repoSize, delta: summary.repoSize,
+                                          sizeMap: summary.repoSizeMap, deltaMap: summary.repoDeltaMap)),
+            database: ["id": summary.databaseID, "repo-key": 1], timeline: summary.timeline, fileCount: summary.fileCount,
+            compressType: summary.compressType.rawValue, error: (summary.pageChecksumErrors ?? 0) > 0,
+            pageChecksumErrors: summary.pageChecksumErrors ?? 0, annotation: summary.annotation,
+            backrest: .init(format: format, version: summary.pgkeepVersion))
     }
 
     /// What `--set` adds from the backup's manifest: its databases, tablespaces and links.

@@ -246,26 +246,7 @@ final class BlockWorker {
             for (index, block) in map.blocks.enumerated() {
                 let reference = map.references[Int(block.reference)]
                 let objectPath = try layout.blockObject(label: reference.label, name: job.name)
-                var entry: (reader: StorageReader, path: StoragePath, position: UInt64)
-                if let open = readers[Int(block.reference)], open.position <= block.offset,
-                   block.offset - open.position <= storage.rangedReadGap {
-                    entry = open
-                } else {
-                    // First use of the object, a large gap (blocks that did not change are in
-                    // another reference), or an earlier block: a ranged read from the block on.
-                    guard let reader = try storage.openRead(objectPath, range: block.offset..<UInt64.max) else {
-                        throw PGKeepError(.fileMissing, "stored block object '\(storage.describe(objectPath))' is missing from the repository",
-                                          hint: hint)
-                    }
-                    entry = (reader, objectPath, block.offset)
-                }
-                // Read through a small gap to the block.
-                while entry.position < block.offset {
-                    let want = Int(min(UInt64(skipBuffer.count), block.offset - entry.position))
-                    let n = try entry.reader.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer.bytes[0..<want]))
-                    if n == 0 { throw truncated(objectPath, hint) }
-                    entry.position += UInt64(n)
-                }
+                var entry = try positionedReader(readers[Int(block.reference)], at: block.offset, in: objectPath, hint: hint)
                 check.count = 0
                 // The reassembled file's SHA-256 is compared with the manifest before it is kept,
                 // so the codec's frame checksum may be skipped.
@@ -300,6 +281,30 @@ final class BlockWorker {
         try Self.applyAttributes(on: host, destination, mode: job.mode, uid: job.ownerUID, gid: job.ownerGID, mtime: job.mtime)
         try deferredSyncs.add(sink)
         return .restored(size: job.size)
+    }
+
+    /// A reader of `objectPath` at `offset`: the one already open on it when the block lies a
+    /// small gap ahead (read through), otherwise a ranged read from the block on (the first use of
+    /// the object, a large gap where unchanged blocks are in another reference, or an earlier block).
+    private func positionedReader(_ open: (reader: StorageReader, path: StoragePath, position: UInt64)?, at offset: UInt64,
+                                  in objectPath: StoragePath, hint: String) throws -> (reader: StorageReader, path: StoragePath, position: UInt64) {
+        var entry: (reader: StorageReader, path: StoragePath, position: UInt64)
+        if let open, open.position <= offset, offset - open.position <= storage.rangedReadGap {
+            entry = open
+        } else {
+            guard let reader = try storage.openRead(objectPath, range: offset..<UInt64.max) else {
+                throw PGKeepError(.fileMissing, "stored block object '\(storage.describe(objectPath))' is missing from the repository",
+                                  hint: hint)
+            }
+            entry = (reader, objectPath, offset)
+        }
+        while entry.position < offset {
+            let want = Int(min(UInt64(skipBuffer.count), offset - entry.position))
+            let n = try entry.reader.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer.bytes[0..<want]))
+            if n == 0 { throw truncated(objectPath, hint) }
+            entry.position += UInt64(n)
+        }
+        return entry
     }
 
     /// Gives a restored (or kept) file the manifest's mode, owner (when restoring as root) and
