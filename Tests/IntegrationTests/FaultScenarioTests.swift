@@ -82,9 +82,18 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("backup.info lists a backup whose manifest and copy are gone: restore of the latest stops with backup-missing naming its directory and hinting at the older backup, verify names the manifest; the older backup restores exactly; an incr on it is refused naming the prior, a full succeeds")
-    func listedBackupWithoutManifest() async throws {
-        try await withScratch { scratch in
+    /// A full and an incr backup, a commit after both archived, the cluster stopped; then the
+    /// incr's manifest and its copy moved aside while backup.info (sealed, intact) still lists it.
+    struct ListedWithoutManifest {
+        let stanza: TestStanza
+        let source: Cluster
+        let first: String
+        let second: String
+        let directory: String
+        let aside: String
+        let expected: ClusterDump
+
+        static func make(_ scratch: Scratch) async throws -> ListedWithoutManifest {
             let stanza = try TestStanza(scratch: scratch)
             var expected: ClusterDump?
             var first = "", second = ""
@@ -99,38 +108,50 @@ struct FaultScenarioTests {
                 try await cluster.switchWALAndWaitForArchive()
                 expected = try cluster.dumpAllDatabases()
             }
-            // The sealed backup.info is intact and still lists the second backup.
             let directory = stanza.repository + "/backup/main/" + second
             let aside = try scratch.directory("aside")
             for name in ["backup.manifest", "backup.manifest.copy"] {
                 try FileManager.default.moveItem(atPath: directory + "/" + name, toPath: aside + "/" + name)
             }
+            return ListedWithoutManifest(stanza: stanza, source: source, first: first, second: second, directory: directory,
+                                         aside: aside, expected: try #require(expected))
+        }
+    }
 
+    @Test("backup.info lists a backup whose manifest and copy are gone: restore of the latest stops with backup-missing naming its directory and hinting at the older backup, writing nothing; verify names the manifest")
+    func listedBackupWithoutManifestIsRefused() async throws {
+        try await withScratch { scratch in
+            let setup = try await ListedWithoutManifest.make(scratch)
             let target = scratch.path("refused")
-            let refused = try stanza.restore(into: target)
+            let refused = try setup.stanza.restore(into: target)
             #expect(refused.status == Exit.backupMissing, "\(refused)")
-            #expect(refused.stderr.contains(directory), "names the backup's directory: \(refused.stderr)")
-            #expect(refused.stderr.contains("--set=\(first)"), "hints at the backup that can still be restored: \(refused.stderr)")
+            #expect(refused.stderr.contains(setup.directory), "names the backup's directory: \(refused.stderr)")
+            #expect(refused.stderr.contains("--set=\(setup.first)"), "hints at the backup that can still be restored: \(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: target), "nothing written")
-            let verify = try stanza.run(["verify", "--output=json"])
+            let verify = try setup.stanza.run(["verify", "--output=json"])
             #expect(verify.status == Exit.verifyFailed, "\(verify)")
-            #expect(verify.stdout.contains("backup/main/\(second)/backup.manifest"), "\(verify.stdout)")
+            #expect(verify.stdout.contains("backup/main/\(setup.second)/backup.manifest"), "\(verify.stdout)")
+        }
+    }
 
-            // Nothing else was lost: the first backup and the WAL after it recover every commit.
-            let restored = try await FaultTests.restoreAndRecover(stanza, scratch: scratch, name: "first", set: first)
-            #expect(restored.difference(from: try #require(expected)) == nil)
+    @Test("with a listed backup's manifest gone, nothing else is lost: the older backup restores exactly, an incr on the damaged one is refused naming it, a full succeeds, and verify is clean once the manifest is back")
+    func listedBackupWithoutManifestLosesNothingElse() async throws {
+        try await withScratch { scratch in
+            let setup = try await ListedWithoutManifest.make(scratch)
+            let restored = try await FaultTests.restoreAndRecover(setup.stanza, scratch: scratch, name: "first", set: setup.first)
+            #expect(restored.difference(from: setup.expected) == nil)
             // An incr now has the damaged backup as its newest prior; pgkeep must not build on a
             // backup it cannot read. A full backup always works.
-            try await withCluster(source) { cluster in
-                let incr = try stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--type=incr", "--start-fast"])
+            try await withCluster(setup.source) { cluster in
+                let incr = try setup.stanza.run(TestStanza.clusterOptions(cluster) + ["backup", "--type=incr", "--start-fast"])
                 #expect(incr.status == Exit.backupMissing, "\(incr)")
-                #expect(incr.stderr.contains("prior backup \(second)") && incr.stderr.contains(directory), "\(incr.stderr)")
-                try stanza.backup(cluster, ["--type=full"])
+                #expect(incr.stderr.contains("prior backup \(setup.second)") && incr.stderr.contains(setup.directory), "\(incr.stderr)")
+                try setup.stanza.backup(cluster, ["--type=full"])
             }
             for name in ["backup.manifest", "backup.manifest.copy"] {
-                try FileManager.default.moveItem(atPath: aside + "/" + name, toPath: directory + "/" + name)
+                try FileManager.default.moveItem(atPath: setup.aside + "/" + name, toPath: setup.directory + "/" + name)
             }
-            let clean = try stanza.run(["verify"])
+            let clean = try setup.stanza.run(["verify"])
             #expect(clean.status == 0, "\(clean)")
         }
     }
