@@ -481,48 +481,70 @@ struct FaultScenarioTests {
         }
     }
 
-    @Test("two hosts sharing a repository: while host A's backup holds the repository lease, host B's backup and expire (other flocks) fail with 63 naming the lease and host A, also past the lease duration thanks to renewal; A's backup removes the lease on its error path; then B's backup and expire succeed, verify is clean and the restore is exact")
-    func twoHostsShareRepository() async throws {
+    /// Two hosts on one repository, host A's backup holding the repository lease while it waits
+    /// (archiving broken) for WAL that never comes; `during` runs while it does, past the lease
+    /// duration. Returns A's result once its backup gave up.
+    static func whileHostAHoldsTheLease(_ hostA: TestStanza, _ source: Cluster, lease: [String],
+                                        during: () async throws -> Void) async throws -> ShellResult {
+        _ = try source.psql("alter system set archive_command = 'false'")
+        _ = try source.psql("select pg_reload_conf()")
+        try await Task.sleep(for: .milliseconds(500))
+        let options = TestStanza.clusterOptions(source)
+        let slow = Task.detached {
+            try hostA.run(options + ["backup", "--start-fast", "--archive-timeout=12"] + lease + hostA.leaseOptions)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline, !FileManager.default.fileExists(atPath: hostA.leasePath) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // Longer than the 3 s lease: only A's renewals keep it live.
+        try await Task.sleep(for: .seconds(4))
+        try await during()
+        let result = try await slow.value
+        _ = try source.psql("alter system set archive_command = \(quoteLiteral(hostA.archiveCommand))")
+        _ = try source.psql("select pg_reload_conf()")
+        return result
+    }
+
+    @Test("two hosts sharing a repository: while host A's backup holds the repository lease, host B's backup and expire (other flocks) fail with 63 naming the lease and host A, also past the lease duration thanks to renewal")
+    func secondHostRefusedWhileTheLeaseIsHeld() async throws {
         try await withScratch { scratch in
             let hostA = try TestStanza(scratch: scratch, host: "host-a")
             let hostB = try TestStanza(scratch: scratch, host: "host-b")
             let short = ["--lock-lease=3"]
-            var expected: ClusterDump?
             try await withCluster(name: "source", scratch: scratch, archiveCommand: hostA.archiveCommand) { source in
                 try hostA.create(source)
                 _ = try source.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
                 try hostA.backup(source, hostA.leaseOptions)
                 #expect(!FileManager.default.fileExists(atPath: hostA.leasePath), "a finished backup leaves no lease")
+                _ = try await Self.whileHostAHoldsTheLease(hostA, source, lease: short) {
+                    let backup = try hostB.run(TestStanza.clusterOptions(source) + ["backup", "--start-fast"] + short + hostB.leaseOptions)
+                    let expire = try hostB.run(["expire", "--repo1-retention-full=1"] + short + hostB.leaseOptions)
+                    for refused in [backup, expire] {
+                        #expect(refused.status == Exit.lockHeld, "\(refused)")
+                        #expect(refused.stderr.contains(hostA.leasePath) && refused.stderr.contains("host 'host-a'")
+                                && refused.stderr.contains("command 'backup'") && refused.stderr.contains("HINT"), "\(refused.stderr)")
+                    }
+                }
+            }
+        }
+    }
 
-                // Archiving broken: A's backup holds the lease while it waits for its WAL.
-                _ = try source.psql("alter system set archive_command = 'false'")
-                _ = try source.psql("select pg_reload_conf()")
-                try await Task.sleep(for: .milliseconds(500))
-                let options = TestStanza.clusterOptions(source)
-                let slow = Task.detached {
-                    try hostA.run(options + ["backup", "--start-fast", "--archive-timeout=12"] + short + hostA.leaseOptions)
-                }
-                let clock = ContinuousClock()
-                let deadline = clock.now + .seconds(20)
-                while clock.now < deadline, !FileManager.default.fileExists(atPath: hostA.leasePath) {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                // Longer than the 3 s lease: only A's renewals keep it live.
-                try await Task.sleep(for: .seconds(4))
-                let backup = try hostB.run(options + ["backup", "--start-fast"] + short + hostB.leaseOptions)
-                let expire = try hostB.run(["expire", "--repo1-retention-full=1"] + short + hostB.leaseOptions)
-                for refused in [backup, expire] {
-                    #expect(refused.status == Exit.lockHeld, "\(refused)")
-                    #expect(refused.stderr.contains(hostA.leasePath) && refused.stderr.contains("host 'host-a'")
-                            && refused.stderr.contains("command 'backup'") && refused.stderr.contains("HINT"), "\(refused.stderr)")
-                }
-
-                let interrupted = try await slow.value
+    @Test("two hosts sharing a repository: host A's backup that fails while holding the lease removes it; then host B's backup and expire succeed, verify is clean and the restore is exact")
+    func leaseReleasedOnFailureLetsTheSecondHostWork() async throws {
+        try await withScratch { scratch in
+            let hostA = try TestStanza(scratch: scratch, host: "host-a")
+            let hostB = try TestStanza(scratch: scratch, host: "host-b")
+            var expected: ClusterDump?
+            try await withCluster(name: "source", scratch: scratch, archiveCommand: hostA.archiveCommand) { source in
+                try hostA.create(source)
+                _ = try source.psql("create table t as select g, md5(g::text) as v from generate_series(1, 20000) g")
+                try hostA.backup(source, hostA.leaseOptions)
+                let interrupted = try await Self.whileHostAHoldsTheLease(hostA, source, lease: ["--lock-lease=3"]) {}
                 #expect(interrupted.status == Exit.archiveTimeout, "\(interrupted)")
                 #expect(!FileManager.default.fileExists(atPath: hostA.leasePath), "the failed backup removed its lease")
 
-                _ = try source.psql("alter system set archive_command = \(quoteLiteral(hostA.archiveCommand))")
-                _ = try source.psql("select pg_reload_conf()")
                 _ = try source.psql("update t set v = 'after' where g % 5 = 0")
                 let second = try hostB.backup(source, hostB.leaseOptions)
                 try hostB.check(["expire", "--repo1-retention-full=1"] + hostB.leaseOptions)
