@@ -49,10 +49,7 @@ public struct BackupAnnotation {
                               hint: "run 'pgkeep --stanza=\(layout.stanza) info' to list the backups")
         }
         let path = try layout.manifest(label: label)
-        guard var manifest = try SealedFile.load(Manifest.self, from: path, in: storage, warn: log.warn) else {
-            throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
-                              hint: "the backup is damaged (see 'pgkeep --stanza=\(layout.stanza) verify')")
-        }
+        var manifest = try Manifest.load(label: label, layout: layout, storage: storage, warn: log.warn)
         let notes = Self.applying(options.changes, to: manifest.annotation ?? [:])
         manifest.annotation = notes.isEmpty ? nil : notes
         try lock.lease.confirm()

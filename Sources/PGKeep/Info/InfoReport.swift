@@ -360,10 +360,7 @@ public struct InfoReport {
 
     /// What `--set` adds from the backup's manifest: its databases, tablespaces and links.
     func detail(of label: BackupLabel, layout: RepositoryLayout) throws -> Stanza.Backup.Detail {
-        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: label), in: storage, warn: log.warn) else {
-            throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
-                              hint: "the backup is damaged (see 'pgkeep --stanza=\(layout.stanza) verify')")
-        }
+        let manifest = try Manifest.load(label: label, layout: layout, storage: storage, warn: log.warn)
         let tablespaces = manifest.targets.filter { $0.kind == .tablespace }.map { target in
             Stanza.Backup.Tablespace(name: target.tablespaceName ?? target.name, oid: target.tablespaceOID ?? 0, destination: target.path)
         }

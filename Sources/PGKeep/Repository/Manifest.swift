@@ -425,3 +425,17 @@ extension SHA256Digest: Codable {
 }
 
 extension CompressionType: Codable {}
+
+extension Manifest {
+    /// The manifest of backup `label` (or its copy), for a command that needs it: a listed backup
+    /// without one is `backupMissing` naming the backup's directory; `hint` says what to do
+    /// instead (restore: another backup).
+    public static func load(label: BackupLabel, layout: RepositoryLayout, storage: Storage, warn: (String) -> Void,
+                            hint: String? = nil) throws -> Manifest {
+        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: label), in: storage, warn: warn) else {
+            throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
+                              hint: hint ?? "the backup is damaged (see 'pgkeep --stanza=\(layout.stanza) verify')")
+        }
+        return manifest
+    }
+}

@@ -319,12 +319,10 @@ public struct RestorePlanning {
         let empty = ArchiveCatalog()
         let choice = try RestorePlanner.choose(backups: info.backups, request: request) { catalogs[archiveID($0)] ?? empty }
         let label = choice.backup.label
-        guard let manifest = try SealedFile.load(Manifest.self, from: try layout.manifest(label: label), in: storage, warn: log.warn) else {
-            throw PGKeepError(.backupMissing, "the manifest of backup \(label) is missing from '\(storage.describe(try layout.backupDirectory(label: label)))'",
-                              hint: "the backup is damaged (see 'pgkeep --stanza=\(stanza) verify'); restore another backup with --set"
-                                + (info.backups.filter { $0.label != label }.max { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
-                                    .map { ", e.g. --set=\($0.label)" } ?? ""))
-        }
+        let manifest = try Manifest.load(label: label, layout: layout, storage: storage, warn: log.warn,
+                                         hint: "the backup is damaged (see 'pgkeep --stanza=\(stanza) verify'); restore another backup with --set"
+                                            + (info.backups.filter { $0.label != label }.max { ($0.timestampStop, $0.label) < ($1.timestampStop, $1.label) }
+                                                .map { ", e.g. --set=\($0.label)" } ?? ""))
         guard manifest.backup.label == label else {
             throw PGKeepError(.repositoryInvalid, "the manifest in backup \(label) describes backup \(manifest.backup.label)")
         }
