@@ -94,7 +94,17 @@ public final class AgentServer: @unchecked Sendable {  // @unchecked: `current` 
             if AgentSignals.hangup.exchange(false, ordering: .acquiringAndReleasing) { reloadSettings() }
             var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             guard poll(&poller, 1, 250) > 0 else { continue }
-            guard let (fd, peer) = try? TCP.accept(listener) else { continue }
+            let accepted: (fd: Int32, peer: String)
+            do {
+                accepted = try TCP.accept(listener)
+            } catch {
+                // Out of descriptors (EMFILE) leaves the connection pending and poll readable: back
+                // off instead of spinning until a connection ends.
+                log.warn("\(error.message); retrying in a second")
+                Clock.sleep(seconds: 1)
+                continue
+            }
+            let (fd, peer) = accepted
             let context = state.withLock { current -> TLSContext in
                 current.connections += 1
                 return current.context
